@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Debian packages the tests and evaluations use. Installs only as root with apt-get
+# available and only what is missing; elsewhere it says what to install and carries on.
+set -u
+pkgs=()
+[ -d /usr/share/datasets/fashion-mnist ] || pkgs+=(dataset-fashion-mnist)
+[ -x /usr/bin/chromium ] || pkgs+=(chromium)
+[ ${#pkgs[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing Debian packages: ${pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null \
+    || echo "warning: apt-get install ${pkgs[*]} failed; tests that need them will be skipped"
+else
+  echo "note: install ${pkgs[*]} (Debian) for the tests that use them; those tests are skipped otherwise"
+fi

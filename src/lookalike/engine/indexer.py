@@ -1,0 +1,200 @@
+"""The indexing pipeline: decide what changed, read+hash+decode+preprocess in worker threads
+(Pillow and hashlib release the GIL) while the main thread runs batched inference, and
+commit each batch in one store transaction so an interruption loses at most one batch."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ImageLoadError
+from ..imaging import decode_image, original_size, read_file
+from ..models import FeatureExtractor
+from ..store import ImageRecord, Upsert, VectorStore
+from .scan import FileEntry
+
+# (done, total) -> None, called from the indexing thread.
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class AddReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    removed: int = 0
+    embedded: int = 0  # images that actually went through the model
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        return self.embedded / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "added": self.added, "updated": self.updated, "unchanged": self.unchanged,
+            "moved": self.moved, "removed": self.removed, "embedded": self.embedded,
+            "failed": [{"path": p, "reason": r} for p, r in self.failed],
+            "seconds": round(self.seconds, 3), "images_per_second": round(self.images_per_second, 2),
+        }
+
+
+@dataclass
+class _Prepared:
+    entry: FileEntry
+    sha256: str = ""
+    pixels: np.ndarray | None = None  # model input; None when the content is already known
+    size: tuple[int, int] = (0, 0)
+    error: str | None = None
+
+
+class Indexer:
+    def __init__(self, store: VectorStore, extractor: FeatureExtractor, batch_size: int = 32,
+                 workers: int | None = None, progress: ProgressFn | None = None) -> None:
+        self.store = store
+        self.extractor = extractor
+        self.batch_size = batch_size
+        self.workers = workers or max(2, os.cpu_count() or 2)
+        self.progress = progress or (lambda done, total: None)
+
+    def run(self, entries: list[FileEntry], report: AddReport) -> None:
+        known_paths = {r.path: r for r in self.store.iter_records()}
+        todo = []
+        for e in entries:
+            old = known_paths.get(e.path)
+            if old is not None and old.size == e.size and old.mtime == e.mtime:
+                report.unchanged += 1
+            else:
+                todo.append(e)
+        total = len(todo)
+        self.progress(0, total)
+        if not todo:
+            return
+        self._hashes = self.store.hashes()
+        self._paths = known_paths
+        self._present = {e.path for e in entries}
+        pending: list[tuple[_Prepared, ImageRecord | None]] = []  # waiting for the model
+        writes: list[Upsert] = []
+        removes: list[int] = []
+        done = 0
+        window = self.batch_size * 3  # bounded read-ahead keeps memory flat on huge folders
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="lookalike-decode") as pool:
+            queue: deque[Future] = deque()
+            it = iter(todo)
+            for e in it:
+                queue.append(pool.submit(self._prepare, e))
+                if len(queue) >= window:
+                    break
+            while queue:
+                prep: _Prepared = queue.popleft().result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    queue.append(pool.submit(self._prepare, nxt))
+                self._decide(prep, report, pending, writes, removes)
+                if len(pending) >= self.batch_size:
+                    self._embed(pending, writes, report)
+                if len(writes) >= self.batch_size or removes:
+                    self._flush(writes, removes)
+                done += 1
+                self.progress(done, total)
+        self._embed(pending, writes, report)
+        self._flush(writes, removes)
+
+    # Runs in worker threads: no store access here.
+    def _prepare(self, e: FileEntry) -> _Prepared:
+        try:
+            data = read_file(e.path)
+            sha = hashlib.sha256(data).hexdigest()
+            if sha in self._hashes:
+                return _Prepared(e, sha)
+            image = decode_image(data, e.path, draft_size=self.extractor.draft_size)
+            return _Prepared(e, sha, self.extractor.preprocess(image), original_size(image))
+        except ImageLoadError as err:
+            return _Prepared(e, error=err.reason)
+        except Exception as err:  # never let one file stop the run
+            return _Prepared(e, error=f"{type(err).__name__}: {err}")
+
+    def _decide(self, prep: _Prepared, report: AddReport, pending: list, writes: list[Upsert],
+                removes: list[int]) -> None:
+        e = prep.entry
+        if prep.error:
+            report.failed.append((e.path, prep.error))
+            return
+        old = self._paths.get(e.path)
+        if prep.pixels is not None:
+            pending.append((prep, old))
+            return
+        same = list(self._hashes.get(prep.sha256, []))
+        if old is not None and old.sha256 == prep.sha256:
+            # Touched but identical: refresh size/mtime only.
+            old.size, old.mtime = e.size, e.mtime
+            writes.append(Upsert(old))
+            report.unchanged += 1
+            return
+        records = self.store.get(same)
+        gone = [r for r in records.values() if r.path not in self._present and not os.path.exists(r.path)]
+        if old is not None:
+            removes.append(old.id)  # a different file now sits at this path
+            self._forget(old)
+        if gone:
+            rec = gone[0]
+            del self._paths[rec.path]
+            rec.path, rec.size, rec.mtime = e.path, e.size, e.mtime
+            self._paths[e.path] = rec
+            writes.append(Upsert(rec))
+            report.moved += 1
+            return
+        # A copy of an indexed image: reuse its vector and tags, no model run needed.
+        src = records[same[0]]
+        vec = self.store.vectors([src.id])[0]
+        rec = ImageRecord(e.path, prep.sha256, e.size, e.mtime, src.width, src.height, list(src.tags))
+        writes.append(Upsert(rec, vec))
+        report.added += 1
+
+    def _forget(self, rec: ImageRecord) -> None:
+        self._paths.pop(rec.path, None)
+        ids = self._hashes.get(rec.sha256, [])
+        if rec.id in ids:
+            ids.remove(rec.id)
+            if not ids:
+                del self._hashes[rec.sha256]
+
+    def _embed(self, pending: list, writes: list[Upsert], report: AddReport) -> None:
+        if not pending:
+            return
+        feats = self.extractor.embed_batch(np.stack([p.pixels for p, _ in pending]))
+        for i, (prep, old) in enumerate(pending):
+            e = prep.entry
+            tags = feats.tags[i] if i < len(feats.tags) else []
+            rec = ImageRecord(e.path, prep.sha256, e.size, e.mtime, prep.size[0], prep.size[1], tags,
+                              id=old.id if old is not None else None)
+            if old is not None:
+                self._forget(old)
+                report.updated += 1
+            else:
+                report.added += 1
+            writes.append(Upsert(rec, feats.vectors[i]))
+        report.embedded += len(pending)
+        pending.clear()
+
+    def _flush(self, writes: list[Upsert], removes: list[int]) -> None:
+        if not writes and not removes:
+            return
+        ids = self.store.write(writes, removes)
+        for up, id_ in zip(writes, ids):
+            up.record.id = id_
+            self._paths[up.record.path] = up.record
+            bucket = self._hashes.setdefault(up.record.sha256, [])
+            if id_ not in bucket:
+                bucket.append(id_)
+        writes.clear()
+        removes.clear()
+

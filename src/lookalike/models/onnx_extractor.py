@@ -1,0 +1,72 @@
+"""Runs any exported Lookalike ONNX model (bundled or fine-tuned) with ONNX Runtime.
+
+Graph contract: input `images` uint8 [n, S, S, 3] (RGB, resized by `resize_square`);
+output `embedding` float32 [n, dim] (L2-normalised) and, for models with an ImageNet head,
+`probs` float32 [n, 1000]."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..config import cpu_threads
+from .base import BatchEmbedMixin, Features, Tags, l2_normalize
+from .preprocess import resize_square
+
+TOP_TAGS = 5
+
+
+class OnnxExtractor(BatchEmbedMixin):
+    def __init__(self, name: str, onnx_path: Path, input_size: int, dim: int,
+                 labels: list[str] | None = None, threads: int | None = None) -> None:
+        self.name = name
+        self.dim = dim
+        self.input_size = input_size
+        self.onnx_path = Path(onnx_path)
+        self.labels = labels
+        self._threads = threads or cpu_threads()
+        self._session = None
+        self._lock = threading.Lock()
+
+    @property
+    def draft_size(self) -> int | None:
+        return self.input_size
+
+    @property
+    def session(self):
+        # Created on first use so `lookalike info` and friends never pay for it.
+        with self._lock:
+            if self._session is None:
+                import onnxruntime as ort
+
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads = self._threads
+                opts.inter_op_num_threads = 1
+                opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                self._session = ort.InferenceSession(
+                    str(self.onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
+                )
+            return self._session
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        return resize_square(image, self.input_size)
+
+    def embed_batch(self, inputs: np.ndarray) -> Features:
+        sess = self.session
+        wanted = ["embedding"] + (["probs"] if self.labels else [])
+        outs = sess.run(wanted, {"images": np.ascontiguousarray(inputs, dtype=np.uint8)})
+        vectors = l2_normalize(outs[0])
+        tags = top_tags(outs[1], self.labels) if self.labels else [[] for _ in range(len(vectors))]
+        return Features(vectors=vectors, tags=tags)
+
+    def classify(self, images: list[Image.Image]) -> list[Tags]:
+        batch = np.stack([self.preprocess(im) for im in images])
+        return self.embed_batch(batch).tags
+
+
+def top_tags(probs: np.ndarray, labels: list[str], k: int = TOP_TAGS) -> list[Tags]:
+    idx = np.argsort(-probs, axis=1)[:, :k]
+    return [[(labels[j], round(float(p[j]), 4)) for j in row] for p, row in zip(probs, idx)]

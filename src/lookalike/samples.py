@@ -1,0 +1,66 @@
+"""Real photos that installed packages ship (scikit-image, scikit-learn), and the
+transformed variants the demo and the tests build from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageOps
+
+# scikit-image photos that live inside its wheel (no download), colour ones first.
+SKIMAGE_PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina",
+                  "immunohistochemistry", "camera", "moon", "coins", "brick", "grass"]
+
+
+def sample_photos() -> dict[str, Image.Image]:
+    """name -> RGB photo."""
+    from skimage import data
+
+    photos: dict[str, Image.Image] = {}
+    for name in SKIMAGE_PHOTOS:
+        arr = getattr(data, name)()
+        photos[name] = Image.fromarray(np.asarray(arr)).convert("RGB")
+    try:
+        from sklearn.datasets import load_sample_images
+
+        bunch = load_sample_images()
+        for fname, arr in zip(bunch.filenames, bunch.images):
+            photos[Path(fname).stem] = Image.fromarray(arr).convert("RGB")
+    except ImportError:
+        pass
+    return photos
+
+
+def variants(photo: Image.Image, seed: int = 0) -> dict[str, Image.Image]:
+    """Edits a person would still call "the same picture": crop, flip, light, rotation."""
+    rng = np.random.default_rng(seed)
+    w, h = photo.size
+    dx, dy = int(w * rng.uniform(0.08, 0.15)), int(h * rng.uniform(0.08, 0.15))
+    return {
+        "crop": photo.crop((dx, dy, w - dx, h - dy)),
+        "flip": ImageOps.mirror(photo),
+        "bright": ImageEnhance.Brightness(photo).enhance(1.4),
+        "dark": ImageEnhance.Brightness(photo).enhance(0.6),
+        "rot": photo.rotate(8, resample=Image.Resampling.BILINEAR, expand=False, fillcolor=(128, 128, 128)),
+        "small": photo.resize((max(1, w // 3), max(1, h // 3)), Image.Resampling.LANCZOS),
+    }
+
+
+def save_jpeg(im: Image.Image, path: Path, quality: int = 90) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.convert("RGB").save(path, "JPEG", quality=quality)
+    return path
+
+
+def build_gallery(root: Path, with_variants: bool = True) -> dict[str, list[Path]]:
+    """Write originals to root/photos and variants to root/variants/<name>/; returns
+    name -> [original, variants...] so a caller knows the right answers."""
+    groups: dict[str, list[Path]] = {}
+    for name, photo in sample_photos().items():
+        files = [save_jpeg(photo, root / "photos" / f"{name}.jpg", 95)]
+        if with_variants:
+            for kind, im in variants(photo).items():
+                files.append(save_jpeg(im, root / "variants" / name / f"{name}-{kind}.jpg", 85))
+        groups[name] = files
+    return groups

