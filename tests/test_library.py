@@ -181,3 +181,17 @@ def test_store_reopens_identically(originals_library, photos):
         first = a.search_vector(q, k=5)
     with Library.open(originals_library) as b:
         assert b.search_vector(q, k=5) == first
+
+
+def test_filters_by_label_and_mtime(originals_library):
+    with Library.open(originals_library) as lib:
+        cat = next(r for r in lib.records() if r.path.endswith("chelsea.jpg"))
+        label = cat.tags[0][0]
+        only = lib.store.search(lib.store.vectors([cat.id]), 5, SearchFilter(labels=[label]))[0]
+        assert cat.id in [i for i, _ in only]
+        assert all(label in [t for t, _ in lib.get(i).tags] for i, _ in only)
+        assert lib.store.search(lib.store.vectors([cat.id]), 5, SearchFilter(labels=["no such label"]))[0] == []
+        newest = max(r.mtime for r in lib.records())
+        recent = list(lib.store.iter_records(where=SearchFilter(min_mtime=newest)))
+        assert recent and all(r.mtime >= newest for r in recent)
+        assert len(list(lib.store.iter_records(where=SearchFilter(max_mtime=newest)))) == len(lib)

@@ -28,12 +28,19 @@ class ImageRecord:
 
 @dataclass
 class SearchFilter:
-    """Restricts a search to images whose path starts with `path_prefix` (a folder)."""
+    """Restricts a search or listing; every set field must hold (AND).
+
+    - `path_prefix`: path starts with this string (pass a folder with a trailing separator);
+    - `labels`: at least one of the image's stored tags is exactly one of these labels;
+    - `min_mtime` / `max_mtime`: file modification time (Unix seconds) within the bounds."""
 
     path_prefix: str | None = None
+    labels: list[str] | None = None
+    min_mtime: float | None = None
+    max_mtime: float | None = None
 
     def is_empty(self) -> bool:
-        return not self.path_prefix
+        return not self.path_prefix and self.labels is None and self.min_mtime is None and self.max_mtime is None
 
 
 # (image id, cosine similarity), best first.

@@ -242,10 +242,24 @@ def _blob(vector: np.ndarray) -> bytes:
 
 
 def _where_sql(where: SearchFilter | None) -> tuple[str, tuple]:
-    if where is None or not where.path_prefix:
+    if where is None or where.is_empty():
         return "", ()
-    prefix = where.path_prefix
-    return "WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
+    clauses: list[str] = []
+    params: list = []
+    if where.path_prefix:
+        clauses.append("substr(path, 1, ?) = ?")
+        params += [len(where.path_prefix), where.path_prefix]
+    if where.labels is not None:
+        marks = ",".join("?" * len(where.labels)) or "NULL"
+        clauses.append(f"EXISTS (SELECT 1 FROM json_each(images.tags) WHERE json_extract(value, '$[0]') IN ({marks}))")
+        params += list(where.labels)
+    if where.min_mtime is not None:
+        clauses.append("mtime >= ?")
+        params.append(where.min_mtime)
+    if where.max_mtime is not None:
+        clauses.append("mtime <= ?")
+        params.append(where.max_mtime)
+    return "WHERE " + " AND ".join(clauses), tuple(params)
 
 
 def _chunks(items: list[int], n: int) -> Iterator[list[int]]:

@@ -1,0 +1,1 @@
+"""Evaluation: datasets with labels, retrieval metrics, and (later) reports."""
