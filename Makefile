@@ -23,11 +23,11 @@ demo: setup
 	$(BIN)/python -m lookalike.demo
 
 test: setup system-deps
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf $(VENV) demo-gallery demo-library .pytest_cache
