@@ -6,8 +6,9 @@ crops, rotations, mirror images, strong light changes) and unrelated images (the
 and Fashion-MNIST test images: many distinct but alike products, hard negatives). Indexes it
 with the real model, then
 
-1. sweeps the near tier (cosine x pHash distance) and the similar tier (cosine) over every
-   pair, printing pairwise precision and recall;
+1. sweeps the near tier (cosine gate x second signal: a 64-bit pHash distance, or keypoint
+   verification with a minimum coverage) and the similar tier (cosine) over every pair,
+   printing pairwise precision and recall, with and without the Fashion-MNIST negatives;
 2. runs `find_duplicates` with the chosen (default or given) thresholds and scores its
    groups: a pair counts as found at a tier when both images share a group of that tier or
    a stronger one, so chaining in the connected components is measured too.
@@ -36,7 +37,8 @@ from lookalike import Library
 from lookalike.engine.duplicates import DuplicateThresholds, pair_tiers
 from lookalike.eval.datasets import fashion_mnist_available, load_fashion_mnist
 from lookalike.imaging import load_image
-from lookalike.perceptual_hash import dhash, hamming, phash
+from lookalike.keypoints import keypoints, match
+from lookalike.perceptual_hash import hamming, phash
 from lookalike.samples import sample_photos, save_jpeg
 
 
@@ -76,7 +78,6 @@ def similar_edits(im: Image.Image, rng: np.random.Generator) -> dict[str, tuple[
         "rot-15": (im.rotate(-15, resample=Image.Resampling.BILINEAR, fillcolor=grey), 90),
         "mirror": (ImageOps.mirror(im), 90),
         "light": (ImageEnhance.Brightness(crop(im, 0.15, rng)).enhance(1.5), 90),
-        "contrast": (ImageEnhance.Contrast(im).enhance(0.5), 90),
     }
 
 
@@ -118,7 +119,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--fashion", type=int, default=2000, help="Fashion-MNIST test images as hard negatives")
     ap.add_argument("--near-cosine", type=float, default=None)
-    ap.add_argument("--near-hash-bits", type=int, default=None)
+    ap.add_argument("--near-coverage", type=float, default=None)
     ap.add_argument("--similar-cosine", type=float, default=None)
     ap.add_argument("--out", type=Path, default=Path("artifacts/duplicates_thresholds.json"))
     ap.add_argument("--workdir", type=Path, default=None, help="Keep the corpus and library here (re-runs reuse them)")
@@ -129,114 +130,131 @@ def main() -> int:
         t0 = time.perf_counter()
         items = build_corpus(root / "corpus", args.fashion)
         with Library.open(root / "lib") as lib:
-            report = lib.add([root / "corpus"])
+            report = lib.add([root / "corpus"], prune=True)
             assert not report.failed, report.failed
             print(f"corpus: {len(items)} images indexed in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
             by_path = {r.path: r for r in lib.records()}
             ids = [by_path[it.path].id for it in items]
-            vecs = lib.store.vectors(ids)
-
-            # -- 1. pairwise sweep -------------------------------------------------------
-            n = len(items)
-            iu = np.triu_indices(n, 1)
-            cos = (vecs @ vecs.T)[iu]
-            t1 = time.perf_counter()
-            images = [load_image(it.path, draft_size=128) for it in items]
-            ph = [phash(im) for im in images]
-            dh = [dhash(im) for im in images]
-            hash_s = (time.perf_counter() - t1) / n
-            src = np.array([it.source for it in items])
-            kind = np.array([it.kind for it in items])
-            sha = np.array([by_path[it.path].sha256 for it in items])
-            same = (src[:, None] == src[None, :])[iu]
-            strict = np.isin(kind, ["original", "exact", "near"])
-            truth = {"exact": (sha[:, None] == sha[None, :])[iu],
-                     "near": same & (strict[:, None] & strict[None, :])[iu],
-                     "similar": same}
-            # Hamming distances only where they matter (cosine above the loosest value swept).
-            cand = np.flatnonzero(cos >= 0.70)
-            pd = np.full(len(cos), 64)
-            dd = np.full(len(cos), 64)
-            for c in cand:
-                a, b = iu[0][c], iu[1][c]
-                pd[c], dd[c] = hamming(ph[a], ph[b]), hamming(dh[a], dh[b])
-            print(f"pairs: {len(cos):,}; near-duplicate pairs {int(truth['near'].sum())}, "
-                  f"same-photo pairs {int(truth['similar'].sum())}; pHash {hash_s * 1000:.1f} ms/image",
-                  file=sys.stderr)
-            sweep_near = []
-            for t in (0.80, 0.85, 0.88, 0.90, 0.92, 0.94, 0.96):
-                for hname, dist in (("phash", pd), ("dhash", dd)):
-                    for h in (6, 10, 14, 18, 22, 64):
-                        p, r, tp, fp = pr((cos >= t) & (dist <= h), truth["near"])
-                        sweep_near.append({"cosine": t, "hash": hname, "bits": h, "precision": p, "recall": r, "fp": fp})
-            sweep_similar = []
-            for t in (0.50, 0.55, 0.60, 0.65, 0.70, 0.75, 0.80, 0.85):
-                p, r, tp, fp = pr(cos >= t, truth["similar"])
-                sweep_similar.append({"cosine": t, "precision": p, "recall": r, "fp": fp})
-            worst_neg = float(cos[~truth["similar"]].max())
-            fm_pairs = np.isin(kind, ["unrelated"])
-            fm_pair = (fm_pairs[:, None] & fm_pairs[None, :])[iu]
-
-            print("\nnear tier, pairwise (cosine >= t and hash distance <= bits):")
-            print(f"{'cosine':>7} {'hash':>6} {'bits':>5} {'precision':>9} {'recall':>7} {'fp':>6}")
-            for row in sweep_near:
-                if row["hash"] == "phash" or row["bits"] in (10, 14):
-                    print(f"{row['cosine']:>7.2f} {row['hash']:>6} {row['bits']:>5} {row['precision']:>9.3f} "
-                          f"{row['recall']:>7.3f} {row['fp']:>6}")
-            print("\nsimilar tier, pairwise (cosine >= t):")
-            print(f"{'cosine':>7} {'precision':>9} {'recall':>7} {'fp':>6}")
-            for row in sweep_similar:
-                print(f"{row['cosine']:>7.2f} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['fp']:>6}")
-            print(f"\nhighest cosine between images of different sources: {worst_neg:.3f} "
-                  f"(Fashion-MNIST pairs: {float(cos[fm_pair].max()) if fm_pair.any() else float('nan'):.3f})")
-
-            # -- 2. the engine's groups ------------------------------------------------------
-            defaults = DuplicateThresholds()
-            th = DuplicateThresholds(
-                near_cosine=args.near_cosine if args.near_cosine is not None else defaults.near_cosine,
-                near_hash_bits=args.near_hash_bits if args.near_hash_bits is not None else defaults.near_hash_bits,
-                similar_cosine=args.similar_cosine if args.similar_cosine is not None else defaults.similar_cosine)
-            t2 = time.perf_counter()
-            dup = lib.duplicates(th)
-            dup_s = time.perf_counter() - t2
-            found = pair_tiers(dup)
-            index = {id_: i for i, id_ in enumerate(ids)}
-            strength = {"exact": 0, "near": 1, "similar": 2}
-            tiers = {}
-            print(f"\nfind_duplicates with {asdict(th)}: {dup.counts()} groups in {dup_s:.1f} s "
-                  f"({dup.hashed} images hashed)")
-            print(f"{'tier':>8} {'precision':>9} {'recall':>7} {'true pairs':>10} {'false pairs':>11}")
-            for tier in ("exact", "near", "similar"):
-                pred = np.zeros(len(cos), dtype=bool)
-                for (a, b), t in found.items():
-                    if strength[t] <= strength[tier]:
-                        i, j = sorted((index[a], index[b]))
-                        pred[i * n - i * (i + 1) // 2 + (j - i - 1)] = True  # position in triu order
-                p, r, tp, fp = pr(pred, truth[tier])
-                tiers[tier] = {"precision": p, "recall": r, "true_pairs": int(truth[tier].sum()), "tp": tp, "fp": fp}
-                print(f"{tier:>8} {p:>9.3f} {r:>7.3f} {int(truth[tier].sum()):>10} {fp:>11}")
-            # Which edits the near tier misses (edit vs its original not in one near group).
-            orig_id = {it.source: ids[i] for i, it in enumerate(items) if it.kind == "original"}
-            missed: dict[str, int] = {}
-            for i, it in enumerate(items):
-                if it.kind in ("near", "similar"):
-                    key = tuple(sorted((orig_id[it.source], ids[i])))
-                    tier = found.get(key)  # type: ignore[arg-type]
-                    wanted = "near" if it.kind == "near" else "similar"
-                    if tier is None or strength[tier] > strength[wanted]:
-                        edit = Path(it.path).stem.removeprefix(it.source + "-")
-                        missed[f"{it.kind}:{edit}"] = missed.get(f"{it.kind}:{edit}", 0) + 1
-            print("edits not grouped with their original at their tier (count of photos):", missed or "none")
-            tiers["missed_edits"] = missed
-            result = {"images": n, "pairs": int(len(cos)), "fashion_mnist": args.fashion,
-                      "thresholds": asdict(th), "groups": dup.counts(), "tiers": tiers,
-                      "seconds_find_duplicates": dup_s, "phash_ms_per_image": hash_s * 1000,
-                      "sweep_near": sweep_near, "sweep_similar": sweep_similar,
-                      "highest_unrelated_cosine": worst_neg}
+            result = evaluate(lib, items, ids, by_path, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"\nwrote {args.out}", file=sys.stderr)
     return 0
+
+
+def evaluate(lib: Library, items: list[Item], ids: list[int], by_path: dict, args: argparse.Namespace) -> dict:
+    n = len(items)
+    vecs = lib.store.vectors(ids)
+    iu = np.triu_indices(n, 1)
+    cos = (vecs @ vecs.T)[iu]
+    src = np.array([it.source for it in items])
+    kind = np.array([it.kind for it in items])
+    sha = np.array([by_path[it.path].sha256 for it in items])
+    same = (src[:, None] == src[None, :])[iu]
+    strict = np.isin(kind, ["original", "exact", "near"])
+    fm = kind == "unrelated"
+    photos_only = ~(fm[:, None] | fm[None, :])[iu]  # pairs of two photo-derived images
+    truth = {"exact": (sha[:, None] == sha[None, :])[iu],
+             "near": same & (strict[:, None] & strict[None, :])[iu],
+             "similar": same}
+    print(f"pairs: {len(cos):,}; exact {int(truth['exact'].sum())}, near-duplicate {int(truth['near'].sum())}, "
+          f"same-photo {int(truth['similar'].sum())}", file=sys.stderr)
+
+    # Second signals, only for pairs above the loosest cosine gate swept.
+    cand = np.flatnonzero(cos >= 0.70)
+    t1 = time.perf_counter()
+    need = sorted({int(x) for c in cand for x in (iu[0][c], iu[1][c])})
+    images = {i: load_image(items[i].path, draft_size=512) for i in need}
+    ph = {i: phash(im) for i, im in images.items()}
+    t_hash = (time.perf_counter() - t1) / max(1, len(need))
+    t2 = time.perf_counter()
+    kp = {i: keypoints(im) for i, im in images.items()}
+    t_kp = (time.perf_counter() - t2) / max(1, len(need))
+    hd = np.full(len(cos), 64)
+    cover = np.zeros(len(cos))
+    t3 = time.perf_counter()
+    th = DuplicateThresholds()
+    for c in cand:
+        a, b = int(iu[0][c]), int(iu[1][c])
+        hd[c] = hamming(ph[a], ph[b])
+        m = match(kp[a], kp[b])
+        cover[c] = m.coverage if m.same_picture(th.near_min_inliers, th.near_max_rotation, 0.0) else 0.0
+    t_match = (time.perf_counter() - t3) / max(1, len(cand))
+    print(f"{len(cand):,} candidate pairs (cosine >= 0.70) over {len(need)} images; pHash {t_hash * 1000:.1f} ms/image "
+          f"(+ decode), keypoints {t_kp * 1000:.1f} ms/image, match {t_match * 1000:.2f} ms/pair", file=sys.stderr)
+
+    def row(pred: np.ndarray, tier: str) -> dict:
+        p, r, _, fp = pr(pred, truth[tier])
+        p2, r2, _, fp2 = pr(pred[photos_only], truth[tier][photos_only])
+        return {"precision": p, "recall": r, "fp": fp, "precision_photos": p2, "recall_photos": r2, "fp_photos": fp2}
+
+    signals = {"cosine only": np.ones(len(cos), bool), "pHash <= 10": hd <= 10, "pHash <= 14": hd <= 14,
+               "keypoints cov >= 0.60": cover >= 0.60, "keypoints cov >= 0.75": cover >= 0.75,
+               "keypoints cov >= 0.85": cover >= 0.85}
+    sweep_near = []
+    print("\nnear tier, pairwise: cosine >= gate and second signal (all pairs | photos only)")
+    print(f"{'signal':>22} {'gate':>5} {'precision':>9} {'recall':>7} {'fp':>6} | {'precision':>9} {'recall':>7} {'fp':>4}")
+    for name, ok in signals.items():
+        for gate in (0.70, 0.80, 0.85, 0.90, 0.95):
+            r = {"signal": name, "cosine": gate, **row((cos >= gate) & ok, "near")}
+            sweep_near.append(r)
+            print(f"{name:>22} {gate:>5.2f} {r['precision']:>9.3f} {r['recall']:>7.3f} {r['fp']:>6} | "
+                  f"{r['precision_photos']:>9.3f} {r['recall_photos']:>7.3f} {r['fp_photos']:>4}")
+    sweep_similar = []
+    print("\nsimilar tier, pairwise: cosine >= t (all pairs | photos only)")
+    print(f"{'cosine':>7} {'precision':>9} {'recall':>7} {'fp':>7} | {'precision':>9} {'recall':>7} {'fp':>4}")
+    for t in (0.50, 0.60, 0.70, 0.75, 0.80, 0.85, 0.90, 0.95):
+        r = {"cosine": t, **row(cos >= t, "similar")}
+        sweep_similar.append(r)
+        print(f"{t:>7.2f} {r['precision']:>9.3f} {r['recall']:>7.3f} {r['fp']:>7} | "
+              f"{r['precision_photos']:>9.3f} {r['recall_photos']:>7.3f} {r['fp_photos']:>4}")
+    worst = float(cos[~same & photos_only].max())
+    print(f"\nhighest cosine between different photos: {worst:.3f}; between Fashion-MNIST items: "
+          f"{float(cos[~photos_only & ~same].max()):.3f}")
+
+    # -- 2. the engine's groups ------------------------------------------------------------
+    th = DuplicateThresholds()
+    for field_, value in (("near_cosine", args.near_cosine), ("near_min_coverage", args.near_coverage),
+                          ("similar_cosine", args.similar_cosine)):
+        if value is not None:
+            setattr(th, field_, value)
+    t4 = time.perf_counter()
+    dup = lib.duplicates(th)
+    dup_s = time.perf_counter() - t4
+    found = pair_tiers(dup)
+    index = {id_: i for i, id_ in enumerate(ids)}
+    strength = {"exact": 0, "near": 1, "similar": 2}
+    sizes = sorted((len(g.members) for g in dup.groups), reverse=True)
+    print(f"\nfind_duplicates with {asdict(th)}:\n  {dup.counts()} groups (largest {sizes[:3]}) in {dup_s:.1f} s, "
+          f"{dup.verified} pairs verified")
+    print(f"{'tier':>8} {'precision':>9} {'recall':>7} {'pairs':>6} {'fp':>5} | {'precision':>9} {'recall':>7} {'fp':>4}  (photos only)")
+    tiers: dict = {}
+    for tier in ("exact", "near", "similar"):
+        pred = np.zeros(len(cos), dtype=bool)
+        for (a, b), t in found.items():
+            if strength[t] <= strength[tier]:
+                i, j = sorted((index[a], index[b]))
+                pred[i * n - i * (i + 1) // 2 + (j - i - 1)] = True  # position in triu order
+        r = row(pred, tier)
+        tiers[tier] = {**r, "true_pairs": int(truth[tier].sum())}
+        print(f"{tier:>8} {r['precision']:>9.3f} {r['recall']:>7.3f} {int(truth[tier].sum()):>6} {r['fp']:>5} | "
+              f"{r['precision_photos']:>9.3f} {r['recall_photos']:>7.3f} {r['fp_photos']:>4}")
+    # Which edits are not grouped with their original at their tier.
+    orig_id = {it.source: ids[i] for i, it in enumerate(items) if it.kind == "original"}
+    missed: dict[str, int] = {}
+    for i, it in enumerate(items):
+        if it.kind in ("near", "similar"):
+            key = tuple(sorted((orig_id[it.source], ids[i])))
+            tier = found.get(key)  # type: ignore[arg-type]
+            if tier is None or strength[tier] > strength[it.kind]:
+                edit = f"{it.kind}:" + Path(it.path).stem.removeprefix(it.source + "-")
+                missed[edit] = missed.get(edit, 0) + 1
+    print("edits not grouped with their original at their tier (number of photos):", missed or "none")
+    return {"images": n, "photos": int((~fm).sum()), "fashion_mnist": int(fm.sum()), "pairs": int(len(cos)),
+            "thresholds": asdict(th), "groups": dup.counts(), "largest_groups": sizes[:5], "tiers": tiers,
+            "missed_edits": missed, "seconds_find_duplicates": dup_s, "keypoints_ms_per_image": t_kp * 1000,
+            "match_ms_per_pair": t_match * 1000, "sweep_near": sweep_near, "sweep_similar": sweep_similar,
+            "highest_cosine_different_photos": worst}
 
 
 if __name__ == "__main__":

@@ -180,8 +180,8 @@ def duplicates(
         None, "--tier", help=f"Report only this tier (repeatable): {', '.join(TIERS)} [default: all]."),
     near_cosine: float = typer.Option(DuplicateThresholds.near_cosine, "--near-cosine",
                                       help="Near-duplicates: least cosine similarity of the CNN features."),
-    near_hash_bits: int = typer.Option(DuplicateThresholds.near_hash_bits, "--near-hash-bits", min=0, max=64,
-                                       help="Near-duplicates: most differing bits of the 64-bit perceptual hashes."),
+    near_coverage: float = typer.Option(DuplicateThresholds.near_min_coverage, "--near-coverage", min=0.0, max=1.0,
+                                        help="Near-duplicates: least share of each image the other must show (crops)."),
     similar_cosine: float = typer.Option(DuplicateThresholds.similar_cosine, "--similar-cosine",
                                          help="Similar shots: least cosine similarity."),
     neighbours: int = typer.Option(DuplicateThresholds.neighbours, "--neighbours", min=1,
@@ -198,7 +198,8 @@ def duplicates(
         raise typer.BadParameter(f"{bad[0]!r} is not one of {', '.join(TIERS)}", param_hint="--tier")
     if as_json and as_csv:
         ctx.fail("choose one of --json and --csv")
-    thresholds = DuplicateThresholds(near_cosine, near_hash_bits, similar_cosine, neighbours)
+    thresholds = DuplicateThresholds(near_cosine=near_cosine, similar_cosine=similar_cosine, neighbours=neighbours,
+                                     near_min_coverage=near_coverage)
     with user_errors():
         with _open(library, store) as lib:
             columns = [SpinnerColumn(), TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
@@ -233,7 +234,7 @@ def duplicates(
             err.print(", ".join(f"{counts[t]} {t}" for t in TIERS if t in tiers) + " groups; the first image of each "
                       "group has the most pixels; score = cosine similarity to it", highlight=False)
             for path in report.unreadable:
-                err.print(f"  could not re-read {path} to confirm near-duplicates (run `lookalike index --prune`)",
+                err.print(f"  could not re-read {path} to check for near-duplicates (run `lookalike index --prune`)",
                           highlight=False, markup=False)
 
 
