@@ -1,6 +1,7 @@
 """Perceptual hashes: 64-bit fingerprints of an image's coarse structure that survive
-re-encoding, resizing and small edits. Duplicate detection uses them to confirm that two
-images with very close CNN features are the same picture, not just the same kind of scene."""
+re-encoding, resizing and light changes. bench/duplicates_thresholds.py measures them as the
+second signal for near-duplicates; they break on 5-10% crops, so duplicate detection
+confirms near-duplicates with keypoints.py instead."""
 
 from __future__ import annotations
 

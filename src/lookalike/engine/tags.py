@@ -31,10 +31,21 @@ def _singular(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
+_Index = list[tuple[str, frozenset[str], list[tuple[str, ...]]]]
+
+
+def _index(labels: Iterable[str]) -> _Index:
+    """(full label, all its words, [words of each synonym]) per label."""
+    out: _Index = []
+    for label in labels:
+        synonyms = [_words(s) for s in label.split(",") if s.strip()]
+        out.append((label, frozenset(w for syn in synonyms for w in syn), synonyms))
+    return out
+
+
 @lru_cache(maxsize=1)
-def _synonym_index() -> list[tuple[str, list[tuple[str, ...]]]]:
-    """(full label, [words of each synonym]) for every ImageNet class."""
-    return [(label, [_words(s) for s in label.split(",") if s.strip()]) for label in imagenet_labels()]
+def _imagenet_index() -> _Index:
+    return _index(imagenet_labels())
 
 
 def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
@@ -47,10 +58,9 @@ def match_labels(text: str, labels: Iterable[str] | None = None) -> list[str]:
     alternatives = [w for w in (_words(part) for part in text.split(",")) if w]
     if not alternatives:
         return []
-    index = _synonym_index() if labels is None else [
-        (label, [_words(s) for s in label.split(",") if s.strip()]) for label in labels]
-    return [label for label, synonyms in index
-            if any(_contains(syn, alt) for syn in synonyms for alt in alternatives)]
+    index = _imagenet_index() if labels is None else _index(labels)
+    return [label for label, vocabulary, synonyms in index
+            if any(vocabulary.issuperset(alt) and any(_contains(syn, alt) for syn in synonyms) for alt in alternatives)]
 
 
 def tag_filter(text: str, where: SearchFilter | None = None) -> SearchFilter:
