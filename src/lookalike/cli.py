@@ -178,11 +178,11 @@ def duplicates(
     library: Optional[Path] = LibraryOpt,
     tier: Optional[List[str]] = typer.Option(
         None, "--tier", help=f"Report only this tier (repeatable): {', '.join(TIERS)} [default: all]."),
-    near_cosine: float = typer.Option(DuplicateThresholds.near_cosine, "--near-cosine",
+    near_cosine: float = typer.Option(DuplicateThresholds.near_cosine, "--near-cosine", min=-1.0, max=1.0,
                                       help="Near-duplicates: least cosine similarity of the CNN features."),
     near_coverage: float = typer.Option(DuplicateThresholds.near_min_coverage, "--near-coverage", min=0.0, max=1.0,
                                         help="Near-duplicates: least share of each image the other must show (crops)."),
-    similar_cosine: float = typer.Option(DuplicateThresholds.similar_cosine, "--similar-cosine",
+    similar_cosine: float = typer.Option(DuplicateThresholds.similar_cosine, "--similar-cosine", min=-1.0, max=1.0,
                                          help="Similar shots: least cosine similarity."),
     neighbours: int = typer.Option(DuplicateThresholds.neighbours, "--neighbours", min=1,
                                    help="Nearest images examined per image."),
