@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import datetime
 import json
 import sys
 import time
@@ -26,6 +28,8 @@ from rich.text import Text
 
 from .config import default_library
 from .engine import Library
+from .engine.duplicates import TIERS, DuplicateThresholds
+from .engine.tags import match_labels
 from .errors import LookalikeError
 from .models import list_models
 from .store import SearchFilter
@@ -96,34 +100,142 @@ def index(
 
 @app.command()
 def search(
-    query: str = typer.Argument(
-        ..., help="Image path, http(s) URL, '-' for image bytes on stdin, id:N, or an indexed image's path (more like this)."),
+    ctx: typer.Context,
+    query: Optional[str] = typer.Argument(
+        None, help="Image path, http(s) URL, '-' for image bytes on stdin, id:N, or an indexed image's path (more like this). "
+                   "Optional with --text."),
     library: Optional[Path] = LibraryOpt,
     k: int = typer.Option(10, "-k", "--top", min=1, help="Number of results."),
-    min_score: Optional[float] = typer.Option(None, "--min-score", help="Drop results below this cosine similarity."),
+    min_score: Optional[float] = typer.Option(
+        None, "--min-score", help="Drop results below this score (cosine similarity; classifier confidence for --text alone)."),
+    text: Optional[str] = typer.Option(
+        None, "--text", "-t", help="Images tagged with an ImageNet label naming this (e.g. 'cat', 'espresso'; commas = any of). "
+                                   "Alone: ranked by the classifier's confidence; with QUERY: a filter on the image search."),
     under: Optional[Path] = typer.Option(None, "--under", help="Only images under this folder."),
+    since: Optional[str] = typer.Option(
+        None, "--since", help="Only files modified on or after this date (YYYY-MM-DD[THH:MM], local time)."),
+    until: Optional[str] = typer.Option(
+        None, "--until", help="Only files modified on or before this date (a date alone includes that whole day)."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Find the indexed images that look most like QUERY."""
+    """Find the indexed images that look most like QUERY, or that are tagged --text, or both."""
+    if query is None and text is None:
+        ctx.fail("Missing argument 'QUERY' (give an image query, --text, or both).")
+    where = _filter(under, _date_option(since, "--since"), _date_option(until, "--until", end_of_day=True))
     with user_errors():
+        if text is not None and not match_labels(text):
+            raise LookalikeError(f"no ImageNet label matches {text!r}: try a common noun such as 'cat', 'espresso' or 'rocket'")
         with _open(library, store) as lib:
-            source: object = sys.stdin.buffer.read() if query == "-" else query
-            where = SearchFilter(str(under.expanduser().absolute()).rstrip("/") + "/") if under else None
             t0 = time.perf_counter()
-            hits = lib.search(source, k=k, min_score=min_score, where=where)  # type: ignore[arg-type]
+            if query is None:
+                hits = lib.search_text(text or "", k=k, min_score=min_score, where=where)
+                label = text or ""
+            else:
+                source: object = sys.stdin.buffer.read() if query == "-" else query
+                hits = lib.search(source, k=k, min_score=min_score, where=where, text=text)  # type: ignore[arg-type]
+                label = "-" if query == "-" else query
             took_ms = (time.perf_counter() - t0) * 1000
-            label = "-" if query == "-" else query
             if as_json:
                 print(json.dumps({"query": label, "model": lib.model, "took_ms": round(took_ms, 3),
                                   "results": [h.to_dict() for h in hits]}))
                 return
-            table = Table(title=f"{len(hits)} results for {label} ({took_ms:.1f} ms, {lib.model})", title_justify="left")
-            for col, just in (("rank", "right"), ("score", "right"), ("id", "right"), ("path", "left")):
+            title = f"{len(hits)} results for {label}" + (f" tagged {text!r}" if query is not None and text else "")
+            table = Table(title=f"{title} ({took_ms:.1f} ms, {lib.model})", title_justify="left")
+            score_name = "confidence" if query is None else "score"
+            for col, just in (("rank", "right"), (score_name, "right"), ("id", "right"), ("path", "left")):
                 table.add_column(col, justify=just)  # type: ignore[arg-type]
             for h in hits:
                 table.add_row(str(h.rank), f"{h.score:.4f}", str(h.id), h.path)
             out.print(table)
+
+
+def _date_option(value: Optional[str], name: str, end_of_day: bool = False) -> Optional[float]:
+    """A local date or date-time -> Unix seconds; a date alone as --until covers the whole day."""
+    if value is None:
+        return None
+    try:
+        if len(value.strip()) == 10:
+            day = datetime.date.fromisoformat(value.strip())
+            start = datetime.datetime.combine(day, datetime.time())
+            moment = start + datetime.timedelta(days=1) - datetime.timedelta(microseconds=1) if end_of_day else start
+        else:
+            moment = datetime.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM", param_hint=name) from None
+    return moment.timestamp()
+
+
+def _filter(under: Optional[Path], since: Optional[float], until: Optional[float]) -> Optional[SearchFilter]:
+    prefix = str(under.expanduser().absolute()).rstrip("/") + "/" if under else None
+    where = SearchFilter(path_prefix=prefix, min_mtime=since, max_mtime=until)
+    return None if where.is_empty() else where
+
+
+@app.command()
+def duplicates(
+    ctx: typer.Context,
+    library: Optional[Path] = LibraryOpt,
+    tier: Optional[List[str]] = typer.Option(
+        None, "--tier", help=f"Report only this tier (repeatable): {', '.join(TIERS)} [default: all]."),
+    near_cosine: float = typer.Option(DuplicateThresholds.near_cosine, "--near-cosine", min=-1.0, max=1.0,
+                                      help="Near-duplicates: least cosine similarity of the CNN features."),
+    near_coverage: float = typer.Option(DuplicateThresholds.near_min_coverage, "--near-coverage", min=0.0, max=1.0,
+                                        help="Near-duplicates: least share of each image the other must show (crops)."),
+    similar_cosine: float = typer.Option(DuplicateThresholds.similar_cosine, "--similar-cosine", min=-1.0, max=1.0,
+                                         help="Similar shots: least cosine similarity."),
+    neighbours: int = typer.Option(DuplicateThresholds.neighbours, "--neighbours", min=1,
+                                   help="Nearest images examined per image."),
+    under: Optional[Path] = typer.Option(None, "--under", help="Only images under this folder."),
+    store: Optional[str] = StoreOpt,
+    as_json: bool = JsonOpt,
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV: one row per image (group, tier, id, path, score, width, height, size)."),
+) -> None:
+    """Find exact copies, near-duplicates (re-encoded, resized, lightly cropped) and similar shots."""
+    tiers = list(tier) if tier else list(TIERS)
+    bad = [t for t in tiers if t not in TIERS]
+    if bad:
+        raise typer.BadParameter(f"{bad[0]!r} is not one of {', '.join(TIERS)}", param_hint="--tier")
+    if as_json and as_csv:
+        ctx.fail("choose one of --json and --csv")
+    thresholds = DuplicateThresholds(near_cosine=near_cosine, similar_cosine=similar_cosine, neighbours=neighbours,
+                                     near_min_coverage=near_coverage)
+    with user_errors():
+        with _open(library, store) as lib:
+            columns = [SpinnerColumn(), TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+            with Progress(*columns, console=err, transient=True, disable=as_json or as_csv) as bar:
+                tasks: dict[str, object] = {}
+
+                def progress(phase: str, done: int, total: int) -> None:
+                    if phase not in tasks:
+                        tasks[phase] = bar.add_task(phase, total=total)
+                    bar.update(tasks[phase], completed=done, total=total)  # type: ignore[arg-type]
+
+                report = lib.duplicates(thresholds, tiers, where=_filter(under, None, None), progress=progress)
+            if as_json:
+                print(json.dumps(report.to_dict()))
+                return
+            if as_csv:
+                writer = csv.writer(sys.stdout, lineterminator="\n")
+                writer.writerow(["group", "tier", "id", "path", "score", "width", "height", "size"])
+                for g in report.groups:
+                    for m in g.members:
+                        writer.writerow([g.group, g.tier, m.id, m.path, m.score, m.width, m.height, m.size])
+                return
+            table = Table("group", "tier", "score", "pixels", "bytes", "path", title_justify="left",
+                          title=f"{len(report.groups)} groups among {report.images} images ({report.seconds:.1f} s)")
+            for g in report.groups:
+                for n, m in enumerate(g.members):
+                    table.add_row(str(g.group) if n == 0 else "", g.tier if n == 0 else "", f"{m.score:.4f}",
+                                  f"{m.width}x{m.height}", f"{m.size:,}", m.path, end_section=n == len(g.members) - 1)
+            out.print(table)
+            counts = report.counts()
+            err.print(", ".join(f"{counts[t]} {t}" for t in TIERS if t in tiers) + " groups; the first image of each "
+                      "group has the most pixels; score = cosine similarity to it", highlight=False)
+            for path in report.unreadable:
+                err.print(f"  could not re-read {path} to check for near-duplicates (run `lookalike index --prune`)",
+                          highlight=False, markup=False)
 
 
 @app.command()

@@ -16,9 +16,11 @@ from ..errors import LookalikeError, ModelMismatchError
 from ..imaging import ImageSource, load_image
 from ..models import FeatureExtractor, TrainableExtractor, get_extractor, model_info
 from ..store import ImageRecord, SearchFilter, VectorStore, open_store
+from .duplicates import TIERS, DuplicateProgressFn, DuplicateReport, DuplicateThresholds, find_duplicates
 from .indexer import AddReport, Indexer, ProgressFn
 from .query import resolve
 from .scan import absolute, scan
+from .tags import rank_by_tag, tag_filter
 
 STATE_DIR = "model-state"
 FIT_SAMPLE = 500  # images a trainable extractor (e.g. a codebook) learns from
@@ -150,9 +152,12 @@ class Library:
         return ext.embed([load_image(im, ext.draft_size) for im in images])
 
     def search(self, query: ImageSource | int, k: int = 10, *, min_score: float | None = None,
-               where: SearchFilter | None = None) -> list[Hit]:
+               where: SearchFilter | None = None, text: str | None = None) -> list[Hit]:
         """Images that look like `query`: a path, URL, bytes, PIL image, array, id or "id:N".
-        An indexed image never finds itself."""
+        An indexed image never finds itself. `text` keeps only images tagged with a label it
+        names (see `search_text`)."""
+        if text is not None:
+            where = tag_filter(text, where)
         q = resolve(query, self.store, self.extractor.draft_size)
         vec = q.vector if q.vector is not None else self.extractor.embed([q.image])[0]
         return self.search_vector(vec, k, min_score=min_score, where=where, exclude=q.exclude)
@@ -165,6 +170,20 @@ class Library:
         records = self.store.get([i for i, _ in scored])
         return [Hit(rank, i, records[i].path, round(s, 6))
                 for rank, (i, s) in enumerate(((i, s) for i, s in scored if i in records), start=1)]
+
+    def search_text(self, text: str, k: int = 10, *, min_score: float | None = None,
+                    where: SearchFilter | None = None) -> list[Hit]:
+        """Images whose stored ImageNet top-5 tags include a label that `text` names (whole
+        words of a label or its synonyms, case-insensitive; commas separate alternatives).
+        Here `score` is the classifier's confidence: the summed probability of the image's
+        matching labels (engine/tags.py), descending."""
+        ranked = rank_by_tag(self.store, text, k, where, min_score)
+        return [Hit(rank, rec.id, rec.path, round(s, 6)) for rank, (rec, s) in enumerate(ranked, start=1)]  # type: ignore[arg-type]
+
+    def duplicates(self, thresholds: DuplicateThresholds | None = None, tiers: Sequence[str] = TIERS, *,
+                   where: SearchFilter | None = None, progress: DuplicateProgressFn | None = None) -> DuplicateReport:
+        """Groups of exact copies, near-duplicates and similar shots (engine/duplicates.py)."""
+        return find_duplicates(self.store, thresholds, tiers, where, progress)
 
     def get(self, id_: int) -> ImageRecord:
         rec = self.store.get([id_]).get(id_)
