@@ -64,7 +64,8 @@ class Service:
             image = decode_image(data, label, self.lib.extractor.draft_size)
         else:  # full resolution: the region may be small
             image = crop_relative(decode_image(data, label), crop)
-        return SearchResult(label, _ms(t0), self.lib.search(image, k, min_score=min_score))
+        hits = self.lib.search(image, k, min_score=min_score)
+        return SearchResult(label, _ms(t0), hits)
 
     def search_url(self, url: str, limit: int, k: int, min_score: float | None, crop: CropBox | None) -> SearchResult:
         t0 = time.perf_counter()
