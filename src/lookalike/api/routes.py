@@ -199,6 +199,9 @@ def _options(k: object, min_score: object, crop: object) -> tuple[int, float | N
             box = ()
         if len(box) != 4:
             raise HTTPException(422, f"crop must be x0,y0,x1,y1 (four numbers from 0 to 1), got {crop!r}")
+        x0, y0, x1, y1 = box
+        if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
+            raise HTTPException(422, f"crop box {x0:g},{y0:g},{x1:g},{y1:g} must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
     return k_, score, box
 
 

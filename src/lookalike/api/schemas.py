@@ -13,7 +13,7 @@ CROP_HELP = "Search only this region of the query image: [x0, y0, x1, y1] as fra
 class SearchBody(BaseModel):
     """JSON search: exactly one of `id` (an indexed image, "more like this") or `url`."""
 
-    id: Optional[int] = Field(None, description="Indexed image id; it never finds itself.")
+    id: Optional[int] = Field(None, ge=0, le=2**63 - 1, description="Indexed image id; it never finds itself.")
     url: Optional[str] = Field(None, description="http(s) URL of an image the server downloads.")
     k: Optional[int] = Field(None, ge=1, le=1000, description="Number of results (default 10).")
     min_score: Optional[float] = Field(None, ge=-1, le=1, description="Drop results below this cosine similarity.")
