@@ -303,3 +303,15 @@ def test_serve_command_refuses_open_writes_on_a_public_address(gallery):
     assert b"refusing to serve on 0.0.0.0 without $LOOKALIKE_API_KEY" in proc.stderr and b"Traceback" not in proc.stderr
     with pytest.raises(LookalikeError, match="no library at"):  # serve prints this as its one-line error
         create_app(gallery.root / "nope")
+
+
+def test_thumbnail_without_a_writable_cache(writable):
+    client, copy = writable
+    shutil.rmtree(copy / "thumbs", ignore_errors=True)
+    (copy / "thumbs").write_text("a file where the cache folder would go")
+    try:
+        item = client.get("/api/images", params={"limit": 1}).json()["items"][0]
+        r = client.get(item["thumb_url"])
+        assert r.status_code == 200 and max(Image.open(io.BytesIO(r.content)).size) == 320
+    finally:
+        (copy / "thumbs").unlink()

@@ -124,10 +124,13 @@ def get_file(request: Request, image_id: int = ImageId) -> FileResponse:
 
 
 @router.get("/api/images/{image_id}/thumb", response_class=FileResponse, responses=ERRORS, summary="A cached JPEG thumbnail")
-def get_thumb(request: Request, image_id: int = ImageId) -> FileResponse:
+def get_thumb(request: Request, image_id: int = ImageId) -> Response:
     # The URLs we hand out carry ?v=<content hash>, so a browser may keep a thumbnail for good.
-    return FileResponse(_svc(request).thumbnail(image_id), media_type="image/jpeg",
-                        headers={"Cache-Control": "private, max-age=86400"})
+    thumb = _svc(request).thumbnail(image_id)
+    headers = {"Cache-Control": "private, max-age=86400"}
+    if isinstance(thumb, bytes):
+        return Response(thumb, media_type="image/jpeg", headers=headers)
+    return FileResponse(thumb, media_type="image/jpeg", headers=headers)
 
 
 @router.get("/api/stats", response_model=schemas.Stats, summary="Library and server facts")

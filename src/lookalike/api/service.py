@@ -99,7 +99,8 @@ class Service:
                 mime = "application/octet-stream"
         return rec.path, mime
 
-    def thumbnail(self, id_: int) -> Path:
+    def thumbnail(self, id_: int) -> Path | bytes:
+        """The cached thumbnail's path; its bytes when the library directory is read-only."""
         rec = self.record(id_)
         thumb = self.thumbs / f"{rec.sha256}-{THUMB_PX}.jpg"
         if thumb.exists():
@@ -111,7 +112,10 @@ class Service:
         im.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
         buf = io.BytesIO()
         im.save(buf, "JPEG", quality=82, optimize=True)
-        _write_atomic(thumb, buf.getvalue())
+        try:
+            _write_atomic(thumb, buf.getvalue())
+        except OSError:
+            return buf.getvalue()
         return thumb
 
     # -- writing ------------------------------------------------------------------------
