@@ -118,6 +118,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16, help="parallel clients in the concurrent phases (default 16)")
     ap.add_argument("--max-seconds", type=float, default=240, help="stop each phase after this long (default 240)")
     ap.add_argument("--baseline-requests", type=int, default=200, help="in-process searches per baseline (default 200)")
+    ap.add_argument("--only", choices=["upload", "similar"], help="measure one kind of search only")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--json", type=Path, default=Path("artifacts/bench-http-latency.json"), help="where to write results")
     args = ap.parse_args()
@@ -165,6 +166,8 @@ def main() -> None:
                 return r.status_code == 200 and (want is None or r.json()["results"][0]["id"] == want)
 
             for kind, fn in (("upload", upload), ("similar", similar)):
+                if args.only and kind != args.only:
+                    continue
                 for i in range(min(20, args.requests)):  # warm-up: connections, thumbnails of nothing, caches
                     fn(i)
                 for mode, conc in (("sequential", 1), (f"{args.concurrency}-concurrent", args.concurrency)):

@@ -12,6 +12,7 @@ from PIL import ImageOps
 from lookalike import Library
 from lookalike.api import create_app
 from lookalike.api.server import BackgroundServer
+from lookalike.api.service import REGION_SCALE
 from lookalike.imaging import crop_relative, load_image
 from lookalike.samples import save_jpeg
 
@@ -97,7 +98,7 @@ def test_search_click_crop_browse(watched: Page, site, lib, gallery, photos, tmp
     expect(page.locator("#summary")).to_contain_text("for the selected region")
     crop = tuple(float(v) for v in page.locator("#crop-box").get_attribute("data-crop").split(","))
     assert crop[0] < crop[2] and crop[1] < crop[3]
-    region = crop_relative(load_image(lib.get(first).path), crop)
+    region = crop_relative(load_image(lib.get(first).path, lib.extractor.draft_size * REGION_SCALE), crop)
     by_region = [h.id for h in lib.search_vector(lib.embed([region])[0], k=K, exclude=[first])]
     expect(page.locator("#results .card").first).to_have_attribute("data-id", str(by_region[0]))
     assert card_ids(page) == by_region

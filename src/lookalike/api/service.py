@@ -24,6 +24,7 @@ from ..store import ImageRecord
 UPLOADS_DIR = "uploads"  # images added through the API live here, named by content hash
 THUMBS_DIR = "thumbs"  # cached thumbnails, named by content hash; safe to delete
 THUMB_PX = 320
+REGION_SCALE = 4
 _EXT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tiff"}
 _MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jfif": "image/jpeg", ".png": "image/png",
          ".webp": "image/webp", ".gif": "image/gif", ".bmp": "image/bmp", ".dib": "image/bmp",
@@ -62,8 +63,8 @@ class Service:
         t0 = time.perf_counter()
         if crop is None:  # decoded exactly as the indexer decodes files, so a copy of one scores 1.0
             image = decode_image(data, label, self.lib.extractor.draft_size)
-        else:  # full resolution: the region may be small
-            image = crop_relative(decode_image(data, label), crop)
+        else:  # more pixels than a whole-image query: the region may be small
+            image = crop_relative(decode_image(data, label, self._region_draft()), crop)
         hits = self.lib.search(image, k, min_score=min_score)
         return SearchResult(label, _ms(t0), hits)
 
@@ -79,10 +80,16 @@ class Service:
         if crop is None:
             hits = self.lib.search(id_, k, min_score=min_score)  # the stored vector; no model run
         else:
-            region = crop_relative(load_image(rec.path), crop)
+            region = crop_relative(load_image(rec.path, self._region_draft()), crop)
             vector = self.lib.embed([region])[0]
             hits = self.lib.search_vector(vector, k, min_score=min_score, exclude=[id_])
         return SearchResult(f"id:{id_}", _ms(t0), hits)
+
+    def _region_draft(self) -> int | None:
+        """JPEGs are decoded at reduced scale, keeping enough pixels for a region a quarter
+        of the image wide to still fill the model's input."""
+        size = self.lib.extractor.draft_size
+        return size * REGION_SCALE if size else None
 
     def file(self, id_: int) -> tuple[str, str]:
         """(path, media type) of an indexed image's file; the type comes from its content
