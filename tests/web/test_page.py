@@ -63,6 +63,7 @@ def test_search_click_crop_browse(watched: Page, site, lib, gallery, photos, tmp
     page.set_viewport_size({"width": 1280, "height": 860})
     page.goto(site)
     expect(page.locator("#stats")).to_have_text(f"{len(lib)} images · {lib.model}")
+    page.screenshot(path=str(ARTIFACTS / "web-start.png"))
 
     # 1. Upload an edit the gallery has never seen: the engine's answer comes first.
     query = save_jpeg(ImageOps.grayscale(photos["chelsea"]).convert("RGB"), tmp_path / "cat-grey.jpg", 85)
@@ -152,3 +153,6 @@ def test_empty_library_is_explained(watched: Page, tmp_path):
         watched.goto(url)
         expect(watched.locator("#message")).to_contain_text("This library has no images yet")
         expect(watched.locator("#stats")).to_have_text("0 images · effnet-lite0")
+        watched.locator("#placeholder a").click()
+        expect(watched.locator("#page-info")).to_have_text("No images yet")
+        expect(watched.locator("#next")).to_be_disabled()

@@ -14,7 +14,7 @@ const el = {
   query: $("query"), queryImg: $("query-img"), queryLabel: $("query-label"), cropArea: $("crop-area"),
   cropBox: $("crop-box"), cropHint: $("crop-hint"), queryActions: $("query-actions"),
   clearCrop: $("clear-crop"), newQuery: $("new-query"),
-  summary: $("summary"), results: $("results"),
+  summary: $("summary"), results: $("results"), placeholder: $("placeholder"),
   browse: $("browse"), prev: $("prev"), next: $("next"), pageInfo: $("page-info"),
   card: $("card"),
 };
@@ -128,6 +128,7 @@ function resetQuery() {
   el.queryImg.removeAttribute("src");
   el.results.replaceChildren();
   el.summary.textContent = "";
+  el.placeholder.hidden = false;
   if (location.hash.startsWith("#similar/")) history.pushState(null, "", location.pathname);
 }
 
@@ -190,6 +191,7 @@ async function search() {
 }
 
 function renderResults(data, totalMs) {
+  el.placeholder.hidden = true;
   el.results.replaceChildren(...data.results.map((hit) => makeCard(hit, hit.score)));
   const n = data.results.length;
   const what = data.crop ? " for the selected region" : "";
