@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test lint clean
+.PHONY: setup system-deps demo serve-demo test lint clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,12 @@ system-deps:
 
 demo: setup
 	$(BIN)/python -m lookalike.demo
+
+# The web page and REST API on the demo library (builds it first if `make demo` has not run).
+PORT ?= 8000
+serve-demo: setup
+	test -f demo-library/library.sqlite || $(BIN)/python -m lookalike.demo
+	$(BIN)/lookalike serve --library demo-library --host 127.0.0.1 --port $(PORT)
 
 test: setup system-deps
 	$(BIN)/ruff check .

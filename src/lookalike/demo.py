@@ -73,6 +73,7 @@ def main() -> None:
             if "/photos/" in rec.path:
                 con.print(f"{Path(rec.path).name:>28}: " + ", ".join(f"{t.split(',')[0]} {p:.2f}" for t, p in rec.tags[:3]))
     con.print(f"\nTry it: .venv/bin/lookalike search {next(iter(queries.values()))} --library {args.library}")
+    con.print("Web page and REST API on this library: make serve-demo, then open http://127.0.0.1:8000/")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,237 @@
+"""The REST endpoints. Blocking engine work runs in FastAPI's threadpool; request bodies are
+parsed here so that one search endpoint takes multipart, JSON or raw image bytes."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, Security
+from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from fastapi.security import APIKeyHeader
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from ..engine import Hit as EngineHit
+from ..store import ImageRecord
+from . import schemas
+from .service import SearchResult, Service
+
+router = APIRouter()
+ERRORS = {code: {"model": schemas.Error, "description": why} for code, why in (
+    (400, "bad request"), (404, "unknown id"), (413, "body over the upload limit"),
+    (415, "not an image / unsupported body type"), (422, "corrupt image or invalid parameters"))}
+WRITE_ERRORS = {**ERRORS, 401: {"model": schemas.Error, "description": "API key missing"},
+                403: {"model": schemas.Error, "description": "API key wrong"}}
+ImageId = PathParam(..., ge=0, le=2**63 - 1, description="Image id (see /api/images).")
+K = Query(None, ge=1, le=1000, description="Number of results (default 10).")
+MIN_SCORE = Query(None, ge=-1, le=1, description="Drop results below this cosine similarity.")
+CROP = Query(None, description=schemas.CROP_HELP + " As a query parameter: x0,y0,x1,y1.")
+DEFAULT_K = 10
+
+_image_body = {"type": "object", "required": ["file"], "properties": {
+    "file": {"type": "string", "format": "binary", "description": "The image (JPEG, PNG, WebP, GIF, BMP, TIFF)."}}}
+_search_form = {"type": "object", "required": ["file"], "properties": {
+    **_image_body["properties"], "k": {"type": "integer"}, "min_score": {"type": "number"},
+    "crop": {"type": "string", "description": "x0,y0,x1,y1 as fractions of the image"}}}
+SEARCH_BODY = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": _search_form},
+    "application/json": {"schema": {"$ref": "#/components/schemas/SearchBody"}},
+    "image/*": {"schema": {"type": "string", "format": "binary"}}}}}
+UPLOAD_BODY = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": _image_body}, "image/*": {"schema": {"type": "string", "format": "binary"}}}}}
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                              description="Needed by write endpoints when the server has $LOOKALIKE_API_KEY set.")
+
+
+def require_key(request: Request, key: str | None = Security(api_key_header)) -> None:
+    expected = request.app.state.settings.api_key
+    if not expected:
+        return
+    if not key:
+        raise HTTPException(401, "this endpoint needs the API key in the X-API-Key header")
+    if not hmac.compare_digest(key.encode(), expected.encode()):
+        raise HTTPException(403, "wrong API key in the X-API-Key header")
+
+
+def _svc(request: Request) -> Service:
+    return request.app.state.service
+
+
+# -- search ---------------------------------------------------------------------------------
+@router.post("/api/search", response_model=schemas.SearchResponse, responses=ERRORS, openapi_extra=SEARCH_BODY,
+             summary="Search by image upload, indexed id or URL")
+async def search(request: Request, k: int | None = K, min_score: float | None = MIN_SCORE,
+                 crop: str | None = CROP) -> schemas.SearchResponse:
+    """Send the query image as multipart/form-data (field `file`), as a raw `image/*` body, or
+    JSON `{"id": 42}` ("more like this") / `{"url": "https://..."}`. `k`, `min_score` and `crop`
+    may be query parameters, form fields or JSON fields."""
+    svc, settings = _svc(request), request.app.state.settings
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        try:
+            body = schemas.SearchBody.model_validate(json.loads(await request.body() or b"null"))
+        except json.JSONDecodeError as e:
+            raise HTTPException(422, f"body is not valid JSON ({e.msg})") from None
+        except ValidationError as e:
+            raise HTTPException(422, _first_error(e)) from None
+        opts = _options(body.k or k, body.min_score if body.min_score is not None else min_score, body.crop or crop)
+        if body.id is not None:
+            result = await run_in_threadpool(svc.search_id, body.id, *opts)
+        else:
+            if not settings.url_queries:
+                raise HTTPException(403, "this server does not download URLs; upload the image instead")
+            if not body.url.startswith(("http://", "https://")):  # type: ignore[union-attr]
+                raise HTTPException(422, "url must start with http:// or https://")
+            result = await run_in_threadpool(svc.search_url, body.url, settings.max_upload_bytes, *opts)
+    else:
+        data, name, fields = await _read_image(request)
+        opts = _options(fields.get("k") or k, fields.get("min_score") or min_score, fields.get("crop") or crop)
+        result = await run_in_threadpool(svc.search_bytes, data, name, *opts)
+    return _search_response(svc, result, opts[2])
+
+
+@router.get("/api/images/{image_id}/similar", response_model=schemas.SearchResponse, responses=ERRORS,
+            summary="More like this / similar products")
+def similar(request: Request, image_id: int = ImageId, k: int | None = K, min_score: float | None = MIN_SCORE) -> schemas.SearchResponse:
+    """The indexed images most like image `image_id` (never itself), from its stored vector."""
+    svc = _svc(request)
+    return _search_response(svc, svc.search_id(image_id, k or DEFAULT_K, min_score, None), None)
+
+
+# -- browsing -------------------------------------------------------------------------------
+@router.get("/api/images", response_model=schemas.ImagePage, summary="Browse the library")
+def list_images(request: Request, offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> schemas.ImagePage:
+    """Indexed images in id order, `limit` at a time."""
+    total, records = _svc(request).page(offset, limit)
+    return schemas.ImagePage(total=total, offset=offset, limit=limit, items=[_image(r) for r in records])
+
+
+@router.get("/api/images/{image_id}", response_model=schemas.Image, responses=ERRORS, summary="Image metadata")
+def get_image(request: Request, image_id: int = ImageId) -> schemas.Image:
+    return _image(_svc(request).record(image_id))
+
+
+@router.get("/api/images/{image_id}/file", response_class=FileResponse, responses=ERRORS, summary="The image file")
+def get_file(request: Request, image_id: int = ImageId) -> FileResponse:
+    path, media_type = _svc(request).file(image_id)
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=300"},
+                        content_disposition_type="inline", filename=os.path.basename(path))
+
+
+@router.get("/api/images/{image_id}/thumb", response_class=FileResponse, responses=ERRORS, summary="A cached JPEG thumbnail")
+def get_thumb(request: Request, image_id: int = ImageId) -> Response:
+    # The URLs we hand out carry ?v=<content hash>, so a browser may keep a thumbnail for good.
+    thumb = _svc(request).thumbnail(image_id)
+    headers = {"Cache-Control": "private, max-age=86400"}
+    if isinstance(thumb, bytes):
+        return Response(thumb, media_type="image/jpeg", headers=headers)
+    return FileResponse(thumb, media_type="image/jpeg", headers=headers)
+
+
+@router.get("/api/stats", response_model=schemas.Stats, summary="Library and server facts")
+def stats(request: Request) -> schemas.Stats:
+    settings = request.app.state.settings
+    return schemas.Stats(**_svc(request).lib.info(), max_upload_bytes=settings.max_upload_bytes,
+                         writes_need_key=bool(settings.api_key), url_queries=settings.url_queries)
+
+
+@router.get("/healthz", response_model=schemas.Health, summary="Liveness")
+def healthz(request: Request) -> schemas.Health:
+    return schemas.Health(status="ok", images=len(_svc(request).lib))
+
+
+# -- writing --------------------------------------------------------------------------------
+@router.post("/api/images", response_model=schemas.Image, status_code=201, responses=WRITE_ERRORS,
+             openapi_extra=UPLOAD_BODY, dependencies=[Security(require_key)], summary="Upload and index an image")
+async def upload(request: Request, response: Response) -> schemas.Image:
+    """The image is kept as `<library>/uploads/<sha256>.<ext>` and indexed. 201 when new;
+    200 with the existing record when that exact file was uploaded before."""
+    data, name, _ = await _read_image(request)
+    record, created = await run_in_threadpool(_svc(request).upload, data, name)
+    response.status_code = 201 if created else 200
+    return _image(record)
+
+
+@router.delete("/api/images/{image_id}", response_model=schemas.Deleted, responses=WRITE_ERRORS,
+               dependencies=[Security(require_key)], summary="Forget an image")
+def delete_image(request: Request, image_id: int = ImageId) -> schemas.Deleted:
+    """Removes the image from the index. Its file is deleted only if it was uploaded through the API."""
+    return schemas.Deleted(deleted=image_id, file_removed=_svc(request).delete(image_id))
+
+
+# -- helpers --------------------------------------------------------------------------------
+async def _read_image(request: Request) -> tuple[bytes, str, dict[str, str]]:
+    """(image bytes, a name for messages, other form fields) from a multipart or raw image body."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "multipart/form-data":
+        form = await request.form(max_files=1, max_fields=10)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise HTTPException(422, "multipart body has no file in form field 'file'")
+        data = await upload.read()
+        fields = {key: str(v) for key, v in form.items() if key != "file" and isinstance(v, str) and v != ""}
+        return data, upload.filename or "<upload>", fields
+    if ctype.startswith("image/") or ctype == "application/octet-stream":
+        return await request.body(), "<upload>", {}
+    raise HTTPException(415, "send the image as multipart/form-data (field 'file') or as a raw image/* body"
+                        + ('; or JSON {"id": N} / {"url": "..."}' if request.url.path == "/api/search" else ""))
+
+
+def _options(k: object, min_score: object, crop: object) -> tuple[int, float | None, tuple | None]:
+    try:
+        k_ = DEFAULT_K if k in (None, "") else int(k)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise HTTPException(422, f"k must be an integer, got {k!r}") from None
+    if not 1 <= k_ <= 1000:
+        raise HTTPException(422, f"k must be between 1 and 1000, got {k_}")
+    try:
+        score = None if min_score in (None, "") else float(min_score)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise HTTPException(422, f"min_score must be a number, got {min_score!r}") from None
+    box = None
+    if crop not in (None, ""):
+        parts = crop.split(",") if isinstance(crop, str) else crop
+        try:
+            box = tuple(float(v) for v in parts)  # type: ignore[union-attr]
+        except (TypeError, ValueError):
+            box = ()
+        if len(box) != 4:
+            raise HTTPException(422, f"crop must be x0,y0,x1,y1 (four numbers from 0 to 1), got {crop!r}")
+        x0, y0, x1, y1 = box
+        if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
+            raise HTTPException(422, f"crop box {x0:g},{y0:g},{x1:g},{y1:g} must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
+    return k_, score, box
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    msg = err["msg"].removeprefix("Value error, ")
+    where = ".".join(str(p) for p in err.get("loc", ()))
+    return f"{where}: {msg}" if where else msg
+
+
+def _urls(id_: int, sha256: str) -> dict[str, str]:
+    v = sha256[:16]
+    return {"thumb_url": f"/api/images/{id_}/thumb?v={v}", "image_url": f"/api/images/{id_}/file?v={v}"}
+
+
+def _image(rec: ImageRecord) -> schemas.Image:
+    assert rec.id is not None
+    return schemas.Image(id=rec.id, path=rec.path, name=os.path.basename(rec.path), sha256=rec.sha256, size=rec.size,
+                         mtime=rec.mtime, width=rec.width, height=rec.height, tags=rec.tags, added=rec.added,
+                         similar_url=f"/api/images/{rec.id}/similar", **_urls(rec.id, rec.sha256))
+
+
+def _search_response(svc: Service, result: SearchResult, crop: tuple | None) -> schemas.SearchResponse:
+    records = svc.lib.store.get([h.id for h in result.hits])
+    return schemas.SearchResponse(query=result.query, model=svc.lib.model, took_ms=result.took_ms, crop=crop,
+                                  results=[_hit(h, records[h.id].sha256 if h.id in records else "") for h in result.hits])
+
+
+def _hit(h: EngineHit, sha256: str) -> schemas.Hit:
+    return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, name=os.path.basename(h.path), **_urls(h.id, sha256))

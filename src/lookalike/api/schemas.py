@@ -1,0 +1,94 @@
+"""Request and response bodies of the REST API (they document it at /docs)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import BaseModel, Field, model_validator
+
+Crop = tuple[float, float, float, float]
+CROP_HELP = "Search only this region of the query image: [x0, y0, x1, y1] as fractions (0..1) of its width and height."
+
+
+class SearchBody(BaseModel):
+    """JSON search: exactly one of `id` (an indexed image, "more like this") or `url`."""
+
+    id: Optional[int] = Field(None, ge=0, le=2**63 - 1, description="Indexed image id; it never finds itself.")
+    url: Optional[str] = Field(None, description="http(s) URL of an image the server downloads.")
+    k: Optional[int] = Field(None, ge=1, le=1000, description="Number of results (default 10).")
+    min_score: Optional[float] = Field(None, ge=-1, le=1, description="Drop results below this cosine similarity.")
+    crop: Optional[Crop] = Field(None, description=CROP_HELP)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SearchBody:
+        if (self.id is None) == (self.url is None):
+            raise ValueError('give exactly one of "id" or "url"')
+        return self
+
+
+class Hit(BaseModel):
+    rank: int
+    id: int
+    path: str
+    score: float = Field(description="Cosine similarity to the query, descending.")
+    name: str = Field(description="File name, for display.")
+    thumb_url: str
+    image_url: str
+
+
+class SearchResponse(BaseModel):
+    query: str
+    model: str
+    took_ms: float = Field(description="Time the engine spent (decoding, model, search), server side.")
+    crop: Optional[Crop] = None
+    results: list[Hit]
+
+
+class Image(BaseModel):
+    id: int
+    path: str
+    name: str
+    sha256: str
+    size: int = Field(description="File size in bytes.")
+    mtime: float
+    width: int
+    height: int
+    tags: list[tuple[str, float]] = Field(description="Top ImageNet labels with probabilities.")
+    added: float
+    thumb_url: str
+    image_url: str
+    similar_url: str
+
+
+class ImagePage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    items: list[Image]
+
+
+class Stats(BaseModel):
+    library: str
+    store: str
+    images: int
+    model: str
+    dim: int
+    size_bytes: int
+    created: Optional[str]
+    max_upload_bytes: int
+    writes_need_key: bool
+    url_queries: bool
+
+
+class Deleted(BaseModel):
+    deleted: int
+    file_removed: bool = Field(description="True when the file was an upload the server owned and is now gone too.")
+
+
+class Health(BaseModel):
+    status: str
+    images: int
+
+
+class Error(BaseModel):
+    detail: str

@@ -1,0 +1,50 @@
+"""Fixtures for the REST API and the web page: a real gallery, a real library, real servers,
+and headless Debian Chromium for the browser test."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lookalike import Library
+from lookalike.samples import build_gallery
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("LOOKALIKE_ARTIFACTS") or Path(__file__).resolve().parents[2] / "artifacts")
+
+
+@dataclass
+class Gallery:
+    root: Path
+    groups: dict[str, list[Path]]  # photo name -> [original, edits...]
+    library: Path
+
+    def family(self, name: str) -> set[str]:
+        return {str(p) for p in self.groups[name]}
+
+    def photo_of(self, path: str) -> str:
+        return next(name for name, files in self.groups.items() if path in {str(p) for p in files})
+
+
+@pytest.fixture(scope="session")
+def gallery(tmp_path_factory) -> Gallery:
+    """The demo gallery (bundled photos + six edits each), indexed once; tests must not modify
+    its index (write tests work on a copy)."""
+    root = tmp_path_factory.mktemp("web-gallery")
+    groups = build_gallery(root / "gallery")
+    with Library.open(root / "lib") as lib:
+        report = lib.add([root / "gallery"])
+        assert report.failed == [] and report.added == sum(len(v) for v in groups.values())
+    return Gallery(root / "gallery", groups, root / "lib")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"browser test needs Debian's chromium at {CHROMIUM} (apt-get install chromium; see scripts/system-deps.sh)")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM,
+            "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--no-first-run"]}
