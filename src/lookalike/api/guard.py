@@ -57,11 +57,21 @@ class Guard:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > limit:
-                    raise PayloadTooLarge(limit)  # a chunked body without Content-Length
+                if received > limit:  # a chunked body without Content-Length
+                    await _drain(receive, message, cap=4 * limit)
+                    raise PayloadTooLarge(limit)
             return message
 
         await self.app(scope, limited_receive, send_with_headers)
+
+
+async def _drain(receive: Receive, message: Message, cap: int) -> None:
+    """Read and discard the rest of an oversized body (up to `cap` bytes), so the client has
+    finished sending when the 413 arrives instead of seeing its connection reset mid-upload."""
+    drained = 0
+    while message.get("more_body") and drained < cap:
+        message = await receive()
+        drained += len(message.get("body", b""))
 
 
 async def _send_json(send: Send, status: int, detail: str) -> None:
