@@ -153,6 +153,10 @@ def test_stats_health_and_docs(client, lib):
     assert page.status_code == 200 and "<title>Lookalike</title>" in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert client.get("/static/app.js").status_code == 200
+    docs = client.get("/docs")  # Swagger UI from the installed package, not a CDN
+    assert docs.status_code == 200 and "cdn." not in docs.text and "swagger-ui-bundle.js" in docs.text
+    asset = next(part.split('"')[0] for part in docs.text.split('src="')[1:] if "swagger-ui-bundle.js" in part)
+    assert asset.startswith("/") and client.get(asset).status_code == 200
 
 
 @pytest.mark.parametrize("path", ["/api/images/999999", "/api/images/999999/file", "/api/images/999999/thumb",

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from ..engine import Library
@@ -67,7 +68,8 @@ def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None =
         finally:
             library.close()
 
-    app = FastAPI(title="Lookalike", version=__version__, lifespan=lifespan,
+    # FastAPIOffline serves Swagger UI / ReDoc assets from the package, so /docs works offline.
+    app = FastAPIOffline(title="Lookalike", version=__version__, lifespan=lifespan,
                   description="Reverse image search: find the indexed images that look like a query image. "
                               f"Write endpoints need the `X-API-Key` header when the server has ${API_KEY_ENV} set. "
                               "Errors are JSON: `{\"detail\": \"one-line message\"}`.")

@@ -9,8 +9,8 @@ import json
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# The page loads nothing from elsewhere; FastAPI's /docs pulls Swagger UI from a CDN, so it
-# gets no policy (it is documentation, not the app).
+# The page loads nothing from elsewhere; the Swagger UI / ReDoc pages use inline scripts, so
+# they get no policy (they are documentation, not the app).
 CSP = "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'"
 NO_CSP = ("/docs", "/redoc")
 
