@@ -26,6 +26,7 @@ from rich.text import Text
 
 from .config import default_library
 from .engine import Library
+from .engine.scan import printable
 from .errors import LookalikeError
 from .models import list_models
 from .store import SearchFilter
@@ -91,7 +92,7 @@ def index(
                       f"— {report.embedded} embedded in {report.seconds:.1f} s "
                       f"({report.images_per_second:.1f} img/s); library has {len(lib)} images", highlight=False)
             for path, reason in report.failed:
-                err.print(f"  skipped {path}: {reason}", highlight=False, markup=False)
+                err.print(f"  skipped {printable(path)}: {reason}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -122,7 +123,7 @@ def search(
             for col, just in (("rank", "right"), ("score", "right"), ("id", "right"), ("path", "left")):
                 table.add_column(col, justify=just)  # type: ignore[arg-type]
             for h in hits:
-                table.add_row(str(h.rank), f"{h.score:.4f}", str(h.id), h.path)
+                table.add_row(str(h.rank), f"{h.score:.4f}", str(h.id), printable(h.path))
             out.print(table)
 
 

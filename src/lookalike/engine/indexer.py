@@ -17,7 +17,7 @@ from ..errors import ImageLoadError
 from ..imaging import decode_image, original_size, read_file
 from ..models import FeatureExtractor
 from ..store import ImageRecord, Upsert, VectorStore
-from .scan import FileEntry
+from .scan import FileEntry, printable
 
 # (done, total) -> None, called from the indexing thread.
 ProgressFn = Callable[[int, int], None]
@@ -42,7 +42,7 @@ class AddReport:
         return {
             "added": self.added, "updated": self.updated, "unchanged": self.unchanged,
             "moved": self.moved, "removed": self.removed, "embedded": self.embedded,
-            "failed": [{"path": p, "reason": r} for p, r in self.failed],
+            "failed": [{"path": printable(p, controls=False), "reason": r} for p, r in self.failed],
             "seconds": round(self.seconds, 3), "images_per_second": round(self.images_per_second, 2),
         }
 

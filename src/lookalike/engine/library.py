@@ -18,7 +18,7 @@ from ..models import FeatureExtractor, TrainableExtractor, get_extractor, model_
 from ..store import ImageRecord, SearchFilter, VectorStore, open_store
 from .indexer import AddReport, Indexer, ProgressFn
 from .query import resolve
-from .scan import absolute, scan
+from .scan import absolute, printable, scan
 
 STATE_DIR = "model-state"
 FIT_SAMPLE = 500  # images a trainable extractor (e.g. a codebook) learns from
@@ -32,7 +32,7 @@ class Hit:
     score: float
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "path": printable(self.path, controls=False)}  # JSON-safe for any file name
 
 
 class Library:

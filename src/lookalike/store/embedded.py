@@ -5,6 +5,7 @@ half-done. Searches run exactly on an in-memory matrix, reloaded when anyone com
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -113,7 +114,7 @@ class EmbeddedStore:
         return out
 
     def find_path(self, path: str) -> ImageRecord | None:
-        rows = self._query(f"SELECT {_COLUMNS} FROM images WHERE path = ?", (path,))
+        rows = self._query(f"SELECT {_COLUMNS} FROM images WHERE path = ?", (_path_param(path),))
         return _record(rows[0]) if rows else None
 
     def find_sha(self, sha256: str) -> list[ImageRecord]:
@@ -163,7 +164,7 @@ class EmbeddedStore:
 
     def _upsert(self, up: Upsert, now: float) -> int:
         r = up.record
-        values = (r.path, r.sha256, int(r.size), float(r.mtime), int(r.width), int(r.height),
+        values = (_path_param(r.path), r.sha256, int(r.size), float(r.mtime), int(r.width), int(r.height),
                   json.dumps(r.tags), r.added or now)
         if r.id is None:
             if up.vector is None:
@@ -233,8 +234,18 @@ class EmbeddedStore:
 
 def _record(row: tuple) -> ImageRecord:
     id_, path, sha, size, mtime, w, h, tags, added = row
-    return ImageRecord(path=path, sha256=sha, size=size, mtime=mtime, width=w, height=h,
+    return ImageRecord(path=os.fsdecode(path), sha256=sha, size=size, mtime=mtime, width=w, height=h,
                        tags=[(t[0], t[1]) for t in json.loads(tags)], added=added, id=int(id_))
+
+
+def _path_param(path: str) -> str | bytes:
+    """A file name that is not valid UTF-8 (Python holds its odd bytes as surrogates) is
+    stored as its raw bytes in a BLOB, so it round-trips exactly; all others as TEXT."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
 
 
 def _blob(vector: np.ndarray) -> bytes:
@@ -247,8 +258,10 @@ def _where_sql(where: SearchFilter | None) -> tuple[str, tuple]:
     clauses: list[str] = []
     params: list = []
     if where.path_prefix:
-        clauses.append("substr(path, 1, ?) = ?")
-        params += [len(where.path_prefix), where.path_prefix]
+        # Compared as bytes, so names stored as BLOBs (not UTF-8) are found too.
+        prefix = os.fsencode(where.path_prefix)
+        clauses.append("substr(CAST(path AS BLOB), 1, ?) = ?")
+        params += [len(prefix), prefix]
     if where.labels is not None:
         marks = ",".join("?" * len(where.labels)) or "NULL"
         clauses.append(f"EXISTS (SELECT 1 FROM json_each(images.tags) WHERE json_extract(value, '$[0]') IN ({marks}))")
