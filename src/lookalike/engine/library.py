@@ -96,6 +96,8 @@ class Library:
         indexed images under these paths whose files no longer exist."""
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
+        if getattr(self.store, "read_only", False):  # say so before any model work
+            self.store.write(removes=[-1])
         t0 = time.perf_counter()
         report = AddReport()
         entries, report.failed = scan(list(paths), skip=[self.directory])
