@@ -215,12 +215,13 @@ def run_crash_test(workdir: Path, kills: int, seed: int, initial: int = 30, per_
     photos.change(max(1, per_round // 4))
     _, typical = run(None)
     log(f"initial index {first:.1f} s, a round {typical:.1f} s; now killing {kills} times (seed {seed})")
+    durations = [typical]  # of unkilled runs: the kill window follows the machine's speed
     while rep.kills < kills and rep.rounds < 3 * kills:
         rep.rounds += 1
         photos.add(per_round)
         photos.change(max(1, per_round // 4))
         before, _ = db_state(library)
-        delay = rng.uniform(0.05, 1.1) * typical
+        delay = rng.uniform(0.05, 1.0) * float(np.median(durations[-5:]))
         killed, took = run(delay)
         rows, problems = db_state(library)
         rep.problems += [f"after kill {rep.kills + 1}: {p}" for p in problems]
@@ -231,6 +232,7 @@ def run_crash_test(workdir: Path, kills: int, seed: int, initial: int = 30, per_
                 f"{'consistent' if not problems else problems}")
         else:
             rep.finished_before_kill += 1
+            durations.append(took)
     _, _ = run(None)  # completes what the last kill interrupted
     files = photos.files()
     rep.problems += verify(library, folder, files)

@@ -104,7 +104,9 @@ def load_image(source: ImageSource, draft_size: int | None = None) -> Image.Imag
         _check_size(source, "<image>")
         return to_rgb(source, "<image>")
     if isinstance(source, np.ndarray):
-        return to_rgb(_array_to_image(source), "<array>")
+        im = _array_to_image(source)
+        _check_size(im, "<array>")
+        return to_rgb(im, "<array>")
     if isinstance(source, (bytes, bytearray, memoryview)):
         return decode_image(bytes(source), "<bytes>", draft_size)
     name = os.fsdecode(source)
@@ -177,7 +179,7 @@ def _array_to_image(arr: np.ndarray) -> Image.Image:
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
         raise ImageLoadError("<array>", f"expected an HxW, HxWx3 or HxWx4 array, got shape {arr.shape}")
     if arr.dtype != np.uint8:
-        a = arr.astype(np.float32)
+        a = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)  # no NaN/inf casts
         if a.size and a.max() <= 1.0:
             a = a * 255.0
         arr = np.clip(a, 0, 255).astype(np.uint8)
