@@ -112,6 +112,14 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)}
 
 
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 def db_state(library: Path) -> tuple[int, list[str]]:
     """(rows, problems) read straight from SQLite, as a crash left it."""
     db = library / DB_NAME
@@ -193,14 +201,26 @@ def run_crash_test(workdir: Path, kills: int, seed: int, initial: int = 30, per_
     photos.add(initial)
     env = child_env()
 
-    def run(kill_after: float | None) -> tuple[bool, float]:
+    def run(plan: tuple[str, float] | None) -> tuple[bool, float]:
+        """plan: None (let it finish), ("time", seconds) or ("commits", n): kill right after
+        the n-th commit (seen as the WAL file changing) plus a random fraction of a second."""
         start = time.perf_counter()
         proc = subprocess.Popen(index_command(folder, library, batch_size), env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if kill_after is not None:
-            try:
-                proc.wait(timeout=kill_after)
-            except subprocess.TimeoutExpired:
+        if plan is not None:
+            if plan[0] == "time":
+                deadline = start + plan[1]
+            else:
+                wal, commits, last = library / (DB_NAME + "-wal"), 0, _stat(library / (DB_NAME + "-wal"))
+                while proc.poll() is None and commits < plan[1]:
+                    time.sleep(0.01)
+                    now = _stat(wal)
+                    if now is not None and now != last:
+                        commits, last = commits + 1, now
+                deadline = time.perf_counter() + rng.uniform(0, 0.3)
+            while proc.poll() is None and time.perf_counter() < deadline:
+                time.sleep(0.005)
+            if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 return True, time.perf_counter() - start
@@ -221,14 +241,19 @@ def run_crash_test(workdir: Path, kills: int, seed: int, initial: int = 30, per_
         photos.add(per_round)
         photos.change(max(1, per_round // 4))
         before, _ = db_state(library)
-        delay = rng.uniform(0.05, 1.0) * float(np.median(durations[-5:]))
-        killed, took = run(delay)
+        # A third of the kills at a random time (often during start-up, scanning or hashing),
+        # the rest just after a random one of the first commits, while batches are being written.
+        if rng.random() < 1 / 3:
+            plan = ("time", rng.uniform(0.05, 1.0) * float(np.median(durations[-5:])))
+        else:
+            plan = ("commits", rng.randint(1, 4))
+        killed, took = run(plan)
         rows, problems = db_state(library)
         rep.problems += [f"after kill {rep.kills + 1}: {p}" for p in problems]
         if killed:
             rep.kills += 1
             rep.kills_after_a_commit += rows != before
-            log(f"  kill {rep.kills:2d} at {took:5.2f} s: {before} -> {rows} rows, "
+            log(f"  kill {rep.kills:2d} at {took:5.2f} s ({plan[0]} {plan[1]:.2f}): {before} -> {rows} rows, "
                 f"{'consistent' if not problems else problems}")
         else:
             rep.finished_before_kill += 1

@@ -69,8 +69,8 @@ def test_search_keeps_answering_while_another_process_indexes(tmp_path, photos):
 
 def test_two_indexing_processes_at_once(tmp_path, photos):
     folder = tmp_path / "pics"
-    files = _photo_files(photos, folder / "a", ["chelsea", "coffee"], with_variants=True)
-    files += _photo_files(photos, folder / "b", ["rocket", "astronaut"], with_variants=True)
+    files = _photo_files(photos, folder / "a", ["chelsea"], with_variants=True)
+    files += _photo_files(photos, folder / "b", ["rocket"], with_variants=True)
     lib_dir = tmp_path / "lib"
     # Overlapping work: both want folder/a; one of them also folder/b.
     cmds = [[*CLI, "index", str(folder), "--library", str(lib_dir), "--batch-size", "2"],
@@ -147,7 +147,7 @@ def test_read_only_library_is_searchable_and_refuses_writes_clearly(tmp_path, ph
 def test_disk_full_gives_a_clear_error_and_the_library_stays_usable(tmp_path, photos):
     folder = tmp_path / "pics"
     first = _photo_files(photos, folder / "first", ["chelsea", "coffee", "rocket"])
-    later = _photo_files(photos, folder / "later", ["moon", "camera"], with_variants=True)
+    later = _photo_files(photos, folder / "later", ["moon"], with_variants=True)
     lib_dir = tmp_path / "lib"
     lib_dir.mkdir()
     with mounted(lib_dir, "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(lib_dir)):
