@@ -114,7 +114,7 @@ def search(
             t0 = time.perf_counter()
             hits = lib.search(source, k=k, min_score=min_score, where=where)  # type: ignore[arg-type]
             took_ms = (time.perf_counter() - t0) * 1000
-            label = "-" if query == "-" else query
+            label = "-" if query == "-" else printable(query, controls=False)
             if as_json:
                 print(json.dumps({"query": label, "model": lib.model, "took_ms": round(took_ms, 3),
                                   "results": [h.to_dict() for h in hits]}))

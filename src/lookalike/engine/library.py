@@ -96,8 +96,9 @@ class Library:
         indexed images under these paths whose files no longer exist."""
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
-        if getattr(self.store, "read_only", False):  # say so before any model work
-            self.store.write(removes=[-1])
+        refusal = getattr(self.store, "write_refusal", None)  # read-only or full disk: say so before any model work
+        if refusal is not None:
+            raise refusal
         t0 = time.perf_counter()
         report = AddReport()
         entries, report.failed = scan(list(paths), skip=[self.directory])
