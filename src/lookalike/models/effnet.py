@@ -10,6 +10,7 @@ import io
 import os
 import re
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,15 +101,19 @@ def onnx_path(spec: EffnetSpec) -> Path:
     return cache_dir() / "onnx" / f"{spec.name}-v{EXPORT_VERSION}.onnx"
 
 
-def remove_stale_exports(folder: Path) -> list[Path]:
-    """Delete half-written exports whose process is gone (killed during the export)."""
+def remove_stale_exports(folder: Path, old_s: float = 3600) -> list[Path]:
+    """Delete half-written exports whose process is gone (killed during the export); files
+    named before the pid was part of the name go once they are an hour old."""
     removed = []
     for tmp in folder.glob("*.onnx.tmp"):
         m = re.search(r"\.pid(\d+)\.", tmp.name)
-        if m and not _alive(int(m.group(1))):
-            with contextlib.suppress(FileNotFoundError):
+        try:
+            stale = not _alive(int(m.group(1))) if m else time.time() - tmp.stat().st_mtime > old_s
+            if stale:
                 tmp.unlink()
                 removed.append(tmp)
+        except FileNotFoundError:  # another process cleaned it first
+            pass
     return removed
 
 
