@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from bench.crash_test import child_env, db_state, leftovers, run_crash_test, verify
 
@@ -183,3 +184,28 @@ def test_a_killed_model_export_leaves_no_temporary_file(tmp_path):
     live.write_bytes(b"half")
     assert remove_stale_exports(tmp_path) == [stale]
     assert not stale.exists() and live.exists()
+
+
+def test_store_writes_from_two_connections_never_duplicate_a_path(tmp_path):
+    """What two indexers racing on one file come down to, made deterministic: both saw no
+    record for the path, both insert it; or one updates a record the other removed."""
+    from lookalike.store import ImageRecord, Upsert
+    from lookalike.store.embedded import EmbeddedStore
+
+    a, b = EmbeddedStore(tmp_path), EmbeddedStore(tmp_path)
+    a.set_meta({"dim": "4"})
+    v1, v2 = np.eye(4, dtype=np.float32)[:2]
+    try:
+        (id_b,) = b.write([Upsert(ImageRecord("/p/x.jpg", "sha-b", 1, 1.0, 2, 2), v1)])
+        (id_a,) = a.write([Upsert(ImageRecord("/p/x.jpg", "sha-a", 1, 2.0, 2, 2), v2)])  # a's stale view: no record
+        assert a.count() == b.count() == 1 and id_a == id_b
+        assert a.find_path("/p/x.jpg").sha256 == "sha-a" and np.array_equal(b.vectors([id_b])[0], v2)
+        assert [i for i, _ in b.search(v2[None], 5)[0]] == [id_b]  # b's matrix reloads after a's commit
+        b.write(removes=[id_b])
+        moved = ImageRecord("/p/y.jpg", "sha-a", 1, 2.0, 2, 2, id=id_a)
+        assert a.write([Upsert(moved)]) == [-1] and a.count() == 0  # nothing to move: skipped, no error
+        (new,) = a.write([Upsert(moved, v1)])  # with a vector it is simply stored again
+        assert a.find_path("/p/y.jpg").id == new and b.count() == 1
+    finally:
+        a.close()
+        b.close()
