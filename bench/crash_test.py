@@ -229,12 +229,9 @@ def run_crash_test(workdir: Path, kills: int, seed: int, initial: int = 30, per_
             rep.problems.append(f"index exited {proc.returncode}: {err.decode(errors='replace')[-500:]}")
         return False, time.perf_counter() - start
 
-    # An unkilled round measures how long a round takes, so kills spread over all of it.
-    _, first = run(None)
-    photos.add(per_round)
-    photos.change(max(1, per_round // 4))
+    # The unkilled first run says how long a run takes, so timed kills spread over all of it.
     _, typical = run(None)
-    log(f"initial index {first:.1f} s, a round {typical:.1f} s; now killing {kills} times (seed {seed})")
+    log(f"initial index {typical:.1f} s; now killing {kills} times (seed {seed})")
     durations = [typical]  # of unkilled runs: the kill window follows the machine's speed
     while rep.kills < kills and rep.rounds < 3 * kills:
         rep.rounds += 1

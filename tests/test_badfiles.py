@@ -18,6 +18,8 @@ from lookalike.engine.scan import printable
 
 from .badfiles import FAILED, IGNORED, INDEXED, BadFile, build_corpus, deleted_path
 
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow on the corrupt-EXIF case
+
 RACE = "file deleted while indexing"
 
 

@@ -38,9 +38,9 @@ def _photo_files(photos, folder: Path, names, with_variants: bool = False) -> li
 
 def test_sigkill_at_random_moments_loses_nothing(tmp_path):
     """The short form of bench/crash_test.py (which runs >= 20 kills)."""
-    rep = run_crash_test(tmp_path, kills=5, seed=7, initial=12, per_round=6, log=lambda *a: None)
+    rep = run_crash_test(tmp_path, kills=5, seed=7, initial=8, per_round=5, log=lambda *a: None)
     assert rep.problems == []
-    assert rep.kills == 5 and rep.final_images >= 12
+    assert rep.kills == 5 and rep.final_images >= 8
 
 
 def test_search_keeps_answering_while_another_process_indexes(tmp_path, photos):
@@ -71,7 +71,7 @@ def test_search_keeps_answering_while_another_process_indexes(tmp_path, photos):
 def test_two_indexing_processes_at_once(tmp_path, photos):
     folder = tmp_path / "pics"
     files = _photo_files(photos, folder / "a", ["chelsea"], with_variants=True)
-    files += _photo_files(photos, folder / "b", ["rocket"], with_variants=True)
+    files += _photo_files(photos, folder / "b", ["rocket", "coffee", "astronaut"])
     lib_dir = tmp_path / "lib"
     # Overlapping work: both want folder/a; one of them also folder/b.
     cmds = [[*CLI, "index", str(folder), "--library", str(lib_dir), "--batch-size", "2"],

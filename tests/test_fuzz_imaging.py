@@ -22,8 +22,8 @@ from .badfiles import png_raw
 
 pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning", "ignore::UserWarning")
 
-EXAMPLES = int(os.environ.get("LOOKALIKE_FUZZ_EXAMPLES", "300"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=timedelta(seconds=5), database=None, derandomize=EXAMPLES <= 300,
+EXAMPLES = int(os.environ.get("LOOKALIKE_FUZZ_EXAMPLES", "200"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=timedelta(seconds=5), database=None, derandomize=EXAMPLES <= 200,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
