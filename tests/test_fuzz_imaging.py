@@ -1,6 +1,6 @@
 """Fuzzing the image loader with Hypothesis: whatever the bytes or array, the result is an
 RGB image or an `ImageLoadError` with a one-line reason; never another exception, never a
-hang (each input has a deadline). LOOKALIKE_FUZZ_EXAMPLES=20000 runs a longer campaign."""
+hang (each input has a deadline). LOOKALIKE_FUZZ_EXAMPLES=10000 runs a longer campaign."""
 
 from __future__ import annotations
 
