@@ -29,6 +29,7 @@ from rich.text import Text
 from .config import default_library
 from .engine import Library
 from .engine.duplicates import TIERS, DuplicateThresholds
+from .engine.scan import printable
 from .engine.tags import match_labels
 from .errors import LookalikeError
 from .models import list_models
@@ -95,7 +96,7 @@ def index(
                       f"— {report.embedded} embedded in {report.seconds:.1f} s "
                       f"({report.images_per_second:.1f} img/s); library has {len(lib)} images", highlight=False)
             for path, reason in report.failed:
-                err.print(f"  skipped {path}: {reason}", highlight=False, markup=False)
+                err.print(f"  skipped {printable(path)}: {reason}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -134,7 +135,7 @@ def search(
             else:
                 source: object = sys.stdin.buffer.read() if query == "-" else query
                 hits = lib.search(source, k=k, min_score=min_score, where=where, text=text)  # type: ignore[arg-type]
-                label = "-" if query == "-" else query
+                label = "-" if query == "-" else printable(query, controls=False)
             took_ms = (time.perf_counter() - t0) * 1000
             if as_json:
                 print(json.dumps({"query": label, "model": lib.model, "took_ms": round(took_ms, 3),
@@ -146,7 +147,7 @@ def search(
             for col, just in (("rank", "right"), (score_name, "right"), ("id", "right"), ("path", "left")):
                 table.add_column(col, justify=just)  # type: ignore[arg-type]
             for h in hits:
-                table.add_row(str(h.rank), f"{h.score:.4f}", str(h.id), h.path)
+                table.add_row(str(h.rank), f"{h.score:.4f}", str(h.id), printable(h.path))
             out.print(table)
 
 

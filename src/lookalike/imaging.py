@@ -6,6 +6,8 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
+import struct
 import warnings
 from pathlib import Path
 from typing import Union
@@ -18,6 +20,17 @@ from .errors import ImageLoadError, LookalikeError
 
 # A user's source of an image: a file path, encoded bytes, a decoded image or an HxW(xC) array.
 ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
+
+# Pillow warns (it does not fail) about oversized images, which our own pixel limit handles,
+# and about malformed EXIF blocks, which we ignore. Filters are installed once: per-call
+# `catch_warnings` is not thread-safe and decoding runs in worker threads.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+
+# Signatures of formats we read: a file that starts like one but will not open is corrupt,
+# not "not an image".
+_SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8": "JPEG", b"GIF8": "GIF", b"BM": "BMP",
+               b"II*\0": "TIFF", b"MM\0*": "TIFF"}
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"}
@@ -54,25 +67,30 @@ def decode_image(data: bytes, name: str = "<bytes>", draft_size: int | None = No
     if not data:
         raise ImageLoadError(name, "empty file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies
-            im = Image.open(io.BytesIO(data))
-            _check_size(im, name)
-            original = _oriented_size(im)
-            if draft_size and im.format == "JPEG":
-                im.draft("RGB", _draft_target(im.size, draft_size))
-            im.load()
+        im = Image.open(io.BytesIO(data))
+        _check_size(im, name)
+        original = _oriented_size(im)
+        if draft_size and im.format == "JPEG":
+            im.draft("RGB", _draft_target(im.size, draft_size))
+        im.load()
     except ImageLoadError:
         raise
     except UnidentifiedImageError:
+        fmt = _signature(data)
+        if fmt:
+            raise ImageLoadError(name, f"corrupt {fmt} data (the header cannot be parsed)") from None
         raise ImageLoadError(name, f"not an image (unrecognised format{_sniff(data)})") from None
     except Image.DecompressionBombError as e:
-        raise ImageLoadError(name, f"too large: {str(e).split(',')[0]}") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        pixels = f"{int(m.group(1)):,} pixels" if m else "the image"
+        raise ImageLoadError(name, f"too large: {pixels} exceeds Pillow's decompression-bomb limit") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
         msg = str(e).lower()
-        if "truncated" in msg or "premature" in msg or "broken data stream" in msg:
+        if "decompressed data too large" in msg or "too much memory" in msg:
+            raise ImageLoadError(name, "too large: a metadata block decompresses past the safety limit (decompression bomb)") from None
+        if any(w in msg for w in ("truncated", "premature", "broken data stream", "could not create decoder", "unexpected end")):
             raise ImageLoadError(name, "truncated image data") from None
-        raise ImageLoadError(name, f"corrupt image data ({e})") from None
+        raise ImageLoadError(name, f"corrupt image data ({_one_line(e)})") from None
     except MemoryError:
         raise ImageLoadError(name, "too large to decode in memory") from None
     rgb = to_rgb(im, name)
@@ -86,7 +104,9 @@ def load_image(source: ImageSource, draft_size: int | None = None) -> Image.Imag
         _check_size(source, "<image>")
         return to_rgb(source, "<image>")
     if isinstance(source, np.ndarray):
-        return to_rgb(_array_to_image(source), "<array>")
+        im = _array_to_image(source)
+        _check_size(im, "<array>")
+        return to_rgb(im, "<array>")
     if isinstance(source, (bytes, bytearray, memoryview)):
         return decode_image(bytes(source), "<bytes>", draft_size)
     name = os.fsdecode(source)
@@ -159,11 +179,22 @@ def _array_to_image(arr: np.ndarray) -> Image.Image:
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
         raise ImageLoadError("<array>", f"expected an HxW, HxWx3 or HxWx4 array, got shape {arr.shape}")
     if arr.dtype != np.uint8:
-        a = arr.astype(np.float32)
+        a = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)  # no NaN/inf casts
         if a.size and a.max() <= 1.0:
             a = a * 255.0
         arr = np.clip(a, 0, 255).astype(np.uint8)
     return Image.fromarray(arr)
+
+
+def _signature(data: bytes) -> str:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((fmt for sig, fmt in _SIGNATURES.items() if data.startswith(sig)), "")
+
+
+def _one_line(e: BaseException, limit: int = 120) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _sniff(data: bytes) -> str:

@@ -17,7 +17,7 @@ from ..errors import ImageLoadError
 from ..imaging import decode_image, original_size, read_file
 from ..models import FeatureExtractor
 from ..store import ImageRecord, Upsert, VectorStore
-from .scan import FileEntry
+from .scan import FileEntry, printable
 
 # (done, total) -> None, called from the indexing thread.
 ProgressFn = Callable[[int, int], None]
@@ -42,7 +42,7 @@ class AddReport:
         return {
             "added": self.added, "updated": self.updated, "unchanged": self.unchanged,
             "moved": self.moved, "removed": self.removed, "embedded": self.embedded,
-            "failed": [{"path": p, "reason": r} for p, r in self.failed],
+            "failed": [{"path": printable(p, controls=False), "reason": r} for p, r in self.failed],
             "seconds": round(self.seconds, 3), "images_per_second": round(self.images_per_second, 2),
         }
 
@@ -109,11 +109,11 @@ class Indexer:
         self._flush(writes, removes)
 
     # Runs in worker threads: no store access here.
-    def _prepare(self, e: FileEntry) -> _Prepared:
+    def _prepare(self, e: FileEntry, decode: bool = False) -> _Prepared:
         try:
             data = read_file(e.path)
             sha = hashlib.sha256(data).hexdigest()
-            if sha in self._hashes:
+            if sha in self._hashes and not decode:
                 return _Prepared(e, sha)
             image = decode_image(data, e.path, draft_size=self.extractor.draft_size)
             return _Prepared(e, sha, self.extractor.preprocess(image), original_size(image))
@@ -140,6 +140,14 @@ class Indexer:
             report.unchanged += 1
             return
         records = self.store.get(same)
+        if not records:
+            # Another process removed every record with this content since we looked: embed it.
+            prep = self._prepare(e, decode=True)
+            if prep.error:
+                report.failed.append((e.path, prep.error))
+            else:
+                pending.append((prep, old))
+            return
         gone = [r for r in records.values() if r.path not in self._present and not os.path.exists(r.path)]
         if old is not None:
             removes.append(old.id)  # a different file now sits at this path
@@ -153,8 +161,16 @@ class Indexer:
             report.moved += 1
             return
         # A copy of an indexed image: reuse its vector and tags, no model run needed.
-        src = records[same[0]]
-        vec = self.store.vectors([src.id])[0]
+        src = next(iter(records.values()))
+        try:
+            vec = self.store.vectors([src.id])[0]
+        except KeyError:  # removed by another process between the two reads
+            prep = self._prepare(e, decode=True)
+            if prep.error:
+                report.failed.append((e.path, prep.error))
+            else:
+                pending.append((prep, None))
+            return
         rec = ImageRecord(e.path, prep.sha256, e.size, e.mtime, src.width, src.height, list(src.tags))
         writes.append(Upsert(rec, vec))
         report.added += 1
@@ -190,6 +206,8 @@ class Indexer:
             return
         ids = self.store.write(writes, removes)
         for up, id_ in zip(writes, ids):
+            if id_ < 0:  # its record was removed by another process; a later run re-adds the file
+                continue
             up.record.id = id_
             self._paths[up.record.path] = up.record
             bucket = self._hashes.setdefault(up.record.sha256, [])

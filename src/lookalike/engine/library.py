@@ -19,7 +19,7 @@ from ..store import ImageRecord, SearchFilter, VectorStore, open_store
 from .duplicates import TIERS, DuplicateProgressFn, DuplicateReport, DuplicateThresholds, find_duplicates
 from .indexer import AddReport, Indexer, ProgressFn
 from .query import resolve
-from .scan import absolute, scan
+from .scan import absolute, printable, scan
 from .tags import rank_by_tag, tag_filter
 
 STATE_DIR = "model-state"
@@ -34,7 +34,7 @@ class Hit:
     score: float
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "path": printable(self.path, controls=False)}  # JSON-safe for any file name
 
 
 class Library:
@@ -98,6 +98,9 @@ class Library:
         indexed images under these paths whose files no longer exist."""
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
+        refusal = getattr(self.store, "write_refusal", None)  # read-only or full disk: say so before any model work
+        if refusal is not None:
+            raise refusal
         t0 = time.perf_counter()
         report = AddReport()
         entries, report.failed = scan(list(paths), skip=[self.directory])

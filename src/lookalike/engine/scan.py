@@ -33,11 +33,6 @@ def scan(paths: list[str | os.PathLike], skip: list[Path] = ()) -> tuple[list[Fi
         if path in entries:
             return
         try:
-            path.encode("utf-8")
-        except UnicodeEncodeError:
-            failed.append((path, "file name is not valid UTF-8; rename it to index it"))
-            return
-        try:
             st = os.stat(path)
         except OSError as e:
             failed.append((path, _stat_reason(path, e)))
@@ -65,6 +60,16 @@ def scan(paths: list[str | os.PathLike], skip: list[Path] = ()) -> tuple[list[Fi
         else:
             failed.append((root, "no such file or directory"))
     return list(entries.values()), failed
+
+
+def printable(path: str, controls: bool = True) -> str:
+    """A path safe to print or put in JSON: bytes of a name that is not UTF-8 become `\\xNN`
+    and (with `controls`) newlines, tabs and other control characters are escaped, so each
+    summary line stays one line."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    if controls:
+        text = "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return text
 
 
 def _stat_reason(path: str, e: OSError) -> str:

@@ -8,7 +8,9 @@ import contextlib
 import importlib
 import io
 import os
+import re
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +79,8 @@ def export_onnx(module, path: Path, input_size: int, with_probs: bool = True) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     dummy = torch.zeros(2, input_size, input_size, 3, dtype=torch.uint8)
     outputs = ["embedding", "probs"] if with_probs else ["embedding"]
-    fd, tmp = tempfile.mkstemp(suffix=".onnx.tmp", dir=path.parent)
+    # The pid in the name lets a later process tell a killed export's leftover from a live one.
+    fd, tmp = tempfile.mkstemp(prefix=f"{path.stem}.pid{os.getpid()}.", suffix=".onnx.tmp", dir=path.parent)
     os.close(fd)
     try:
         with torch.no_grad(), warnings.catch_warnings():
@@ -98,8 +101,36 @@ def onnx_path(spec: EffnetSpec) -> Path:
     return cache_dir() / "onnx" / f"{spec.name}-v{EXPORT_VERSION}.onnx"
 
 
+def remove_stale_exports(folder: Path, old_s: float = 3600) -> list[Path]:
+    """Delete half-written exports whose process is gone (killed during the export); files
+    named before the pid was part of the name go once they are an hour old."""
+    removed = []
+    for tmp in folder.glob("*.onnx.tmp"):
+        m = re.search(r"\.pid(\d+)\.", tmp.name)
+        try:
+            stale = not _alive(int(m.group(1))) if m else time.time() - tmp.stat().st_mtime > old_s
+            if stale:
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:  # another process cleaned it first
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, belongs to someone else
+        return True
+    return True
+
+
 def ensure_onnx(spec: EffnetSpec) -> Path:
     path = onnx_path(spec)
+    if path.parent.exists():
+        remove_stale_exports(path.parent)
     if not path.exists():
         export_onnx(build_export_module(load_torch_model(spec)), path, spec.input_size)
     return path

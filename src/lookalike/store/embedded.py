@@ -4,10 +4,13 @@ half-done. Searches run exactly on an in-memory matrix, reloaded when anyone com
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -42,16 +45,26 @@ _COLUMNS = "id, path, sha256, size, mtime, width, height, tags, added"
 class EmbeddedStore:
     def __init__(self, directory: str | Path, busy_timeout_s: float = 30.0) -> None:
         self.directory = Path(directory)
+        # Set when the library can only be read (read-only directory or disk, or a disk too
+        # full to open it normally): searching works, writes raise this error.
+        self.write_refusal: LookalikeError | None = None
+        db = self.directory / DB_NAME
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.directory / DB_NAME, timeout=busy_timeout_s,
-                                       check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            if not self._has_schema():
-                self._db.executescript(_SCHEMA)  # idempotent: IF NOT EXISTS throughout
-        except sqlite3.OperationalError as e:
-            raise _as_user_error(e, self.directory) from None
+            if db.exists() and not os.access(self.directory, os.W_OK):
+                self._db = self._open_read_only(db, busy_timeout_s)
+                self.write_refusal = _read_only_error(self.directory)
+            else:
+                self._db = self._open_read_write(db, busy_timeout_s)
+        except sqlite3.DatabaseError as e:
+            error = _as_user_error(e, self.directory)
+            if not (db.exists() and "disk is full" in str(error)):
+                raise error from None
+            try:  # SQLite cannot even create its -shm file: still let people search
+                self._db = self._open_read_only(db, busy_timeout_s)
+            except sqlite3.Error:
+                raise error from None
+            self.write_refusal = error
         except OSError as e:
             raise LookalikeError(f"cannot open library {self.directory}: {e.strerror or e}") from None
         self._lock = threading.RLock()
@@ -61,9 +74,39 @@ class EmbeddedStore:
         self._local_writes = 0
 
     # -- plumbing -------------------------------------------------------------------------
-    def _has_schema(self) -> bool:
-        row = self._db.execute("SELECT name FROM sqlite_master WHERE name='images'").fetchone()
-        return row is not None
+    @property
+    def read_only(self) -> bool:
+        return self.write_refusal is not None
+
+    @staticmethod
+    def _open_read_write(db: Path, timeout: float) -> sqlite3.Connection:
+        con = sqlite3.connect(db, timeout=timeout, check_same_thread=False, isolation_level=None)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            if con.execute("SELECT name FROM sqlite_master WHERE name='images'").fetchone() is None:
+                con.executescript(_SCHEMA)  # idempotent: IF NOT EXISTS throughout
+            return con
+        except BaseException:
+            con.close()
+            raise
+
+    @staticmethod
+    def _open_read_only(db: Path, timeout: float) -> sqlite3.Connection:
+        """A library on a read-only disk or in a directory we may not write stays searchable.
+        WAL mode needs its -shm file: SQLite opens read-only when -wal/-shm exist, else we
+        open it immutable, which is exact because nobody can write without creating them."""
+        last: sqlite3.Error | None = None
+        for query in ("mode=ro", "immutable=1"):
+            uri = f"file:{urllib.parse.quote(str(db.absolute()))}?{query}"
+            con = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False, isolation_level=None)
+            try:
+                con.execute("SELECT COUNT(*) FROM images").fetchone()
+                return con
+            except sqlite3.Error as e:
+                con.close()
+                last = e
+        raise last  # type: ignore[misc]
 
     def _tx(self):
         store = self
@@ -73,7 +116,13 @@ class EmbeddedStore:
                 store._db.execute("BEGIN IMMEDIATE")
 
             def __exit__(self_inner, exc_type, exc, tb):
-                store._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                if exc_type is None:
+                    store._db.execute("COMMIT")
+                elif store._db.in_transaction:
+                    # SQLite may already have rolled back (e.g. disk full); a failing ROLLBACK
+                    # must not replace the error that explains what happened.
+                    with contextlib.suppress(sqlite3.Error):
+                        store._db.execute("ROLLBACK")
                 return False
 
         return _Tx()
@@ -82,7 +131,7 @@ class EmbeddedStore:
         with self._lock:
             try:
                 return self._db.execute(sql, params).fetchall()
-            except sqlite3.OperationalError as e:
+            except sqlite3.DatabaseError as e:
                 raise _as_user_error(e, self.directory) from None
 
     # -- meta -----------------------------------------------------------------------------
@@ -90,12 +139,14 @@ class EmbeddedStore:
         return dict(self._query("SELECT key, value FROM meta"))
 
     def set_meta(self, values: dict[str, str]) -> None:
+        if self.write_refusal is not None:
+            raise self.write_refusal
         with self._lock:
             try:
                 with self._tx():
                     self._db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                                          [(k, str(v)) for k, v in values.items()])
-            except sqlite3.OperationalError as e:
+            except sqlite3.DatabaseError as e:
                 raise _as_user_error(e, self.directory) from None
 
     # -- records --------------------------------------------------------------------------
@@ -113,7 +164,7 @@ class EmbeddedStore:
         return out
 
     def find_path(self, path: str) -> ImageRecord | None:
-        rows = self._query(f"SELECT {_COLUMNS} FROM images WHERE path = ?", (path,))
+        rows = self._query(f"SELECT {_COLUMNS} FROM images WHERE path = ?", (_path_param(path),))
         return _record(rows[0]) if rows else None
 
     def find_sha(self, sha256: str) -> list[ImageRecord]:
@@ -147,6 +198,10 @@ class EmbeddedStore:
         return np.stack([np.frombuffer(found[i], dtype=np.float32) for i in ids])
 
     def write(self, upserts: Sequence[Upsert] = (), removes: Sequence[int] = ()) -> list[int]:
+        """See `VectorStore.write`; an id of -1 marks an upsert without a vector whose record
+        another process removed meanwhile (nothing to update)."""
+        if self.write_refusal is not None and (upserts or removes):
+            raise self.write_refusal
         ids: list[int] = []
         now = time.time()
         with self._lock:
@@ -156,36 +211,45 @@ class EmbeddedStore:
                         self._db.executemany("DELETE FROM images WHERE id = ?", [(int(i),) for i in removes])
                     for up in upserts:
                         ids.append(self._upsert(up, now))
-            except sqlite3.OperationalError as e:
+            except sqlite3.DatabaseError as e:
                 raise _as_user_error(e, self.directory) from None
             self._local_writes += 1
         return ids
 
     def _upsert(self, up: Upsert, now: float) -> int:
         r = up.record
-        values = (r.path, r.sha256, int(r.size), float(r.mtime), int(r.width), int(r.height),
+        values = (_path_param(r.path), r.sha256, int(r.size), float(r.mtime), int(r.width), int(r.height),
                   json.dumps(r.tags), r.added or now)
-        if r.id is None:
-            if up.vector is None:
-                raise ValueError("a new record needs a vector")
-            cur = self._db.execute(
-                "INSERT INTO images (path, sha256, size, mtime, width, height, tags, added, vector)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (*values, _blob(up.vector)))
-            return int(cur.lastrowid)
-        sets = "path=?, sha256=?, size=?, mtime=?, width=?, height=?, tags=?, added=?"
-        if up.vector is not None:
-            self._db.execute(f"UPDATE images SET {sets}, vector=? WHERE id=?", (*values, _blob(up.vector), r.id))
-        else:
-            self._db.execute(f"UPDATE images SET {sets} WHERE id=?", (*values, r.id))
-        return int(r.id)
+        # Another process may have written the same path since our caller read the library
+        # (two indexers, or a server taking uploads): one path keeps one record, last write wins.
+        if r.id is not None:
+            self._db.execute("DELETE FROM images WHERE path = ? AND id != ?", (values[0], r.id))
+            sets = "path=?, sha256=?, size=?, mtime=?, width=?, height=?, tags=?, added=?"
+            if up.vector is not None:
+                cur = self._db.execute(f"UPDATE images SET {sets}, vector=? WHERE id=?", (*values, _blob(up.vector), r.id))
+            else:
+                cur = self._db.execute(f"UPDATE images SET {sets} WHERE id=?", (*values, r.id))
+            if cur.rowcount:
+                return int(r.id)
+            if up.vector is None:  # removed meanwhile, and no vector to recreate it: skip
+                return -1
+        elif up.vector is None:
+            raise ValueError("a new record needs a vector")
+        row = self._db.execute(
+            "INSERT INTO images (path, sha256, size, mtime, width, height, tags, added, vector)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET"
+            " sha256=excluded.sha256, size=excluded.size, mtime=excluded.mtime, width=excluded.width,"
+            " height=excluded.height, tags=excluded.tags, vector=excluded.vector RETURNING id",
+            (*values, _blob(up.vector))).fetchone()
+        return int(row[0])
 
     # -- search ---------------------------------------------------------------------------
     def _snapshot(self) -> tuple[np.ndarray, np.ndarray]:
         """The id array and vector matrix, reloaded only when the database changed."""
         with self._lock:
-            version = (self._db.execute("PRAGMA data_version").fetchone()[0], self._local_writes)
+            version = (self._query("PRAGMA data_version")[0][0], self._local_writes)
             if self._matrix is None or version != self._seen_version:
-                rows = self._db.execute("SELECT id, vector FROM images ORDER BY id").fetchall()
+                rows = self._query("SELECT id, vector FROM images ORDER BY id")
                 dim = int(self.get_meta().get("dim", 0))
                 self._ids = np.array([r[0] for r in rows], dtype=np.int64)
                 self._matrix = (np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
@@ -233,8 +297,18 @@ class EmbeddedStore:
 
 def _record(row: tuple) -> ImageRecord:
     id_, path, sha, size, mtime, w, h, tags, added = row
-    return ImageRecord(path=path, sha256=sha, size=size, mtime=mtime, width=w, height=h,
+    return ImageRecord(path=os.fsdecode(path), sha256=sha, size=size, mtime=mtime, width=w, height=h,
                        tags=[(t[0], t[1]) for t in json.loads(tags)], added=added, id=int(id_))
+
+
+def _path_param(path: str) -> str | bytes:
+    """A file name that is not valid UTF-8 (Python holds its odd bytes as surrogates) is
+    stored as its raw bytes in a BLOB, so it round-trips exactly; all others as TEXT."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
 
 
 def _blob(vector: np.ndarray) -> bytes:
@@ -247,8 +321,10 @@ def _where_sql(where: SearchFilter | None) -> tuple[str, tuple]:
     clauses: list[str] = []
     params: list = []
     if where.path_prefix:
-        clauses.append("substr(path, 1, ?) = ?")
-        params += [len(where.path_prefix), where.path_prefix]
+        # Compared as bytes, so names stored as BLOBs (not UTF-8) are found too.
+        prefix = os.fsencode(where.path_prefix)
+        clauses.append("substr(CAST(path AS BLOB), 1, ?) = ?")
+        params += [len(prefix), prefix]
     if where.labels is not None:
         marks = ",".join("?" * len(where.labels)) or "NULL"
         clauses.append(f"EXISTS (SELECT 1 FROM json_each(images.tags) WHERE json_extract(value, '$[0]') IN ({marks}))")
@@ -262,17 +338,31 @@ def _where_sql(where: SearchFilter | None) -> tuple[str, tuple]:
     return "WHERE " + " AND ".join(clauses), tuple(params)
 
 
+def _nearly_full(directory: Path, margin: int = 1 << 20) -> bool:
+    """SQLite reports running out of space while growing its -shm/-wal files as an I/O error."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < margin
+
+
+def _read_only_error(directory: Path) -> LookalikeError:
+    return LookalikeError(f"library {directory} is read-only (no write permission or a read-only disk): "
+                          f"searching works, indexing and removing need write access")
+
+
 def _chunks(items: list[int], n: int) -> Iterator[list[int]]:
     for i in range(0, len(items), n):
         yield items[i:i + n]
 
 
-def _as_user_error(e: sqlite3.OperationalError, directory: Path) -> LookalikeError:
-    msg = str(e)
+def _as_user_error(e: sqlite3.DatabaseError, directory: Path) -> LookalikeError:
+    msg = str(e).lower()
     if "locked" in msg or "busy" in msg:
         return LibraryBusyError(f"library {directory} is busy: another process is writing to it; try again")
-    if "readonly" in msg or "read-only" in msg:
-        return LookalikeError(f"library {directory} is read-only: {msg}")
-    if "disk is full" in msg or "full" in msg:
-        return LookalikeError(f"library {directory}: disk is full; nothing was lost, free space and re-run")
-    return LookalikeError(f"library {directory}: {msg}")
+    if "readonly" in msg or "read-only" in msg or (("unable to open" in msg) and not os.access(directory, os.W_OK)):
+        return _read_only_error(directory)
+    if "disk is full" in msg or "full" in msg or ("disk i/o error" in msg and _nearly_full(directory)):
+        return LookalikeError(f"library {directory}: disk is full; nothing was lost: free some space and run the same command again")
+    return LookalikeError(f"library {directory}: {e}")
