@@ -174,7 +174,11 @@ class EmbeddedStore:
             return int(cur.lastrowid)
         sets = "path=?, sha256=?, size=?, mtime=?, width=?, height=?, tags=?, added=?"
         if up.vector is not None:
-            self._db.execute(f"UPDATE images SET {sets}, vector=? WHERE id=?", (*values, _blob(up.vector), r.id))
+            cur = self._db.execute(f"UPDATE images SET {sets}, vector=? WHERE id=?", (*values, _blob(up.vector), r.id))
+            if cur.rowcount == 0:  # an explicit id not stored yet (migrate keeps ids): insert under it
+                self._db.execute(
+                    "INSERT INTO images (id, path, sha256, size, mtime, width, height, tags, added, vector)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (int(r.id), *values, _blob(up.vector)))
         else:
             self._db.execute(f"UPDATE images SET {sets} WHERE id=?", (*values, r.id))
         return int(r.id)
