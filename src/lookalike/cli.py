@@ -28,7 +28,7 @@ from .config import default_library
 from .engine import Library
 from .errors import LookalikeError
 from .models import list_models
-from .store import SearchFilter
+from .store import SearchFilter, open_store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Lookalike: find images that look alike, by what they show.")
@@ -38,6 +38,8 @@ err = Console(stderr=True)
 LibraryOpt = typer.Option(None, "--library", "-l", help="Library directory [default: $LOOKALIKE_LIBRARY or ./lookalike-library]")
 StoreOpt = typer.Option(None, "--store", envvar="LOOKALIKE_STORE", help="Store backend [default: embedded in the library directory]")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
+TokenOpt = typer.Option(None, "--milvus-token", envvar="LOOKALIKE_MILVUS_TOKEN",
+                        help="Token (or user:password) for a milvus:http(s)://... store.")
 
 
 @contextlib.contextmanager
@@ -53,8 +55,12 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-def _open(library: Optional[Path], store: Optional[str], model: Optional[str] = None, create: bool = False) -> Library:
-    return Library.open(library or default_library(), model=model, store=store, create=create)
+def _open(library: Optional[Path], store: Optional[str], model: Optional[str] = None, create: bool = False,
+          token: Optional[str] = None) -> Library:
+    directory = library or default_library()
+    if token and store and store.startswith("milvus:"):
+        return Library.open(directory, model=model, store=open_store(store, directory, token=token), create=create)
+    return Library.open(directory, model=model, store=store, create=create)
 
 
 class RateColumn(ProgressColumn):
@@ -73,10 +79,11 @@ def index(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads [default: CPU count]."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
+    milvus_token: Optional[str] = TokenOpt,
 ) -> None:
     """Index images: new files are added, changed ones updated, moved ones recognised."""
     with user_errors():
-        with _open(library, store, model, create=True) as lib:
+        with _open(library, store, model, create=True, token=milvus_token) as lib:
             columns = [SpinnerColumn(), TextColumn("indexing"), BarColumn(), MofNCompleteColumn(),
                        RateColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
             with Progress(*columns, console=err, transient=False, disable=as_json) as bar:
@@ -104,10 +111,11 @@ def search(
     under: Optional[Path] = typer.Option(None, "--under", help="Only images under this folder."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
+    milvus_token: Optional[str] = TokenOpt,
 ) -> None:
     """Find the indexed images that look most like QUERY."""
     with user_errors():
-        with _open(library, store) as lib:
+        with _open(library, store, token=milvus_token) as lib:
             source: object = sys.stdin.buffer.read() if query == "-" else query
             where = SearchFilter(str(under.expanduser().absolute()).rstrip("/") + "/") if under else None
             t0 = time.perf_counter()
@@ -127,10 +135,11 @@ def search(
 
 
 @app.command()
-def info(library: Optional[Path] = LibraryOpt, store: Optional[str] = StoreOpt, as_json: bool = JsonOpt) -> None:
+def info(library: Optional[Path] = LibraryOpt, store: Optional[str] = StoreOpt, as_json: bool = JsonOpt,
+         milvus_token: Optional[str] = TokenOpt) -> None:
     """Show a library's image count, model, dimension and size on disk."""
     with user_errors():
-        with _open(library, store) as lib:
+        with _open(library, store, token=milvus_token) as lib:
             data = lib.info()
             if as_json:
                 print(json.dumps(data))
@@ -143,12 +152,49 @@ def info(library: Optional[Path] = LibraryOpt, store: Optional[str] = StoreOpt, 
 
 @app.command()
 def remove(paths: List[Path] = typer.Argument(..., help="Indexed files, or folders whose images to forget."),
-           library: Optional[Path] = LibraryOpt, store: Optional[str] = StoreOpt) -> None:
+           library: Optional[Path] = LibraryOpt, store: Optional[str] = StoreOpt,
+           milvus_token: Optional[str] = TokenOpt) -> None:
     """Forget images (the files themselves are not touched)."""
     with user_errors():
-        with _open(library, store) as lib:
+        with _open(library, store, token=milvus_token) as lib:
             n = lib.remove(paths)
             err.print(f"removed {n} images; library has {len(lib)}")
+
+
+@app.command()
+def migrate(
+    source: str = typer.Option(..., "--from", help="Source: a library directory or milvus:URI[#collection]."),
+    target: str = typer.Option(..., "--to", help="Target (must be empty): a library directory or milvus:URI[#collection]."),
+    library: Optional[Path] = typer.Option(
+        None, "--library", "-l", help="Directory for a Milvus side's model state [default: the directory side, else $LOOKALIKE_LIBRARY]."),
+    milvus_token: Optional[str] = TokenOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Copy a library between stores (embedded <-> Milvus) without re-embedding; ids are kept."""
+    from .engine.migrate import migrate as run_migrate
+
+    def side(spec: str) -> tuple[Path, Optional[str]]:
+        if spec.startswith("milvus:"):
+            plain = next((s for s in (source, target) if not s.startswith("milvus:")), None)
+            return (library or (Path(plain).expanduser() if plain else default_library())), spec
+        return Path(spec).expanduser(), None
+
+    with user_errors():
+        (src_dir, src_store), (dst_dir, dst_store) = side(source), side(target)
+        if (src_dir, src_store) == (dst_dir, dst_store):
+            raise LookalikeError("--from and --to are the same library")
+        with _open(src_dir, src_store, token=milvus_token) as src, \
+                _open(dst_dir, dst_store, src.model, create=True, token=milvus_token) as dst:
+            columns = [SpinnerColumn(), TextColumn("copying"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                       TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+            with Progress(*columns, console=err, disable=as_json) as bar:
+                task = bar.add_task("migrate", total=None)
+                report = run_migrate(src, dst, lambda done, total: bar.update(task, completed=done, total=total))
+            if as_json:
+                print(json.dumps({"copied": report.copied, "model": report.model, "seconds": round(report.seconds, 3)}))
+                return
+            err.print(f"copied {report.copied} images ({report.model}) from {source} to {target} "
+                      f"in {report.seconds:.1f} s; ids kept", highlight=False)
 
 
 @app.command()

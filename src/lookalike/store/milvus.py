@@ -106,7 +106,7 @@ class MilvusStore:
         self._synced: set[str] = set()
         self._client = self._connect(token if token is not None else os.environ.get(TOKEN_ENV, ""))
         self._dim: int | None = None
-        self._loaded = False
+        self._meta_loaded = False
         self._prefix_escapes = self._like_escapes()
 
     @classmethod
@@ -214,7 +214,6 @@ class MilvusStore:
             info = self._call(self._client.describe_index, self.collection, indexes[0])
             self.index = str(info.get("index_type", self.index)).upper()
         self._call(self._client.load_collection, self.collection)
-        self._loaded = True
         return True
 
     def _query_all(self, name: str, filter: str, fields: list[str]) -> list[dict]:
@@ -244,6 +243,9 @@ class MilvusStore:
     def _meta_rows(self) -> dict[str, str]:
         if not self._has(self.meta_collection):
             return {}
+        if not self._meta_loaded:  # Lite releases collections when a process ends
+            self._call(self._client.load_collection, self.meta_collection)
+            self._meta_loaded = True
         rows = self._call(self._client.query, self.meta_collection, filter='key != ""', output_fields=["key", "value"],
                           consistency_level=self._level(self.meta_collection))
         return {r["key"]: r["value"] for r in rows}
