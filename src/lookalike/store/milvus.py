@@ -122,7 +122,8 @@ class MilvusStore:
 
         # pymilvus logs every failed RPC with a traceback (its logging is set up on import);
         # our errors are one line each.
-        logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+        for name in ("pymilvus", "milvus_lite"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         try:
             return MilvusClient(uri=self.uri, token=token, timeout=self.timeout)
         except Exception as e:  # noqa: BLE001 - pymilvus and milvus_lite raise many types
@@ -154,10 +155,11 @@ class MilvusStore:
         return bool(self._call(self._client.has_collection, name))
 
     def _like_escapes(self) -> bool:
-        """Whether LIKE treats `_` as a wildcard that `\\_` escapes (Lite, Milvus >= 2.4) or
-        only does literal prefix matching (Milvus 2.3 servers)."""
+        """Whether LIKE treats `_` as a wildcard that `\\_` escapes (Milvus >= 2.4) or only does
+        literal prefix matching (Milvus 2.3 servers). Lite 3.2.2 does escape, but an escaped
+        LIKE combined with any other clause matches nothing, so Lite gets no escapes."""
         if self.local:
-            return True
+            return False
         version = str(self._call(self._client.get_server_version))
         return not re.match(r"^v?2\.[0-3]\.", version)
 
@@ -381,16 +383,22 @@ class MilvusStore:
         params = {"HNSW": {"ef": breadth}, "HNSW_SQ": {"ef": breadth}, "DISKANN": {"search_list": breadth}}.get(
             self.index, {"nprobe": max(32, int(ef or 0))} if self.index.startswith(("IVF", "SCANN")) else {})
         check_paths = bool(where and where.path_prefix)
-        results = self._call(self._client.search, self.collection, data=queries.tolist(), limit=limit,
-                             filter=" and ".join(clauses), output_fields=["path"] if check_paths else [],
-                             search_params={"metric_type": "COSINE", "params": params},
-                             consistency_level=self._level(self.collection))
-        out: list[ScoredIds] = []
-        for hits in results:
-            scored = [(int(h["id"]), float(h["distance"])) for h in hits
-                      if not check_paths or _path_ok(h["entity"]["path"], where)]
-            out.append(sorted(scored, key=lambda s: (-s[1], s[0])))  # score desc, then id, like the embedded store
-        return out
+        wanted = limit
+        while True:
+            results = self._call(self._client.search, self.collection, data=queries.tolist(), limit=limit,
+                                 filter=" and ".join(clauses), output_fields=["path"] if check_paths else [],
+                                 search_params={"metric_type": "COSINE", "params": params},
+                                 consistency_level=self._level(self.collection))
+            out: list[ScoredIds] = []
+            for hits in results:
+                scored = [(int(h["id"]), float(h["distance"])) for h in hits
+                          if not check_paths or _path_ok(h["entity"]["path"], where)]
+                out.append(sorted(scored, key=lambda s: (-s[1], s[0]))[:wanted])  # score desc, then id, like the embedded store
+            # A coarse path prefix may have let other folders take places: fetch more until k remain.
+            short = any(len(o) < wanted and len(h) == limit for o, h in zip(out, results))
+            if not short or limit >= MAX_TOPK:
+                return out
+            limit = min(limit * 4, MAX_TOPK)
 
     def _filter(self, where: SearchFilter | None) -> str:
         """SearchFilter -> Milvus boolean expression (path prefixes are re-checked exactly in Python)."""
@@ -413,8 +421,8 @@ class MilvusStore:
     def _prefix_clause(self, prefix: str) -> str:
         if self._prefix_escapes:
             pattern = re.sub(r"([\\%_])", r"\\\1", prefix)
-        else:  # Milvus 2.3: literal prefix match, but `%` ends the prefix; cut there, re-check in Python
-            pattern = prefix.split("%", 1)[0]
+        else:  # match the part before the first wildcard character; results are re-checked in Python
+            pattern = re.split(r"[%_\\]" if self.local else "%", prefix, maxsplit=1)[0]
         return f"path like {_literal(pattern + '%')}"
 
     # -- housekeeping ---------------------------------------------------------------------
