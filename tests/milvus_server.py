@@ -26,6 +26,7 @@ PORT_FLAGS = ["--etcd-port", "--root-coord-port", "--proxy-port", "--proxy-inter
               "--query-node-port", "--index-coord-port", "--index-node-port", "--data-coord-port", "--data-node-port"]
 # The 2.3.5 server listens on all interfaces and cannot be told otherwise; advertise loopback
 # at least, so its components talk to each other over 127.0.0.1.
+ETCD_PEER_PORT = 2380
 LOOPBACK = ["proxy", "rootCoord", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode"]
 
 
@@ -62,6 +63,10 @@ def milvus_server() -> Iterator[str]:
         if sys.platform == "linux" and platform.machine() == "x86_64":
             pytest.fail("milvus-server is missing: `pip install milvus==2.3.5` (it is in requirements.lock)")
         pytest.skip(f"the milvus 2.3.5 server binary is not built for {sys.platform}/{platform.machine()}")
+    with socket.socket() as probe:  # fixed in 2.3.5: a second server on this machine cannot start
+        if probe.connect_ex(("127.0.0.1", ETCD_PEER_PORT)) == 0:
+            pytest.fail(f"port {ETCD_PEER_PORT} is taken (another Milvus or etcd is running here); "
+                        "milvus-server 2.3.5's embedded etcd needs it")
     data = Path(tempfile.mkdtemp(prefix="lookalike-milvus-"))
     ports = _free_ports(len(PORT_FLAGS))
     cmd = [binary, "--data", str(data)]

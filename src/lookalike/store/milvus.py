@@ -219,10 +219,15 @@ class MilvusStore:
         return True
 
     def _query_all(self, name: str, filter: str, fields: list[str]) -> list[dict]:
-        """Every matching row (paged by the server's query iterator)."""
-        rows: list[dict] = []
+        """Every matching row: one request when they fit, else paged by the query iterator."""
+        level = self._level(name)
+        rows: list[dict] = self._call(self._client.query, name, filter=filter or "id >= 0", output_fields=fields,
+                                      limit=MAX_TOPK, consistency_level=level)
+        if len(rows) < MAX_TOPK:
+            return rows
+        rows = []
         it = self._call(self._client.query_iterator, name, batch_size=ROWS_PER_REQUEST * 4,
-                        filter=filter or "id >= 0", output_fields=fields, consistency_level=self._level(name))
+                        filter=filter or "id >= 0", output_fields=fields, consistency_level=level)
         try:
             while batch := self._call(it.next):
                 rows.extend(batch)
@@ -275,8 +280,9 @@ class MilvusStore:
     def count(self) -> int:
         if not self._open_data():
             return 0
+        # Strong: under Session, a 2.3 server's count(*) misses this client's own recent deletes.
         rows = self._call(self._client.query, self.collection, filter="", output_fields=["count(*)"],
-                          consistency_level=self._level(self.collection))
+                          consistency_level="Strong")
         return int(rows[0]["count(*)"])
 
     def get(self, ids: Sequence[int]) -> dict[int, ImageRecord]:
