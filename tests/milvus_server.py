@@ -58,15 +58,29 @@ def _tail(path: Path, n: int = 15) -> str:
 @pytest.fixture(scope="session")
 def milvus_server() -> Iterator[str]:
     """URI of a running Milvus 2.3.5 standalone server (http://127.0.0.1:PORT)."""
-    binary = server_binary()
-    if binary is None:
+    if server_binary() is None:
         if sys.platform == "linux" and platform.machine() == "x86_64":
             pytest.fail("milvus-server is missing: `pip install milvus==2.3.5` (it is in requirements.lock)")
         pytest.skip(f"the milvus 2.3.5 server binary is not built for {sys.platform}/{platform.machine()}")
+    try:
+        proc, uri, data = start_server()
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    try:
+        yield uri
+    finally:
+        stop_server(proc, data)
+
+
+def start_server() -> tuple[subprocess.Popen, str, Path]:
+    """Start milvus-server in its own process group and private data directory; wait until it answers."""
+    binary = server_binary()
+    if binary is None:
+        raise RuntimeError("milvus-server is missing: `pip install milvus==2.3.5`")
     with socket.socket() as probe:  # fixed in 2.3.5: a second server on this machine cannot start
         if probe.connect_ex(("127.0.0.1", ETCD_PEER_PORT)) == 0:
-            pytest.fail(f"port {ETCD_PEER_PORT} is taken (another Milvus or etcd is running here); "
-                        "milvus-server 2.3.5's embedded etcd needs it")
+            raise RuntimeError(f"port {ETCD_PEER_PORT} is taken (another Milvus or etcd is running here); "
+                               "milvus-server 2.3.5's embedded etcd needs it")
     data = Path(tempfile.mkdtemp(prefix="lookalike-milvus-"))
     ports = _free_ports(len(PORT_FLAGS))
     cmd = [binary, "--data", str(data)]
@@ -80,14 +94,19 @@ def milvus_server() -> Iterator[str]:
     uri = f"http://127.0.0.1:{ports[PORT_FLAGS.index('--proxy-port')]}"
     try:
         _wait_ready(proc, uri, data, log)
-        yield uri
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the wrapper and the milvus binary it started
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=30)
-        shutil.rmtree(data, ignore_errors=True)
+    except BaseException:
+        stop_server(proc, data)
+        raise
+    return proc, uri, data
+
+
+def stop_server(proc: subprocess.Popen, data: Path) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the wrapper and the milvus binary it started
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
+    shutil.rmtree(data, ignore_errors=True)
 
 
 def _wait_ready(proc: subprocess.Popen, uri: str, data: Path, log: Path) -> None:
@@ -97,7 +116,7 @@ def _wait_ready(proc: subprocess.Popen, uri: str, data: Path, log: Path) -> None
     last = ""
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"milvus-server exited with {proc.returncode}:\n{_tail(log)}\n{_tail(data / 'logs' / 'milvus-stderr.log')}")
+            raise RuntimeError(f"milvus-server exited with {proc.returncode}:\n{_tail(log)}\n{_tail(data / 'logs' / 'milvus-stderr.log')}")
         try:
             client = MilvusClient(uri=uri, timeout=5)
             client.list_collections()
@@ -106,4 +125,4 @@ def _wait_ready(proc: subprocess.Popen, uri: str, data: Path, log: Path) -> None
         except Exception as e:  # noqa: BLE001 - not up yet
             last = str(e)
             time.sleep(1.0)
-    pytest.fail(f"milvus-server did not answer on {uri} within {START_TIMEOUT_S} s ({last}):\n{_tail(log)}")
+    raise RuntimeError(f"milvus-server did not answer on {uri} within {START_TIMEOUT_S} s ({last}):\n{_tail(log)}")

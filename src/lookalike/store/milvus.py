@@ -48,6 +48,7 @@ _BUILD_PARAMS: dict[str, dict] = {
     "IVF_PQ": {"nlist": 1024, "m": 32, "nbits": 8},
     "SCANN": {"nlist": 1024},
 }
+LITE_FLUSH_ROWS = 256
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
 _FIELDS = ["id", "path", "sha256", "size", "mtime", "width", "height", "tags", "added"]
 
@@ -107,6 +108,7 @@ class MilvusStore:
         self._client = self._connect(token if token is not None else os.environ.get(TOKEN_ENV, ""))
         self._dim: int | None = None
         self._meta_loaded = False
+        self._unflushed = 0  # rows Lite holds in its slow unindexed path (searches ~0.5 ms per row)
         self._prefix_escapes = self._like_escapes()
 
     @classmethod
@@ -371,7 +373,16 @@ class MilvusStore:
             rows.append(_row(id_, r, np.asarray(vector, dtype=np.float32), r.added or now))
         for i in range(0, len(rows), ROWS_PER_REQUEST):
             self._call(self._client.upsert, self.collection, rows[i:i + ROWS_PER_REQUEST])
+        self._unflushed += len(rows)
         return ids
+
+    def flush(self) -> None:
+        """Seal written rows so they are indexed. On Lite, unflushed rows are searched slowly
+        (2,000 of them cost ~1 s a query), so Lite flushes before a search that would pay more
+        than a flush, and on close."""
+        if self._unflushed and self._open_data():
+            self._call(self._client.flush, self.collection)
+        self._unflushed = 0
 
     # -- search ---------------------------------------------------------------------------
     def search(self, queries: np.ndarray, k: int, where: SearchFilter | None = None,
@@ -381,6 +392,8 @@ class MilvusStore:
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         if k <= 0 or not self._open_data():
             return [[] for _ in queries]
+        if self.local and self._unflushed >= LITE_FLUSH_ROWS:
+            self.flush()
         clauses = [c for c in (self._filter(where),) if c]
         if len(exclude):
             clauses.append(f"id not in [{', '.join(str(int(i)) for i in exclude)}]")
@@ -449,6 +462,8 @@ class MilvusStore:
 
     def close(self) -> None:
         try:
+            if self.local:
+                self.flush()
             self._client.close()
         except Exception:  # noqa: BLE001 - closing is best effort
             pass
