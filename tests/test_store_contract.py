@@ -259,12 +259,14 @@ def test_cli_on_milvus(target, photos, tmp_path, request):
         save_jpeg(photos[name], tmp_path / "pics" / f"{name}.jpg")
     spec = (f"milvus:{tmp_path / 'lib.db'}" if target == "milvus-lite"
             else f"milvus:{request.getfixturevalue('milvus_server')}#c_{uuid.uuid4().hex[:12]}")
-    env = {**os.environ, "LOOKALIKE_STORE": spec}  # the environment variable, as for `lookalike serve`
+    env = {**os.environ, "LOOKALIKE_STORE": spec}  # search and info find the store in the environment
 
     def cli(*args):
         return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
 
-    proc = cli("index", tmp_path / "pics", "--library", tmp_path / "lib", "--json")
+    # A server without authentication accepts any token; this exercises the option's path.
+    token = ["--milvus-token", "root:Milvus"] if target == "milvus-standalone" else []
+    proc = cli("index", tmp_path / "pics", "--library", tmp_path / "lib", "--json", "--store", spec, *token)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout)["added"] == 4
     query = save_jpeg(variants(photos["coffee"])["crop"], tmp_path / "q.jpg")
