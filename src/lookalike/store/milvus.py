@@ -49,6 +49,7 @@ _BUILD_PARAMS: dict[str, dict] = {
     "SCANN": {"nlist": 1024},
 }
 LITE_FLUSH_ROWS = 256
+LITE_WRITE_FLUSH_ROWS = 10_000
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
 _FIELDS = ["id", "path", "sha256", "size", "mtime", "width", "height", "tags", "added"]
 
@@ -355,8 +356,10 @@ class MilvusStore:
         if end != start:
             self._reserve(end)
         keep = self._by_ids([int(u.record.id) for u in upserts if u.record.id is not None and u.vector is None], ["id", "vector"])
+        stored = set(keep) | set(self._by_ids([i for i in explicit if i not in keep], ["id"]))
         ids: list[int] = []
         rows: list[dict] = []
+        new_rows: list[dict] = []  # ids not stored yet: a plain insert (an upsert first looks for the id)
         next_fresh = start
         for up in upserts:
             r = up.record
@@ -370,10 +373,13 @@ class MilvusStore:
             ids.append(id_)
             if vector is None:
                 continue  # replacing a record that no longer exists: nothing to do, as in SQL UPDATE
-            rows.append(_row(id_, r, np.asarray(vector, dtype=np.float32), r.added or now))
-        for i in range(0, len(rows), ROWS_PER_REQUEST):
-            self._call(self._client.upsert, self.collection, rows[i:i + ROWS_PER_REQUEST])
-        self._unflushed += len(rows)
+            (rows if id_ in stored else new_rows).append(_row(id_, r, np.asarray(vector, dtype=np.float32), r.added or now))
+        for batch, method in ((rows, self._client.upsert), (new_rows, self._client.insert)):
+            for i in range(0, len(batch), ROWS_PER_REQUEST):
+                self._call(method, self.collection, batch[i:i + ROWS_PER_REQUEST])
+        self._unflushed += len(rows) + len(new_rows)
+        if self.local and self._unflushed >= LITE_WRITE_FLUSH_ROWS:
+            self.flush()  # keeps Lite's slow unindexed part small during large writes
         return ids
 
     def flush(self) -> None:
