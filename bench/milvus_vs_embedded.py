@@ -57,7 +57,7 @@ def wait_indexed(store, n: int, timeout_s: float = 600) -> float:
     return time.perf_counter() - t0
 
 
-def run(spec: str | None, directory: Path, data: np.ndarray, queries: np.ndarray, k: int) -> dict:
+def run(spec: str | None, directory: Path, data: np.ndarray, queries: np.ndarray, k: int, ef: int | None) -> dict:
     store = open_store(spec, directory)
     try:
         store.set_meta({"model": "bench", "dim": str(DIM)})
@@ -76,7 +76,7 @@ def run(spec: str | None, directory: Path, data: np.ndarray, queries: np.ndarray
         times, answers = [], []
         for q in queries:
             t0 = time.perf_counter()
-            answers.append([i for i, _ in store.search(q[None], k)[0]])
+            answers.append([i for i, _ in (store.search(q[None], k, ef=ef) if ef and spec else store.search(q[None], k))[0]])
             times.append((time.perf_counter() - t0) * 1000)
         return {"insert_s": insert_s, "write_s": write_s, "index_wait_s": index_wait_s,
                 "insert_per_s": len(data) / insert_s, "first_query_ms": first_ms,
@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("-k", type=int, default=10)
+    ap.add_argument("--ef", type=int, help="HNSW search breadth for Milvus [default: the store's, max(64, k)]")
     ap.add_argument("--uri", help="a running Milvus server (http://host:port); default: start milvus-server 2.3.5")
     ap.add_argument("--no-server", action="store_true", help="skip the standalone server")
     ap.add_argument("--out", default="bench/results/milvus_vs_embedded.json")
@@ -117,7 +118,7 @@ def main() -> None:
                 targets = {"embedded": None, "milvus-lite": f"milvus:{tmp}/lib.db"}
                 if uri:
                     targets["milvus-standalone"] = f"milvus:{uri}#bench_{uuid.uuid4().hex[:8]}"
-                rows = {name: run(spec, Path(tmp) / name, data, queries, args.k) for name, spec in targets.items()}
+                rows = {name: run(spec, Path(tmp) / name, data, queries, args.k, args.ef) for name, spec in targets.items()}
             exact = rows["embedded"]["answers"]
             base = rows["embedded"]
             print(f"\nN={n} vectors of {DIM}-d, {args.queries} queries, top-{args.k}")
@@ -125,7 +126,7 @@ def main() -> None:
                   f"{'recall':>8}{'1st ms':>9}{'index s':>9}")
             for name, r in rows.items():
                 recall = float(np.mean([len(set(a) & set(e)) / len(e) for a, e in zip(r.pop("answers"), exact)]))
-                r.update(store=name, n=n, dim=DIM, queries=args.queries, k=args.k, recall_at_k=recall,
+                r.update(store=name, n=n, ef=args.ef, dim=DIM, queries=args.queries, k=args.k, recall_at_k=recall,
                          insert_ratio=r["insert_s"] / base["insert_s"], p50_ratio=r["p50_ms"] / base["p50_ms"],
                          p99_ratio=r["p99_ms"] / base["p99_ms"])
                 results.append(r)
