@@ -33,7 +33,7 @@ from .engine.scan import printable
 from .engine.tags import match_labels
 from .errors import LookalikeError
 from .models import list_models
-from .store import SearchFilter
+from .store import SearchFilter, open_store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Lookalike: find images that look alike, by what they show.")
@@ -43,6 +43,8 @@ err = Console(stderr=True)
 LibraryOpt = typer.Option(None, "--library", "-l", help="Library directory [default: $LOOKALIKE_LIBRARY or ./lookalike-library]")
 StoreOpt = typer.Option(None, "--store", envvar="LOOKALIKE_STORE", help="Store backend [default: embedded in the library directory]")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
+TokenOpt = typer.Option(None, "--milvus-token", envvar="LOOKALIKE_MILVUS_TOKEN",
+                        help="Token (or user:password) for a milvus:http(s)://... store.")
 
 
 @contextlib.contextmanager
@@ -58,8 +60,17 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-def _open(library: Optional[Path], store: Optional[str], model: Optional[str] = None, create: bool = False) -> Library:
-    return Library.open(library or default_library(), model=model, store=store, create=create)
+def _open(library: Optional[Path], store: Optional[str], model: Optional[str] = None, create: bool = False,
+          token: Optional[str] = None) -> Library:
+    directory = library or default_library()
+    return Library.open(directory, model=model, store=_store(store, directory, token), create=create)
+
+
+def _store(store: Optional[str], directory: Path, token: Optional[str]):
+    """A store spec, opened here only when it needs options such as a Milvus token."""
+    if token and store and store.startswith("milvus:"):
+        return open_store(store, directory, token=token)
+    return store
 
 
 class RateColumn(ProgressColumn):
@@ -78,10 +89,11 @@ def index(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads [default: CPU count]."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
+    milvus_token: Optional[str] = TokenOpt,
 ) -> None:
     """Index images: new files are added, changed ones updated, moved ones recognised."""
     with user_errors():
-        with _open(library, store, model, create=True) as lib:
+        with _open(library, store, model, create=True, token=milvus_token) as lib:
             columns = [SpinnerColumn(), TextColumn("indexing"), BarColumn(), MofNCompleteColumn(),
                        RateColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
             with Progress(*columns, console=err, transient=False, disable=as_json) as bar:
@@ -119,6 +131,7 @@ def search(
         None, "--until", help="Only files modified on or before this date (a date alone includes that whole day)."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
+    milvus_token: Optional[str] = TokenOpt,
 ) -> None:
     """Find the indexed images that look most like QUERY, or that are tagged --text, or both."""
     if query is None and text is None:
@@ -127,7 +140,7 @@ def search(
     with user_errors():
         if text is not None and not match_labels(text):
             raise LookalikeError(f"no ImageNet label matches {text!r}: try a common noun such as 'cat', 'espresso' or 'rocket'")
-        with _open(library, store) as lib:
+        with _open(library, store, token=milvus_token) as lib:
             t0 = time.perf_counter()
             if query is None:
                 hits = lib.search_text(text or "", k=k, min_score=min_score, where=where)
@@ -190,6 +203,7 @@ def duplicates(
     under: Optional[Path] = typer.Option(None, "--under", help="Only images under this folder."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
+    milvus_token: Optional[str] = TokenOpt,
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV: one row per image (group, tier, id, path, score, width, height, size)."),
 ) -> None:
     """Find exact copies, near-duplicates (re-encoded, resized, lightly cropped) and similar shots."""
@@ -202,7 +216,7 @@ def duplicates(
     thresholds = DuplicateThresholds(near_cosine=near_cosine, similar_cosine=similar_cosine, neighbours=neighbours,
                                      near_min_coverage=near_coverage)
     with user_errors():
-        with _open(library, store) as lib:
+        with _open(library, store, token=milvus_token) as lib:
             columns = [SpinnerColumn(), TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
                        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
             with Progress(*columns, console=err, transient=True, disable=as_json or as_csv) as bar:
@@ -240,10 +254,11 @@ def duplicates(
 
 
 @app.command()
-def info(library: Optional[Path] = LibraryOpt, store: Optional[str] = StoreOpt, as_json: bool = JsonOpt) -> None:
+def info(library: Optional[Path] = LibraryOpt, store: Optional[str] = StoreOpt, as_json: bool = JsonOpt,
+         milvus_token: Optional[str] = TokenOpt) -> None:
     """Show a library's image count, model, dimension and size on disk."""
     with user_errors():
-        with _open(library, store) as lib:
+        with _open(library, store, token=milvus_token) as lib:
             data = lib.info()
             if as_json:
                 print(json.dumps(data))
@@ -256,12 +271,49 @@ def info(library: Optional[Path] = LibraryOpt, store: Optional[str] = StoreOpt, 
 
 @app.command()
 def remove(paths: List[Path] = typer.Argument(..., help="Indexed files, or folders whose images to forget."),
-           library: Optional[Path] = LibraryOpt, store: Optional[str] = StoreOpt) -> None:
+           library: Optional[Path] = LibraryOpt, store: Optional[str] = StoreOpt,
+           milvus_token: Optional[str] = TokenOpt) -> None:
     """Forget images (the files themselves are not touched)."""
     with user_errors():
-        with _open(library, store) as lib:
+        with _open(library, store, token=milvus_token) as lib:
             n = lib.remove(paths)
             err.print(f"removed {n} images; library has {len(lib)}")
+
+
+@app.command()
+def migrate(
+    source: str = typer.Option(..., "--from", help="Source: a library directory or milvus:URI[#collection]."),
+    target: str = typer.Option(..., "--to", help="Target (must be empty): a library directory or milvus:URI[#collection]."),
+    library: Optional[Path] = typer.Option(
+        None, "--library", "-l", help="Directory for a Milvus side's model state [default: the directory side, else $LOOKALIKE_LIBRARY]."),
+    milvus_token: Optional[str] = TokenOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Copy a library between stores (embedded <-> Milvus) without re-embedding; ids are kept."""
+    from .engine.migrate import migrate as run_migrate
+
+    def side(spec: str) -> tuple[Path, Optional[str]]:
+        if spec.startswith("milvus:"):
+            plain = next((s for s in (source, target) if not s.startswith("milvus:")), None)
+            return (library or (Path(plain).expanduser() if plain else default_library())), spec
+        return Path(spec).expanduser(), None
+
+    with user_errors():
+        (src_dir, src_store), (dst_dir, dst_store) = side(source), side(target)
+        if (src_dir, src_store) == (dst_dir, dst_store):
+            raise LookalikeError("--from and --to are the same library")
+        with _open(src_dir, src_store, token=milvus_token) as src, \
+                _open(dst_dir, dst_store, src.model, create=True, token=milvus_token) as dst:
+            columns = [SpinnerColumn(), TextColumn("copying"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                       TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+            with Progress(*columns, console=err, disable=as_json) as bar:
+                task = bar.add_task("migrate", total=None)
+                report = run_migrate(src, dst, lambda done, total: bar.update(task, completed=done, total=total))
+            if as_json:
+                print(json.dumps({"copied": report.copied, "model": report.model, "seconds": round(report.seconds, 3)}))
+                return
+            err.print(f"copied {report.copied} images ({report.model}) from {source} to {target} "
+                      f"in {report.seconds:.1f} s; ids kept", highlight=False)
 
 
 @app.command()
@@ -288,6 +340,7 @@ def serve(
         None, "--max-upload-mb", envvar="LOOKALIKE_MAX_UPLOAD_MB", min=0.001, help="Largest request body in MB [default: 20]."),
     no_url_queries: bool = typer.Option(False, "--no-url-queries", help="Refuse searches that make the server download a URL."),
     store: Optional[str] = StoreOpt,
+    milvus_token: Optional[str] = TokenOpt,
 ) -> None:
     """Serve the web page and the REST API (OpenAPI docs at /docs) for a library."""
     import os
@@ -299,7 +352,8 @@ def serve(
         if not os.environ.get(API_KEY_ENV) and not is_loopback(host) and not allow_anonymous_writes:
             raise LookalikeError(f"refusing to serve on {host} without ${API_KEY_ENV}: anyone could upload and delete images; "
                                  f"set ${API_KEY_ENV} or pass --allow-anonymous-writes")
-        web = create_app(library or default_library(), store,
+        directory = library or default_library()
+        web = create_app(directory, _store(store, directory, milvus_token),
                          max_upload_bytes=int(max_upload_mb * 1_000_000) if max_upload_mb else None,
                          url_queries=not no_url_queries)
         import uvicorn

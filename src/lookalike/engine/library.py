@@ -59,6 +59,8 @@ class Library:
             meta = st.get_meta()
             stored = meta.get("model")
             if stored is None:
+                if not create:  # a store without a library yet (e.g. a missing Milvus collection)
+                    raise LookalikeError(f"no library in {st!r} (create one with `lookalike index FOLDER --store ...`)")
                 name = model or DEFAULT_MODEL
                 info = model_info(name)  # validates the name before anything is written
                 st.set_meta({"model": name, "dim": str(info.dim), "created": _now_iso()})

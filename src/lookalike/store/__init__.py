@@ -9,9 +9,10 @@ from .base import ImageRecord, ScoredIds, SearchFilter, Upsert, VectorStore
 from .embedded import EmbeddedStore
 
 
-def open_store(spec: str | VectorStore | None, library_dir: Path) -> VectorStore:
+def open_store(spec: str | VectorStore | None, library_dir: Path, **options) -> VectorStore:
     """`None`/"embedded" -> the SQLite store inside `library_dir`; a store object is used as-is.
-    Other backends (e.g. "milvus:...") register their scheme in `SCHEMES`."""
+    Other backends (e.g. "milvus:...") register their scheme in `SCHEMES`; `options` (e.g. a
+    Milvus `token`) go to the backend's factory."""
     if spec is None or spec == "embedded":
         return EmbeddedStore(library_dir)
     if not isinstance(spec, str):
@@ -19,10 +20,16 @@ def open_store(spec: str | VectorStore | None, library_dir: Path) -> VectorStore
     scheme = spec.split(":", 1)[0]
     if scheme not in SCHEMES:
         raise LookalikeError(f"unknown store {spec!r} (known: embedded, {', '.join(s + ':...' for s in SCHEMES)})")
-    return SCHEMES[scheme](spec, library_dir)
+    return SCHEMES[scheme](spec, library_dir, **options)
 
 
-# scheme -> factory(spec, library_dir). Filled by optional backends.
-SCHEMES: dict = {}
+def _milvus(spec: str, library_dir: Path, token: str | None = None) -> VectorStore:
+    from .milvus import MilvusStore  # imported on use: the embedded path never loads pymilvus
+
+    return MilvusStore.from_spec(spec, token=token)
+
+
+# scheme -> factory(spec, library_dir, **options). Filled by optional backends.
+SCHEMES: dict = {"milvus": _milvus}
 
 __all__ = ["EmbeddedStore", "ImageRecord", "ScoredIds", "SearchFilter", "Upsert", "VectorStore", "open_store"]

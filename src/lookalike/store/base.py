@@ -49,7 +49,9 @@ ScoredIds = list[tuple[int, float]]
 
 @dataclass
 class Upsert:
-    """Insert (record.id is None) or replace a record; `vector` None keeps the stored one."""
+    """Insert (record.id is None) or replace a record; `vector` None keeps the stored one.
+    A record with an id that is not stored yet is inserted under that id when it has a vector
+    (`migrate` keeps ids); later fresh ids are larger than any id stored so far."""
 
     record: ImageRecord
     vector: np.ndarray | None = None

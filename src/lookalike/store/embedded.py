@@ -235,12 +235,14 @@ class EmbeddedStore:
                 return -1
         elif up.vector is None:
             raise ValueError("a new record needs a vector")
+        # A new record (id None: SQLite assigns one), or an explicit id not stored yet (migrate
+        # keeps ids; a record removed meanwhile comes back under its own id).
         row = self._db.execute(
-            "INSERT INTO images (path, sha256, size, mtime, width, height, tags, added, vector)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET"
+            "INSERT INTO images (id, path, sha256, size, mtime, width, height, tags, added, vector)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET"
             " sha256=excluded.sha256, size=excluded.size, mtime=excluded.mtime, width=excluded.width,"
             " height=excluded.height, tags=excluded.tags, vector=excluded.vector RETURNING id",
-            (*values, _blob(up.vector))).fetchone()
+            (None if r.id is None else int(r.id), *values, _blob(up.vector))).fetchone()
         return int(row[0])
 
     # -- search ---------------------------------------------------------------------------
