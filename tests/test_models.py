@@ -53,3 +53,23 @@ def test_embeddings_are_normalised_and_discriminative(lite0, photos):
 def test_registry_lists_bundled_models():
     names = {m.name for m in list_models()}
     assert {"effnet-lite0", "effnet-lite2"} <= names
+
+
+def test_gem_pooling_variant(photos):
+    """The GeM variant's graph pools with the generalised mean (p=3); the class probabilities
+    still come from average pooling, as the classifier was trained."""
+    import torch
+
+    from lookalike.models.effnet import GEM_P, build_export_module
+
+    net = load_torch_model(EFFNET_SPECS["effnet-lite0"])
+    batch = torch.from_numpy(np.stack([get_extractor("effnet-lite0").preprocess(photos["coffee"])]))
+    with torch.no_grad():
+        emb, probs = build_export_module(net, pooling="gem")(batch)
+        avg_emb, avg_probs = build_export_module(net)(batch)
+        fmap = net.extract_features((batch.permute(0, 3, 1, 2).float() - 127.0) / 128.0)
+    ref = torch.nn.functional.normalize(fmap.clamp(min=1e-6).pow(GEM_P).mean((2, 3)).pow(1 / GEM_P), dim=1)
+    assert torch.allclose(emb, ref, atol=1e-5) and torch.allclose(probs, avg_probs)
+    assert not torch.allclose(emb, avg_emb, atol=1e-3)
+    with pytest.raises(ValueError):
+        build_export_module(net, pooling="max")

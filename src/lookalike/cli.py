@@ -179,6 +179,8 @@ def eval_(
     whiten: Optional[str] = typer.Option(None, "--whiten", help="e.g. 128,256,512: also score each deep method "
                                          "PCA-whitened to these dims, learned on Fashion-MNIST train."),
     whiten_train: int = typer.Option(5000, "--whiten-train", min=2, help="Fashion-MNIST train images the whitening learns from."),
+    whiten_methods: Optional[str] = typer.Option(None, "--whiten-methods",
+                                                 help="Comma-separated methods to whiten [default: every deep one]."),
     seed: int = typer.Option(0, "--seed", help="Seed for the gallery sample, queries and edits."),
 ) -> None:
     """Measure retrieval quality (mAP, recall@k), speed and robustness of feature extractors."""
@@ -191,7 +193,8 @@ def eval_(
         except ValueError:
             raise LookalikeError(f"--whiten takes comma-separated integers, not {whiten!r}") from None
         config = EvalConfig(dataset, [m.strip() for m in methods.split(",") if m.strip()], limit, queries, seed,
-                            robustness, robustness_queries, dims, whiten_train)
+                            robustness, robustness_queries, dims, whiten_train,
+                            tuple(m.strip() for m in whiten_methods.split(",")) if whiten_methods else None)
         columns = [SpinnerColumn(), TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
         with Progress(*columns, console=err) as bar:

@@ -46,6 +46,7 @@ class EvalConfig:
     robustness_queries: int = 100  # dataset images edited per transform (plus every bundled photo)
     whiten: tuple[int, ...] = ()  # PCA-whitening dims for deep methods, learned on Fashion-MNIST train
     whiten_train: int = 5000
+    whiten_methods: tuple[str, ...] | None = None  # which methods get whitened (None: every deep one)
     batch_size: int = 64
 
     def to_dict(self) -> dict:
@@ -200,7 +201,8 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> EvalResu
         # Queries are gallery images: their vectors are the gallery's, the image itself excluded.
         result.methods.append(_score(name, info.kind, ext.dim, gallery[query_idx], gallery, data, query_idx,
                                      result.example_queries, ips, query_ms))
-        if train is not None and info.kind != "handcrafted":
+        wanted = info.kind != "handcrafted" if config.whiten_methods is None else name in config.whiten_methods
+        if train is not None and wanted:
             stage = f"{name}: whitening set"
             train_vecs = embed_all(ext, train, np.arange(len(train)), config.batch_size,
                                    lambda d, s=stage: note(s, d, len(train)))
