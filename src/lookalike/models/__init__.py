@@ -32,7 +32,8 @@ def _register_bundled() -> None:
     for spec in EFFNET_SPECS.values():
         register(
             ModelInfo(spec.name, FEATURE_DIM, "bundled",
-                      f"EfficientNet-{spec.arch.split('-')[-1].capitalize()} ImageNet, {spec.input_size}px, ONNX Runtime"),
+                      f"EfficientNet-{spec.arch.split('-')[-1].capitalize()} ImageNet, {spec.input_size}px, "
+                      f"{spec.pooling.upper()} pooling, ONNX Runtime"),
             lambda _state, n=spec.name: effnet_extractor(n),
         )
 
@@ -62,7 +63,7 @@ def _register_variants() -> None:
     for spec in EFFNET_VARIANTS.values():  # measured against the defaults, not a default
         register(ModelInfo(spec.name, FEATURE_DIM, "bundled",
                            f"EfficientNet-{spec.arch.split('-')[-1].capitalize()} ImageNet, {spec.input_size}px, "
-                           f"{spec.pooling.upper()} pooling (experimental)"),
+                           f"{spec.pooling.upper()} pooling (for comparison, see README \"Evaluation\")"),
                  lambda _state, n=spec.name: effnet_extractor(n))
 
 
