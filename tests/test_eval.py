@@ -120,15 +120,17 @@ def test_eval_cli_bad_input(tmp_path, folder_dataset):
 @pytest.mark.skipif(not fashion_mnist_available(), reason="Debian package dataset-fashion-mnist not installed")
 def test_quick_eval_run_writes_the_report(tmp_path):
     out = tmp_path / "report"
-    r = _cli("eval", "fashion-mnist", "--limit", "120", "--queries", "30", "--robustness", "--robustness-queries", "4",
+    r = _cli("eval", "fashion-mnist", "--limit", "100", "--queries", "30", "--robustness", "--robustness-queries", "4",
              "--methods", "effnet-lite0,color-hist,texture,sift-vlad", "--out", str(out))
     assert r.returncode == 0, r.stderr
     results = json.loads((out / "results.json").read_text())
-    assert results["gallery_size"] == 120 and results["n_queries"] == 30
+    assert results["gallery_size"] == 100 and results["n_queries"] == 30
     assert [m["name"] for m in results["methods"]] == ["effnet-lite0", "color-hist", "texture", "sift-vlad"]
     for m in results["methods"]:
         assert 0 <= m["map_at"]["100"] <= 1 and 0 <= m["map"] <= 1 and m["images_per_second"] > 0
-        assert set(m["recall_at"]) == {"1", "5", "10", "100"} and len(m["per_class_ap"]) == 10
+        # Per-class AP covers the classes the 30 queries happen to come from.
+        assert set(m["recall_at"]) == {"1", "5", "10", "100"} and set(m["per_class_ap"]) <= {str(c) for c in range(10)}
+        assert len(m["per_class_ap"]) >= 5
     rob = results["robustness"]
     assert len(rob["transforms"]) == 12 and rob["n_queries"] == {"photos": 14, "dataset": 4}
     # Sanity that can fail: the unedited flip of a photo is not harder for the flip-invariant colour histogram.
