@@ -129,7 +129,8 @@ def test_quick_eval_run_writes_the_report(tmp_path):
     for m in results["methods"]:
         assert 0 <= m["map_at"]["100"] <= 1 and 0 <= m["map"] <= 1 and m["images_per_second"] > 0
         # Per-class AP covers the classes the 30 queries happen to come from.
-        assert set(m["recall_at"]) == {"1", "5", "10", "100"} and set(m["per_class_ap"]) <= {str(c) for c in range(10)}
+        # (recall@100 needs more than 100 other gallery images, so it is absent here)
+        assert set(m["recall_at"]) == {"1", "5", "10"} and set(m["per_class_ap"]) <= {str(c) for c in range(10)}
         assert len(m["per_class_ap"]) >= 5
     rob = results["robustness"]
     assert len(rob["transforms"]) == 12 and rob["n_queries"] == {"photos": 14, "dataset": 4}
