@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lookalike.models import get_extractor, list_models
-from lookalike.models.effnet import EFFNET_SPECS, load_torch_model
+from lookalike.models.effnet import EFFNET_SPECS, EFFNET_VARIANTS, GEM_P, build_export_module, load_torch_model
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +31,16 @@ def test_onnx_matches_pytorch(name, photos):
 
     extractor = get_extractor(name)
     spec = EFFNET_SPECS[name]
+    assert spec.pooling == ("gem" if name == "effnet-lite0" else "avg")  # the measured default (README)
     images = [photos["chelsea"], photos["rocket"], photos["camera"]]
     batch = np.stack([extractor.preprocess(im) for im in images])
     onnx_vecs = extractor.embed_batch(batch).vectors
     net = load_torch_model(spec)
     with torch.no_grad():
         x = (torch.from_numpy(batch).permute(0, 3, 1, 2).float() - 127.0) / 128.0
-        ref = torch.nn.functional.normalize(net.extract_features(x).mean((2, 3)), dim=1).numpy()
+        fmap = net.extract_features(x)
+        pooled = fmap.clamp(min=1e-6).pow(GEM_P).mean((2, 3)).pow(1 / GEM_P) if spec.pooling == "gem" else fmap.mean((2, 3))
+        ref = torch.nn.functional.normalize(pooled, dim=1).numpy()
     assert onnx_vecs.shape == (3, 1280)
     assert np.abs(onnx_vecs - ref).max() < 1e-4
 
@@ -53,3 +56,22 @@ def test_embeddings_are_normalised_and_discriminative(lite0, photos):
 def test_registry_lists_bundled_models():
     names = {m.name for m in list_models()}
     assert {"effnet-lite0", "effnet-lite2"} <= names
+
+
+def test_gem_and_average_pooling(photos):
+    """GeM graphs pool the embedding with the generalised mean (p=3); the class probabilities
+    still come from average pooling, as the classifier was trained."""
+    import torch
+
+    assert EFFNET_VARIANTS["effnet-lite0-avg"].pooling == "avg"
+    net = load_torch_model(EFFNET_SPECS["effnet-lite0"])
+    batch = torch.from_numpy(np.stack([get_extractor("effnet-lite0").preprocess(photos["coffee"])]))
+    with torch.no_grad():
+        emb, probs = build_export_module(net, pooling="gem")(batch)
+        avg_emb, avg_probs = build_export_module(net)(batch)
+        fmap = net.extract_features((batch.permute(0, 3, 1, 2).float() - 127.0) / 128.0)
+    ref = torch.nn.functional.normalize(fmap.clamp(min=1e-6).pow(GEM_P).mean((2, 3)).pow(1 / GEM_P), dim=1)
+    assert torch.allclose(emb, ref, atol=1e-5) and torch.allclose(probs, avg_probs)
+    assert not torch.allclose(emb, avg_emb, atol=1e-3)
+    with pytest.raises(ValueError):
+        build_export_module(net, pooling="max")

@@ -108,3 +108,38 @@ def evaluate_embeddings(query_vecs: np.ndarray, query_labels: np.ndarray, galler
     if exclude is not None and full:
         ranked = ranked[:, :-1]  # the excluded item sorts last at -inf
     return evaluate_rankings(ranked, query_labels, gallery_labels, ks, map_ks, exclude, full)
+
+
+RECALL_LEVELS = np.linspace(0.0, 1.0, 11)
+
+
+def precision_recall_curve(ranked: np.ndarray, query_labels: np.ndarray, gallery_labels: np.ndarray,
+                           exclude: np.ndarray | None = None,
+                           levels: np.ndarray = RECALL_LEVELS) -> np.ndarray:
+    """Mean interpolated precision at each recall level (precision at recall r = the best
+    precision at any rank reaching recall >= r, as in PASCAL VOC). `ranked` must cover the
+    whole gallery (minus the excluded query) for recall to reach 1."""
+    query_labels = np.asarray(query_labels)
+    gallery_labels = np.asarray(gallery_labels)
+    rel = gallery_labels[ranked] == query_labels[:, None]
+    n_rel = (gallery_labels[None, :] == query_labels[:, None]).sum(axis=1)
+    if exclude is not None:
+        n_rel = n_rel - ((exclude >= 0) & (gallery_labels[np.maximum(exclude, 0)] == query_labels))
+    hits = np.cumsum(rel, axis=1)
+    precision = hits / np.arange(1, rel.shape[1] + 1)
+    recall = hits / np.maximum(n_rel, 1)[:, None]
+    # Interpolate: best precision at this rank or any later one.
+    best_after = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+    out = np.zeros((len(ranked), len(levels)))
+    for j, r in enumerate(levels):
+        reached = recall >= r - 1e-12
+        first = reached.argmax(axis=1)
+        ok = reached.any(axis=1) & (n_rel > 0)
+        out[ok, j] = best_after[ok, first[ok]]
+    return out.mean(axis=0)
+
+
+def near_duplicate_recall(ranked: np.ndarray, targets: np.ndarray, ks: tuple[int, ...] = (1, 10)) -> dict[int, float]:
+    """Fraction of queries whose own original (`targets[i]`, a gallery index) is in the top k."""
+    found = ranked == np.asarray(targets)[:, None]
+    return {k: float(found[:, :k].any(axis=1).mean()) for k in ks if k <= ranked.shape[1]}

@@ -32,12 +32,43 @@ def _register_bundled() -> None:
     for spec in EFFNET_SPECS.values():
         register(
             ModelInfo(spec.name, FEATURE_DIM, "bundled",
-                      f"EfficientNet-{spec.arch.split('-')[-1].capitalize()} ImageNet, {spec.input_size}px, ONNX Runtime"),
+                      f"EfficientNet-{spec.arch.split('-')[-1].capitalize()} ImageNet, {spec.input_size}px, "
+                      f"{spec.pooling.upper()} pooling, ONNX Runtime"),
             lambda _state, n=spec.name: effnet_extractor(n),
         )
 
 
 _register_bundled()
+
+
+def _register_handcrafted() -> None:
+    from .color_hist import ColorHistExtractor
+    from .sift_vlad import SiftVladExtractor
+    from .texture import TextureExtractor
+
+    register(ModelInfo("color-hist", ColorHistExtractor.dim, "handcrafted",
+                       "HSV joint colour histogram (8x3x12 bins), Hellinger-normalised"),
+             lambda _state: ColorHistExtractor())
+    register(ModelInfo("texture", TextureExtractor.dim, "handcrafted",
+                       "uniform LBP histograms (whole + 2x2 grid) + HOG, scikit-image"),
+             lambda _state: TextureExtractor())
+    register(ModelInfo("sift-vlad", SiftVladExtractor.dim, "handcrafted",
+                       "OpenCV SIFT (detected + dense) -> VLAD on a 32-word codebook learned per library"),
+             lambda state: SiftVladExtractor(state))
+
+
+def _register_variants() -> None:
+    from .effnet import EFFNET_VARIANTS, FEATURE_DIM, effnet_extractor
+
+    for spec in EFFNET_VARIANTS.values():  # measured against the defaults, not a default
+        register(ModelInfo(spec.name, FEATURE_DIM, "bundled",
+                           f"EfficientNet-{spec.arch.split('-')[-1].capitalize()} ImageNet, {spec.input_size}px, "
+                           f"{spec.pooling.upper()} pooling (for comparison, see README \"Evaluation\")"),
+                 lambda _state, n=spec.name: effnet_extractor(n))
+
+
+_register_handcrafted()
+_register_variants()
 
 
 def list_models() -> list[ModelInfo]:
