@@ -195,3 +195,15 @@ def test_filters_by_label_and_mtime(originals_library):
         recent = list(lib.store.iter_records(where=SearchFilter(min_mtime=newest)))
         assert recent and all(r.mtime >= newest for r in recent)
         assert len(list(lib.store.iter_records(where=SearchFilter(max_mtime=newest)))) == len(lib)
+
+
+def test_library_remembers_the_model_build(tmp_path, photos):
+    save_jpeg(photos["coffee"], tmp_path / "p" / "c.jpg")
+    with Library.open(tmp_path / "lib") as lib:
+        lib.add([tmp_path / "p"])
+        built = lib.store.get_meta()["model_version"]
+        assert built.startswith("export-v")
+        # A library made by an older build of the same-named model must not be searched.
+        lib.store.set_meta({"model_version": "export-v0"})
+    with pytest.raises(ModelMismatchError, match="re-index"):
+        Library.open(tmp_path / "lib")

@@ -63,12 +63,14 @@ class Library:
                     raise LookalikeError(f"no library in {st!r} (create one with `lookalike index FOLDER --store ...`)")
                 name = model or DEFAULT_MODEL
                 info = model_info(name)  # validates the name before anything is written
-                st.set_meta({"model": name, "dim": str(info.dim), "created": _now_iso()})
+                st.set_meta({"model": name, "dim": str(info.dim), "model_version": info.version, "created": _now_iso()})
                 stored = name
             elif model is not None and model != stored:
                 raise ModelMismatchError(
                     f"library {directory} was built with model {stored!r}, not {model!r}: "
                     f"vectors of different models are not comparable (omit --model, or use a new library)")
+            else:
+                _check_model_version(directory, stored, meta)
             return cls(directory, st, stored)
         except BaseException:
             st.close()
@@ -213,6 +215,17 @@ class Library:
             "size_bytes": self.store.size_bytes() + _dir_size(self.directory / STATE_DIR),
             "created": meta.get("created"),
         }
+
+
+def _check_model_version(directory: Path, name: str, meta: dict[str, str]) -> None:
+    """Refuse a library whose vectors came from another build of the same-named model.
+    Libraries from before versions were recorded hold the first build ("export-v1" / "1")."""
+    current = model_info(name).version
+    built = meta.get("model_version") or ("export-v1" if current.startswith("export-v") else "1")
+    if built != current:
+        raise ModelMismatchError(
+            f"library {directory} was built with {name} {built}, but this Lookalike has {name} {current}: "
+            f"its vectors are not comparable; re-index into a new library")
 
 
 def _exists(directory: Path, store: str | VectorStore | None) -> bool:

@@ -16,6 +16,9 @@ class ModelInfo:
     dim: int
     kind: str  # "bundled", "handcrafted", "fine-tuned"
     description: str
+    # Changes whenever the same name would produce different vectors (e.g. a new export
+    # graph); libraries record it so old vectors are never mixed with new queries.
+    version: str = "1"
 
 
 # name -> (info, factory(state_dir) -> extractor). Later issues register more here.
@@ -27,13 +30,13 @@ def register(info: ModelInfo, factory: Callable[[Path | None], FeatureExtractor]
 
 
 def _register_bundled() -> None:
-    from .effnet import EFFNET_SPECS, FEATURE_DIM, effnet_extractor
+    from .effnet import EFFNET_SPECS, EXPORT_VERSION, FEATURE_DIM, effnet_extractor
 
     for spec in EFFNET_SPECS.values():
         register(
             ModelInfo(spec.name, FEATURE_DIM, "bundled",
                       f"EfficientNet-{spec.arch.split('-')[-1].capitalize()} ImageNet, {spec.input_size}px, "
-                      f"{spec.pooling.upper()} pooling, ONNX Runtime"),
+                      f"{spec.pooling.upper()} pooling, ONNX Runtime", version=f"export-v{EXPORT_VERSION}"),
             lambda _state, n=spec.name: effnet_extractor(n),
         )
 
@@ -58,12 +61,13 @@ def _register_handcrafted() -> None:
 
 
 def _register_variants() -> None:
-    from .effnet import EFFNET_VARIANTS, FEATURE_DIM, effnet_extractor
+    from .effnet import EFFNET_VARIANTS, EXPORT_VERSION, FEATURE_DIM, effnet_extractor
 
     for spec in EFFNET_VARIANTS.values():  # measured against the defaults, not a default
         register(ModelInfo(spec.name, FEATURE_DIM, "bundled",
                            f"EfficientNet-{spec.arch.split('-')[-1].capitalize()} ImageNet, {spec.input_size}px, "
-                           f"{spec.pooling.upper()} pooling (for comparison, see README \"Evaluation\")"),
+                           f"{spec.pooling.upper()} pooling (for comparison, see README \"Evaluation\")",
+                           version=f"export-v{EXPORT_VERSION}"),
                  lambda _state, n=spec.name: effnet_extractor(n))
 
 
