@@ -181,6 +181,7 @@ def finetune(
     seed: int = typer.Option(0, "--seed", help="Random seed (split, batches, augmentation, initialisation)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same --name and settings."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing fine-tuned model of that name."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for training [default: all cores]."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Fine-tune a bundled model on labelled images; it becomes a model named NAME."""
@@ -223,7 +224,8 @@ def finetune(
                 elif e.kind == "export":
                     bar.update(task, description=e.message)
 
-            result = run_finetune(config, dataset, desc, on_event=on_event, resume=resume, overwrite=overwrite)
+            result = run_finetune(config, dataset, desc, on_event=on_event, resume=resume,
+                                  overwrite=overwrite, threads=threads)
         m = result.manifest
         if as_json:
             print(json.dumps({k: v for k, v in m.items() if k != "history"}))

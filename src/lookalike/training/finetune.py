@@ -76,6 +76,7 @@ class FinetuneResult:
     manifest: dict
     onnx_path: Path
     history: list[dict] = field(default_factory=list)
+    model: EmbeddingNet | None = None  # the exported (best) network, in eval mode
 
 
 def select_data(data: LabelledImages, config: FinetuneConfig) -> LabelledImages:
@@ -137,8 +138,12 @@ def work_dir(name: str) -> Path:
 
 def finetune(config: FinetuneConfig, data: LabelledImages, data_desc: str,
              on_event: Callable[[TrainEvent], None] | None = None, resume: bool = False,
-             overwrite: bool = False) -> FinetuneResult:
+             overwrite: bool = False, threads: int | None = None) -> FinetuneResult:
+    """Train, validate each epoch, keep the best epoch, export it. `threads`: CPU threads
+    for PyTorch (default: all cores; 1 wastes less CPU time on a machine busy with others)."""
     config.check()
+    if threads:
+        torch.set_num_threads(threads)
     emit = on_event or (lambda _e: None)
     if config.name in {m.name for m in list_models() if m.kind != "fine-tuned"}:
         raise LookalikeError(f"{config.name!r} is a bundled model's name; choose another --name")
@@ -246,4 +251,4 @@ def finetune(config: FinetuneConfig, data: LabelledImages, data_desc: str,
     }
     onnx_path = export_finetuned(model, manifest, check_inputs=val_x[:16])
     (wd / "config.json").write_text(json.dumps(asdict(config), indent=1))
-    return FinetuneResult(json.loads((onnx_path.parent / "manifest.json").read_text()), onnx_path, history)
+    return FinetuneResult(json.loads((onnx_path.parent / "manifest.json").read_text()), Path(onnx_path), history, model)

@@ -12,7 +12,6 @@ from .data import normalise
 
 # EfficientNet-Lite0/2 have 7 stages of MBConv blocks; block index where each stage ends.
 STAGE_ENDS = {16: (1, 3, 5, 8, 11, 15, 16), 20: (2, 4, 6, 9, 13, 19, 20)}
-TRAIN_BN_MOMENTUM = 0.1  # the shipped 0.01 would keep ImageNet statistics for ~100s of steps
 
 
 class EmbeddingNet(nn.Module):
@@ -34,10 +33,6 @@ class EmbeddingNet(nn.Module):
         self.dim = proj_dim or FEATURE_DIM
         for p in self.frozen_parameters():
             p.requires_grad_(False)
-        for m in self.trainable_modules():
-            for bn in m.modules():
-                if isinstance(bn, nn.BatchNorm2d):
-                    bn.momentum = TRAIN_BN_MOMENTUM
 
     def frozen_modules(self) -> list[nn.Module]:
         if not self.frozen_stages:
@@ -55,7 +50,13 @@ class EmbeddingNet(nn.Module):
     def train(self, mode: bool = True) -> EmbeddingNet:
         super().train(mode)
         for m in self.frozen_modules():
-            m.eval()  # frozen batch norm keeps its statistics
+            m.eval()
+        # Batch norm keeps its ImageNet statistics (its scale and shift still learn): batch
+        # statistics of small augmented batches differ from the running ones used at search
+        # time, and a short fine-tune never re-estimates them well (measured: loss rose).
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
