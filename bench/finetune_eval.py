@@ -64,13 +64,14 @@ def main() -> None:
             rows[ex.name] = {"map_at_100": res.map_at[100], "recall_at_1": res.recall_at[1],
                              "resolution": ex.input_size, "dim": ex.dim,  # type: ignore[attr-defined]
                              "embed_seconds": round(time.perf_counter() - t0, 1)}
-    base = rows[extractors[0].name]["map_at_100"]
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    rows = {**results.get(label, {}).get("models", {}), **rows}  # models evaluated earlier under this label stay
+    base = rows.get("effnet-lite0", rows[extractors[0].name])["map_at_100"]
     print(f"Fashion-MNIST test, {label}: gallery {len(data)}, {min(args.queries, len(data))} queries (seed {args.seed})")
     print("| model | input | mAP@100 | recall@1 | mAP@100 gain (points) |\n|---|---|---|---|---|")
     for name, r in rows.items():
         print(f"| {name} | {r['resolution']} px | {r['map_at_100']:.3f} | {r['recall_at_1']:.3f} | "
               f"{100 * (r['map_at_100'] - base):+.1f} |")
-    results = json.loads(args.out.read_text()) if args.out.exists() else {}
     results[label] = {"gallery": len(data), "queries": min(args.queries, len(data)), "seed": args.seed, "models": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))

@@ -20,7 +20,7 @@ from lookalike.models import get_extractor, list_models, model_info
 pytestmark = pytest.mark.skipif(not fashion_mnist_available(), reason="Debian's dataset-fashion-mnist is not installed")
 
 NAME = "fm-tiny"
-SETTINGS = dict(limit=400, epochs=1, resolution=32, batch_size=40, seed=0)
+SETTINGS = dict(limit=300, epochs=1, resolution=32, batch_size=30, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -141,32 +141,36 @@ def test_cli_models_and_index_with_finetuned_model(trained, cache, tmp_path, tra
     cli = [sys.executable, "-m", "lookalike"]
     listed = json.loads(subprocess.run([*cli, "models", "--json"], capture_output=True, env=env, check=True).stdout)
     assert {"name": NAME, "kind": "fine-tuned"}.items() <= next(m for m in listed if m["name"] == NAME).items()
+    (tmp_path / "pics").mkdir()
     for i in range(6):
-        train_data.image(i).save(tmp_path / f"{i}.png")
-    proc = subprocess.run([*cli, "index", tmp_path, "--model", NAME, "-l", tmp_path / "lib", "--json"],
+        train_data.image(i).save(tmp_path / "pics" / f"{i}.png")
+    proc = subprocess.run([*cli, "index", tmp_path / "pics", "--model", NAME, "-l", tmp_path / "lib", "--json"],
                           capture_output=True, env=env)
     assert proc.returncode == 0, proc.stderr.decode()
     assert json.loads(proc.stdout)["added"] == 6
-    proc = subprocess.run([*cli, "search", tmp_path / "3.png", "-l", tmp_path / "lib", "--json", "-k", "1"],
+    train_data.image(3).transpose(0).save(tmp_path / "query.png")  # a mirrored copy of image 3
+    proc = subprocess.run([*cli, "search", tmp_path / "query.png", "-l", tmp_path / "lib", "--json", "-k", "1"],
                           capture_output=True, env=env)
     data = json.loads(proc.stdout)
-    assert data["model"] == NAME and data["results"][0]["path"] == str(tmp_path / "3.png")
+    assert data["model"] == NAME and data["results"][0]["path"] == str(tmp_path / "pics" / "3.png")
     proc = subprocess.run([*cli, "finetune", "fashion-mnist", "--name", NAME, "--limit", "300"], capture_output=True, env=env)
     assert proc.returncode == 1 and b"already exists" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_interrupted_run_resumes_to_the_same_result(cache, train_data):
+def test_interrupted_run_resumes_to_the_same_result(cache, train_data, monkeypatch):
+    from lookalike.training import finetune as ft
     from lookalike.training.finetune import FinetuneConfig, finetune
 
-    quick = dict(limit=200, epochs=2, resolution=32, batch_size=40, freeze=5, seed=3)
+    monkeypatch.setattr(ft, "CHECKPOINT_SECONDS", 0.0)  # checkpoint after every step
+    quick = dict(limit=200, epochs=2, resolution=32, batch_size=40, freeze=5, seed=3)  # 5 steps per epoch
     full = finetune(FinetuneConfig(name="resume-ref", **quick), train_data, "x")
 
-    def stop_after_first_epoch(event) -> None:
-        if event.kind == "epoch" and event.epoch == 1:
+    def interrupt_in_second_epoch(event) -> None:
+        if event.kind == "step" and event.step == 7:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        finetune(FinetuneConfig(name="resume-me", **quick), train_data, "x", on_event=stop_after_first_epoch)
+        finetune(FinetuneConfig(name="resume-me", **quick), train_data, "x", on_event=interrupt_in_second_epoch)
     with pytest.raises(LookalikeError, match="unknown model"):
         model_info("resume-me")  # nothing half-written is visible as a model
     with pytest.raises(LookalikeError, match="different settings"):

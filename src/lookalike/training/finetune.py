@@ -26,6 +26,7 @@ from .export import export_finetuned
 from .losses import LOSSES, make_loss
 from .network import EmbeddingNet, embed_inputs
 
+CHECKPOINT_SECONDS = 120.0  # also checkpoint inside long epochs, at most this much work lost
 SAMPLES_PER_RUN = 60_000  # auto epochs: about this many training samples in total
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -198,13 +199,31 @@ def finetune(config: FinetuneConfig, data: LabelledImages, data_desc: str,
                     message=f"{len(train_idx)} train / {len(val_idx)} validation images, {n_classes} classes, {device}"))
     wd.mkdir(parents=True, exist_ok=True)
 
+    def save_checkpoint(epochs_done: int, **partial) -> None:
+        ckpt = {"config": asdict(config), "epoch": epochs_done, "history": history, "best": best,
+                "model": model.state_dict(), "loss": loss_fn.state_dict(), "optimizer": opt.state_dict(),
+                "wall_seconds": wall + time.perf_counter() - t_wall, "cpu_seconds": cpu + time.process_time() - t_cpu,
+                **partial}
+        torch.save(ckpt, wd / "last.pt.tmp")
+        os.replace(wd / "last.pt.tmp", last_path)  # atomic: an interrupt never leaves half a checkpoint
+
     for epoch in range(start_epoch, epochs):
         t_wall, t_cpu = time.perf_counter(), time.process_time()
+        last_save = t_wall
         model.train()
         rng = np.random.default_rng([config.seed, epoch])
         gen = torch.Generator().manual_seed(config.seed * 1009 + epoch)
-        losses = []
+        torch.manual_seed(config.seed * 1009 + epoch)  # drop-connect draws from the global generator
+        losses: list[float] = []
+        skip = 0
+        if state is not None and epoch == start_epoch and state.get("step_in_epoch"):
+            # Resuming inside an epoch: the same seeded batches, minus those already trained on.
+            skip, losses = state["step_in_epoch"], list(state["epoch_losses"])
+            gen.set_state(state["gen_state"])
+            torch.set_rng_state(state["torch_rng_state"])
         for i, batch in enumerate(balanced_batches(train_y, config.batch_size, rng, per_class)):
+            if i < skip:
+                continue
             step = epoch * steps_per_epoch + i
             for g in opt.param_groups:
                 g["lr"] = _lr_at(step, total_steps, config.lr) * g["lr_scale"]
@@ -216,18 +235,18 @@ def finetune(config: FinetuneConfig, data: LabelledImages, data_desc: str,
             opt.step()
             losses.append(loss.item())
             emit(TrainEvent("step", epoch + 1, epochs, step + 1, total_steps, loss=float(np.mean(losses[-20:]))))
+            if time.perf_counter() - last_save > CHECKPOINT_SECONDS and i + 1 < steps_per_epoch:
+                save_checkpoint(epoch, step_in_epoch=i + 1, epoch_losses=losses, gen_state=gen.get_state(),
+                                torch_rng_state=torch.get_rng_state())
+                last_save = time.perf_counter()
         metrics = _validate(model, val_x, val_y, device)
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "first_loss": losses[0], **metrics})
         if metrics["map_at_100"] > best["map_at_100"]:
             best = {"epoch": epoch + 1, "map_at_100": metrics["map_at_100"],
                     "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+        save_checkpoint(epoch + 1)
         wall += time.perf_counter() - t_wall
         cpu += time.process_time() - t_cpu
-        ckpt = {"config": asdict(config), "epoch": epoch + 1, "history": history, "best": best,
-                "model": model.state_dict(), "loss": loss_fn.state_dict(), "optimizer": opt.state_dict(),
-                "wall_seconds": wall, "cpu_seconds": cpu}
-        torch.save(ckpt, wd / "last.pt.tmp")
-        os.replace(wd / "last.pt.tmp", last_path)  # atomic: an interrupt never leaves half a checkpoint
         emit(TrainEvent("epoch", epoch + 1, epochs, step=(epoch + 1) * steps_per_epoch, steps=total_steps,
                         loss=history[-1]["loss"], val_map=metrics["map_at_100"]))
 
