@@ -162,11 +162,11 @@ def test_interrupted_run_resumes_to_the_same_result(cache, train_data, monkeypat
     from lookalike.training.finetune import FinetuneConfig, finetune
 
     monkeypatch.setattr(ft, "CHECKPOINT_SECONDS", 0.0)  # checkpoint after every step
-    quick = dict(limit=200, epochs=2, resolution=32, batch_size=40, freeze=5, seed=3)  # 5 steps per epoch
+    quick = dict(limit=120, epochs=2, resolution=32, batch_size=27, freeze=5, seed=3)  # 4 steps per epoch
     full = finetune(FinetuneConfig(name="resume-ref", **quick), train_data, "x")
 
     def interrupt_in_second_epoch(event) -> None:
-        if event.kind == "step" and event.step == 7:
+        if event.kind == "step" and event.step == 6:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

@@ -172,7 +172,7 @@ def finetune(
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs [default: ~60k samples in all, 1-20 epochs]."),
     batch_size: int = typer.Option(64, "--batch-size", min=4, help="Images per training step."),
     resolution: int = typer.Option(64, "--resolution", help="Model input size in pixels (part of the model)."),
-    freeze: int = typer.Option(2, "--freeze", min=0, help="Freeze the stem and the first N of 7 stages."),
+    freeze: int = typer.Option(4, "--freeze", min=0, help="Freeze the stem and the first N of 7 stages."),
     loss: str = typer.Option("supcon", "--loss", help="supcon, cosface, arcface or triplet."),
     lr: float = typer.Option(3e-4, "--lr", min=0.0, help="Peak learning rate (AdamW, warm-up then cosine)."),
     dim: int = typer.Option(0, "--dim", min=0, help="Add a linear projection to DIM (0: keep the 1280-d features)."),

@@ -39,7 +39,7 @@ class FinetuneConfig:
     epochs: int | None = None  # None: enough epochs for ~SAMPLES_PER_RUN samples (1..20)
     batch_size: int = 64
     lr: float = 3e-4
-    freeze: int = 2  # stem + first k stages frozen
+    freeze: int = 4  # stem + first k stages frozen (measured: as good as 2, 1.3x faster)
     loss: str = "supcon"
     proj_dim: int = 0  # 0: no projection, the embedding is the pooled 1280-d feature map
     seed: int = 0
