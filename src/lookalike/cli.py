@@ -187,13 +187,13 @@ def finetune(
     """Fine-tune a bundled model on labelled images; it becomes a model named NAME."""
     with user_errors():
         from .eval.datasets import load_fashion_mnist, load_folder_dataset
-        from .training.finetune import FinetuneConfig
+        from .training.finetune import FinetuneConfig, check_run
         from .training.finetune import finetune as run_finetune
 
         config = FinetuneConfig(name=name, base=base, resolution=resolution, epochs=epochs, batch_size=batch_size,
                                 lr=lr, freeze=freeze, loss=loss, proj_dim=dim, seed=seed, limit=limit,
                                 classes=[c for c in classes.split(",") if c.strip()] if classes else None)
-        config.check()
+        check_run(config, resume, overwrite)
         if data == "fashion-mnist":
             dataset, desc = load_fashion_mnist("train"), "fashion-mnist train"
         elif Path(data).is_dir():

@@ -137,26 +137,31 @@ def work_dir(name: str) -> Path:
     return cache_dir() / "training" / name
 
 
-def finetune(config: FinetuneConfig, data: LabelledImages, data_desc: str,
-             on_event: Callable[[TrainEvent], None] | None = None, resume: bool = False,
-             overwrite: bool = False, threads: int | None = None) -> FinetuneResult:
-    """Train, validate each epoch, keep the best epoch, export it. `threads`: CPU threads
-    for PyTorch (default: all cores; 1 wastes less CPU time on a machine busy with others)."""
+def check_run(config: FinetuneConfig, resume: bool = False, overwrite: bool = False) -> None:
+    """Refuse a run that cannot succeed before any data is loaded."""
     config.check()
-    if threads:
-        torch.set_num_threads(threads)
-    emit = on_event or (lambda _e: None)
     if config.name in {m.name for m in list_models() if m.kind != "fine-tuned"}:
         raise LookalikeError(f"{config.name!r} is a bundled model's name; choose another --name")
     if (model_dir(config.name) / "manifest.json").exists() and not overwrite:
         raise LookalikeError(f"a fine-tuned model {config.name!r} already exists in {model_dir(config.name)} "
                              "(choose another --name, or --overwrite: libraries built with it become stale)")
+    if resume and not (work_dir(config.name) / "last.pt").exists():
+        raise LookalikeError(f"nothing to resume for {config.name!r} (no checkpoint in {work_dir(config.name)})")
+
+
+def finetune(config: FinetuneConfig, data: LabelledImages, data_desc: str,
+             on_event: Callable[[TrainEvent], None] | None = None, resume: bool = False,
+             overwrite: bool = False, threads: int | None = None) -> FinetuneResult:
+    """Train, validate each epoch, keep the best epoch, export it. `threads`: CPU threads
+    for PyTorch (default: all cores; 1 wastes less CPU time on a machine busy with others)."""
+    check_run(config, resume, overwrite)
+    if threads:
+        torch.set_num_threads(threads)
+    emit = on_event or (lambda _e: None)
     wd = work_dir(config.name)
     last_path = wd / "last.pt"
     state = None
     if resume:
-        if not last_path.exists():
-            raise LookalikeError(f"nothing to resume for {config.name!r} (no checkpoint in {wd})")
         state = torch.load(last_path, map_location="cpu", weights_only=False)
         saved = dict(state["config"])
         if {**saved, "epochs": None} != {**asdict(config), "epochs": None}:
