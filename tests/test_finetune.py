@@ -179,3 +179,14 @@ def test_interrupted_run_resumes_to_the_same_result(cache, train_data, monkeypat
     assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
     for a, b in zip(full.history[1:], resumed.history[1:]):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4) and a["map_at_100"] == pytest.approx(b["map_at_100"], abs=1e-3)
+
+
+def test_leave_one_out_map_on_a_gallery_smaller_than_k():
+    from lookalike.training.evaluate import leave_one_out
+
+    labels = np.array([0, 0, 1, 1, 1, 2, 2])
+    vecs = np.eye(3, dtype=np.float32)[labels]  # a perfect embedding: same class, same vector
+    result = leave_one_out(vecs, labels, np.arange(len(labels)))
+    assert result.map_at[100] == pytest.approx(1.0) and result.recall_at[1] == 1.0
+    vecs[0] = np.float32([0, 1, 0])  # one image of class 0 now looks like class 1
+    assert leave_one_out(vecs, labels, np.arange(len(labels))).map_at[100] < 1.0

@@ -18,10 +18,10 @@ import torch
 from ..config import cache_dir
 from ..errors import LookalikeError
 from ..eval.datasets import LabelledImages
-from ..eval.metrics import evaluate_embeddings
 from ..models import list_models
 from ..models.finetuned import model_dir
 from .data import augment, balanced_batches, prepare_inputs, split_train_val
+from .evaluate import leave_one_out
 from .export import export_finetuned
 from .losses import LOSSES, make_loss
 from .network import EmbeddingNet, embed_inputs
@@ -119,7 +119,7 @@ def select_data(data: LabelledImages, config: FinetuneConfig) -> LabelledImages:
 
 def _validate(model: EmbeddingNet, inputs: np.ndarray, labels: np.ndarray, device) -> dict:
     vecs = embed_inputs(model, inputs, device=device)
-    res = evaluate_embeddings(vecs, labels, vecs, labels, exclude=np.arange(len(labels)))
+    res = leave_one_out(vecs, labels, np.arange(len(labels)))
     return {"map_at_100": res.map_at[100], "recall_at_1": res.recall_at[1]}
 
 
@@ -262,7 +262,7 @@ def finetune(config: FinetuneConfig, data: LabelledImages, data_desc: str,
         "name": config.name, "base": config.base, "data": data_desc, "classes": data.class_names,
         "resolution": config.resolution, "dim": model.dim, "loss": config.loss, "freeze": config.freeze,
         "projection": config.proj_dim, "epochs": epochs, "batch_size": config.batch_size, "lr": config.lr,
-        "seed": config.seed, "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
+        "seed": config.seed, "limit": config.limit, "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
         "best_epoch": best["epoch"],
         "metrics": {"val_map_at_100": best["map_at_100"],
                     "val_recall_at_1": history[best["epoch"]]["recall_at_1"],
