@@ -61,3 +61,12 @@ def test_folder_dataset(tmp_path, photos):
     ds = load_folder_dataset(tmp_path)
     assert ds.class_names == ["cats", "cups"] and ds.labels.tolist() == [0, 1]
     assert ds.image(1).size == photos["coffee"].size
+
+
+def test_excluded_query_never_counts_even_in_tiny_galleries():
+    # gallery of 3, k=100 >= gallery size: the query itself must not be ranked (or counted)
+    g = np.eye(3, dtype=np.float32)
+    r = evaluate_embeddings(g, np.array([0, 0, 1]), g, np.array([0, 0, 1]), exclude=np.arange(3), ks=(1,), map_ks=(100,))
+    ranked = rank_gallery(g, g, 100, exclude=np.arange(3))
+    assert ranked.shape == (3, 2) and all(i not in row for i, row in enumerate(ranked))
+    assert 0.0 <= r.map_at[100] <= 1.0

@@ -221,7 +221,7 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> EvalResu
 def _score(name: str, kind: str, dim: int, queries: np.ndarray, gallery: np.ndarray, data: LabelledImages,
            query_idx: np.ndarray, examples: list[int], ips: float, query_ms: float,
            derived_from: str | None = None) -> MethodResult:
-    ranked = rank_gallery(queries, gallery, None, exclude=query_idx)[:, :-1]  # the query sorts last at -inf
+    ranked = rank_gallery(queries, gallery, None, exclude=query_idx)  # never holds the query itself
     q_labels = data.labels[query_idx]
     metrics = evaluate_rankings(ranked, q_labels, data.labels, KS, MAP_KS, exclude=query_idx, full=True)
     pr = precision_recall_curve(ranked, q_labels, data.labels, exclude=query_idx)

@@ -53,9 +53,11 @@ class RetrievalResult:
 def rank_gallery(queries: np.ndarray, gallery: np.ndarray, k: int | None,
                  exclude: np.ndarray | None = None, chunk: int = 256) -> np.ndarray:
     """Indices of the gallery by descending cosine similarity for each query (rows must be
-    L2-normalised). `exclude[i]` (>= 0) is dropped from query i's ranking. k=None ranks all."""
+    L2-normalised). `exclude[i]` (>= 0) is dropped from query i's ranking, which then holds
+    at most m-1 items (never the excluded one, even when k >= m). k=None ranks all."""
     n, m = len(queries), len(gallery)
-    width = m if k is None else min(k, m)
+    valid = m - 1 if exclude is not None and (np.asarray(exclude) >= 0).any() else m
+    width = valid if k is None else min(k, valid)
     out = np.empty((n, width), dtype=np.int64)
     for s in range(0, n, chunk):
         scores = queries[s:s + chunk] @ gallery.T
@@ -105,8 +107,6 @@ def evaluate_embeddings(query_vecs: np.ndarray, query_labels: np.ndarray, galler
     """Rank the gallery for every query by cosine similarity and compute the metrics."""
     depth = None if full else max(max(ks), max(map_ks))
     ranked = rank_gallery(query_vecs, gallery_vecs, depth, exclude)
-    if exclude is not None and full:
-        ranked = ranked[:, :-1]  # the excluded item sorts last at -inf
     return evaluate_rankings(ranked, query_labels, gallery_labels, ks, map_ks, exclude, full)
 
 

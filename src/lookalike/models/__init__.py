@@ -73,23 +73,36 @@ def _register_variants() -> None:
 
 _register_handcrafted()
 _register_variants()
+def _all_models() -> dict[str, tuple[ModelInfo, Callable[[Path | None], FeatureExtractor]]]:
+    """Registered models plus the fine-tuned ones in the cache, read now (the cache can
+    change while we run, e.g. `lookalike finetune` in another shell)."""
+    from .finetuned import describe, finetuned_extractor, read_manifests
+
+    found = dict(_REGISTRY)
+    for name, manifest in read_manifests().items():
+        if name not in found or found[name][0].kind == "fine-tuned":  # never shadow a bundled model
+            info = ModelInfo(name, int(manifest["dim"]), "fine-tuned", describe(manifest),
+                             version=str(manifest.get("date", "1")))  # --overwrite makes a new build
+            found[name] = (info, lambda _state, m=manifest: finetuned_extractor(m))
+    return found
 
 
 def list_models() -> list[ModelInfo]:
-    return [info for info, _ in _REGISTRY.values()]
+    return [info for info, _ in _all_models().values()]
 
 
 def model_info(name: str) -> ModelInfo:
-    if name not in _REGISTRY:
-        known = ", ".join(sorted(_REGISTRY))
+    models = _all_models()
+    if name not in models:
+        known = ", ".join(sorted(models))
         raise LookalikeError(f"unknown model {name!r} (available: {known})")
-    return _REGISTRY[name][0]
+    return models[name][0]
 
 
 def get_extractor(name: str, state_dir: Path | None = None) -> FeatureExtractor:
     """Build the extractor called `name`; `state_dir` holds state learned per library."""
     model_info(name)
-    return _REGISTRY[name][1](state_dir)
+    return _all_models()[name][1](state_dir)
 
 
 __all__ = [

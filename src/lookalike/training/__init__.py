@@ -1,0 +1,2 @@
+"""Fine-tuning a bundled CNN on labelled domain images (metric learning in PyTorch), exported
+to ONNX into the model cache as a named extractor. Imports torch: load it only to train."""
