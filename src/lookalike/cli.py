@@ -81,8 +81,18 @@ def index(
                        RateColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
             with Progress(*columns, console=err, transient=False, disable=as_json) as bar:
                 task = bar.add_task("index", total=None)
-                report = lib.add(paths, prune=prune, batch_size=batch_size, workers=workers,
+                report = lib.add(paths, prune=prune, batch_size=batch_size, workers=workers, sync_index=False,
                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
+                # Large libraries: build/update the ANN index now rather than on the first search.
+                sync: list = []
+
+                def index_progress(done: int, total: int) -> None:
+                    if not sync:
+                        bar.columns = (SpinnerColumn(), TextColumn("search index"), *bar.columns[2:])
+                        sync.append(bar.add_task("search index", total=total))
+                    bar.update(sync[0], completed=done, total=total)
+
+                lib.sync_index(progress=index_progress)
             if as_json:
                 out.print_json(data=report.to_dict())
                 return
@@ -102,6 +112,8 @@ def search(
     k: int = typer.Option(10, "-k", "--top", min=1, help="Number of results."),
     min_score: Optional[float] = typer.Option(None, "--min-score", help="Drop results below this cosine similarity."),
     under: Optional[Path] = typer.Option(None, "--under", help="Only images under this folder."),
+    ef: Optional[int] = typer.Option(
+        None, "--ef", min=1, help="ANN candidates per query on large libraries: higher is more exact, slower [default: 96]."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -111,7 +123,7 @@ def search(
             source: object = sys.stdin.buffer.read() if query == "-" else query
             where = SearchFilter(str(under.expanduser().absolute()).rstrip("/") + "/") if under else None
             t0 = time.perf_counter()
-            hits = lib.search(source, k=k, min_score=min_score, where=where)  # type: ignore[arg-type]
+            hits = lib.search(source, k=k, min_score=min_score, where=where, ef=ef)  # type: ignore[arg-type]
             took_ms = (time.perf_counter() - t0) * 1000
             label = "-" if query == "-" else query
             if as_json:
