@@ -39,7 +39,7 @@ import numpy as np
 
 INDEX_DIR = "index"
 FORMAT = 1
-PCA_SAMPLE = 50_000  # vectors the projection is learned from
+PCA_SAMPLE = 20_000  # vectors the projection is learned from
 READ_CHUNK = 20_000  # vectors read from SQLite at a time while building
 
 # (done, total) -> None while building.
@@ -185,7 +185,8 @@ class AnnIndex:
                 f.flush()
                 os.fsync(f.fileno())
             if len(self.delta):
-                self.graph.add(_project(self.delta, self.pca))
+                with _threads(1 if len(self.delta) < 10_000 else None):
+                    self.graph.add(_project(self.delta, self.pca))
             self.ids = np.concatenate([self.ids, self.delta_ids])
             self.dead = np.concatenate([self.dead, np.zeros(len(self.delta_ids), bool)])
             n = len(self.ids)
@@ -234,7 +235,8 @@ class AnnIndex:
             if len(bitmap):
                 sel = faiss.IDSelectorBitmap(len(self.ids), faiss.swig_ptr(bitmap))
                 params.sel = sel
-            _, found = self.graph.search(_project(queries, self.pca), want, params=params)
+            with _threads(1 if len(queries) < 64 else None):
+                _, found = self.graph.search(_project(queries, self.pca), want, params=params)
             cands = [row[row >= 0] for row in found]
         out = []
         for q, labels in zip(queries, cands):
@@ -294,12 +296,13 @@ def build(library_dir: Path, db_path: Path, dim: int, log_id: str, params: AnnPa
     np.save(directory / f"pca-{build_id}.npy", pca)
     graph = faiss.IndexHNSWSQ(pca_dim, faiss.ScalarQuantizer.QT_8bit, params.m, faiss.METRIC_INNER_PRODUCT)
     graph.hnsw.efConstruction = params.ef_construction
-    if len(sample):
-        graph.train(_project(sample, pca))
-    step = 50_000
-    for s in range(0, n, step):
-        graph.add(_project(np.asarray(vectors[s:s + step]), pca))
-        progress(n // 4 + (min(n, s + step) * 3) // 4, total)
+    with _threads(1 if n < 50_000 else None):
+        if len(sample):
+            graph.train(_project(sample, pca))
+        step = 50_000
+        for s in range(0, n, step):
+            graph.add(_project(np.asarray(vectors[s:s + step]), pca))
+            progress(n // 4 + (min(n, s + step) * 3) // 4, total)
     manifest = _Manifest(FORMAT, dim, pca_dim, params.m, params.ef_construction, log_id, build_id,
                          uuid.uuid4().hex[:12], n, seq)
     dead = np.zeros(n, bool)
@@ -328,13 +331,29 @@ def index_size_bytes(library_dir: Path) -> int:
 def _learn_projection(sample: np.ndarray, pca_dim: int) -> np.ndarray:
     """Top eigenvectors of the *uncentred* second moment: projecting onto them preserves inner
     products (what cosine search ranks by) better than a mean-centred PCA would."""
-    dim = sample.shape[1]
-    if len(sample) == 0:
+    from scipy.linalg import eigh
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # a one-off cost; BLAS threads thrash on a busy machine
+        return _projection(sample, pca_dim, eigh)
+
+
+def _projection(sample: np.ndarray, pca_dim: int, eigh) -> np.ndarray:
+    n, dim = sample.shape
+    if n == 0:
         return np.eye(dim, pca_dim, dtype=np.float32)
-    x = sample.astype(np.float64)
-    moment = x.T @ x / len(x)
-    _, vecs = np.linalg.eigh(moment)  # ascending eigenvalues
-    return np.ascontiguousarray(vecs[:, ::-1][:, :pca_dim], dtype=np.float32)
+    x = np.asarray(sample, np.float32)
+    if n < dim:
+        # Few vectors: the n x n Gram matrix has the same spectrum, and is cheaper.
+        vals, u = np.linalg.eigh((x @ x.T).astype(np.float64))
+        keep = np.argsort(vals)[::-1][:pca_dim]
+        vecs = x.T.astype(np.float64) @ (u[:, keep] / np.sqrt(np.maximum(vals[keep], 1e-12)))
+        if vecs.shape[1] < pca_dim:  # pad with an orthonormal complement (rank < pca_dim)
+            q, _ = np.linalg.qr(np.concatenate([vecs, np.eye(dim)[:, : pca_dim]], axis=1))
+            vecs = q[:, :pca_dim]
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+    _, vecs = eigh((x.T @ x).astype(np.float64), subset_by_index=[dim - pca_dim, dim - 1])
+    return np.ascontiguousarray(vecs[:, ::-1], dtype=np.float32)
 
 
 def _project(x: np.ndarray, pca: np.ndarray) -> np.ndarray:
@@ -375,6 +394,23 @@ def _write_generation(directory: Path, m: _Manifest, graph, ids: np.ndarray, dea
         if tag and tag not in (m.gen, m.build) and not p.name.startswith("manifest"):
             with contextlib.suppress(OSError):
                 p.unlink()
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """Run small faiss calls on one thread: OpenMP's fork/join (and its spin-waiting on a busy
+    machine) costs far more than a single query or a small add."""
+    import faiss
+
+    if n is None:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 @contextlib.contextmanager
