@@ -212,11 +212,12 @@ def run(args) -> dict:
                            "ann_used": child["ann"], "library_disk_mb": disk / 1e6, "index_disk_mb": index_disk / 1e6,
                            "sqlite_disk_mb": (disk - index_disk) / 1e6}
 
-    if args.milvus:
-        result["methods"].append(milvus(base, queries, n, args.noise, best_i, work))
     result["truth_first_id"] = first_id
     if not args.keep:
         shutil.rmtree(lib, ignore_errors=True)
+    if args.milvus:
+        report(result, args)  # Milvus Lite is slow to build: keep what we have if it is interrupted
+        result["methods"].append(milvus(base, queries, n, args.noise, best_i, work))
     return result
 
 
@@ -306,11 +307,14 @@ def main() -> None:
             args.milvus = args.n <= 200_000
         except ImportError:
             args.milvus = False
-    result = run(args)
-    print(table(result))
+    report(run(args), args)
+
+
+def report(result: dict, args) -> None:
+    print(table(result), flush=True)
     out = Path(args.out or Path(args.workdir) / f"bench-search-{args.n}.json")
     out.write_text(json.dumps(result, indent=1))
-    print(f"wrote {out}")
+    print(f"wrote {out}", flush=True)
 
 
 if __name__ == "__main__":
