@@ -55,11 +55,19 @@ def features(split: str, n: int, cache: Path) -> np.ndarray:
     return out
 
 
+_NOISE: dict[int, np.ndarray] = {}
+
+
 def chunk(base: np.ndarray, start: int, stop: int, noise: float) -> np.ndarray:
-    """Rows start..stop of the synthetic set, reproducible per chunk."""
-    rng = np.random.default_rng(start)
-    b = base[np.arange(start, stop) % len(base)]
-    x = b + rng.standard_normal(b.shape, dtype=np.float32) * np.float32(noise / np.sqrt(b.shape[1]))
+    """Rows start..stop of the synthetic set: base row (i mod len(base)) + Gaussian noise of
+    norm ~`noise`, normalised. The noise comes from a fixed pool of 65,537 draws paired with
+    rows by a stride, so every row gets its own (base, noise) pair and generation stays cheap."""
+    dim = base.shape[1]
+    if dim not in _NOISE:
+        _NOISE[dim] = np.random.default_rng(1).standard_normal((65_537, dim), dtype=np.float32) / np.float32(np.sqrt(dim))
+    pool = _NOISE[dim]
+    rows = np.arange(start, stop)
+    x = base[rows % len(base)] + pool[(rows * 7_919) % len(pool)] * np.float32(noise)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
