@@ -278,11 +278,13 @@ class EmbeddedStore:
             return self._ann
         dim = int(self.get_meta().get("dim", 0))
         ann = self._ann
+        if ann is None and dim:
+            # A persisted index answers without counting a large table first.
+            ann = AnnIndex.load(self.directory, dim, self._log_id)  # type: ignore[arg-type]
         if ann is None:
-            if self.count() < self.ann_threshold or dim == 0:
+            if dim == 0 or self.count() < self.ann_threshold:
                 self._ann_checked_seq = seq
                 return None
-            ann = AnnIndex.load(self.directory, dim, self._log_id)  # type: ignore[arg-type]
         if ann is None or ann.manifest.covered_seq > seq or seq - ann.synced_seq > max(50_000, ann.manifest.n_labels):
             ann = self._build(dim, progress)  # missing, foreign, or too far behind to catch up
         ann.merge_min = self.ann_params.merge_min
