@@ -16,7 +16,7 @@ import pytest
 from lookalike import Library
 from lookalike.eval.datasets import fashion_mnist_available, load_fashion_mnist
 from lookalike.models import get_extractor
-from lookalike.store import EmbeddedStore, ImageRecord, Upsert
+from lookalike.store import EmbeddedStore, ImageRecord, SearchFilter, Upsert
 from lookalike.store.ann_index import INDEX_DIR, AnnParams
 
 pytestmark = pytest.mark.skipif(not fashion_mnist_available(), reason="needs Debian's dataset-fashion-mnist")
@@ -82,6 +82,9 @@ def test_ann_equals_exact_at_high_ef(stores, vectors, tmp_path):
     ex = _ids(exact.search(queries[:5], 10))
     banned = [r[0] for r in ex]
     _assert_same(ann.search(queries[:5], 10, exclude=banned, ef=N_INDEXED), exact.search(queries[:5], 10, exclude=banned))
+    for prefix in ("/fm/1", "/fm/"):  # a selective filter (exact over few) and a broad one (graph walk)
+        where = SearchFilter(prefix)
+        _assert_same(ann.search(queries, 10, where=where, ef=N_INDEXED), exact.search(queries, 10, where=where))
 
 
 def test_deleted_images_never_come_back(stores, vectors):

@@ -205,19 +205,16 @@ class AnnIndex:
         """Top-k (id, exact cosine) per query among live labels + delta, honouring the filters."""
         import faiss
 
-        want = max(ef, k)
+        blocked = blocked_ids if blocked_ids is not None and len(blocked_ids) else None
+        # Excluded ids (a few: "more like this") are dropped after the graph walk, which asks
+        # for that many more; an allow-list (a filter) restricts the walk itself.
+        want = max(ef, k) + (len(blocked) if blocked is not None else 0)
         mask = None
-        if blocked_ids is not None or allowed_ids is not None:
-            mask = ~self.dead
-            if allowed_ids is not None:
-                mask &= np.isin(self.ids, allowed_ids)
-            if blocked_ids is not None and len(blocked_ids):
-                mask &= ~np.isin(self.ids, blocked_ids)
+        if allowed_ids is not None:
+            mask = ~self.dead & np.isin(self.ids, allowed_ids)
         d_ok = np.ones(len(self.delta_ids), bool)
         if allowed_ids is not None:
             d_ok &= np.isin(self.delta_ids, allowed_ids)
-        if blocked_ids is not None and len(blocked_ids):
-            d_ok &= ~np.isin(self.delta_ids, blocked_ids)
         d_ids, d_vecs = self.delta_ids[d_ok], self.delta[d_ok]
 
         if mask is not None and int(mask.sum()) <= 4 * want:
@@ -239,8 +236,13 @@ class AnnIndex:
                 _, found = self.graph.search(_project(queries, self.pca), want, params=params)
             cands = [row[row >= 0] for row in found]
         out = []
+        if blocked is not None:
+            keep = ~np.isin(d_ids, blocked)
+            d_ids, d_vecs = d_ids[keep], d_vecs[keep]
         for q, labels in zip(queries, cands):
             labels = np.sort(labels)  # sequential reads from the memory map
+            if blocked is not None:
+                labels = labels[~np.isin(self.ids[labels], blocked)]
             ids = np.concatenate([self.ids[labels], d_ids])
             vecs = self.vectors[labels]
             scores = np.concatenate([vecs @ q, d_vecs @ q]) if len(d_ids) else vecs @ q
