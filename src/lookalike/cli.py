@@ -77,10 +77,10 @@ def index(
     """Index images: new files are added, changed ones updated, moved ones recognised."""
     with user_errors():
         with _open(library, store, model, create=True) as lib:
-            columns = [SpinnerColumn(), TextColumn("indexing"), BarColumn(), MofNCompleteColumn(),
+            columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                        RateColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
             with Progress(*columns, console=err, transient=False, disable=as_json) as bar:
-                task = bar.add_task("index", total=None)
+                task = bar.add_task("indexing", total=None)
                 report = lib.add(paths, prune=prune, batch_size=batch_size, workers=workers, sync_index=False,
                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
                 # Large libraries: build/update the ANN index now rather than on the first search.
@@ -88,7 +88,6 @@ def index(
 
                 def index_progress(done: int, total: int) -> None:
                     if not sync:
-                        bar.columns = (SpinnerColumn(), TextColumn("search index"), *bar.columns[2:])
                         sync.append(bar.add_task("search index", total=total))
                     bar.update(sync[0], completed=done, total=total)
 
