@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import mmap
 import os
 import sqlite3
 import uuid
@@ -127,8 +128,7 @@ class AnnIndex:
         try:
             graph = faiss.read_index(str(directory / f"graph-{m.gen}.faiss"))
             pca = np.load(directory / f"pca-{m.build}.npy")
-            vectors = np.memmap(directory / f"vectors-{m.build}.f32", dtype=np.float32, mode="r",
-                                shape=(m.n_labels, dim))
+            vectors = _map(directory / f"vectors-{m.build}.f32", m.n_labels, dim)
             ids = np.load(directory / f"ids-{m.gen}.npy")
             dead = np.load(directory / f"dead-{m.gen}.npy")
         except (OSError, ValueError, RuntimeError):
@@ -190,7 +190,7 @@ class AnnIndex:
             self.ids = np.concatenate([self.ids, self.delta_ids])
             self.dead = np.concatenate([self.dead, np.zeros(len(self.delta_ids), bool)])
             n = len(self.ids)
-            self.vectors = np.memmap(path, dtype=np.float32, mode="r", shape=(n, m.dim))
+            self.vectors = _map(path, n, m.dim)
             self.manifest = _Manifest(**{**asdict(m), "gen": uuid.uuid4().hex[:12], "n_labels": n,
                                          "covered_seq": self.synced_seq})
             _write_generation(self.directory, self.manifest, self.graph, self.ids, self.dead)
@@ -290,7 +290,7 @@ def build(library_dir: Path, db_path: Path, dim: int, log_id: str, params: AnnPa
     finally:
         db.close()
     ids = ids[:n]
-    vectors = np.memmap(vec_path, dtype=np.float32, mode="r", shape=(n, dim))
+    vectors = _map(vec_path, n, dim)
     pca_dim = min(params.pca_dim, dim)
     rng = np.random.default_rng(0)
     sample = np.asarray(vectors[np.sort(rng.choice(n, min(n, PCA_SAMPLE), replace=False))]) if n else np.zeros((0, dim), np.float32)
@@ -356,6 +356,17 @@ def _projection(sample: np.ndarray, pca_dim: int, eigh) -> np.ndarray:
         return np.ascontiguousarray(vecs, dtype=np.float32)
     _, vecs = eigh((x.T @ x).astype(np.float64), subset_by_index=[dim - pca_dim, dim - 1])
     return np.ascontiguousarray(vecs[:, ::-1], dtype=np.float32)
+
+
+def _map(path: Path, n: int, dim: int) -> np.ndarray:
+    """The re-rank vectors, memory-mapped for random access: MADV_RANDOM stops the kernel from
+    mapping (and counting as resident) the neighbouring rows of every row a query touches."""
+    if n == 0:
+        return np.zeros((0, dim), np.float32)
+    vectors = np.memmap(path, dtype=np.float32, mode="r", shape=(n, dim))
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        vectors._mmap.madvise(mmap.MADV_RANDOM)  # type: ignore[attr-defined]
+    return vectors
 
 
 def _project(x: np.ndarray, pca: np.ndarray) -> np.ndarray:
