@@ -94,12 +94,21 @@ def index(
     """Index images: new files are added, changed ones updated, moved ones recognised."""
     with user_errors():
         with _open(library, store, model, create=True, token=milvus_token) as lib:
-            columns = [SpinnerColumn(), TextColumn("indexing"), BarColumn(), MofNCompleteColumn(),
+            columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                        RateColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
             with Progress(*columns, console=err, transient=False, disable=as_json) as bar:
-                task = bar.add_task("index", total=None)
-                report = lib.add(paths, prune=prune, batch_size=batch_size, workers=workers,
+                task = bar.add_task("indexing", total=None)
+                report = lib.add(paths, prune=prune, batch_size=batch_size, workers=workers, sync_index=False,
                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
+                # Large libraries: build/update the ANN index now rather than on the first search.
+                sync: list = []
+
+                def index_progress(done: int, total: int) -> None:
+                    if not sync:
+                        sync.append(bar.add_task("search index", total=total))
+                    bar.update(sync[0], completed=done, total=total)
+
+                lib.sync_index(progress=index_progress)
             if as_json:
                 out.print_json(data=report.to_dict())
                 return
@@ -129,6 +138,8 @@ def search(
         None, "--since", help="Only files modified on or after this date (YYYY-MM-DD[THH:MM], local time)."),
     until: Optional[str] = typer.Option(
         None, "--until", help="Only files modified on or before this date (a date alone includes that whole day)."),
+    ef: Optional[int] = typer.Option(
+        None, "--ef", min=1, help="ANN candidates per query on large libraries: higher is more exact, slower [default: 96]."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
     milvus_token: Optional[str] = TokenOpt,
@@ -147,7 +158,7 @@ def search(
                 label = text or ""
             else:
                 source: object = sys.stdin.buffer.read() if query == "-" else query
-                hits = lib.search(source, k=k, min_score=min_score, where=where, text=text)  # type: ignore[arg-type]
+                hits = lib.search(source, k=k, min_score=min_score, where=where, text=text, ef=ef)  # type: ignore[arg-type]
                 label = "-" if query == "-" else printable(query, controls=False)
             took_ms = (time.perf_counter() - t0) * 1000
             if as_json:

@@ -97,9 +97,10 @@ class Library:
     # -- writing --------------------------------------------------------------------------
     def add(self, paths: Sequence[str | os.PathLike] | str | os.PathLike, *, prune: bool = False,
             batch_size: int = 32, workers: int | None = None,
-            progress: ProgressFn | None = None) -> AddReport:
+            progress: ProgressFn | None = None, sync_index: bool = True) -> AddReport:
         """Index image files and folders (recursively, incrementally). With `prune`, forget
-        indexed images under these paths whose files no longer exist."""
+        indexed images under these paths whose files no longer exist. With `sync_index` the
+        store's search index (if it has one) is brought up to date before returning."""
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         refusal = getattr(self.store, "write_refusal", None)  # read-only or full disk: say so before any model work
@@ -113,7 +114,15 @@ class Library:
         if prune:
             report.removed = self._prune([absolute(p) for p in paths])
         report.seconds = time.perf_counter() - t0
+        if sync_index:
+            self.sync_index()
         return report
+
+    def sync_index(self, progress: ProgressFn | None = None) -> bool:
+        """Build or update the store's ANN index now, so the next search does not pay for it.
+        True when searches use an ANN index (stores without one: False, nothing to do)."""
+        sync = getattr(self.store, "sync_index", None)
+        return bool(sync(progress)) if sync is not None else False
 
     def remove(self, paths: Sequence[str | os.PathLike]) -> int:
         """Forget these images (or every image under these folders). Files are untouched."""
@@ -159,19 +168,24 @@ class Library:
         return ext.embed([load_image(im, ext.draft_size) for im in images])
 
     def search(self, query: ImageSource | int, k: int = 10, *, min_score: float | None = None,
-               where: SearchFilter | None = None, text: str | None = None) -> list[Hit]:
+               where: SearchFilter | None = None, text: str | None = None, ef: int | None = None) -> list[Hit]:
         """Images that look like `query`: a path, URL, bytes, PIL image, array, id or "id:N".
         An indexed image never finds itself. `text` keeps only images tagged with a label it
-        names (see `search_text`)."""
+        names (see `search_text`). `ef`: ANN candidates per query on large libraries (higher:
+        better recall, slower; ignored where search is exact)."""
         if text is not None:
             where = tag_filter(text, where)
         q = resolve(query, self.store, self.extractor.draft_size)
         vec = q.vector if q.vector is not None else self.extractor.embed([q.image])[0]
-        return self.search_vector(vec, k, min_score=min_score, where=where, exclude=q.exclude)
+        return self.search_vector(vec, k, min_score=min_score, where=where, exclude=q.exclude, ef=ef)
 
     def search_vector(self, vector: np.ndarray, k: int = 10, *, min_score: float | None = None,
-                      where: SearchFilter | None = None, exclude: Sequence[int] = ()) -> list[Hit]:
-        scored = self.store.search(np.asarray(vector, np.float32)[None], k, where, exclude)[0]
+                      where: SearchFilter | None = None, exclude: Sequence[int] = (),
+                      ef: int | None = None) -> list[Hit]:
+        q = np.asarray(vector, np.float32)[None]
+        # Only pass `ef` when set, so stores written against the original protocol still work.
+        scored = (self.store.search(q, k, where, exclude, ef=ef) if ef is not None
+                  else self.store.search(q, k, where, exclude))[0]
         if min_score is not None:
             scored = [(i, s) for i, s in scored if s >= min_score]
         records = self.store.get([i for i, _ in scored])

@@ -89,8 +89,10 @@ class VectorStore(Protocol):
         ...
 
     def search(self, queries: np.ndarray, k: int, where: SearchFilter | None = None,
-               exclude: Sequence[int] = ()) -> list[ScoredIds]:
-        """Top-k by cosine similarity for each row of `queries` (L2-normalised)."""
+               exclude: Sequence[int] = (), ef: int | None = None) -> list[ScoredIds]:
+        """Top-k by cosine similarity for each row of `queries` (L2-normalised). `ef`
+        (optional, keyword): recall/latency knob of an approximate index; exact stores
+        ignore it. Callers pass it only when set."""
         ...
 
     def size_bytes(self) -> int: ...

@@ -1,6 +1,8 @@
 """The default store: one SQLite file in the library directory holds every record *and* its
 vector, so a single transaction covers both and an interrupted write leaves nothing
-half-done. Searches run exactly on an in-memory matrix, reloaded when anyone commits."""
+half-done. Small libraries are searched exactly on an in-memory matrix, reloaded when anyone
+commits; from `ann_threshold` images on, an ANN index derived from the database (see
+ann_index.py) answers instead, kept in step through a change log filled by triggers."""
 
 from __future__ import annotations
 
@@ -11,16 +13,20 @@ import sqlite3
 import threading
 import time
 import urllib.parse
+import uuid
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
 from ..errors import LibraryBusyError, LookalikeError
+from . import ann_index
+from .ann_index import AnnIndex, AnnParams, BuildProgress
 from .base import ImageRecord, ScoredIds, SearchFilter, Upsert
 
 DB_NAME = "library.sqlite"
 SCHEMA_VERSION = "1"
+ANN_THRESHOLD = 20_000  # below this many images exact search is fast enough (a few ms)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -39,12 +45,31 @@ CREATE TABLE IF NOT EXISTS images (
 CREATE INDEX IF NOT EXISTS images_sha256 ON images (sha256);
 """
 
+# Every vector change, in commit order, written by SQLite itself in the writer's transaction:
+# the ANN index records the last seq it covers and catches up from here (any process, any
+# code version that writes through SQL).
+_LOG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS vector_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, id INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS vector_log_insert AFTER INSERT ON images
+    BEGIN INSERT INTO vector_log (id) VALUES (NEW.id); END;
+CREATE TRIGGER IF NOT EXISTS vector_log_update AFTER UPDATE OF vector, id ON images
+    BEGIN INSERT INTO vector_log (id) VALUES (OLD.id); INSERT INTO vector_log (id) VALUES (NEW.id); END;
+CREATE TRIGGER IF NOT EXISTS vector_log_delete AFTER DELETE ON images
+    BEGIN INSERT INTO vector_log (id) VALUES (OLD.id); END;
+"""
+
 _COLUMNS = "id, path, sha256, size, mtime, width, height, tags, added"
 
 
 class EmbeddedStore:
-    def __init__(self, directory: str | Path, busy_timeout_s: float = 30.0) -> None:
+    def __init__(self, directory: str | Path, busy_timeout_s: float = 30.0, *,
+                 ann_threshold: int | None = None, ann_params: AnnParams | None = None) -> None:
+        """`ann_threshold`: image count from which searches use the ANN index (default
+        $LOOKALIKE_ANN_THRESHOLD or 20,000); `ann_params`: its construction/search settings."""
         self.directory = Path(directory)
+        env_threshold = os.environ.get("LOOKALIKE_ANN_THRESHOLD")
+        self.ann_threshold = ann_threshold if ann_threshold is not None else int(env_threshold or ANN_THRESHOLD)
+        self.ann_params = ann_params or AnnParams.from_env()
         # Set when the library can only be read (read-only directory or disk, or a disk too
         # full to open it normally): searching works, writes raise this error.
         self.write_refusal: LookalikeError | None = None
@@ -67,11 +92,18 @@ class EmbeddedStore:
             self.write_refusal = error
         except OSError as e:
             raise LookalikeError(f"cannot open library {self.directory}: {e.strerror or e}") from None
+        try:
+            self._log_id = self._ensure_log()
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            raise _as_user_error(e, self.directory) from None
         self._lock = threading.RLock()
         self._matrix: np.ndarray | None = None
         self._ids: np.ndarray | None = None
         self._seen_version: tuple[int, int] | None = None
         self._local_writes = 0
+        self._ann: AnnIndex | None = None
+        self._ann_checked_seq: int | None = None  # log position the exact/ANN choice was made at
 
     # -- plumbing -------------------------------------------------------------------------
     @property
@@ -107,6 +139,32 @@ class EmbeddedStore:
                 con.close()
                 last = e
         raise last  # type: ignore[misc]
+
+    def _ensure_log(self) -> str | None:
+        """Create the change log on libraries made before it existed; its id (in meta) ties an
+        index to this database. None when the library is read-only: exact search only."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'vector_log_id'").fetchone()
+        if row is not None:
+            return str(row[0])
+        if self.write_refusal is not None:
+            return None
+        try:
+            log_id = uuid.uuid4().hex
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for stmt in _LOG_SCHEMA.strip().split(";\n"):
+                    self._db.execute(stmt)
+                self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('vector_log_id', ?)", (log_id,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as e:
+            if "readonly" in str(e) or "read-only" in str(e):
+                return None
+            raise
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'vector_log_id'").fetchone()
+        return str(row[0])
 
     def _tx(self):
         store = self
@@ -260,9 +318,85 @@ class EmbeddedStore:
             return self._ids, self._matrix  # type: ignore[return-value]
 
     def search(self, queries: np.ndarray, k: int, where: SearchFilter | None = None,
-               exclude: Sequence[int] = ()) -> list[ScoredIds]:
-        ids, matrix = self._snapshot()
+               exclude: Sequence[int] = (), ef: int | None = None) -> list[ScoredIds]:
+        """Exact below `ann_threshold` images; above, the ANN index with `ef` candidates per
+        query (default `ann_params.ef`; higher: better recall, slower), re-ranked exactly."""
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        with self._lock:
+            ann = self._ann_in_step()
+            if ann is not None:
+                if k <= 0:
+                    return [[] for _ in queries]
+                allowed = None
+                if where is not None and not where.is_empty():
+                    clause, params = _where_sql(where)
+                    allowed = np.array([r[0] for r in self._query(f"SELECT id FROM images {clause}", params)], np.int64)
+                blocked = np.asarray(list(exclude), np.int64) if len(exclude) else None
+                return ann.search(queries, k, int(ef or self.ann_params.ef), blocked, allowed)
+        return self._exact_search(queries, k, where, exclude)
+
+    # -- ANN index ------------------------------------------------------------------------
+    def _log_seq(self) -> int | None:
+        if self._log_id is None:
+            return None
+        return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM vector_log").fetchone()[0])
+
+    def _ann_in_step(self, progress: BuildProgress | None = None) -> AnnIndex | None:
+        """The ANN index brought up to the database's current state, or None when the
+        library is small enough for exact search. Cheap when nothing changed (one lookup)."""
+        seq = self._log_seq()
+        if seq is None or seq == self._ann_checked_seq:
+            return self._ann
+        dim = int(self.get_meta().get("dim", 0))
+        ann = self._ann
+        if ann is None and dim:
+            # A persisted index answers without counting a large table first.
+            ann = AnnIndex.load(self.directory, dim, self._log_id)  # type: ignore[arg-type]
+        if ann is None:
+            if dim == 0 or self.count() < self.ann_threshold:
+                self._ann_checked_seq = seq
+                return None
+        if ann is None or ann.manifest.covered_seq > seq or seq - ann.synced_seq > max(50_000, ann.manifest.n_labels):
+            ann = self._build(dim, progress)  # missing, foreign, or too far behind to catch up
+        ann.merge_min = self.ann_params.merge_min
+        ann.catch_up(self._db, seq)
+        if ann.needs_rebuild():
+            ann = self._build(dim, progress)
+            ann.catch_up(self._db, seq)
+        elif ann.needs_merge() and not ann.merge():
+            # Another process wrote a newer generation: use it.
+            ann = AnnIndex.load(self.directory, dim, self._log_id) or self._build(dim, progress)  # type: ignore[arg-type]
+            ann.catch_up(self._db, seq)
+        if ann.live_count < self.ann_threshold:
+            ann = None
+        self._ann = ann
+        self._ann_checked_seq = seq
+        return ann
+
+    def _build(self, dim: int, progress: BuildProgress | None) -> AnnIndex:
+        return ann_index.build(self.directory, self.directory / DB_NAME, dim, self._log_id,  # type: ignore[arg-type]
+                               self.ann_params, progress)
+
+    def sync_index(self, progress: BuildProgress | None = None, persist: bool = False) -> bool:
+        """Bring the ANN index up to date now (after indexing, so the first search is fast);
+        with `persist`, also merge pending changes into the files. True when ANN is in use."""
+        with self._lock:
+            ann = self._ann_in_step(progress)
+            if ann is not None and persist and not ann.merge():
+                self._ann = self._ann_checked_seq = None
+                ann = self._ann_in_step(progress)
+            return ann is not None
+
+    def rebuild_index(self, progress: BuildProgress | None = None) -> None:
+        """Drop the persisted index and rebuild it (e.g. after changing `ann_params`)."""
+        with self._lock:
+            ann_index.remove_index(self.directory)
+            self._ann = self._ann_checked_seq = None
+            self._ann_in_step(progress)
+
+    def _exact_search(self, queries: np.ndarray, k: int, where: SearchFilter | None,
+                      exclude: Sequence[int]) -> list[ScoredIds]:
+        ids, matrix = self._snapshot()
         if len(ids) == 0 or k <= 0:
             return [[] for _ in queries]
         allowed = np.ones(len(ids), dtype=bool)
@@ -287,7 +421,8 @@ class EmbeddedStore:
 
     # -- housekeeping ---------------------------------------------------------------------
     def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.directory.glob(DB_NAME + "*") if p.is_file())
+        db = sum(p.stat().st_size for p in self.directory.glob(DB_NAME + "*") if p.is_file())
+        return db + ann_index.index_size_bytes(self.directory)
 
     def close(self) -> None:
         with self._lock:
