@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike.models import model_info
 from lookalike.store import EmbeddedStore, ImageRecord, Upsert
 from lookalike.store.ann_index import AnnParams
 
@@ -146,7 +147,7 @@ def run(args) -> dict:
     # Library: SQLite ingest (the store's normal write path), exact ground truth on the side.
     shutil.rmtree(lib, ignore_errors=True)
     store = EmbeddedStore(lib)
-    store.set_meta({"model": "effnet-lite0", "dim": str(dim)})
+    store.set_meta({"model": "effnet-lite0", "dim": str(dim), "model_version": model_info("effnet-lite0").version})
     best_s = np.full((len(queries), K), -np.inf, np.float32)
     best_i = np.zeros((len(queries), K), np.int64)
     step = 20_000

@@ -15,7 +15,7 @@ import pytest
 
 from lookalike import Library
 from lookalike.eval.datasets import fashion_mnist_available, load_fashion_mnist
-from lookalike.models import get_extractor
+from lookalike.models import get_extractor, model_info
 from lookalike.store import EmbeddedStore, ImageRecord, SearchFilter, Upsert
 from lookalike.store.ann_index import INDEX_DIR, AnnParams
 
@@ -44,7 +44,7 @@ def _records(vecs: np.ndarray, start: int = 0) -> list[Upsert]:
 def _open(directory, threshold: int = THRESHOLD) -> EmbeddedStore:
     store = EmbeddedStore(directory, ann_threshold=threshold, ann_params=PARAMS)
     if "dim" not in store.get_meta():
-        store.set_meta({"model": "effnet-lite0", "dim": "1280"})
+        store.set_meta({"model": "effnet-lite0", "dim": "1280", "model_version": model_info("effnet-lite0").version})
     return store
 
 

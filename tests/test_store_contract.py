@@ -17,6 +17,7 @@ import pytest
 
 from lookalike import Library, LookalikeError, ModelMismatchError
 from lookalike.engine.migrate import migrate
+from lookalike.models import model_info
 from lookalike.samples import save_jpeg, variants
 from lookalike.store import ImageRecord, SearchFilter, Upsert, open_store
 
@@ -147,7 +148,7 @@ def test_filters_and_exclusions_match_embedded(backend, originals_library, queri
     store = open_store(spec, directory)
     try:
         for s in (ref, store):
-            s.set_meta({"model": "effnet-lite0", "dim": str(vectors.shape[1])})
+            s.set_meta({"model": "effnet-lite0", "dim": str(vectors.shape[1]), "model_version": model_info("effnet-lite0").version})
             assert s.write([Upsert(r, v) for r, v in zip(records, vectors)]) == list(range(1, len(records) + 1))
         assert store.count() == ref.count() == len(records)
         for f in filters:

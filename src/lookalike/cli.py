@@ -418,6 +418,9 @@ def eval_(
         files = write_report(result, out_dir)
         out.print(retrieval_table(result), highlight=False, markup=False)
         err.print(f"wrote {', '.join(str(f) for f in files)}", highlight=False, soft_wrap=True)
+
+
+@app.command()
 def finetune(
     data: str = typer.Argument(..., help="ROOT (a folder of class folders: ROOT/<class>/<images>) or 'fashion-mnist'."),
     name: str = typer.Option(..., "--name", "-n", help="Name of the new model (then `--model NAME` everywhere)."),
