@@ -21,7 +21,7 @@ from ..store import VectorStore
 from ..web import STATIC_DIR
 from .guard import Guard
 from .routes import router
-from .service import NotFound, Service
+from .service import NotFound, Service, UnknownLabel
 
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1000 * 1000
 API_KEY_ENV = "LOOKALIKE_API_KEY"
@@ -102,6 +102,10 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def not_found(request: Request, e: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(e)}, status_code=404)
+
+    @app.exception_handler(UnknownLabel)
+    async def unknown_label(request: Request, e: UnknownLabel) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=422)
 
     @app.exception_handler(ImageLoadError)
     async def bad_image(request: Request, e: ImageLoadError) -> JSONResponse:
