@@ -178,7 +178,9 @@ def stats(latencies: list[float], wall_s: float) -> dict:
 
 async def run(args: argparse.Namespace, base_url: str, pid: int, queries: list[bytes], expected_upload: list[int],
               ids: list[int], expected_similar: dict[int, int], con: Console) -> dict:
-    limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
+    # Idle connections are dropped by the client before uvicorn's 5 s keep-alive timeout closes
+    # them, so a request never races the server's close on a reused connection.
+    limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients, keepalive_expiry=2)
     async with httpx.AsyncClient(base_url=base_url, timeout=args.timeout, limits=limits) as client:
         # warm-up: every thumbnail once, a few searches (so the memory "start" is after first-use caches)
         warm = Load(client, queries, expected_upload, ids, expected_similar, 0, args.seed)
@@ -230,7 +232,7 @@ async def run(args: argparse.Namespace, base_url: str, pid: int, queries: list[b
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--library", type=Path, help="existing library (used as is: the adds go into it; default: the sample gallery, generated)")
+    ap.add_argument("--library", type=Path, help="existing library, used as is (default: the sample gallery, generated)")
     ap.add_argument("--clients", type=int, default=50, help="concurrent clients (default 50)")
     ap.add_argument("--seconds", type=float, default=60, help="how long the load runs (default 60)")
     ap.add_argument("--max-requests", type=int, default=200_000, help="stop after this many requests in all")

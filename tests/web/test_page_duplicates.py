@@ -14,10 +14,21 @@ from lookalike.api.server import BackgroundServer
 from lookalike.samples import save_jpeg
 
 from .conftest import ARTIFACTS
-from .test_page import card_ids, settle, watched  # noqa: F401 - `watched` is a fixture
+from .test_page import card_ids, settle
 
 pytest.importorskip("playwright")
 from playwright.sync_api import Page, expect  # noqa: E402
+
+
+@pytest.fixture
+def watched(page: Page):
+    """The page, failing the test on any JavaScript error (as in test_page.py)."""
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None)
+    page.set_default_timeout(30_000)
+    yield page
+    assert problems == []
 
 
 @pytest.fixture(scope="module")

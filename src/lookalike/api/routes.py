@@ -156,7 +156,7 @@ def similar(request: Request, image_id: int = ImageId, k: int | None = K, min_sc
 
 # -- browsing -------------------------------------------------------------------------------
 @router.get("/api/images", response_model=schemas.ImagePage, summary="Browse the library")
-def list_images(request: Request, offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> schemas.ImagePage:
+def list_images(request: Request, offset: int = Query(0, ge=0, le=2**62), limit: int = Query(50, ge=1, le=500)) -> schemas.ImagePage:
     """Indexed images in id order, `limit` at a time."""
     total, records = _svc(request).page(offset, limit)
     return schemas.ImagePage(total=total, offset=offset, limit=limit, items=[_image(r) for r in records])
