@@ -16,7 +16,7 @@ from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from ..engine import Library
-from ..errors import ImageLoadError, LookalikeError
+from ..errors import ImageLoadError, LibraryBusyError, LookalikeError
 from ..store import VectorStore
 from ..web import STATIC_DIR
 from .guard import Guard
@@ -102,6 +102,11 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def not_found(request: Request, e: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(e)}, status_code=404)
+
+    @app.exception_handler(LibraryBusyError)
+    async def busy(request: Request, e: LibraryBusyError) -> JSONResponse:
+        # Another process holds the library's write lock longer than the store waits: try again.
+        return JSONResponse({"detail": str(e)}, status_code=503, headers={"Retry-After": "2"})
 
     @app.exception_handler(UnknownLabel)
     async def unknown_label(request: Request, e: UnknownLabel) -> JSONResponse:
