@@ -19,7 +19,7 @@ schemathesis = pytest.importorskip("schemathesis")
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.generation import GenerationMode  # noqa: E402
 
-EXAMPLES = int(os.environ.get("LOOKALIKE_FUZZ_EXAMPLES", "12"))  # per operation; CI's short form
+EXAMPLES = int(os.environ.get("LOOKALIKE_API_FUZZ_EXAMPLES", "12"))  # per operation; CI's short form
 
 
 def _app(tmp_root):
