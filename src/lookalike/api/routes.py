@@ -26,7 +26,8 @@ from .service import SearchResult, Service
 router = APIRouter()
 ERRORS = {code: {"model": schemas.Error, "description": why} for code, why in (
     (400, "bad request"), (404, "unknown id"), (413, "body over the upload limit"),
-    (415, "not an image / unsupported body type"), (422, "corrupt image or invalid parameters"))}
+    (415, "not an image / unsupported body type"), (422, "corrupt image or invalid parameters"),
+    (503, "library busy: another process is writing to it; retry"))}
 WRITE_ERRORS = {**ERRORS, 401: {"model": schemas.Error, "description": "API key missing"},
                 403: {"model": schemas.Error, "description": "API key wrong"}}
 ImageId = PathParam(..., ge=0, le=2**63 - 1, description="Image id (see /api/images).")
