@@ -16,12 +16,12 @@ from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from ..engine import Library
-from ..errors import ImageLoadError, LookalikeError
+from ..errors import ImageLoadError, LibraryBusyError, LookalikeError
 from ..store import VectorStore
 from ..web import STATIC_DIR
 from .guard import Guard
 from .routes import router
-from .service import NotFound, Service
+from .service import NotFound, Service, UnknownLabel
 
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1000 * 1000
 API_KEY_ENV = "LOOKALIKE_API_KEY"
@@ -102,6 +102,15 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def not_found(request: Request, e: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(e)}, status_code=404)
+
+    @app.exception_handler(LibraryBusyError)
+    async def busy(request: Request, e: LibraryBusyError) -> JSONResponse:
+        # Another process holds the library's write lock longer than the store waits: try again.
+        return JSONResponse({"detail": str(e)}, status_code=503, headers={"Retry-After": "2"})
+
+    @app.exception_handler(UnknownLabel)
+    async def unknown_label(request: Request, e: UnknownLabel) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=422)
 
     @app.exception_handler(ImageLoadError)
     async def bad_image(request: Request, e: ImageLoadError) -> JSONResponse:

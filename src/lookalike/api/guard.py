@@ -47,7 +47,11 @@ class Guard:
         limit = self.max_body_bytes
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            # Refuse before reading a byte of it.
+            # Refuse without buffering or parsing any of it; a body of up to 4x the limit is read
+            # and discarded first, so the client (still sending) reads the 413 instead of seeing
+            # its connection reset. A larger one is answered at once.
+            if int(declared) <= 4 * limit:
+                await _drain(receive, {"type": "http.request", "more_body": True}, cap=int(declared))
             await _send_json(send_with_headers, 413, PayloadTooLarge(limit).detail)
             return
         received = 0

@@ -16,27 +16,36 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from ..engine import Hit as EngineHit
-from ..store import ImageRecord
+from ..engine.duplicates import TIERS, DuplicateReport, DuplicateThresholds
+from ..engine.scan import printable
+from ..store import ImageRecord, SearchFilter
 from . import schemas
+from .filters import DATE_HELP, make_filter
 from .service import SearchResult, Service
 
 router = APIRouter()
 ERRORS = {code: {"model": schemas.Error, "description": why} for code, why in (
     (400, "bad request"), (404, "unknown id"), (413, "body over the upload limit"),
-    (415, "not an image / unsupported body type"), (422, "corrupt image or invalid parameters"))}
+    (415, "not an image / unsupported body type"), (422, "corrupt image or invalid parameters"),
+    (503, "library busy: another process is writing to it; retry"))}
 WRITE_ERRORS = {**ERRORS, 401: {"model": schemas.Error, "description": "API key missing"},
                 403: {"model": schemas.Error, "description": "API key wrong"}}
 ImageId = PathParam(..., ge=0, le=2**63 - 1, description="Image id (see /api/images).")
 K = Query(None, ge=1, le=1000, description="Number of results (default 10).")
 MIN_SCORE = Query(None, ge=-1, le=1, description="Drop results below this cosine similarity.")
 CROP = Query(None, description=schemas.CROP_HELP + " As a query parameter: x0,y0,x1,y1.")
+TEXT_HELP = "ImageNet label words, e.g. `espresso` or `cat` (commas: any of); matches label names and synonyms."
+UNDER = Query(None, max_length=4096, description="Only images under this folder (a path on the server).")
+SINCE = Query(None, max_length=40, description=f"Only files modified on or after this date: {DATE_HELP}.")
+UNTIL = Query(None, max_length=40, description=f"Only files modified on or before this date (a date alone: that whole day): {DATE_HELP}.")
 DEFAULT_K = 10
 
 _image_body = {"type": "object", "required": ["file"], "properties": {
     "file": {"type": "string", "format": "binary", "description": "The image (JPEG, PNG, WebP, GIF, BMP, TIFF)."}}}
 _search_form = {"type": "object", "required": ["file"], "properties": {
     **_image_body["properties"], "k": {"type": "integer"}, "min_score": {"type": "number"},
-    "crop": {"type": "string", "description": "x0,y0,x1,y1 as fractions of the image"}}}
+    "crop": {"type": "string", "description": "x0,y0,x1,y1 as fractions of the image"},
+    **{f: {"type": "string"} for f in ("q", "text", "under", "since", "until")}}}
 SEARCH_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": _search_form},
     "application/json": {"schema": {"$ref": "#/components/schemas/SearchBody"}},
@@ -66,11 +75,15 @@ def _svc(request: Request) -> Service:
 @router.post("/api/search", response_model=schemas.SearchResponse, responses=ERRORS, openapi_extra=SEARCH_BODY,
              summary="Search by image upload, indexed id or URL")
 async def search(request: Request, k: int | None = K, min_score: float | None = MIN_SCORE,
-                 crop: str | None = CROP) -> schemas.SearchResponse:
+                 crop: str | None = CROP, q: str | None = Query(None, max_length=500, description="Filter: " + TEXT_HELP),
+                 text: str | None = Query(None, max_length=500, description="Same as `q`."),
+                 under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL) -> schemas.SearchResponse:
     """Send the query image as multipart/form-data (field `file`), as a raw `image/*` body, or
     JSON `{"id": 42}` ("more like this") / `{"url": "https://..."}`. `k`, `min_score` and `crop`
-    may be query parameters, form fields or JSON fields."""
+    may be query parameters, form fields or JSON fields; so may the filters `q` (or `text`:
+    only images tagged with a label it names), `under`, `since` and `until`."""
     svc, settings = _svc(request), request.app.state.settings
+    params = {"q": q or text, "under": under, "since": since, "until": until}
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
         try:
@@ -80,19 +93,58 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
         except ValidationError as e:
             raise HTTPException(422, _first_error(e)) from None
         opts = _options(body.k or k, body.min_score if body.min_score is not None else min_score, body.crop or crop)
+        where, tag = _filters({"q": body.q or body.text, "under": body.under, "since": body.since, "until": body.until}, params)
         if body.id is not None:
-            result = await run_in_threadpool(svc.search_id, body.id, *opts)
+            result = await run_in_threadpool(svc.search_id, body.id, *opts, where, tag)
         else:
             if not settings.url_queries:
                 raise HTTPException(403, "this server does not download URLs; upload the image instead")
             if not body.url.startswith(("http://", "https://")):  # type: ignore[union-attr]
                 raise HTTPException(422, "url must start with http:// or https://")
-            result = await run_in_threadpool(svc.search_url, body.url, settings.max_upload_bytes, *opts)
+            result = await run_in_threadpool(svc.search_url, body.url, settings.max_upload_bytes, *opts, where, tag)
     else:
         data, name, fields = await _read_image(request)
         opts = _options(fields.get("k") or k, fields.get("min_score") or min_score, fields.get("crop") or crop)
-        result = await run_in_threadpool(svc.search_bytes, data, name, *opts)
+        where, tag = _filters({"q": fields.get("q") or fields.get("text"), **{f: fields.get(f) for f in ("under", "since", "until")}},
+                              params)
+        result = await run_in_threadpool(svc.search_bytes, data, name, *opts, where, tag)
     return _search_response(svc, result, opts[2])
+
+
+@router.get("/api/search", response_model=schemas.SearchResponse, responses=ERRORS, summary="Search by tag")
+def search_by_tag(request: Request, q: str = Query(..., min_length=1, max_length=500, description=TEXT_HELP),
+                  k: int | None = K, min_score: float | None = Query(None, ge=0, le=1, description="Drop results below this confidence."),
+                  under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL) -> schemas.SearchResponse:
+    """Images whose stored ImageNet top-5 tags include a label that `q` names, ranked by the
+    classifier's confidence (the `score` of each result: the summed probability of its
+    matching labels). Text that names no label: 422. Same result shape as POST /api/search."""
+    svc = _svc(request)
+    where = make_filter(under, since, until)
+    return _search_response(svc, svc.search_text(q, k or DEFAULT_K, min_score, where), None)
+
+
+@router.get("/api/duplicates", response_model=schemas.Duplicates, responses=ERRORS, summary="Duplicate groups")
+def duplicates(request: Request,
+               tier: list[str] | None = Query(None, description=f"Report only these tiers (repeatable): {', '.join(TIERS)}; default all."),
+               near_cosine: float = Query(DuplicateThresholds.near_cosine, ge=-1, le=1,
+                                          description="Near-duplicates: least cosine similarity of the CNN features."),
+               near_coverage: float = Query(DuplicateThresholds.near_min_coverage, ge=0, le=1,
+                                            description="Near-duplicates: least share of each image the other must show."),
+               similar_cosine: float = Query(DuplicateThresholds.similar_cosine, ge=-1, le=1,
+                                             description="Similar shots: least cosine similarity."),
+               neighbours: int = Query(DuplicateThresholds.neighbours, ge=1, le=200, description="Nearest images examined per image."),
+               under: str | None = UNDER) -> schemas.Duplicates:
+    """Exact copies (same SHA-256), near-duplicates (re-encoded, resized, lightly cropped:
+    CNN cosine confirmed by keypoint geometry) and similar shots, as groups; what
+    `lookalike duplicates --json` prints, plus thumbnail and file URLs per member."""
+    tiers = tier or list(TIERS)
+    bad = [t for t in tiers if t not in TIERS]
+    if bad:
+        raise HTTPException(422, f"tier {bad[0]!r} is not one of {', '.join(TIERS)}")
+    thresholds = DuplicateThresholds(near_cosine=near_cosine, similar_cosine=similar_cosine, neighbours=neighbours,
+                                     near_min_coverage=near_coverage)
+    svc = _svc(request)
+    return _duplicates_response(svc, svc.duplicates(thresholds, tiers, make_filter(under, None, None)))
 
 
 @router.get("/api/images/{image_id}/similar", response_model=schemas.SearchResponse, responses=ERRORS,
@@ -105,7 +157,7 @@ def similar(request: Request, image_id: int = ImageId, k: int | None = K, min_sc
 
 # -- browsing -------------------------------------------------------------------------------
 @router.get("/api/images", response_model=schemas.ImagePage, summary="Browse the library")
-def list_images(request: Request, offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> schemas.ImagePage:
+def list_images(request: Request, offset: int = Query(0, ge=0, le=2**62), limit: int = Query(50, ge=1, le=500)) -> schemas.ImagePage:
     """Indexed images in id order, `limit` at a time."""
     total, records = _svc(request).page(offset, limit)
     return schemas.ImagePage(total=total, offset=offset, limit=limit, items=[_image(r) for r in records])
@@ -182,6 +234,15 @@ async def _read_image(request: Request) -> tuple[bytes, str, dict[str, str]]:
                         + ('; or JSON {"id": N} / {"url": "..."}' if request.url.path == "/api/search" else ""))
 
 
+def _filters(given: dict[str, str | None], params: dict[str, str | None]) -> tuple[SearchFilter | None, str | None]:
+    """(store filter, tag text) from body/form fields, falling back to the query parameters."""
+    merged = {key: given.get(key) or params.get(key) for key in ("q", "under", "since", "until")}
+    tag = merged["q"]
+    if tag is not None and not tag.strip():
+        tag = None
+    return make_filter(merged["under"], merged["since"], merged["until"]), tag
+
+
 def _options(k: object, min_score: object, crop: object) -> tuple[int, float | None, tuple | None]:
     try:
         k_ = DEFAULT_K if k in (None, "") else int(k)  # type: ignore[call-overload]
@@ -231,6 +292,16 @@ def _search_response(svc: Service, result: SearchResult, crop: tuple | None) -> 
     records = svc.lib.store.get([h.id for h in result.hits])
     return schemas.SearchResponse(query=result.query, model=svc.lib.model, took_ms=result.took_ms, crop=crop,
                                   results=[_hit(h, records[h.id].sha256 if h.id in records else "") for h in result.hits])
+
+
+def _duplicates_response(svc: Service, report: DuplicateReport) -> schemas.Duplicates:
+    out = report.to_dict()
+    records = svc.lib.store.get([m.id for g in report.groups for m in g.members])
+    for group in out["groups"]:
+        for m in group["members"]:
+            sha = records[m["id"]].sha256 if m["id"] in records else ""
+            m.update(path=printable(m["path"], controls=False), name=os.path.basename(m["path"]), **_urls(m["id"], sha))
+    return schemas.Duplicates(**out, unreadable=report.unreadable)
 
 
 def _hit(h: EngineHit, sha256: str) -> schemas.Hit:

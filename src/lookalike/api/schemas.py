@@ -18,6 +18,11 @@ class SearchBody(BaseModel):
     k: Optional[int] = Field(None, ge=1, le=1000, description="Number of results (default 10).")
     min_score: Optional[float] = Field(None, ge=-1, le=1, description="Drop results below this cosine similarity.")
     crop: Optional[Crop] = Field(None, description=CROP_HELP)
+    q: Optional[str] = Field(None, max_length=500, description="Keep only images tagged with an ImageNet label naming this.")
+    text: Optional[str] = Field(None, max_length=500, description="Same as `q`.")
+    under: Optional[str] = Field(None, max_length=4096, description="Only images under this folder (on the server).")
+    since: Optional[str] = Field(None, max_length=40, description="Only files modified on or after this date.")
+    until: Optional[str] = Field(None, max_length=40, description="Only files modified on or before this date.")
 
     @model_validator(mode="after")
     def _one_source(self) -> SearchBody:
@@ -42,6 +47,33 @@ class SearchResponse(BaseModel):
     took_ms: float = Field(description="Time the engine spent (decoding, model, search), server side.")
     crop: Optional[Crop] = None
     results: list[Hit]
+
+
+class DuplicateMember(BaseModel):
+    id: int
+    path: str
+    name: str
+    score: float = Field(description="Cosine similarity to the group's first member (1.0 for itself).")
+    width: int
+    height: int
+    size: int
+    thumb_url: str
+    image_url: str
+
+
+class DuplicateGroup(BaseModel):
+    group: int
+    tier: str = Field(description="exact, near or similar.")
+    members: list[DuplicateMember] = Field(description="The one to keep first: most pixels, then largest file.")
+
+
+class Duplicates(BaseModel):
+    images: int = Field(description="Images examined.")
+    thresholds: dict[str, float]
+    counts: dict[str, int] = Field(description="Groups per tier.")
+    seconds: float
+    groups: list[DuplicateGroup]
+    unreadable: list[str] = Field(description="Files gone or unreadable when checking near-duplicates.")
 
 
 class Image(BaseModel):

@@ -15,11 +15,13 @@ from pathlib import Path
 from PIL import Image
 
 from ..engine import Hit, Library
+from ..engine.duplicates import DuplicateReport, DuplicateThresholds
 from ..engine.query import download
 from ..engine.scan import absolute
+from ..engine.tags import match_labels, tag_filter
 from ..errors import ImageLoadError, LookalikeError
 from ..imaging import CropBox, crop_relative, decode_image, load_image
-from ..store import ImageRecord
+from ..store import ImageRecord, SearchFilter
 
 UPLOADS_DIR = "uploads"  # images added through the API live here, named by content hash
 THUMBS_DIR = "thumbs"  # cached thumbnails, named by content hash; safe to delete
@@ -33,6 +35,18 @@ _MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jf
 
 class NotFound(LookalikeError):
     pass
+
+
+class UnknownLabel(LookalikeError):
+    """Search-by-tag text that names no ImageNet label (the CLI's message, answered as 422)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(f"no ImageNet label matches {text!r}: try a common noun such as 'cat', 'espresso' or 'rocket'")
+
+
+def check_text(text: str | None) -> None:
+    if text is not None and not match_labels(text):
+        raise UnknownLabel(text)
 
 
 @dataclass
@@ -59,31 +73,48 @@ class Service:
     def page(self, offset: int, limit: int) -> tuple[int, list[ImageRecord]]:
         return len(self.lib), self.lib.records(offset, limit)
 
-    def search_bytes(self, data: bytes, label: str, k: int, min_score: float | None, crop: CropBox | None) -> SearchResult:
+    def search_bytes(self, data: bytes, label: str, k: int, min_score: float | None, crop: CropBox | None,
+                     where: SearchFilter | None = None, text: str | None = None) -> SearchResult:
         t0 = time.perf_counter()
+        check_text(text)
         if crop is None:  # decoded exactly as the indexer decodes files, so a copy of one scores 1.0
             image = decode_image(data, label, self.lib.extractor.draft_size)
         else:  # more pixels than a whole-image query: the region may be small
             image = crop_relative(decode_image(data, label, self._region_draft()), crop)
-        hits = self.lib.search(image, k, min_score=min_score)
+        hits = self.lib.search(image, k, min_score=min_score, where=where, text=text)
         return SearchResult(label, _ms(t0), hits)
 
-    def search_url(self, url: str, limit: int, k: int, min_score: float | None, crop: CropBox | None) -> SearchResult:
+    def search_url(self, url: str, limit: int, k: int, min_score: float | None, crop: CropBox | None,
+                   where: SearchFilter | None = None, text: str | None = None) -> SearchResult:
         t0 = time.perf_counter()
-        result = self.search_bytes(download(url, limit=limit), url, k, min_score, crop)
+        check_text(text)
+        result = self.search_bytes(download(url, limit=limit), url, k, min_score, crop, where, text)
         result.took_ms = _ms(t0)
         return result
 
-    def search_id(self, id_: int, k: int, min_score: float | None, crop: CropBox | None) -> SearchResult:
+    def search_id(self, id_: int, k: int, min_score: float | None, crop: CropBox | None,
+                  where: SearchFilter | None = None, text: str | None = None) -> SearchResult:
         t0 = time.perf_counter()
+        check_text(text)
         rec = self.record(id_)
         if crop is None:
-            hits = self.lib.search(id_, k, min_score=min_score)  # the stored vector; no model run
+            hits = self.lib.search(id_, k, min_score=min_score, where=where, text=text)  # the stored vector; no model run
         else:
             region = crop_relative(load_image(rec.path, self._region_draft()), crop)
             vector = self.lib.embed([region])[0]
-            hits = self.lib.search_vector(vector, k, min_score=min_score, exclude=[id_])
+            flt = tag_filter(text, where) if text is not None else where
+            hits = self.lib.search_vector(vector, k, min_score=min_score, where=flt, exclude=[id_])
         return SearchResult(f"id:{id_}", _ms(t0), hits)
+
+    def search_text(self, text: str, k: int, min_score: float | None, where: SearchFilter | None = None) -> SearchResult:
+        """Search by tag: scores are the classifier's confidence (engine/tags.py)."""
+        t0 = time.perf_counter()
+        check_text(text)
+        hits = self.lib.search_text(text, k, min_score=min_score, where=where)
+        return SearchResult(text, _ms(t0), hits)
+
+    def duplicates(self, thresholds: DuplicateThresholds, tiers: list[str], where: SearchFilter | None) -> DuplicateReport:
+        return self.lib.duplicates(thresholds, tiers, where=where)
 
     def _region_draft(self) -> int | None:
         """JPEGs are decoded at reduced scale, keeping enough pixels for a region a quarter

@@ -8,8 +8,10 @@ const MIN_CROP = 0.03;   // smaller drags are treated as clicks, not regions
 const $ = (id) => document.getElementById(id);
 const el = {
   stats: $("stats"), message: $("message"),
-  tabSearch: $("tab-search"), tabBrowse: $("tab-browse"),
-  searchView: $("search-view"), browseView: $("browse-view"),
+  tabSearch: $("tab-search"), tabBrowse: $("tab-browse"), tabDups: $("tab-dups"),
+  searchView: $("search-view"), browseView: $("browse-view"), dupsView: $("dups-view"),
+  dupsTier: $("dups-tier"), dupsSummary: $("dups-summary"), dups: $("dups"),
+  tagForm: $("tag-form"), tagInput: $("tag-input"),
   drop: $("drop"), dropEmpty: $("drop-empty"), fileInput: $("file-input"), pick: $("pick"),
   query: $("query"), queryImg: $("query-img"), queryLabel: $("query-label"), cropArea: $("crop-area"),
   cropBox: $("crop-box"), cropHint: $("crop-hint"), queryActions: $("query-actions"),
@@ -21,7 +23,7 @@ const el = {
 
 const state = {
   stats: null,
-  query: null,     // {kind: "file", file, name} or {kind: "id", id, name, imageUrl}
+  query: null,     // {kind: "file", file, name}, {kind: "id", id, name, imageUrl} or {kind: "tag", text}
   crop: null,      // [x0, y0, x1, y1] as fractions of the query image, or null
   objectUrl: null,
   offset: 0,
@@ -116,7 +118,7 @@ function showQuery(src, label) {
   el.drop.classList.add("has-query");
 }
 
-function resetQuery() {
+function resetQuery(keepHash = false) {
   if (state.objectUrl) { URL.revokeObjectURL(state.objectUrl); state.objectUrl = null; }
   state.query = null;
   state.crop = null;
@@ -129,7 +131,7 @@ function resetQuery() {
   el.results.replaceChildren();
   el.summary.textContent = "";
   el.placeholder.hidden = false;
-  if (location.hash.startsWith("#similar/")) history.pushState(null, "", location.pathname);
+  if (!keepHash && (location.hash.startsWith("#similar/") || location.hash.startsWith("#tag/"))) history.pushState(null, "", location.pathname);
 }
 
 function setQueryFile(file) {
@@ -143,7 +145,7 @@ function setQueryFile(file) {
   state.query = { kind: "file", file, name };
   state.objectUrl = URL.createObjectURL(file);
   showQuery(state.objectUrl, name);
-  if (location.hash.startsWith("#similar/")) history.pushState(null, "", location.pathname);
+  if (location.hash.startsWith("#similar/") || location.hash.startsWith("#tag/")) history.pushState(null, "", location.pathname);
   search();
 }
 
@@ -155,13 +157,32 @@ function setQueryById(id, name, imageUrl, push) {
   search();
 }
 
+// Search by tag: no query image; the scores are the classifier's confidence.
+function setQueryByTag(text, push) {
+  resetQuery(true);
+  state.query = { kind: "tag", text };
+  el.tagInput.value = text;
+  const hash = `#tag/${encodeURIComponent(text)}`;
+  if (push && location.hash !== hash) history.pushState(null, "", hash);
+  search();
+}
+el.tagForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const text = el.tagInput.value.trim();
+  if (text) setQueryByTag(text, true);
+});
+
 async function search() {
   const q = state.query;
   if (!q) return;
   const seq = ++state.searchSeq;
   const crop = state.crop;
   let options;
-  if (q.kind === "file") {
+  let url = `/api/search?k=${K}`;
+  if (q.kind === "tag") {
+    url += `&q=${encodeURIComponent(q.text)}`;
+    options = {};
+  } else if (q.kind === "file") {
     const form = new FormData();
     form.append("file", q.file, q.name);
     if (crop) form.append("crop", crop.join(","));
@@ -174,7 +195,7 @@ async function search() {
   el.results.setAttribute("aria-busy", "true");
   const t0 = performance.now();
   try {
-    const data = await api(`/api/search?k=${K}`, options);
+    const data = await api(url, options);
     if (seq !== state.searchSeq) return;
     const total = Math.round(performance.now() - t0);
     clearMessage();
@@ -197,10 +218,14 @@ function renderResults(data, totalMs) {
   const what = data.crop ? " for the selected region" : "";
   el.summary.replaceChildren();
   const strong = document.createElement("strong");
-  strong.textContent = `${n} result${n === 1 ? "" : "s"}${what}`;
-  el.summary.append(strong, ` · search ${data.took_ms.toFixed(0)} ms, ${totalMs} ms with transfer`);
+  const tag = state.query && state.query.kind === "tag" ? state.query.text : null;
+  strong.textContent = tag ? `${n} image${n === 1 ? "" : "s"} tagged “${tag}”` : `${n} result${n === 1 ? "" : "s"}${what}`;
+  el.summary.append(strong, tag ? " · score = the classifier's confidence" : "",
+                    ` · search ${data.took_ms.toFixed(0)} ms, ${totalMs} ms with transfer`);
   el.summary.dataset.tookMs = data.took_ms;
-  if (n === 0 && state.stats && state.stats.images > 0) {
+  if (n === 0 && tag) {
+    el.summary.append(" · no image has a matching label among its top 5");
+  } else if (n === 0 && state.stats && state.stats.images > 0) {
     el.summary.append(" · nothing in the library scored high enough");
   }
 }
@@ -328,26 +353,115 @@ async function loadPage(offset) {
 el.prev.addEventListener("click", () => { history.pushState(null, "", `#browse/${Math.max(0, state.offset - PAGE)}`); route(); });
 el.next.addEventListener("click", () => { history.pushState(null, "", `#browse/${state.offset + PAGE}`); route(); });
 
+// ---- duplicates --------------------------------------------------------------------------------------
+const TIER_TEXT = { exact: "exact copies", near: "near-duplicates", similar: "similar shots" };
+let dupsSeq = 0;
+
+async function loadDuplicates(tier) {
+  const seq = ++dupsSeq;
+  el.dupsTier.value = tier;
+  el.dups.replaceChildren();
+  el.dupsSummary.textContent = "Looking for duplicates…";
+  el.dups.setAttribute("aria-busy", "true");
+  try {
+    const report = await api(`/api/duplicates${tier ? `?tier=${tier}` : ""}`);
+    if (seq !== dupsSeq) return;
+    renderDuplicates(report, tier);
+  } catch (e) {
+    if (seq !== dupsSeq) return;
+    el.dupsSummary.textContent = "";
+    showMessage(e.message, "error");
+  } finally {
+    if (seq === dupsSeq) el.dups.removeAttribute("aria-busy");
+  }
+}
+
+function renderDuplicates(report, tier) {
+  const n = report.groups.length;
+  const t = report.thresholds;
+  el.dupsSummary.replaceChildren();
+  const strong = document.createElement("strong");
+  strong.textContent = `${n} group${n === 1 ? "" : "s"} among ${report.images.toLocaleString()} images`;
+  const counts = Object.entries(report.counts).filter(([k]) => !tier || k === tier).map(([k, v]) => `${TIER_TEXT[k]}: ${v}`);
+  el.dupsSummary.append(strong, ` · ${counts.join(", ")} · ${report.seconds.toFixed(1)} s`);
+  if (n === 0) {
+    const why = {
+      exact: "no two files are byte-identical",
+      near: `no image is a re-encoded, resized or lightly cropped copy of another (features at least ${t.near_cosine} alike, confirmed by matching keypoints)`,
+      similar: `no two images are similar shots (features at least ${t.similar_cosine} alike)`,
+    };
+    const reasons = (tier ? [tier] : ["exact", "near", "similar"]).map((k) => why[k]);
+    const p = document.createElement("p");
+    p.className = "placeholder";
+    p.id = "dups-empty";
+    p.textContent = report.images < 2 ? "Duplicates need at least two images in the library."
+      : `No duplicates: ${reasons.join("; ")}.`;
+    el.dups.replaceChildren(p);
+    return;
+  }
+  el.dupsSummary.append(" · the first image of each group has the most pixels; score = similarity to it");
+  el.dups.replaceChildren(...report.groups.map((g) => {
+    const li = document.createElement("li");
+    li.className = "dup-group";
+    li.dataset.tier = g.tier;
+    const head = document.createElement("p");
+    head.className = "dup-head";
+    const title = document.createElement("strong");
+    title.textContent = `Group ${g.group}`;
+    const badge = document.createElement("span");
+    badge.className = `tier ${g.tier}`;
+    badge.textContent = g.tier;
+    head.append(title, badge, `${g.members.length} images`);
+    const grid = document.createElement("ol");
+    grid.className = "grid";
+    grid.append(...g.members.map((m, i) => {
+      const card = makeCard(m, m.score);
+      if (i === 0) card.querySelector(".card").classList.add("keep");
+      return card;
+    }));
+    li.append(head, grid);
+    return li;
+  }));
+}
+el.dupsTier.addEventListener("change", () => {
+  history.pushState(null, "", el.dupsTier.value ? `#duplicates/${el.dupsTier.value}` : "#duplicates");
+  route();
+});
+
 // ---- views and the address bar ------------------------------------------------------------------------
 function showView(view) {
-  const browse = view === "browse";
-  el.searchView.hidden = browse;
-  el.browseView.hidden = !browse;
-  el.tabSearch.setAttribute("aria-pressed", String(!browse));
-  el.tabBrowse.setAttribute("aria-pressed", String(browse));
+  el.searchView.hidden = view !== "search";
+  el.browseView.hidden = view !== "browse";
+  el.dupsView.hidden = view !== "duplicates";
+  el.tabSearch.setAttribute("aria-pressed", String(view === "search"));
+  el.tabBrowse.setAttribute("aria-pressed", String(view === "browse"));
+  el.tabDups.setAttribute("aria-pressed", String(view === "duplicates"));
 }
 el.tabSearch.addEventListener("click", () => {
-  if (location.hash.startsWith("#browse")) history.pushState(null, "", state.query?.kind === "id" ? `#similar/${state.query.id}` : location.pathname);
+  if (location.hash.startsWith("#browse") || location.hash.startsWith("#duplicates")) {
+    const q = state.query;
+    history.pushState(null, "", q?.kind === "id" ? `#similar/${q.id}` : q?.kind === "tag" ? `#tag/${encodeURIComponent(q.text)}` : location.pathname);
+  }
   showView("search");
 });
 el.tabBrowse.addEventListener("click", () => { history.pushState(null, "", `#browse/${state.offset}`); route(); });
+el.tabDups.addEventListener("click", () => { history.pushState(null, "", "#duplicates"); route(); });
 
 async function route() {
   const browse = location.hash.match(/^#browse(?:\/(\d+))?$/);
   const similar = location.hash.match(/^#similar\/(\d+)$/);
+  const dups = location.hash.match(/^#duplicates(?:\/(exact|near|similar))?$/);
+  const tag = location.hash.match(/^#tag\/(.+)$/);
   if (browse) {
     showView("browse");
     await loadPage(Number(browse[1] || 0));
+  } else if (dups) {
+    showView("duplicates");
+    await loadDuplicates(dups[1] || "");
+  } else if (tag) {
+    showView("search");
+    const text = decodeURIComponent(tag[1]);
+    if (state.query?.kind !== "tag" || state.query.text !== text) setQueryByTag(text, false);
   } else if (similar) {
     showView("search");
     const id = Number(similar[1]);
