@@ -91,6 +91,11 @@ def test_more_like_this_by_id_json_and_get_agree(client, lib, gallery):
     assert [(h["id"], h["score"]) for h in by_get["results"]] == expected
     assert id_ not in [h["id"] for h in by_json["results"]]  # never finds itself
     assert {h["path"] for h in by_json["results"]} == gallery.family("chelsea") - {original}  # its six edits
+    # The ANN knob passes through (this library is small, so search is exact either way).
+    with_ef = client.get(f"/api/images/{id_}/similar", params={"k": 6, "ef": 500}).json()
+    assert [(h["id"], h["score"]) for h in with_ef["results"]] == expected
+    assert client.post("/api/search", params={"ef": 500}, json={"id": id_, "k": 6}).json()["results"] == by_json["results"]
+    assert client.get(f"/api/images/{id_}/similar", params={"ef": 0}).status_code == 422
 
 
 def test_crop_box_searches_only_that_region(client, lib, gallery, photos):

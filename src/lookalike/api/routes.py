@@ -33,6 +33,7 @@ WRITE_ERRORS = {**ERRORS, 401: {"model": schemas.Error, "description": "API key 
 ImageId = PathParam(..., ge=0, le=2**63 - 1, description="Image id (see /api/images).")
 K = Query(None, ge=1, le=1000, description="Number of results (default 10).")
 MIN_SCORE = Query(None, ge=-1, le=1, description="Drop results below this cosine similarity.")
+EF = Query(None, ge=1, le=4096, description="ANN candidates per query on large libraries: higher is more exact, slower (default 96).")
 CROP = Query(None, description=schemas.CROP_HELP + " As a query parameter: x0,y0,x1,y1.")
 TEXT_HELP = "ImageNet label words, e.g. `espresso` or `cat` (commas: any of); matches label names and synonyms."
 UNDER = Query(None, max_length=4096, description="Only images under this folder (a path on the server).")
@@ -77,7 +78,8 @@ def _svc(request: Request) -> Service:
 async def search(request: Request, k: int | None = K, min_score: float | None = MIN_SCORE,
                  crop: str | None = CROP, q: str | None = Query(None, max_length=500, description="Filter: " + TEXT_HELP),
                  text: str | None = Query(None, max_length=500, description="Same as `q`."),
-                 under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL) -> schemas.SearchResponse:
+                 under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL,
+                 ef: int | None = EF) -> schemas.SearchResponse:
     """Send the query image as multipart/form-data (field `file`), as a raw `image/*` body, or
     JSON `{"id": 42}` ("more like this") / `{"url": "https://..."}`. `k`, `min_score` and `crop`
     may be query parameters, form fields or JSON fields; so may the filters `q` (or `text`:
@@ -95,26 +97,27 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
         opts = _options(body.k or k, body.min_score if body.min_score is not None else min_score, body.crop or crop)
         where, tag = _filters({"q": body.q or body.text, "under": body.under, "since": body.since, "until": body.until}, params)
         if body.id is not None:
-            result = await run_in_threadpool(svc.search_id, body.id, *opts, where, tag)
+            result = await run_in_threadpool(svc.search_id, body.id, *opts, where, tag, ef)
         else:
             if not settings.url_queries:
                 raise HTTPException(403, "this server does not download URLs; upload the image instead")
             if not body.url.startswith(("http://", "https://")):  # type: ignore[union-attr]
                 raise HTTPException(422, "url must start with http:// or https://")
-            result = await run_in_threadpool(svc.search_url, body.url, settings.max_upload_bytes, *opts, where, tag)
+            result = await run_in_threadpool(svc.search_url, body.url, settings.max_upload_bytes, *opts, where, tag, ef)
     else:
         data, name, fields = await _read_image(request)
         opts = _options(fields.get("k") or k, fields.get("min_score") or min_score, fields.get("crop") or crop)
         where, tag = _filters({"q": fields.get("q") or fields.get("text"), **{f: fields.get(f) for f in ("under", "since", "until")}},
                               params)
-        result = await run_in_threadpool(svc.search_bytes, data, name, *opts, where, tag)
+        result = await run_in_threadpool(svc.search_bytes, data, name, *opts, where, tag, ef)
     return _search_response(svc, result, opts[2])
 
 
 @router.get("/api/search", response_model=schemas.SearchResponse, responses=ERRORS, summary="Search by tag")
 def search_by_tag(request: Request, q: str = Query(..., min_length=1, max_length=500, description=TEXT_HELP),
                   k: int | None = K, min_score: float | None = Query(None, ge=0, le=1, description="Drop results below this confidence."),
-                  under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL) -> schemas.SearchResponse:
+                  under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL,
+                 ef: int | None = EF) -> schemas.SearchResponse:
     """Images whose stored ImageNet top-5 tags include a label that `q` names, ranked by the
     classifier's confidence (the `score` of each result: the summed probability of its
     matching labels). Text that names no label: 422. Same result shape as POST /api/search."""
@@ -149,10 +152,11 @@ def duplicates(request: Request,
 
 @router.get("/api/images/{image_id}/similar", response_model=schemas.SearchResponse, responses=ERRORS,
             summary="More like this / similar products")
-def similar(request: Request, image_id: int = ImageId, k: int | None = K, min_score: float | None = MIN_SCORE) -> schemas.SearchResponse:
+def similar(request: Request, image_id: int = ImageId, k: int | None = K, min_score: float | None = MIN_SCORE,
+            ef: int | None = EF) -> schemas.SearchResponse:
     """The indexed images most like image `image_id` (never itself), from its stored vector."""
     svc = _svc(request)
-    return _search_response(svc, svc.search_id(image_id, k or DEFAULT_K, min_score, None), None)
+    return _search_response(svc, svc.search_id(image_id, k or DEFAULT_K, min_score, None, ef=ef), None)
 
 
 # -- browsing -------------------------------------------------------------------------------

@@ -74,36 +74,36 @@ class Service:
         return len(self.lib), self.lib.records(offset, limit)
 
     def search_bytes(self, data: bytes, label: str, k: int, min_score: float | None, crop: CropBox | None,
-                     where: SearchFilter | None = None, text: str | None = None) -> SearchResult:
+                     where: SearchFilter | None = None, text: str | None = None, ef: int | None = None) -> SearchResult:
         t0 = time.perf_counter()
         check_text(text)
         if crop is None:  # decoded exactly as the indexer decodes files, so a copy of one scores 1.0
             image = decode_image(data, label, self.lib.extractor.draft_size)
         else:  # more pixels than a whole-image query: the region may be small
             image = crop_relative(decode_image(data, label, self._region_draft()), crop)
-        hits = self.lib.search(image, k, min_score=min_score, where=where, text=text)
+        hits = self.lib.search(image, k, min_score=min_score, where=where, text=text, ef=ef)
         return SearchResult(label, _ms(t0), hits)
 
     def search_url(self, url: str, limit: int, k: int, min_score: float | None, crop: CropBox | None,
-                   where: SearchFilter | None = None, text: str | None = None) -> SearchResult:
+                   where: SearchFilter | None = None, text: str | None = None, ef: int | None = None) -> SearchResult:
         t0 = time.perf_counter()
         check_text(text)
-        result = self.search_bytes(download(url, limit=limit), url, k, min_score, crop, where, text)
+        result = self.search_bytes(download(url, limit=limit), url, k, min_score, crop, where, text, ef)
         result.took_ms = _ms(t0)
         return result
 
     def search_id(self, id_: int, k: int, min_score: float | None, crop: CropBox | None,
-                  where: SearchFilter | None = None, text: str | None = None) -> SearchResult:
+                  where: SearchFilter | None = None, text: str | None = None, ef: int | None = None) -> SearchResult:
         t0 = time.perf_counter()
         check_text(text)
         rec = self.record(id_)
         if crop is None:
-            hits = self.lib.search(id_, k, min_score=min_score, where=where, text=text)  # the stored vector; no model run
+            hits = self.lib.search(id_, k, min_score=min_score, where=where, text=text, ef=ef)  # the stored vector; no model run
         else:
             region = crop_relative(load_image(rec.path, self._region_draft()), crop)
             vector = self.lib.embed([region])[0]
             flt = tag_filter(text, where) if text is not None else where
-            hits = self.lib.search_vector(vector, k, min_score=min_score, where=flt, exclude=[id_])
+            hits = self.lib.search_vector(vector, k, min_score=min_score, where=flt, exclude=[id_], ef=ef)
         return SearchResult(f"id:{id_}", _ms(t0), hits)
 
     def search_text(self, text: str, k: int, min_score: float | None, where: SearchFilter | None = None) -> SearchResult:
