@@ -19,9 +19,6 @@ import io
 import json
 import os
 import platform
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lookalike import Library
+from lookalike.api.server import free_port, start_serve_process
 from lookalike.samples import build_gallery, sample_photos
 
 
@@ -53,28 +51,6 @@ def unseen_queries() -> list[bytes]:
         q.save(buf, "JPEG", quality=85)
         out.append(buf.getvalue())
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(library: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "lookalike", "serve", "--library", str(library), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "NO_PROXY": "127.0.0.1"})
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not come up within 120 s")
 
 
 def summarise(latencies_ms: list[float], wall_s: float, errors: int) -> dict:
@@ -149,7 +125,7 @@ def main() -> None:
         n_images = len(lib)
 
     port = free_port()
-    server = start_server(library, port)
+    server = start_serve_process(library, port)
     results: dict[str, dict] = {}
     try:
         limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)

@@ -25,8 +25,6 @@ import json
 import os
 import platform
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lookalike import Library
+from lookalike.api.server import free_port, start_serve_process
 from lookalike.samples import build_gallery, sample_photos
 
 KEY = "load-test-key"
@@ -86,29 +85,6 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(library: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "LOOKALIKE_API_KEY": KEY, "NO_PROXY": "127.0.0.1"}
-    proc = subprocess.Popen([sys.executable, "-m", "lookalike", "serve", "--library", str(library), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not come up within 120 s")
 
 
 class Load:
@@ -261,7 +237,7 @@ def main() -> None:
         n_images = len(lib)
 
     port = free_port()
-    server = start_server(library, port)
+    server = start_serve_process(library, port, env={"LOOKALIKE_API_KEY": KEY})
     try:
         result = asyncio.run(run(args, f"http://127.0.0.1:{port}", server.pid, queries, expected_upload, ids,
                                  expected_similar, con))

@@ -9,41 +9,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import httpx
 import numpy as np
 from PIL import ImageOps
 
 from lookalike import Library
+from lookalike.api.server import free_port, start_serve_process
 from lookalike.samples import build_gallery
 
 from .test_api import jpeg
 
 K = 8
-
-
-def serve(library, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "lookalike", "serve", "--library", str(library), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("server did not start")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_server_answers_correctly_while_another_process_indexes(tmp_path, photos):
@@ -61,7 +38,7 @@ def test_server_answers_correctly_while_another_process_indexes(tmp_path, photos
         ranking_before = [[h.id for h in lib.search_vector(v, k=len(before_ids))] for v in qvecs]
 
     port = free_port()
-    server = serve(lib_dir, port)
+    server = start_serve_process(lib_dir, port, timeout_s=90)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     statuses: dict[int, int] = {}
     during = 0

@@ -14,3 +14,11 @@ def resize_square(image: Image.Image, size: int) -> np.ndarray:
         # reducing_gap lets Pillow shrink big images in two cheap steps with little loss.
         image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def resize_square_grey(image: Image.Image, size: int) -> np.ndarray:
+    """Greyscale size x size uint8, for the handcrafted texture and keypoint extractors."""
+    grey = image.convert("L")
+    if grey.size != (size, size):
+        grey = grey.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return np.asarray(grey, dtype=np.uint8)

@@ -18,6 +18,7 @@ from PIL import Image
 
 from ..errors import LookalikeError
 from .base import BatchEmbedMixin, Features, l2_normalize
+from .preprocess import resize_square_grey
 
 SIZE = 128  # greyscale side length keypoints are found on
 CODEWORDS = 32
@@ -43,10 +44,7 @@ class SiftVladExtractor(BatchEmbedMixin):
         return SIZE
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
-        grey = image.convert("L")
-        if grey.size != (SIZE, SIZE):
-            grey = grey.resize((SIZE, SIZE), Image.Resampling.BILINEAR, reducing_gap=3.0)
-        return np.asarray(grey, dtype=np.uint8)
+        return resize_square_grey(image, SIZE)
 
     # -- state ----------------------------------------------------------------------------
     def is_fitted(self) -> bool:

@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 from .base import BatchEmbedMixin, Features, l2_normalize
+from .preprocess import resize_square_grey
 
 SIZE = 64  # greyscale side length the descriptors are computed on
 LBP_POINTS, LBP_RADIUS = 8, 1
@@ -25,10 +26,7 @@ class TextureExtractor(BatchEmbedMixin):
         return SIZE
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
-        grey = image.convert("L")
-        if grey.size != (SIZE, SIZE):
-            grey = grey.resize((SIZE, SIZE), Image.Resampling.BILINEAR, reducing_gap=3.0)
-        return np.asarray(grey, dtype=np.uint8)
+        return resize_square_grey(image, SIZE)
 
     def embed_batch(self, inputs: np.ndarray) -> Features:
         vectors = np.stack([self._describe(img) for img in inputs]) if len(inputs) else np.zeros((0, self.dim), np.float32)
