@@ -26,27 +26,18 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from PIL import ImageDraw, ImageOps
 from rich.console import Console
 from rich.table import Table
 
 from lookalike import Library
 from lookalike.api.server import free_port, start_serve_process
-from lookalike.samples import build_gallery, sample_photos
+from lookalike.samples import build_gallery, unseen_edits
 
 
 def unseen_queries() -> list[bytes]:
     """JPEG bytes of edits the gallery does not hold (greyscale, occluded, tight crop)."""
     out = []
-    for i, photo in enumerate(sample_photos().values()):
-        w, h = photo.size
-        if i % 3 == 0:
-            q = ImageOps.grayscale(photo).convert("RGB")
-        elif i % 3 == 1:
-            q = photo.copy()
-            ImageDraw.Draw(q).rectangle((w // 10, h // 10, w // 3, h // 3), fill=(128, 128, 128))
-        else:
-            q = photo.crop((w // 5, h // 5, w - w // 5, h - h // 5))
+    for _, q in unseen_edits().values():
         buf = io.BytesIO()
         q.save(buf, "JPEG", quality=85)
         out.append(buf.getvalue())

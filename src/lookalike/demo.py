@@ -7,30 +7,16 @@ import argparse
 import time
 from pathlib import Path
 
-from PIL import ImageDraw, ImageOps
 from rich.console import Console
 from rich.table import Table
 
 from .engine import Library
-from .samples import build_gallery, sample_photos, save_jpeg
+from .samples import build_gallery, save_jpeg, unseen_edits
 
 
 def make_queries(root: Path) -> dict[str, Path]:
     """Edits that are *not* in the gallery: greyscale, a grey occluding box, a tight crop."""
-    queries: dict[str, Path] = {}
-    for i, (name, photo) in enumerate(sample_photos().items()):
-        w, h = photo.size
-        kind = i % 3
-        if kind == 0:
-            q, how = ImageOps.grayscale(photo).convert("RGB"), "grey"
-        elif kind == 1:
-            q = photo.copy()
-            ImageDraw.Draw(q).rectangle((w // 10, h // 10, w // 10 + w // 4, h // 10 + h // 4), fill=(128, 128, 128))
-            how = "occluded"
-        else:
-            q, how = photo.crop((w // 5, h // 5, w - w // 5, h - h // 5)), "crop60"
-        queries[name] = save_jpeg(q, root / "queries" / f"{name}-{how}.jpg", 80)
-    return queries
+    return {name: save_jpeg(q, root / "queries" / f"{name}-{how}.jpg", 80) for name, (how, q) in unseen_edits().items()}
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 # scikit-image photos that live inside its wheel (no download), colour ones first.
 SKIMAGE_PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina",
@@ -64,3 +64,21 @@ def build_gallery(root: Path, with_variants: bool = True) -> dict[str, list[Path
                 files.append(save_jpeg(im, root / "variants" / name / f"{name}-{kind}.jpg", 85))
         groups[name] = files
     return groups
+
+
+def unseen_edits() -> dict[str, tuple[str, Image.Image]]:
+    """photo name -> (kind, edit) with an edit that `variants` never makes, cycling through
+    greyscale, a grey occluding box and a 60% centre crop: queries whose right answers are in
+    a `build_gallery` gallery but which are not in it themselves."""
+    out: dict[str, tuple[str, Image.Image]] = {}
+    for i, (name, photo) in enumerate(sample_photos().items()):
+        w, h = photo.size
+        if i % 3 == 0:
+            out[name] = ("grey", ImageOps.grayscale(photo).convert("RGB"))
+        elif i % 3 == 1:
+            q = photo.copy()
+            ImageDraw.Draw(q).rectangle((w // 10, h // 10, w // 3, h // 3), fill=(128, 128, 128))
+            out[name] = ("occluded", q)
+        else:
+            out[name] = ("crop60", photo.crop((w // 5, h // 5, w - w // 5, h - h // 5)))
+    return out
