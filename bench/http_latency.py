@@ -15,7 +15,6 @@ Baseline, measured in the same run: the same searches through `Library.search` i
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
@@ -29,19 +28,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from common import indexed_sample_gallery, unseen_queries
 from lookalike import Library
 from lookalike.api.server import free_port, start_serve_process
-from lookalike.samples import build_gallery, unseen_edits
-
-
-def unseen_queries() -> list[bytes]:
-    """JPEG bytes of edits the gallery does not hold (greyscale, occluded, tight crop)."""
-    out = []
-    for _, q in unseen_edits().values():
-        buf = io.BytesIO()
-        q.save(buf, "JPEG", quality=85)
-        out.append(buf.getvalue())
-    return out
 
 
 def summarise(latencies_ms: list[float], wall_s: float, errors: int) -> dict:
@@ -97,10 +86,7 @@ def main() -> None:
         tmp = tempfile.TemporaryDirectory(prefix="lookalike-bench-")
         root = Path(tmp.name)
         con.print("building and indexing the sample gallery (98 images)...")
-        build_gallery(root / "gallery")
-        with Library.open(root / "lib") as lib:
-            lib.add([root / "gallery"])
-        library = root / "lib"
+        library = indexed_sample_gallery(root)
 
     queries = unseen_queries()
     with Library.open(library, create=False) as lib:

@@ -36,9 +36,9 @@ from PIL import Image, ImageDraw
 from rich.console import Console
 from rich.table import Table
 
+from common import indexed_sample_gallery, unseen_queries
 from lookalike import Library
 from lookalike.api.server import free_port, start_serve_process
-from lookalike.samples import build_gallery, unseen_edits
 
 KEY = "load-test-key"
 KINDS = ("upload", "similar", "thumb", "add")
@@ -49,16 +49,6 @@ def jpeg(im: Image.Image, quality: int = 85) -> bytes:
     buf = io.BytesIO()
     im.convert("RGB").save(buf, "JPEG", quality=quality)
     return buf.getvalue()
-
-
-def unseen_queries() -> list[bytes]:
-    """JPEG bytes of edits the gallery does not hold (greyscale, occluded, tight crop)."""
-    out = []
-    for _, q in unseen_edits().values():
-        buf = io.BytesIO()
-        q.save(buf, "JPEG", quality=85)
-        out.append(buf.getvalue())
-    return out
 
 
 def generated_image(seed: int) -> bytes:
@@ -219,10 +209,7 @@ def main() -> None:
     if library is None:
         root = Path(tmp.name)
         con.print("building and indexing the sample gallery...")
-        build_gallery(root / "gallery")
-        with Library.open(root / "lib") as lib:
-            lib.add([root / "gallery"])
-        library = root / "lib"
+        library = indexed_sample_gallery(root)
     queries = unseen_queries()
     with Library.open(library, create=False) as lib:
         ids = [r.id for r in lib.records()]

@@ -7,9 +7,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from lookalike import Library
+from lookalike.api import create_app
+from lookalike.api.server import BackgroundServer
 from lookalike.samples import build_gallery
 
 CHROMIUM = "/usr/bin/chromium"
@@ -48,3 +51,29 @@ def browser_type_launch_args(browser_type_launch_args):
     return {**browser_type_launch_args, "executable_path": CHROMIUM,
             "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                      "--disable-component-update", "--disable-sync", "--no-first-run"]}
+
+
+@pytest.fixture(scope="module")
+def lib(gallery):
+    """The gallery's library, read-only by convention (tests that write use their own copy)."""
+    with Library.open(gallery.library, create=False) as library:
+        yield library
+
+
+@pytest.fixture(scope="module")
+def client(gallery):
+    """An HTTP client to a real uvicorn server over the gallery's library."""
+    with BackgroundServer(create_app(gallery.library)) as url, httpx.Client(base_url=url, timeout=120) as c:
+        yield c
+
+
+@pytest.fixture
+def watched(page):
+    """The browser page (pytest-playwright), failing the test on any JavaScript error: errors
+    belong on the page, not in the console."""
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None)
+    page.set_default_timeout(30_000)
+    yield page
+    assert problems == []

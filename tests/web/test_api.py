@@ -34,18 +34,6 @@ def upload(client: httpx.Client, data: bytes, name: str = "q.jpg", **params) -> 
 
 
 @pytest.fixture(scope="module")
-def lib(gallery):
-    with Library.open(gallery.library, create=False) as library:
-        yield library
-
-
-@pytest.fixture(scope="module")
-def client(gallery):
-    with BackgroundServer(create_app(gallery.library)) as url, httpx.Client(base_url=url, timeout=120) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def writable(gallery, tmp_path_factory):
     """A copy of the gallery library behind a server with an API key and a 2 MB upload limit."""
     copy = tmp_path_factory.mktemp("writable") / "lib"

@@ -5,28 +5,10 @@ from __future__ import annotations
 
 import os
 
-import httpx
-import pytest
-
-from lookalike import Library
-from lookalike.api import create_app
-from lookalike.api.server import BackgroundServer
 from lookalike.engine.duplicates import DuplicateThresholds
 from lookalike.store import SearchFilter
 
 from .test_api import jpeg, upload
-
-
-@pytest.fixture(scope="module")
-def lib(gallery):
-    with Library.open(gallery.library, create=False) as library:
-        yield library
-
-
-@pytest.fixture(scope="module")
-def client(gallery):
-    with BackgroundServer(create_app(gallery.library)) as url, httpx.Client(base_url=url, timeout=120) as c:
-        yield c
 
 
 def ids_scores(results) -> list[tuple[int, float]]:

@@ -30,23 +30,6 @@ def site(gallery):
         yield url
 
 
-@pytest.fixture(scope="module")
-def lib(gallery):
-    with Library.open(gallery.library, create=False) as library:
-        yield library
-
-
-@pytest.fixture
-def watched(page: Page):
-    """The page, failing the test on any JavaScript error (errors belong on the page)."""
-    problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None)
-    page.set_default_timeout(30_000)
-    yield page
-    assert problems == []
-
-
 def settle(page: Page, grid: str) -> None:
     """Wait until the thumbnails on screen have loaded, for the screenshots."""
     page.wait_for_function("g => [...document.querySelectorAll(g + ' img')].slice(0, 12).every(i => i.complete && i.naturalWidth > 0)",

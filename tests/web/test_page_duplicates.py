@@ -20,17 +20,6 @@ pytest.importorskip("playwright")
 from playwright.sync_api import Page, expect  # noqa: E402
 
 
-@pytest.fixture
-def watched(page: Page):
-    """The page, failing the test on any JavaScript error (as in test_page.py)."""
-    problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None)
-    page.set_default_timeout(30_000)
-    yield page
-    assert problems == []
-
-
 @pytest.fixture(scope="module")
 def dup_library(tmp_path_factory, photos):
     root = tmp_path_factory.mktemp("web-dups")

@@ -142,11 +142,7 @@ class Indexer:
         records = self.store.get(same)
         if not records:
             # Another process removed every record with this content since we looked: embed it.
-            prep = self._prepare(e, decode=True)
-            if prep.error:
-                report.failed.append((e.path, prep.error))
-            else:
-                pending.append((prep, old))
+            self._embed_after_all(e, old, report, pending)
             return
         gone = [r for r in records.values() if r.path not in self._present and not os.path.exists(r.path)]
         if old is not None:
@@ -165,15 +161,20 @@ class Indexer:
         try:
             vec = self.store.vectors([src.id])[0]
         except KeyError:  # removed by another process between the two reads
-            prep = self._prepare(e, decode=True)
-            if prep.error:
-                report.failed.append((e.path, prep.error))
-            else:
-                pending.append((prep, None))
+            self._embed_after_all(e, None, report, pending)
             return
         rec = ImageRecord(e.path, prep.sha256, e.size, e.mtime, src.width, src.height, list(src.tags))
         writes.append(Upsert(rec, vec))
         report.added += 1
+
+    def _embed_after_all(self, e: FileEntry, old: ImageRecord | None, report: AddReport, pending: list) -> None:
+        """The content was known when the worker hashed it but is gone now: decode and queue it
+        for the model like new content."""
+        prep = self._prepare(e, decode=True)
+        if prep.error:
+            report.failed.append((e.path, prep.error))
+        else:
+            pending.append((prep, old))
 
     def _forget(self, rec: ImageRecord) -> None:
         self._paths.pop(rec.path, None)
