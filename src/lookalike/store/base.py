@@ -6,7 +6,7 @@ library-wide settings (`meta`: model name, dimension, ...). The engine talks onl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol, Sequence, runtime_checkable
+from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -24,6 +24,9 @@ class ImageRecord:
     tags: Tags = field(default_factory=list)
     added: float = 0.0
     id: int | None = None  # assigned by the store on first write
+    # Flat JSON metadata of typed values (str, int, float, bool, ISO date str, list[str]):
+    # file facts (folder, name, format, ...), EXIF, catalogue columns, DICOM tags. Filterable with `where`.
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
