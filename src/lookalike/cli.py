@@ -493,6 +493,11 @@ def finetune(
                   f"use it with --model {m['name']}", highlight=False)
 
 
+from .cli_medical import register as _register_scans  # noqa: E402  (medical scans: `lookalike scans ...`)
+
+_register_scans(app)
+
+
 def main() -> None:
     app()
 

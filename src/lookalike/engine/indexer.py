@@ -15,8 +15,10 @@ import numpy as np
 
 from ..errors import ImageLoadError
 from ..imaging import decode_image, original_size, read_file
+from ..medical.reader import is_scan
 from ..models import FeatureExtractor
 from ..store import ImageRecord, Upsert, VectorStore
+from .medical_index import ScanIndexer, entries_by_file
 from .scan import FileEntry, printable
 
 # (done, total) -> None, called from the indexing thread.
@@ -67,15 +69,24 @@ class Indexer:
 
     def run(self, entries: list[FileEntry], report: AddReport) -> None:
         known_paths = {r.path: r for r in self.store.iter_records()}
-        todo = []
+        todo, scans = [], []
+        scan_indexer = ScanIndexer(self.store, self.extractor, self.batch_size, entries_by_file(known_paths))
         for e in entries:
+            if is_scan(e.path):  # DICOM / NIfTI: one file, many entries (engine/medical_index.py)
+                if scan_indexer.is_unchanged(e):
+                    report.unchanged += 1
+                else:
+                    scans.append(e)
+                continue
             old = known_paths.get(e.path)
             if old is not None and old.size == e.size and old.mtime == e.mtime:
                 report.unchanged += 1
             else:
                 todo.append(e)
-        total = len(todo)
+        total = len(todo) + len(scans)
         self.progress(0, total)
+        if scans:
+            scan_indexer.run(scans, report, lambda n: self.progress(n, total))
         if not todo:
             return
         self._hashes = self.store.hashes()
@@ -104,7 +115,7 @@ class Indexer:
                 if len(writes) >= self.batch_size or removes:
                     self._flush(writes, removes)
                 done += 1
-                self.progress(done, total)
+                self.progress(len(scans) + done, total)
         self._embed(pending, writes, report)
         self._flush(writes, removes)
 

@@ -17,6 +17,7 @@ from ..imaging import ImageSource, load_image
 from ..models import FeatureExtractor, TrainableExtractor, get_extractor, model_info
 from ..store import ImageRecord, SearchFilter, VectorStore, open_store
 from .duplicates import TIERS, DuplicateProgressFn, DuplicateReport, DuplicateThresholds, find_duplicates
+from .entries import file_of
 from .indexer import AddReport, Indexer, ProgressFn
 from .query import resolve
 from .scan import absolute, printable, scan
@@ -133,6 +134,7 @@ class Library:
             if rec is not None:
                 ids.append(rec.id)  # type: ignore[arg-type]
             ids += [r.id for r in self.store.iter_records(where=SearchFilter(path.rstrip(os.sep) + os.sep))]
+            ids += [r.id for r in self.store.iter_records(where=SearchFilter(path + "#")) if file_of(r.path) == path]
         ids = sorted(set(ids))
         if ids:
             self.store.write(removes=ids)
@@ -140,7 +142,7 @@ class Library:
 
     def _prune(self, roots: list[str]) -> int:
         gone = [r.id for r in self.store.iter_records()
-                if _under(r.path, roots) and not os.path.exists(r.path)]
+                if _under(file_of(r.path), roots) and not os.path.exists(file_of(r.path))]
         if gone:
             self.store.write(removes=gone)
         return len(gone)

@@ -7,7 +7,6 @@ import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -15,6 +14,7 @@ from PIL import Image
 from ..errors import ImageLoadError, LookalikeError
 from ..imaging import ImageSource, decode_image, load_image
 from ..store import VectorStore
+from .entries import file_of, load_entry
 from .scan import absolute
 
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
@@ -29,8 +29,11 @@ class ResolvedQuery:
     exclude: list[int] = field(default_factory=list)  # the query itself, when it is indexed
 
 
-def resolve(query: ImageSource | int, store: VectorStore, draft_size: int | None = None) -> ResolvedQuery:
-    """`draft_size` must match the indexer's, so a file queried gives exactly its indexed vector."""
+def resolve(query: ImageSource | int, store: VectorStore, draft_size: int | None = None,
+            window: str | None = None) -> ResolvedQuery:
+    """`draft_size` must match the indexer's, so a file queried gives exactly its indexed vector.
+    `window`: how a scan file (DICOM, NIfTI) is shown to the model; None: the library's window,
+    and then an indexed entry answers with its stored vector."""
     if isinstance(query, (int, np.integer)) and not isinstance(query, bool):
         return _by_id(int(query), store)
     if isinstance(query, str):
@@ -41,15 +44,17 @@ def resolve(query: ImageSource | int, store: VectorStore, draft_size: int | None
             return ResolvedQuery(query, image=decode_image(download(query), query, draft_size))
     if isinstance(query, (str, os.PathLike)):
         path = absolute(query)
-        rec = store.find_path(path)
+        rec = store.find_path(path) if window is None else None
         if rec is not None:
             try:
-                st = os.stat(path)
+                st = os.stat(file_of(path))  # a frame's entry is checked against its file
                 if st.st_size == rec.size and st.st_mtime == rec.mtime:
                     return ResolvedQuery(path, vector=store.vectors([rec.id])[0], exclude=[rec.id])
             except OSError:
                 pass
-        return ResolvedQuery(os.fsdecode(query), image=load_image(Path(path), draft_size))
+        if window is None:
+            window = store.get_meta().get("scan_window")
+        return ResolvedQuery(os.fsdecode(query), image=load_entry(path, draft_size, window))
     label = {bytes: "<bytes>", Image.Image: "<image>", np.ndarray: "<array>"}.get(type(query), "<image>")
     return ResolvedQuery(label, image=load_image(query, draft_size))
 

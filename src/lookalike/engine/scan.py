@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..imaging import is_image_name
+from ..medical.reader import is_scan_name, sniff_dicom
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,23 @@ def scan(paths: list[str | os.PathLike], skip: list[Path] = ()) -> tuple[list[Fi
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
                                      and os.path.join(dirpath, d) not in skip_set)
                 for name in sorted(filenames):
-                    if is_image_name(name) and not name.startswith("."):
-                        take(os.path.join(dirpath, name))
+                    if name.startswith("."):
+                        continue
+                    full = os.path.join(dirpath, name)
+                    if is_image_name(name) or is_scan_name(name) or (_maybe_dicom(name) and sniff_dicom(full)):
+                        take(full)
         elif os.path.lexists(root):
             take(root)
         else:
             failed.append((root, "no such file or directory"))
     return list(entries.values()), failed
+
+
+def _maybe_dicom(name: str) -> bool:
+    """PACS exports name DICOM files IM0001, 1.2.840.113619.2..., DICOM/I0: no extension, or a
+    numeric one. Only those are opened to look for the DICM preamble."""
+    ext = os.path.splitext(name)[1]
+    return ext == "" or ext[1:].isdigit()
 
 
 def printable(path: str, controls: bool = True) -> str:

@@ -1,0 +1,76 @@
+"""Entry addressing: one file may hold several searchable entries (a multi-frame DICOM's
+frames, a NIfTI volume's slices, a video's frames). An entry's path is the file's path plus
+a fragment:
+
+    /photos/beach.jpg             the whole file (a still image, a single-frame DICOM)
+    /scans/us.dcm#frame=7         the 8th frame of a multi-frame file (0-based)
+    /scans/t1.nii.gz#slice=90     the 91st axial slice of a volume (0-based)
+
+Everything that treats a record path as a file (exists, prune, remove, serve) goes through
+`split_entry` / `file_of`. A file whose own name contains `#` is still one entry: only a
+fragment of exactly these forms is recognised."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from PIL import Image
+
+from ..errors import ImageLoadError
+from ..imaging import load_image, read_file
+
+_FRAGMENT = re.compile(r"#(t=\d+(?:\.\d+)?|frame=\d+|slice=\d+)$")
+
+
+def split_entry(path: str) -> tuple[str, str | None]:
+    """(file path, fragment or None): "/x/ct.dcm#frame=3" -> ("/x/ct.dcm", "frame=3")."""
+    m = _FRAGMENT.search(path)
+    if m is None:
+        return path, None
+    return path[: m.start()], m.group(1)
+
+
+def file_of(path: str) -> str:
+    """The file an entry lives in."""
+    return split_entry(path)[0]
+
+
+def frame_entry(file: str, index: int) -> str:
+    return f"{file}#frame={index}"
+
+
+def slice_entry(file: str, index: int) -> str:
+    return f"{file}#slice={index}"
+
+
+def entry_of(file: str, fragment: str | None) -> str:
+    return file if fragment is None else f"{file}#{fragment}"
+
+
+def entry_exists(path: str) -> bool:
+    return os.path.exists(file_of(path))
+
+
+def load_entry(path: str, draft_size: int | None = None, window: str | None = None) -> Image.Image:
+    """The picture an entry shows: a still image's pixels, or a scan's frame or slice as the
+    library windows it (`window`: a spec of medical/window.py; None: auto)."""
+    from ..medical.reader import is_scan
+
+    file, fragment = split_entry(path)
+    if not is_scan(file):
+        if fragment is not None:
+            raise ImageLoadError(path, f"#{fragment} names a frame, but {os.path.basename(file)} is not a scan file")
+        return load_image(file, draft_size)
+    from ..medical.reader import read_scan
+    from ..medical.window import parse_window
+
+    frames = read_scan(read_file(file), file, parse_window(window))
+    if fragment is None:
+        if len(frames) == 1:
+            return frames[0].image
+        raise ImageLoadError(path, f"holds {len(frames)} pictures: name one, e.g. {entry_of(file, frames[0].fragment)}")
+    for frame in frames:
+        if frame.fragment == fragment:
+            return frame.image
+    raise ImageLoadError(path, f"no #{fragment} in this file ({len(frames)} pictures)")

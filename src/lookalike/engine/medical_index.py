@@ -1,0 +1,124 @@
+"""Indexing scan files (DICOM, NIfTI): each frame or slice becomes an entry (engine/entries.py).
+
+A file is the unit of change: an unchanged file (same size and mtime on every entry) is
+skipped without opening it; a changed one has all its entries replaced in one store
+transaction, so a search never sees a mix of old and new frames. The library's window and
+PHI policy (`scan_window`, `scan_keep_phi` in the store's meta) apply to every file."""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from ..errors import ImageLoadError, LookalikeError
+from ..imaging import read_file
+from ..medical.frames import ScanFrame
+from ..medical.reader import read_scan
+from ..medical.window import parse_window
+from ..models import FeatureExtractor
+from ..store import ImageRecord, Upsert, VectorStore
+from .entries import entry_of, split_entry
+from .scan import FileEntry
+
+if TYPE_CHECKING:
+    from .indexer import AddReport
+
+WINDOW_META = "scan_window"  # the library's window spec (medical/window.py), "auto" by default
+PHI_META = "scan_keep_phi"  # "true" only if the library was created with the explicit opt-in
+
+
+@dataclass
+class _PreparedScan:
+    entry: FileEntry
+    sha256: str = ""
+    frames: list[ScanFrame] = field(default_factory=list)
+    pixels: list[np.ndarray] = field(default_factory=list)
+    error: str | None = None
+
+
+def entry_sha(file_sha: str, fragment: str | None) -> str:
+    """A frame's content id: copies of a file are copies frame by frame; no frame matches a still."""
+    return file_sha if fragment is None else hashlib.sha256(f"{file_sha}#{fragment}".encode()).hexdigest()
+
+
+def entries_by_file(records: dict[str, ImageRecord]) -> dict[str, list[ImageRecord]]:
+    out: dict[str, list[ImageRecord]] = {}
+    for r in records.values():
+        out.setdefault(split_entry(r.path)[0], []).append(r)
+    return out
+
+
+class ScanIndexer:
+    def __init__(self, store: VectorStore, extractor: FeatureExtractor, batch_size: int,
+                 entries_of: dict[str, list[ImageRecord]]) -> None:
+        self.store = store
+        self.extractor = extractor
+        self.batch_size = batch_size
+        self.entries_of = entries_of
+        meta = store.get_meta()
+        self.window = parse_window(meta.get(WINDOW_META))
+        self.keep_phi = meta.get(PHI_META) == "true"
+
+    def is_unchanged(self, e: FileEntry) -> bool:
+        olds = self.entries_of.get(e.path, [])
+        return bool(olds) and all(o.size == e.size and o.mtime == e.mtime for o in olds)
+
+    def run(self, scans: list[FileEntry], report: AddReport, progress: Callable[[int], None]) -> None:
+        # One file decodes in a worker while the previous one goes through the model.
+        with ThreadPoolExecutor(1, thread_name_prefix="lookalike-scan") as pool:
+            nxt: Future | None = pool.submit(self._prepare, scans[0])
+            for i in range(len(scans)):
+                prep: _PreparedScan = nxt.result()  # type: ignore[union-attr]
+                nxt = pool.submit(self._prepare, scans[i + 1]) if i + 1 < len(scans) else None
+                self._write(prep, report)
+                progress(i + 1)
+
+    # Runs in a worker thread: reads only.
+    def _prepare(self, e: FileEntry) -> _PreparedScan:
+        try:
+            data = read_file(e.path)
+            sha = hashlib.sha256(data).hexdigest()
+            olds = self.entries_of.get(e.path, [])
+            if olds and all(o.sha256 == entry_sha(sha, split_entry(o.path)[1]) for o in olds):
+                return _PreparedScan(e, sha)  # touched, not changed
+            frames = read_scan(data, e.path, self.window, self.keep_phi)
+            return _PreparedScan(e, sha, frames, [self.extractor.preprocess(f.image) for f in frames])
+        except ImageLoadError as err:
+            return _PreparedScan(e, error=err.reason)
+        except LookalikeError as err:  # MissingExtra: a decoder or pydicom not installed
+            return _PreparedScan(e, error=str(err))
+        except Exception as err:  # never let one file stop the run
+            return _PreparedScan(e, error=f"{type(err).__name__}: {err}")
+
+    def _write(self, prep: _PreparedScan, report: AddReport) -> None:
+        e = prep.entry
+        if prep.error:
+            report.failed.append((e.path, prep.error))
+            return
+        olds = self.entries_of.get(e.path, [])
+        if not prep.frames:
+            for old in olds:
+                old.size, old.mtime = e.size, e.mtime
+            self.store.write([Upsert(old) for old in olds])
+            report.unchanged += 1
+            return
+        vectors, tags = [], []
+        for start in range(0, len(prep.pixels), self.batch_size):
+            feats = self.extractor.embed_batch(np.stack(prep.pixels[start:start + self.batch_size]))
+            vectors.extend(feats.vectors)
+            tags.extend(feats.tags if feats.tags else [[] for _ in feats.vectors])
+        upserts = []
+        for frame, vec, frame_tags in zip(prep.frames, vectors, tags):
+            w, h = frame.image.size
+            rec = ImageRecord(entry_of(e.path, frame.fragment), entry_sha(prep.sha256, frame.fragment), e.size, e.mtime,
+                              w, h, list(frame_tags), fields=frame.fields)
+            upserts.append(Upsert(rec, np.asarray(vec, np.float32)))
+        self.store.write(upserts, [o.id for o in olds if o.id is not None])
+        report.embedded += len(upserts)
+        report.updated += 1 if olds else 0
+        report.added += 0 if olds else 1
+        self.entries_of[e.path] = [u.record for u in upserts]
