@@ -39,7 +39,7 @@ def dicom_testfile(name: str) -> Path:
     return Path(path)
 
 
-def copy_testdata(names: list[str], folder: Path) -> list[Path]:
+def copy_dicom_testfiles(names: list[str], folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     return [Path(shutil.copy(dicom_testfile(n), folder / n)) for n in names]
 
