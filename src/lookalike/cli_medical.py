@@ -124,3 +124,16 @@ def _print(cli, as_json: bool, query: str, took_ms: float, rows: list[dict], tit
                       printable(str(f.get("series_description", ""))),
                       "" if position is None else f"{position:g} mm", printable(path))
     cli.out.print(table)
+
+
+def eval_brain_slices(methods: str, out_dir: Path) -> None:
+    """`lookalike eval brain-slices`: the table of eval/brain_slices.py, written to OUT too."""
+    from .eval.brain_slices import brain_table, run_brain_slices, write_brain_report
+
+    cli = _cli()
+    with cli.user_errors():
+        with cli.err.status("embedding brain slices with each method"):
+            result = run_brain_slices([m.strip() for m in methods.split(",") if m.strip()])
+        files = write_brain_report(result, out_dir)
+        cli.out.print(brain_table(result), highlight=False, markup=False)
+        cli.err.print(f"wrote {', '.join(str(f) for f in files)}", highlight=False, soft_wrap=True)
