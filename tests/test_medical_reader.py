@@ -244,3 +244,19 @@ def test_missing_decoder_names_the_pip_package():
     assert "MISSING MR_small_jpeg_ls_lossless.dcm: decoding JPEG-LS Lossless Image Compression " \
            "(pip package pylibjpeg-libjpeg)" in out.stdout and "lookalike[dicom]" in out.stdout
     assert out.stdout.strip().endswith("1")  # the uncompressed file still reads
+
+
+def test_private_sop_class(tmp_path):
+    """An unknown (private) SOP class: with pixels it is read; without, the reason names its UID."""
+    pixels = pydicom.dcmread(dicom_testfile("MR_small.dcm")).pixel_array
+    path = write_dicom(tmp_path / "private.dcm", pixels, sop_class="1.2.826.0.1.3680043.99.1", modality="OT")
+    assert read(path)[0].fields["sop_class"] == "1.2.826.0.1.3680043.99.1"
+    ds = pydicom.dcmread(path)
+    del ds.PixelData
+    ds.save_as(tmp_path / "private-nopixels.dcm")
+    assert reason(tmp_path / "private-nopixels.dcm") == "no pixel data (1.2.826.0.1.3680043.99.1: not an image)"
+
+
+def test_file_without_transfer_syntax_reads_as_its_encoding():
+    (frame,) = read(dicom_testfile("OT-PAL-8-face.dcm"))  # no (0002,0010) in its meta header
+    assert frame.image.size == (640, 480) and frame.fields["window"] == "palette"

@@ -64,7 +64,7 @@ def read_dicom(data: bytes, name: str, window: Window, keep_phi: bool = False) -
     n_frames = max(1, _int(ds, "NumberOfFrames") or 1)
     samples = max(1, _int(ds, "SamplesPerPixel") or 1)
     if rows < 1 or cols < 1:
-        raise ImageLoadError(name, f"invalid dimensions {cols}x{rows}")
+        raise ImageLoadError(name, "pixel data without image dimensions (Rows/Columns missing or 0)")
     if rows * cols > max_pixels():
         raise ImageLoadError(name, f"too large: {cols}x{rows} pixels exceeds the {max_pixels():,} pixel limit")
     if n_frames > MAX_FRAMES:
@@ -104,7 +104,25 @@ def _parse(pydicom: Any, data: bytes, name: str) -> Any:
         raise ImageLoadError(name, f"corrupt DICOM header ({type(e).__name__})") from None
     if force and "SOPClassUID" not in ds and "PixelData" not in ds:
         raise ImageLoadError(name, "not a DICOM file (no DICM preamble and no DICOM elements)")
+    _infer_transfer_syntax(ds)
     return ds
+
+
+def _infer_transfer_syntax(ds: Any) -> None:
+    """Files without a meta header (or without its transfer syntax) are uncompressed: name the
+    encoding the parser found, so the pixel decoder can run."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if implicit is None:
+        return
+    if meta is None:
+        ds.file_meta = meta = FileMetaDataset()
+    meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else (ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
 
 
 def _refuse_non_images(ds: Any, name: str) -> None:
