@@ -29,10 +29,11 @@ def _sql(expr: Expr, col: str, params: list) -> str:
     if isinstance(expr, Compare):
         return _compare(expr.field, expr.op, expr.value, col, params)
     if isinstance(expr, In):
+        if expr.negate:
+            params.append(json_path(expr.field))  # placeholders are numbered in text order
         anyof = " OR ".join(_compare(expr.field, "=", v, col, params) for v in expr.values)
         if not expr.negate:
             return f"({anyof})"
-        params.append(json_path(expr.field))
         return f"(json_type({col}, ?) IS NOT NULL AND NOT ({anyof}))"
     if isinstance(expr, Like):
         params += [json_path(expr.field), json_path(expr.field), len(expr.prefix.encode()), expr.prefix.encode()]
