@@ -256,6 +256,8 @@ class _Parser:
         if ok:
             return
         kind = " or ".join(sorted(kinds))
+        if op == "like":
+            raise _error(f"{field!r} is a {kind}: like applies to strings and dates", tok.pos)
         shown = f'"{value}"' if got == "string" else str(value).lower() if got == "boolean" else str(value)
         if got == "string" and kinds == {"date"}:
             raise _error(f"{field!r} is a date: compare it with an ISO 8601 string such as \"2024-05-01\" or "

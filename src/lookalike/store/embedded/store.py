@@ -81,6 +81,15 @@ class EmbeddedStore:
         self._ann_checked_seq: int | None = None  # log position the exact/ANN choice was made at
 
     # -- plumbing -------------------------------------------------------------------------
+    @staticmethod
+    def exists(directory: str | Path) -> bool:
+        """Whether `directory` holds an embedded library (without creating one)."""
+        return (Path(directory) / DB_NAME).exists()
+
+    def write_refusal(self) -> LookalikeError | None:
+        """Why writes would fail (read-only directory or disk, disk full), or None."""
+        return self._refusal
+
     @property
     def read_only(self) -> bool:
         return self._refusal is not None
@@ -273,7 +282,7 @@ class EmbeddedStore:
     def _upsert(self, up: Upsert, now: float) -> int:
         r = up.record
         values = (path_param(r.path), r.sha256, int(r.size), float(r.mtime), int(r.width), int(r.height),
-                  json.dumps(r.tags), r.added or now, json.dumps(r.fields, ensure_ascii=False))
+                  json.dumps(r.tags), r.added or now, json.dumps(r.fields))
         # Another process may have written the same path since our caller read the library
         # (two indexers, or a server taking uploads): one path keeps one record, last write wins.
         if r.id is not None:
