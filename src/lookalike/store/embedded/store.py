@@ -29,6 +29,7 @@ from .search import exact_top_k
 from .sqlite_errors import as_user_error, read_only_error
 
 ANN_THRESHOLD = 20_000  # below this many images exact search is fast enough (a few ms)
+FILTER_CACHE = 8  # filters whose matching ids are kept (per store, until the next change)
 
 
 class EmbeddedStore:
@@ -72,6 +73,8 @@ class EmbeddedStore:
         self._columns = COLUMNS if has_fields else COLUMNS.replace(", fields", ", '{}'")
         self._has_field_types = self._db.execute(
             "SELECT name FROM sqlite_master WHERE name='field_types'").fetchone() is not None
+        self._filter_cache: dict[str, np.ndarray] = {}
+        self._filter_version: tuple[int, int] | None = None
         self._lock = threading.RLock()
         self._matrix: np.ndarray | None = None
         self._ids: np.ndarray | None = None
@@ -348,11 +351,25 @@ class EmbeddedStore:
         return self._exact_search(queries, k, where, exclude)
 
     def _matching_ids(self, where: SearchFilter | None) -> np.ndarray | None:
-        """Ids the filter allows (sorted), or None when there is no filter."""
+        """Ids the filter allows (sorted), or None when there is no filter. A filter reads
+        every image's fields JSON, so the last few answers are kept until the database
+        changes: paging through results or a search per query image pays it once."""
         if where is None or where.is_empty():
             return None
-        clause, params = where_sql(where)
-        return np.array([r[0] for r in self._query(f"SELECT id FROM images {clause} ORDER BY id", params)], np.int64)
+        with self._lock:
+            version = (self._query("PRAGMA data_version")[0][0], self._local_writes)
+            key = repr(where)  # dataclasses of plain values and frozen AST nodes: a faithful key
+            if self._filter_version != version:
+                self._filter_cache.clear()
+                self._filter_version = version
+            ids = self._filter_cache.pop(key, None)
+            if ids is None:
+                clause, params = where_sql(where)
+                ids = np.array([r[0] for r in self._query(f"SELECT id FROM images {clause} ORDER BY id", params)], np.int64)
+            self._filter_cache[key] = ids  # most recent last
+            while len(self._filter_cache) > FILTER_CACHE:
+                self._filter_cache.pop(next(iter(self._filter_cache)))
+            return ids
 
     # -- ANN index ------------------------------------------------------------------------
     def _log_seq(self) -> int | None:
