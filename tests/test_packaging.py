@@ -1,6 +1,6 @@
-"""A light install: indexing, search and tags run without PyTorch (and without the other
-extras); missing extras fail with one line naming the pip command; the wheel carries the
-web page and the version set in pyproject.toml."""
+"""A light install: indexing, search and tags run without PyTorch, OpenCV, scikit-image,
+scikit-learn, pymilvus or matplotlib (the extras); a missing extra fails with one line naming
+the pip command; the wheel carries the web page and the version set in pyproject.toml."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-EXTRAS_ONLY = ["torch", "efficientnet_lite_pytorch", "pymilvus", "milvus_lite", "matplotlib"]
+EXTRAS_ONLY = ["torch", "efficientnet_lite_pytorch", "pymilvus", "milvus_lite", "matplotlib", "cv2", "skimage", "sklearn"]
 
 # Prepended to each subprocess: importing any extra-only package fails as if not installed.
 BLOCKER = textwrap.dedent(f"""
@@ -48,10 +48,11 @@ def test_index_search_and_tags_without_torch(originals_dir, tmp_path):
             hits = lib.search(str(cat), k=3)
             tagged = lib.search_text("cat", k=3)
             filtered = lib.search(str(cat), k=3, text="espresso")
+            exact = lib.duplicates(tiers=["exact"])  # needs no OpenCV
         leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
         print(json.dumps({"added": report.added, "failed": len(report.failed), "leaked": leaked,
                           "hits": [h.path for h in hits], "tagged": [h.path for h in tagged],
-                          "filtered": [h.path for h in filtered]}))
+                          "filtered": [h.path for h in filtered], "exact_groups": len(exact.groups)}))
     """, tmp_path, str(tmp_path / "lib"), str(originals_dir))
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -60,7 +61,29 @@ def test_index_search_and_tags_without_torch(originals_dir, tmp_path):
     assert out["hits"] and "chelsea" not in out["hits"][0]  # never finds itself
     assert out["tagged"] and "chelsea" in Path(out["tagged"][0]).name
     assert [Path(p).name for p in out["filtered"]] == [n for n in (Path(p).name for p in out["filtered"]) if "coffee" in n]
+    assert out["exact_groups"] == 0
     assert (tmp_path / "cache" / "onnx").is_dir()  # built here, without torch
+
+
+@pytest.mark.parametrize(("call", "extra"), [
+    ("lib.duplicates()", "duplicates"),
+    ("Library.open(sys.argv[1] + '-texture', model='texture').extractor", "handcrafted"),
+    ("Library.open(sys.argv[1] + '-sift', model='sift-vlad').extractor", "handcrafted"),
+    ("__import__('lookalike.samples').samples.sample_photos()", "eval"),
+])
+def test_features_of_missing_extras_fail_in_one_line(call, extra, tmp_path):
+    proc = _run_blocked(f"""
+        import sys
+        from lookalike import Library
+        from lookalike.errors import MissingExtra
+        with Library.open(sys.argv[1]) as lib:
+            try:
+                {call}
+            except MissingExtra as e:
+                print(e.extra, "|", e)
+    """, tmp_path, str(tmp_path / "lib"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().startswith(f"{extra} | ") and f"pip install 'lookalike[{extra}]'" in proc.stdout
 
 
 def test_missing_extra_is_one_line_naming_pip(tmp_path):
