@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import LookalikeError
 from ..imaging import load_image
-from ..keypoints import Keypoints, keypoints, match
+from ..keypoints import Keypoints, keypoints, load_cv2, match
 from ..store import ImageRecord, SearchFilter, VectorStore
 
 TIERS = ("exact", "near", "similar")
@@ -111,6 +111,8 @@ def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None =
     unknown = [t for t in tiers if t not in TIERS]
     if unknown:
         raise LookalikeError(f"unknown tier {unknown[0]!r}: choose from {', '.join(TIERS)}")
+    if any(t != "exact" for t in tiers):
+        load_cv2()  # before any work: without OpenCV only the exact tier can be found
     progress = progress or (lambda phase, done, total: None)
     records = {r.id: r for r in store.iter_records(where=where)}
     ids = sorted(records)  # type: ignore[type-var]

@@ -17,6 +17,7 @@ from PIL import Image
 
 from ..engine.library import FIT_SAMPLE
 from ..errors import LookalikeError
+from ..extras import require
 from ..imaging import load_image
 from ..models import FeatureExtractor, TrainableExtractor, get_extractor, l2_normalize, model_info
 from ..samples import sample_photos
@@ -135,7 +136,7 @@ def embed_images(ext: FeatureExtractor, images: list[Image.Image], batch_size: i
 def fit_pca_whitening(train: np.ndarray, dim: int, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:
     """PCA-whitening learned on `train` vectors: project to `dim` components, scale each to
     unit variance, L2-normalise again (Jegou & Chum 2012)."""
-    from sklearn.decomposition import PCA
+    PCA = require("sklearn.decomposition", feature="PCA-whitening (--whiten)", extra="eval").PCA
 
     if dim > min(train.shape):
         raise LookalikeError(f"cannot whiten to {dim} dims from {train.shape[0]} vectors of dimension {train.shape[1]}")
