@@ -133,13 +133,17 @@ def decode_image(data: bytes, name: str = "<bytes>", draft_size: int | None = No
     try:
         im = open_image(io.BytesIO(data))
         _check_frames(im, name)
-        original = _oriented_size(im)
+        original = None
         if draft_size and im.format == "JPEG":
             _check_size(im, name, max(pixel_limit or 0, max_pixels()))  # the absolute limit on the header
+            original = _oriented_size(im)  # a JPEG's EXIF is in its header: nothing is decoded
             im.draft("RGB", _draft_target(im.size, draft_size))
+        # Before anything that may decode: PNG's getexif() loads the whole image to find an
+        # eXIf chunk after the pixel data.
         _check_size(im, name, pixel_limit)
         with DECODE_BUDGET.reserve(decoded_bytes(im.mode, im.size)):
             im.load()
+            original = original or _oriented_size(im)
             rgb = to_rgb(im, name)
     except (ImageLoadError, Busy):
         raise

@@ -76,8 +76,8 @@ def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None =
     key = (os.environ.get(API_KEY_ENV) or None) if api_key is _FROM_ENV else api_key
     limit = max_upload_bytes or max_upload_from_env()
     settings = Settings(key, limit, url_queries,  # type: ignore[arg-type]
-                        TokenBuckets("uploads", uploads_per_minute, 20),
-                        TokenBuckets("URL searches", url_searches_per_minute, 5))
+                        TokenBuckets("uploads", uploads_per_minute, max(20, int(uploads_per_minute / 4))),
+                        TokenBuckets("URL searches", url_searches_per_minute, max(5, int(url_searches_per_minute / 4))))
     fetcher = Fetcher(FetchPolicy(allow=parse_networks(tuple(url_allow)), max_bytes=limit,
                                   deadline_s=url_deadline_s)) if url_queries else None
     library = Library.open(Path(library_dir), store=store, create=False)

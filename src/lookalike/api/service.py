@@ -132,7 +132,7 @@ class Service:
         """Cached per library state (this server's writes and the image count) for DUPLICATES_TTL_S
         (other processes' writes show after that); one computation at a time, so a burst of
         identical requests costs one run."""
-        key = (thresholds, tuple(tiers), repr(where), len(self.lib), self._generation)
+        key = (repr(thresholds), tuple(tiers), repr(where), len(self.lib), self._generation)
         with self._duplicates_lock:
             hit = self._duplicates_cache.get(key)
             if hit is not None and time.monotonic() - hit[0] < DUPLICATES_TTL_S:
