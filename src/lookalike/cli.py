@@ -383,7 +383,8 @@ def serve(
         writes = "need $LOOKALIKE_API_KEY" if os.environ.get(API_KEY_ENV) else "open to anyone who can reach it (no API key)"
         urls = ("ON (public addresses" + (f" + {', '.join(url_allow)}" if url_allow else "") + ")") if allow_url_queries else "off"
         err.print(f"uploads/deletes: {writes}; URL queries: {urls}; "
-                  f"hosts answered: localhost, 127.0.0.1, ::1, {', '.join([host, *(allowed_host or ())])}", highlight=False, markup=False)
+                  f"hosts answered: {', '.join(dict.fromkeys(['localhost', '127.0.0.1', '::1', host, *(allowed_host or ())]))}",
+                  highlight=False, markup=False)
         uvicorn.run(web, host=host, port=port, log_level="info", timeout_graceful_shutdown=5, server_header=False)
 @app.command("eval")
 def eval_(
