@@ -351,6 +351,7 @@ def serve(
         None, "--max-upload-mb", envvar="LOOKALIKE_MAX_UPLOAD_MB", min=0.001, help="Largest request body in MB [default: 20]."),
     allow_url_queries: bool = typer.Option(
         False, "--allow-url-queries", help="Let clients make the server download an image URL (public addresses only)."),
+    no_url_queries: bool = typer.Option(False, "--no-url-queries", hidden=True, help="URL queries are off by default now."),
     url_allow: Optional[list[str]] = typer.Option(
         None, "--url-allow", metavar="CIDR", help="With --allow-url-queries: also fetch from this non-public network (repeatable)."),
     allowed_host: Optional[list[str]] = typer.Option(
@@ -370,6 +371,8 @@ def serve(
         if not os.environ.get(API_KEY_ENV) and not is_loopback(host) and not allow_anonymous_writes:
             raise LookalikeError(f"refusing to serve on {host} without ${API_KEY_ENV}: anyone could upload and delete images; "
                                  f"set ${API_KEY_ENV} or pass --allow-anonymous-writes")
+        if allow_url_queries and no_url_queries:
+            raise LookalikeError("--allow-url-queries and --no-url-queries contradict each other; give one")
         directory = library or default_library()
         web = create_app(directory, _store(store, directory, milvus_token),
                          max_upload_bytes=int(max_upload_mb * 1_000_000) if max_upload_mb else None,
@@ -383,7 +386,8 @@ def serve(
         writes = "need $LOOKALIKE_API_KEY" if os.environ.get(API_KEY_ENV) else "open to anyone who can reach it (no API key)"
         urls = ("ON (public addresses" + (f" + {', '.join(url_allow)}" if url_allow else "") + ")") if allow_url_queries else "off"
         err.print(f"uploads/deletes: {writes}; URL queries: {urls}; "
-                  f"hosts answered: {', '.join(dict.fromkeys(['localhost', '127.0.0.1', '::1', host, *(allowed_host or ())]))}",
+                  f"hosts answered: {', '.join(dict.fromkeys(['localhost', '127.0.0.1', '::1', host, *(allowed_host or ())]))}"
+                  + (" and any IP address" if host in ("0.0.0.0", "::") else ""),
                   highlight=False, markup=False)
         uvicorn.run(web, host=host, port=port, log_level="info", timeout_graceful_shutdown=5, server_header=False)
 @app.command("eval")
