@@ -199,14 +199,16 @@ def get_file(request: Request, image_id: int = ImageId) -> StreamingResponse:
     """The indexed file, only while it is still the file that was indexed (409 otherwise)."""
     record, f, size, media_type = _svc(request).open_file(image_id)
     name = quote(os.path.basename(record.path))
-    return StreamingResponse(_chunks(f), media_type=media_type, headers={
+    return StreamingResponse(_chunks(f, size), media_type=media_type, headers={
         "Cache-Control": "private, max-age=300", "Content-Length": str(size),
         "Content-Disposition": f"inline; filename*=utf-8''{name}"})
 
 
-def _chunks(f: BinaryIO, size: int = 1 << 16) -> Iterator[bytes]:
+def _chunks(f: BinaryIO, size: int) -> Iterator[bytes]:
+    """At most the `size` bytes checked when the file was opened (it matches Content-Length)."""
     with f:
-        while chunk := f.read(size):
+        while size > 0 and (chunk := f.read(min(size, 1 << 16))):
+            size -= len(chunk)
             yield chunk
 
 

@@ -25,10 +25,10 @@ from ..errors import Forbidden, ImageLoadError, LookalikeError
 from ..imaging import FORMAT_EXTENSIONS, CropBox, crop_relative, decode_image, image_format, open_image
 from ..store import ImageRecord, SearchFilter
 
+log = logging.getLogger("lookalike.api")
 UPLOADS_DIR = "uploads"  # images added through the API live here, named by content hash
 THUMBS_DIR = "thumbs"  # cached thumbnails, named by content hash; safe to delete
 THUMB_PX = 320
-log = logging.getLogger("lookalike.api")
 REGION_SCALE = 4
 DUPLICATES_TTL_S = 60.0
 _MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jfif": "image/jpeg", ".png": "image/png",
@@ -103,7 +103,9 @@ class Service:
             result = self.search_bytes(data, url, k, min_score, crop, where, text, ef)
         except ImageLoadError as e:  # what the URL serves is not the client's business beyond this
             log.warning("URL query %r: %s", url[:300], e.reason)
-            raise ImageLoadError("url", "the URL did not return a supported image (JPEG, PNG, WebP, GIF, BMP, TIFF)") from None
+            reason = e.reason if e.reason.startswith("too large") else \
+                "the URL did not return a supported image (JPEG, PNG, WebP, GIF, BMP, TIFF)"
+            raise ImageLoadError("url", reason) from None
         result.took_ms = _ms(t0)
         return result
 
