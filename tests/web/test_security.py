@@ -183,6 +183,15 @@ def test_a_huge_png_is_refused_before_decoding(library, photos):
         for status, took, detail in results:
             assert status == 422 and "exceeds the 40,000,000 pixel limit" in detail and took < 2
         assert after - before < 50
+
+        # Four accepted 36 MP images (under the limit) are decoded, and their memory goes back.
+        accepted = big_png(6_000, 6_000)
+        with ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(lambda _: httpx.post(f"{base}/api/search", timeout=120, files={
+                "file": ("ok.png", accepted, "image/png")}).status_code, range(4)))
+        settled = _rss_mb(proc.pid)
+        print(f"6000x6000 PNG x4 (accepted): RSS {before:.0f} -> {settled:.0f} MB after")
+        assert statuses == [200] * 4 and settled - before < 150
     finally:
         proc.kill()
         proc.wait()

@@ -22,7 +22,18 @@ from ..engine.fetch import Fetcher
 from ..engine.scan import absolute
 from ..engine.tags import match_labels, tag_filter
 from ..errors import Forbidden, ImageLoadError, LookalikeError
-from ..imaging import FORMAT_EXTENSIONS, CropBox, crop_relative, decode_image, image_format, open_image
+from ..imaging import (
+    FORMAT_EXTENSIONS,
+    TRIM_AFTER_BYTES,
+    CropBox,
+    crop_relative,
+    decode_image,
+    decoded_bytes,
+    image_format,
+    open_image,
+    original_size,
+    release_free_memory,
+)
 from ..store import ImageRecord, SearchFilter
 
 log = logging.getLogger("lookalike.api")
@@ -90,6 +101,9 @@ class Service:
         else:  # more pixels than a whole-image query: the region may be small
             image = crop_relative(decode_image(data, label, self._region_draft(), self.pixel_limit), crop)
         hits = self.lib.search(image, k, min_score=min_score, where=where, text=text, ef=ef)
+        if decoded_bytes("RGB", original_size(image)) >= TRIM_AFTER_BYTES:
+            del image  # the big pixels go now, and their memory back to the OS, not at the next peak
+            release_free_memory()
         return SearchResult(label, _ms(t0), hits)
 
     def search_url(self, url: str, k: int, min_score: float | None, crop: CropBox | None,
