@@ -25,5 +25,10 @@ def max_pixels() -> int:
     return int(os.environ.get("LOOKALIKE_MAX_PIXELS", 150_000_000))
 
 
+def decode_budget_bytes() -> int:
+    """Memory all concurrent image decodes of one process may hold (`$LOOKALIKE_DECODE_BUDGET_MB`)."""
+    return int(float(os.environ.get("LOOKALIKE_DECODE_BUDGET_MB", 1500)) * 1_000_000)
+
+
 def cpu_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

@@ -32,7 +32,8 @@ def _app(tmp_root):
     shutil.copyfile(first, folder / "copy.jpg")
     with Library.open(tmp_root / "lib") as lib:
         lib.add([folder])
-    return create_app(tmp_root / "lib", api_key=None, max_upload_bytes=2_000_000, url_queries=False)
+    return create_app(tmp_root / "lib", api_key=None, max_upload_bytes=2_000_000, url_queries=False,
+                      allowed_hosts=None)  # in-process requests carry Host: testserver
 
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,10 +17,13 @@ from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from ..engine import Library
-from ..errors import ImageLoadError, LibraryBusyError, LookalikeError
+from ..engine.fetch import DEFAULT_DEADLINE_S, Fetcher, FetchFailed, FetchPolicy, parse_networks
+from ..errors import Busy, Conflict, Forbidden, ImageLoadError, InvalidQuery, LibraryBusyError, LookalikeError, TooLarge
+from ..errors import NotFound as NotFoundError
 from ..store import VectorStore
 from ..web import STATIC_DIR
-from .guard import Guard
+from .guard import LOOPBACK_NAMES, Guard
+from .ratelimit import RateLimited, TokenBuckets
 from .routes import router
 from .service import NotFound, Service, UnknownLabel
 
@@ -30,11 +34,19 @@ log = logging.getLogger("lookalike.api")
 _FROM_ENV = object()
 
 
+DEFAULT_SERVER_PIXELS = 40_000_000  # a client's image: far below the indexer's 150 MP
+DEFAULT_UPLOADS_PER_MINUTE = 60
+DEFAULT_URL_SEARCHES_PER_MINUTE = 20
+
+
 @dataclass(frozen=True)
 class Settings:
     api_key: str | None  # write endpoints need it in X-API-Key when set
     max_upload_bytes: int
     url_queries: bool  # may a client make the server download a URL?
+    uploads: TokenBuckets = field(default_factory=lambda: TokenBuckets("uploads", DEFAULT_UPLOADS_PER_MINUTE, 20))
+    url_searches: TokenBuckets = field(
+        default_factory=lambda: TokenBuckets("URL searches", DEFAULT_URL_SEARCHES_PER_MINUTE, 5))
 
 
 def max_upload_from_env() -> int:
@@ -52,11 +64,22 @@ def max_upload_from_env() -> int:
 
 def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None = None, *,
                api_key: str | None | object = _FROM_ENV, max_upload_bytes: int | None = None,
-               url_queries: bool = True) -> FastAPI:
+               url_queries: bool = False, url_allow: Sequence[str] = (), url_deadline_s: float = DEFAULT_DEADLINE_S,
+               allowed_hosts: Sequence[str] | None = (), any_ip_host: bool = False,
+               pixel_limit: int = DEFAULT_SERVER_PIXELS, uploads_per_minute: float = DEFAULT_UPLOADS_PER_MINUTE,
+               url_searches_per_minute: float = DEFAULT_URL_SEARCHES_PER_MINUTE) -> FastAPI:
     """The app over the existing library at `library_dir`. `api_key` defaults to
-    `$LOOKALIKE_API_KEY`; `max_upload_bytes` to `$LOOKALIKE_MAX_UPLOAD_MB` or 20 MB."""
+    `$LOOKALIKE_API_KEY`; `max_upload_bytes` to `$LOOKALIKE_MAX_UPLOAD_MB` or 20 MB.
+    URL queries are off unless `url_queries`; then only public addresses (and `url_allow`
+    CIDRs) are fetched. The Host header must be a loopback name or one of `allowed_hosts`
+    (None: any, for in-process test clients). docs/security.md explains every limit."""
     key = (os.environ.get(API_KEY_ENV) or None) if api_key is _FROM_ENV else api_key
-    settings = Settings(key, max_upload_bytes or max_upload_from_env(), url_queries)  # type: ignore[arg-type]
+    limit = max_upload_bytes or max_upload_from_env()
+    settings = Settings(key, limit, url_queries,  # type: ignore[arg-type]
+                        TokenBuckets("uploads", uploads_per_minute, max(20, int(uploads_per_minute / 4))),
+                        TokenBuckets("URL searches", url_searches_per_minute, max(5, int(url_searches_per_minute / 4))))
+    fetcher = Fetcher(FetchPolicy(allow=parse_networks(tuple(url_allow)), max_bytes=limit,
+                                  deadline_s=url_deadline_s)) if url_queries else None
     library = Library.open(Path(library_dir), store=store, create=False)
     library.extractor  # noqa: B018 - resolve the model once, before requests race for it
 
@@ -73,9 +96,10 @@ def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None =
                   description="Reverse image search: find the indexed images that look like a query image. "
                               f"Write endpoints need the `X-API-Key` header when the server has ${API_KEY_ENV} set. "
                               "Errors are JSON: `{\"detail\": \"one-line message\"}`.")
-    app.state.service = Service(library)
+    app.state.service = Service(library, fetcher, pixel_limit)
     app.state.settings = settings
-    app.add_middleware(Guard, max_body_bytes=settings.max_upload_bytes)
+    hosts = None if allowed_hosts is None else LOOPBACK_NAMES + tuple(allowed_hosts)
+    app.add_middleware(Guard, max_body_bytes=settings.max_upload_bytes, allowed_hosts=hosts, any_ip_host=any_ip_host)
     app.include_router(router)
     _error_handlers(app)
 
@@ -116,6 +140,19 @@ def _error_handlers(app: FastAPI) -> None:
     async def bad_image(request: Request, e: ImageLoadError) -> JSONResponse:
         return JSONResponse({"detail": str(e)}, status_code=_status_for(e))
 
+    @app.exception_handler(RateLimited)
+    async def rate_limited(request: Request, e: RateLimited) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=429, headers={"Retry-After": f"{e.retry_after:.0f}"})
+
+    # Typed errors of the engine (errors.py); the most specific class first.
+    for error_type, status in ((InvalidQuery, 422), (NotFoundError, 404), (Conflict, 409), (TooLarge, 413),
+                               (Forbidden, 403), (FetchFailed, 400)):
+        app.add_exception_handler(error_type, _typed(status))
+
+    @app.exception_handler(Busy)
+    async def busy_typed(request: Request, e: Busy) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=503, headers={"Retry-After": "2"})
+
     @app.exception_handler(LookalikeError)
     async def user_error(request: Request, e: LookalikeError) -> JSONResponse:
         return JSONResponse({"detail": str(e)}, status_code=400)
@@ -132,6 +169,12 @@ def _error_handlers(app: FastAPI) -> None:
     async def crash(request: Request, e: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": f"internal error ({type(e).__name__}); see the server log"}, status_code=500)
+
+
+def _typed(status: int):
+    async def handler(request: Request, e: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=status)
+    return handler
 
 
 def _jsonable(errors) -> list[dict]:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import os
+from typing import BinaryIO, Iterator
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, Security
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.security import APIKeyHeader
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
@@ -21,6 +24,7 @@ from ..engine.scan import printable
 from ..store import ImageRecord, SearchFilter
 from . import schemas
 from .filters import DATE_HELP, make_filter
+from .ratelimit import TokenBuckets
 from .service import SearchResult, Service
 
 router = APIRouter()
@@ -28,6 +32,7 @@ ERRORS = {code: {"model": schemas.Error, "description": why} for code, why in (
     (400, "bad request"), (404, "unknown id"), (413, "body over the upload limit"),
     (415, "not an image / unsupported body type"), (422, "corrupt image or invalid parameters"),
     (503, "library busy: another process is writing to it; retry"))}
+FILE_ERRORS = {**ERRORS, 409: {"model": schemas.Error, "description": "the file changed or was swapped since it was indexed"}}
 WRITE_ERRORS = {**ERRORS, 401: {"model": schemas.Error, "description": "API key missing"},
                 403: {"model": schemas.Error, "description": "API key wrong"}}
 ImageId = PathParam(..., ge=0, le=2**63 - 1, description="Image id (see /api/images).")
@@ -40,6 +45,10 @@ UNDER = Query(None, max_length=4096, description="Only images under this folder 
 SINCE = Query(None, max_length=40, description=f"Only files modified on or after this date: {DATE_HELP}.")
 UNTIL = Query(None, max_length=40, description=f"Only files modified on or before this date (a date alone: that whole day): {DATE_HELP}.")
 DEFAULT_K = 10
+# Bounds on what one anonymous duplicates request may cost: each near pair is a keypoint match.
+MAX_NEIGHBOURS = 50
+MIN_COSINE = 0.5
+MIN_COVERAGE = 0.3
 
 _image_body = {"type": "object", "required": ["file"], "properties": {
     "file": {"type": "string", "format": "binary", "description": "The image (JPEG, PNG, WebP, GIF, BMP, TIFF)."}}}
@@ -68,6 +77,15 @@ def require_key(request: Request, key: str | None = Security(api_key_header)) ->
         raise HTTPException(403, "wrong API key in the X-API-Key header")
 
 
+def _rate_limit(request: Request, buckets: TokenBuckets) -> None:
+    """Anonymous clients share the costly requests by address; a client with the API key is trusted."""
+    expected = request.app.state.settings.api_key
+    given = request.headers.get("x-api-key")
+    if expected and given and hmac.compare_digest(given.encode(), expected.encode()):
+        return
+    buckets.take(request.client.host if request.client else "?")
+
+
 def _svc(request: Request) -> Service:
     return request.app.state.service
 
@@ -92,6 +110,8 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
             body = schemas.SearchBody.model_validate(json.loads(await request.body() or b"null"))
         except json.JSONDecodeError as e:
             raise HTTPException(422, f"body is not valid JSON ({e.msg})") from None
+        except RecursionError:
+            raise HTTPException(422, "body is not valid JSON (nested too deeply)") from None
         except ValidationError as e:
             raise HTTPException(422, _first_error(e)) from None
         opts = _options(body.k or k, body.min_score if body.min_score is not None else min_score, body.crop or crop)
@@ -103,7 +123,8 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
                 raise HTTPException(403, "this server does not download URLs; upload the image instead")
             if not body.url.startswith(("http://", "https://")):  # type: ignore[union-attr]
                 raise HTTPException(422, "url must start with http:// or https://")
-            result = await run_in_threadpool(svc.search_url, body.url, settings.max_upload_bytes, *opts, where, tag, ef)
+            _rate_limit(request, settings.url_searches)
+            result = await run_in_threadpool(svc.search_url, body.url, *opts, where, tag, ef)
     else:
         data, name, fields = await _read_image(request)
         opts = _options(fields.get("k") or k, fields.get("min_score") or min_score, fields.get("crop") or crop)
@@ -129,13 +150,14 @@ def search_by_tag(request: Request, q: str = Query(..., min_length=1, max_length
 @router.get("/api/duplicates", response_model=schemas.Duplicates, responses=ERRORS, summary="Duplicate groups")
 def duplicates(request: Request,
                tier: list[str] | None = Query(None, description=f"Report only these tiers (repeatable): {', '.join(TIERS)}; default all."),
-               near_cosine: float = Query(DuplicateThresholds.near_cosine, ge=-1, le=1,
+               near_cosine: float = Query(DuplicateThresholds.near_cosine, ge=MIN_COSINE, le=1,
                                           description="Near-duplicates: least cosine similarity of the CNN features."),
-               near_coverage: float = Query(DuplicateThresholds.near_min_coverage, ge=0, le=1,
+               near_coverage: float = Query(DuplicateThresholds.near_min_coverage, ge=MIN_COVERAGE, le=1,
                                             description="Near-duplicates: least share of each image the other must show."),
-               similar_cosine: float = Query(DuplicateThresholds.similar_cosine, ge=-1, le=1,
+               similar_cosine: float = Query(DuplicateThresholds.similar_cosine, ge=MIN_COSINE, le=1,
                                              description="Similar shots: least cosine similarity."),
-               neighbours: int = Query(DuplicateThresholds.neighbours, ge=1, le=200, description="Nearest images examined per image."),
+               neighbours: int = Query(DuplicateThresholds.neighbours, ge=1, le=MAX_NEIGHBOURS,
+                                       description="Nearest images examined per image."),
                under: str | None = UNDER) -> schemas.Duplicates:
     """Exact copies (same SHA-256), near-duplicates (re-encoded, resized, lightly cropped:
     CNN cosine confirmed by keypoint geometry) and similar shots, as groups; what
@@ -172,11 +194,22 @@ def get_image(request: Request, image_id: int = ImageId) -> schemas.Image:
     return _image(_svc(request).record(image_id))
 
 
-@router.get("/api/images/{image_id}/file", response_class=FileResponse, responses=ERRORS, summary="The image file")
-def get_file(request: Request, image_id: int = ImageId) -> FileResponse:
-    path, media_type = _svc(request).file(image_id)
-    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=300"},
-                        content_disposition_type="inline", filename=os.path.basename(path))
+@router.get("/api/images/{image_id}/file", response_class=StreamingResponse, responses=FILE_ERRORS, summary="The image file")
+def get_file(request: Request, image_id: int = ImageId) -> StreamingResponse:
+    """The indexed file, only while it is still the file that was indexed (409 otherwise)."""
+    record, f, size, media_type = _svc(request).open_file(image_id)
+    name = quote(os.path.basename(record.path))
+    return StreamingResponse(_chunks(f, size), media_type=media_type, headers={
+        "Cache-Control": "private, max-age=300", "Content-Length": str(size),
+        "Content-Disposition": f"inline; filename*=utf-8''{name}"})
+
+
+def _chunks(f: BinaryIO, size: int) -> Iterator[bytes]:
+    """At most the `size` bytes checked when the file was opened (it matches Content-Length)."""
+    with f:
+        while size > 0 and (chunk := f.read(min(size, 1 << 16))):
+            size -= len(chunk)
+            yield chunk
 
 
 @router.get("/api/images/{image_id}/thumb", response_class=FileResponse, responses=ERRORS, summary="A cached JPEG thumbnail")
@@ -207,6 +240,7 @@ def healthz(request: Request) -> schemas.Health:
 async def upload(request: Request, response: Response) -> schemas.Image:
     """The image is kept as `<library>/uploads/<sha256>.<ext>` and indexed. 201 when new;
     200 with the existing record when that exact file was uploaded before."""
+    _rate_limit(request, request.app.state.settings.uploads)
     data, name, _ = await _read_image(request)
     record, created = await run_in_threadpool(_svc(request).upload, data, name)
     response.status_code = 201 if created else 200
@@ -258,6 +292,8 @@ def _options(k: object, min_score: object, crop: object) -> tuple[int, float | N
         score = None if min_score in (None, "") else float(min_score)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise HTTPException(422, f"min_score must be a number, got {min_score!r}") from None
+    if score is not None and not (math.isfinite(score) and -1.0 <= score <= 1.0):
+        raise HTTPException(422, f"min_score must be a number from -1 to 1, got {min_score!r}")
     box = None
     if crop not in (None, ""):
         parts = crop.split(",") if isinstance(crop, str) else crop

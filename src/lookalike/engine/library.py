@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import json
 import os
+import stat
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -12,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..config import DEFAULT_MODEL, default_library
-from ..errors import LookalikeError, ModelMismatchError, NotFound
+from ..errors import Conflict, LookalikeError, ModelMismatchError, NotFound
 from ..filters import And, FieldTypes, parse
 from ..imaging import ImageSource, load_image
 from ..models import FeatureExtractor, TrainableExtractor, get_extractor, model_info
@@ -24,6 +28,7 @@ from .scan import absolute, printable, scan
 from .tags import rank_by_tag, tag_filter
 
 STATE_DIR = "model-state"
+ROOTS_META = "indexed_roots"  # JSON list of the real paths passed to add()
 FIT_SAMPLE = 500  # images a trainable extractor (e.g. a codebook) learns from
 
 
@@ -100,7 +105,7 @@ class Library:
     # -- writing --------------------------------------------------------------------------
     def add(self, paths: Sequence[str | os.PathLike] | str | os.PathLike, *, prune: bool = False,
             batch_size: int = 32, workers: int | None = None,
-            progress: ProgressFn | None = None, sync_index: bool = True) -> AddReport:
+            progress: ProgressFn | None = None, sync_index: bool = True, detect_moves: bool = True) -> AddReport:
         """Index image files and folders (recursively, incrementally). With `prune`, forget
         indexed images under these paths whose files no longer exist. With `sync_index` the
         store's search index (if it has one) is brought up to date before returning."""
@@ -113,13 +118,61 @@ class Library:
         report = AddReport()
         entries, report.failed = scan(list(paths), skip=[self.directory])
         self._fit_if_needed(entries)
-        Indexer(self.store, self.extractor, batch_size, workers, progress).run(entries, report)
+        if entries:
+            self._remember_roots(paths)
+        Indexer(self.store, self.extractor, batch_size, workers, progress, detect_moves).run(entries, report)
         if prune:
             report.removed = self._prune([absolute(p) for p in paths])
         report.seconds = time.perf_counter() - t0
         if sync_index:
             self.sync_index()
         return report
+
+    def _remember_roots(self, paths: Sequence[str | os.PathLike]) -> None:
+        """The real folders and files ever indexed: files are served only from under them."""
+        roots = set(self.indexed_roots())
+        new = {os.path.realpath(absolute(p)) for p in paths} - roots
+        if new:
+            self.store.set_meta({ROOTS_META: json.dumps(sorted(roots | new))})
+
+    def indexed_roots(self) -> list[str]:
+        try:
+            return list(json.loads(self.store.get_meta().get(ROOTS_META) or "[]"))
+        except ValueError:
+            return []
+
+    def open_indexed_file(self, id_: int) -> tuple[ImageRecord, int]:
+        """(record, open file descriptor) of image `id_`'s file, only if it is still the file that
+        was indexed: a regular file (not a symlink, which could have been swapped in), whose real
+        path lies under a folder or file passed to `add` (or the library's own folder), with the
+        indexed size and mtime or, when those changed, the indexed content. The caller closes the fd."""
+        rec = self.get(id_)
+        gone = f"the file of image {id_} is gone from disk: {rec.path}"
+        try:
+            fd = os.open(rec.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except FileNotFoundError:
+            raise NotFound(gone) from None
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise Conflict(f"the file of image {id_} was replaced by a symbolic link since it was indexed; "
+                               f"re-index it (lookalike index) to serve it") from None
+            raise NotFound(f"{gone} ({e.strerror})") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise Conflict(f"the file of image {id_} is no longer a regular file: {rec.path}")
+            real = os.path.realpath(rec.path)
+            roots = self.indexed_roots() + [os.path.realpath(self.directory)]
+            if not _under(real, roots) and real != os.path.abspath(rec.path):
+                raise Conflict(f"the file of image {id_} now resolves outside the indexed folders: {rec.path}")
+            if (st.st_size, st.st_mtime) != (rec.size, rec.mtime) and _sha256_fd(fd) != rec.sha256:
+                raise Conflict(f"the file of image {id_} changed since it was indexed; re-index it (lookalike index) to serve it")
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.set_blocking(fd, True)
+            return rec, fd
+        except BaseException:
+            os.close(fd)
+            raise
 
     def sync_index(self, progress: ProgressFn | None = None) -> bool:
         """Build or update the store's ANN index now, so the next search does not pay for it.
@@ -289,6 +342,14 @@ def _both(a: SearchFilter, b: SearchFilter) -> SearchFilter:
     return replace(a, path_prefix=max(prefixes, key=len) if prefixes else None, labels=labels,
                    min_mtime=max(lows) if lows else None, max_mtime=min(highs) if highs else None,
                    expr=exprs[0] if len(exprs) == 1 else And(tuple(exprs)) if exprs else None)
+
+
+def _sha256_fd(fd: int) -> str:
+    h = hashlib.sha256()
+    os.lseek(fd, 0, os.SEEK_SET)
+    while chunk := os.read(fd, 1 << 20):
+        h.update(chunk)
+    return h.hexdigest()
 
 
 def _under(path: str, roots: list[str]) -> bool:
