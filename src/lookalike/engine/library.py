@@ -252,7 +252,8 @@ class Library:
         entries = vocabulary()
         if not counts:
             return [(e, None) for e in entries]
-        index = {label: i for i, label in enumerate(imagenet_labels())}
+        labels = imagenet_labels()
+        index = {label: i for i, label in enumerate(dict.fromkeys(labels))}  # two labels occur twice ("crane")
         per_image = []
         for rec in self.store.iter_records():
             probs = np.zeros(len(index), np.float32)
@@ -263,7 +264,8 @@ class Library:
         if not per_image:
             return [(e, 0) for e in entries]
         matrix = np.stack(per_image)
-        return [(e, int((matrix[:, list(e.classes)].sum(1) >= min_confidence).sum())) for e in entries]
+        return [(e, int((matrix[:, sorted({index[labels[c]] for c in e.classes})].sum(1) >= min_confidence).sum()))
+                for e in entries]
 
     def image_tags(self, id_: int) -> list[tuple[str, float]]:
         """An image's stored classes with their probabilities, most likely first."""
