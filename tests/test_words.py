@@ -202,3 +202,27 @@ def test_several_images_with_a_negative(gallery):
     assert bad.returncode == 1 and b"one weight per image" in bad.stderr and b"Traceback" not in bad.stderr
     alone = run("search", "--text", "cat", "--not", coffee[2], "-l", root / "lib")
     assert alone.returncode == 2 and b"need at least one QUERY" in alone.stderr
+
+
+@needs_wordnet
+def test_library_indexed_with_top5_says_reindex(tmp_path, photos):
+    """Libraries indexed before word search kept 5 classes per image: broad words say so."""
+    from lookalike.samples import save_jpeg
+    from lookalike.store import Upsert
+
+    for name in ("chelsea", "coffee"):
+        save_jpeg(photos[name], tmp_path / "pics" / f"{name}.jpg")
+    with Library.open(tmp_path / "lib") as lib:
+        lib.add([tmp_path / "pics"])
+        assert lib.stored_classes() > 5
+        old = []
+        for rec in lib.records():
+            rec.tags = rec.tags[:5]
+            old.append(Upsert(rec))
+        lib.store.write(old)
+        assert lib.stored_classes() == 5
+    broad = run("search", "--text", "animal", "-l", tmp_path / "lib")
+    assert broad.returncode == 0 and b"re-index into a new library to enable broader words" in broad.stderr
+    assert b"chelsea.jpg" in broad.stdout
+    narrow = run("search", "--text", "espresso", "-l", tmp_path / "lib")
+    assert narrow.returncode == 0 and b"re-index" not in narrow.stderr

@@ -174,13 +174,18 @@ def search(
                 if negative:
                     label += "".join(f" - {printable(n, controls=False)}" for n in negative)
             took_ms = (time.perf_counter() - t0) * 1000
+            if text is not None and 0 < lib.stored_classes() <= 5 and len(lib.expand(text).labels) > 5:
+                err.print(f"note: this library keeps only 5 classes per image, so {text!r} ({len(lib.expand(text).labels)} "
+                          "classes) finds fewer images than it could: re-index into a new library to enable broader words",
+                          highlight=False, soft_wrap=True)
             if as_json:
                 print(json.dumps({"query": label, "model": lib.model, "took_ms": round(took_ms, 3),
                                   "results": [h.to_dict() for h in hits]}))
                 return
             if not hits and text is not None:  # say so, rather than an empty table
                 err.print(f"no images tagged {text!r}" + (f" among the images like {label}" if queries else "")
-                          + (f" with confidence >= {min_score}" if min_score is not None else ""), highlight=False)
+                          + (f" with confidence >= {min_score}" if min_score is not None else ""),
+                          highlight=False, soft_wrap=True)
                 return
             title = f"{len(hits)} results for {label}" + (f" tagged {text!r}" if query is not None and text else "")
             table = Table(title=f"{title} ({took_ms:.1f} ms, {lib.model})", title_justify="left")

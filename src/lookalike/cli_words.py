@@ -77,7 +77,7 @@ def _show_image(lib: Library, id_: int, as_json: bool) -> None:
     out.print(table)
     if len(tags) <= 5:
         err.print("only the top 5 classes are stored for this image: re-index into a new library to search it "
-                  "by broader words", highlight=False)
+                  "by broader words", highlight=False, soft_wrap=True)
 
 
 def _show_vocabulary(entries: list, as_json: bool) -> None:
@@ -94,4 +94,4 @@ def _show_vocabulary(entries: list, as_json: bool) -> None:
     out.print(table)
     if not wordnet_available():
         err.print("install Debian wordnet-base for word search through the WordNet hierarchy "
-                  "('dog', 'bird', 'vehicle' ...)", highlight=False)
+                  "('dog', 'bird', 'vehicle' ...)", highlight=False, soft_wrap=True)

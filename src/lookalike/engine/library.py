@@ -267,6 +267,11 @@ class Library:
         return [(e, int((matrix[:, sorted({index[labels[c]] for c in e.classes})].sum(1) >= min_confidence).sum()))
                 for e in entries]
 
+    def stored_classes(self, sample: int = 100) -> int:
+        """How many class probabilities this library keeps per image (libraries indexed before
+        word search kept 5: broad words then find fewer images until re-indexed)."""
+        return max((len(r.tags) for r in self.store.iter_records(0, sample)), default=0)
+
     def image_tags(self, id_: int) -> list[tuple[str, float]]:
         """An image's stored classes with their probabilities, most likely first."""
         return list(self.get(id_).tags)
