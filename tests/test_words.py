@@ -221,7 +221,7 @@ def test_library_indexed_with_top5_says_reindex(tmp_path, photos):
             old.append(Upsert(rec))
         lib.store.write(old)
         assert lib.stored_classes() == 5
-    broad = run("search", "--text", "animal", "-l", tmp_path / "lib")
+    broad = run("search", "--text", "animal", "-l", tmp_path / "lib", env={"COLUMNS": "300"})
     assert broad.returncode == 0 and b"re-index into a new library to enable broader words" in broad.stderr
     assert b"chelsea.jpg" in broad.stdout
     narrow = run("search", "--text", "espresso", "-l", tmp_path / "lib")
