@@ -110,7 +110,9 @@ def imagenet_wnids() -> list[str]:
 
 def _lemma(raw: str) -> str:
     # data.noun lemmas may carry a syntactic marker such as "(a)"; drop it.
-    return normalise(re.sub(r"\([a-z]+\)$", "", raw))
+    if raw.endswith(")"):
+        raw = re.sub(r"\([a-z]+\)$", "", raw)
+    return raw.lower().replace("_", " ")  # data.noun lemmas have no other spacing
 
 
 def build_table(directory: Path) -> dict:
@@ -171,18 +173,21 @@ def build_table(directory: Path) -> dict:
     for plural, singulars in _EXTRA_EXCEPTIONS.items():
         exceptions.setdefault(plural, []).extend(s for s in singulars if s not in exceptions.get(plural, []))
     broader = {}
+    nearest: dict[str, str | None] = {}  # many lemmas share a synset: walk each once
+    physical: dict[str, bool] = {}
     for lemma, sense1 in first_sense.items():
-        if lemma not in words:
-            up = _nearest_with_classes(sense1, hypernyms, below)
-            if up is not None:
-                broader[lemma] = f"n{up}"
+        if sense1 not in nearest:
+            nearest[sense1] = _nearest_with_classes(sense1, hypernyms, below, physical)
+        if nearest[sense1] is not None:
+            broader[lemma] = f"n{nearest[sense1]}"
     used = {s for ids in words.values() for s in ids} | set(broader.values())
     concepts = {s: {"lemmas": lemmas[s[1:]], "classes": sorted(below[s[1:]])} for s in sorted(used)}
     return {"version": TABLE_VERSION, "concepts": concepts, "words": words, "nouns": nouns, "exceptions": exceptions,
             "broader": broader}
 
 
-def _nearest_with_classes(offset: str, hypernyms: dict[str, list[str]], below: dict[str, set[int]]) -> str | None:
+def _nearest_with_classes(offset: str, hypernyms: dict[str, list[str]], below: dict[str, set[int]],
+                          physical: dict[str, bool]) -> str | None:
     """The closest ancestor (at most BROADER_MAX_STEPS up) with 1..BROADER_MAX_CLASSES classes
     below it, for a physical thing; None otherwise."""
     level, seen = [offset], {offset}
@@ -191,7 +196,9 @@ def _nearest_with_classes(offset: str, hypernyms: dict[str, list[str]], below: d
         seen.update(level)
         hits = [o for o in level if 0 < len(below.get(o, ())) <= BROADER_MAX_CLASSES]
         if hits:
-            return hits[0] if _is_physical(hits[0], hypernyms) else None
+            if hits[0] not in physical:
+                physical[hits[0]] = _is_physical(hits[0], hypernyms)
+            return hits[0] if physical[hits[0]] else None
     return None
 
 
