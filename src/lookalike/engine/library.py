@@ -235,10 +235,10 @@ class Library:
 
     def search_text(self, text: str, k: int = 10, *, min_score: float | None = None,
                     where: SearchFilter | None = None) -> list[Hit]:
-        """Images whose stored ImageNet top-5 tags include a label that `text` names (whole
-        words of a label or its synonyms, case-insensitive; commas separate alternatives).
-        Here `score` is the classifier's confidence: the summed probability of the image's
-        matching labels (engine/tags.py), descending."""
+        """Images showing what `text` names: an English noun and every ImageNet class that
+        is a kind of it in WordNet ("dog": every breed), or label words (engine/tags.py;
+        commas separate alternatives). Here `score` is the classifier's confidence: the
+        summed probability of the image's matching classes, descending."""
         ranked = rank_by_tag(self.store, text, k, where, min_score)
         return [Hit(rank, rec.id, rec.path, round(s, 6)) for rank, (rec, s) in enumerate(ranked, start=1)]  # type: ignore[arg-type]
 
