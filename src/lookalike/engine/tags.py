@@ -81,7 +81,7 @@ def match_labels(text: str, labels: Iterable[str] | None = None) -> list[str]:
             wanted |= {all_labels[c] for c in table.classes_for(part)}
         else:  # not an English noun WordNet knows (or no WordNet): today's label matching
             wanted |= set(_label_match([_words(part)], _imagenet_index()))
-    return [label for label in all_labels if label in wanted]
+    return list(dict.fromkeys(label for label in all_labels if label in wanted))  # "crane" is two classes
 
 
 @dataclass
