@@ -64,7 +64,7 @@ def test_plurals_and_multi_word_terms():
 
 
 @needs_wordnet
-@pytest.mark.parametrize("word", ["dgo", "brid", "vehicel", "beach", "tree", "motorcycel", "xyzzy", "cofee"])
+@pytest.mark.parametrize("word", ["dgo", "brid", "vehicel", "beach", "tree", "motorcycel", "xyzzy", "cofee", "flwoer"])
 def test_unknown_word_suggestions_all_succeed(word):
     problem = unknown_words(word)
     assert isinstance(problem, InvalidQuery)
@@ -74,7 +74,7 @@ def test_unknown_word_suggestions_all_succeed(word):
     assert all(match_labels(h) for h in hints)  # a suggestion never fails
     assert all(match_labels(h) for h in suggest(word))
     if word in ("dgo", "brid", "cofee"):
-        assert {"dgo": "dog", "brid": "bird", "cofee": "coffee"}[word] in hints
+        assert {"dgo": "dog", "brid": "bird", "cofee": "coffee"}[word] == hints[0]  # a swapped or missing letter
     if word == "beach":  # a noun with no class below: its nearest broader concept first
         assert "geological formation" in message and hints[0] == "geological formation"
 

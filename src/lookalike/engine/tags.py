@@ -137,8 +137,25 @@ def _searchable_words() -> list[str]:
 
 
 def suggest(word: str, n: int = 5) -> list[str]:
-    """The searchable words closest in spelling to `word` (each one names classes)."""
-    return difflib.get_close_matches(normalise(word), _searchable_words(), n=n, cutoff=0.6)
+    """The searchable words closest in spelling to `word` (each one names classes): difflib's
+    candidates re-ranked by typing distance, so a swapped letter ("brid") finds "bird" first."""
+    target = normalise(word)
+    candidates = difflib.get_close_matches(target, _searchable_words(), n=30, cutoff=0.6)
+    return sorted(candidates, key=lambda c: _typing_distance(target, c))[:n]
+
+
+def _typing_distance(a: str, b: str) -> int:
+    """Edits (insert, delete, replace, swap two neighbours) turning `a` into `b`."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, start=1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
 
 
 def unknown_words(text: str) -> InvalidQuery | None:
