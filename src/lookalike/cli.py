@@ -26,11 +26,12 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from . import cli_words
 from .config import default_library
 from .engine import Library
 from .engine.duplicates import TIERS, DuplicateThresholds
 from .engine.scan import printable
-from .engine.tags import match_labels
+from .engine.tags import unknown_words
 from .errors import LookalikeError
 from .models import list_models
 from .store import SearchFilter, open_store
@@ -123,15 +124,16 @@ def index(
 @app.command()
 def search(
     ctx: typer.Context,
-    query: Optional[str] = typer.Argument(
-        None, help="Image path, http(s) URL, '-' for image bytes on stdin, id:N, or an indexed image's path (more like this). "
-                   "Optional with --text."),
+    queries: Optional[List[str]] = typer.Argument(
+        None, metavar="QUERY", help="Image path, http(s) URL, '-' for image bytes on stdin, id:N, or an indexed image's path "
+                                         "(more like this); several: images like all of them. Optional with --text."),
     library: Optional[Path] = LibraryOpt,
     k: int = typer.Option(10, "-k", "--top", min=1, help="Number of results."),
     min_score: Optional[float] = typer.Option(
         None, "--min-score", help="Drop results below this score (cosine similarity; classifier confidence for --text alone)."),
     text: Optional[str] = typer.Option(
-        None, "--text", "-t", help="Images tagged with an ImageNet label naming this (e.g. 'cat', 'espresso'; commas = any of). "
+        None, "--text", "-t", help="Images showing what this word names: an ImageNet class or a word above classes "
+                                   "(e.g. 'dog', 'bird', 'vehicle', 'espresso'; commas = any of; see `lookalike tags`). "
                                    "Alone: ranked by the classifier's confidence; with QUERY: a filter on the image search."),
     under: Optional[Path] = typer.Option(None, "--under", help="Only images under this folder."),
     since: Optional[str] = typer.Option(
@@ -140,30 +142,50 @@ def search(
         None, "--until", help="Only files modified on or before this date (a date alone includes that whole day)."),
     ef: Optional[int] = typer.Option(
         None, "--ef", min=1, help="ANN candidates per query on large libraries: higher is more exact, slower [default: 96]."),
+    negative: Optional[List[str]] = typer.Option(
+        None, "--not", help="An image (path, URL, id:N) the results should NOT look like; repeatable."),
+    weight: Optional[List[float]] = typer.Option(
+        None, "--weight", help="How much each QUERY counts, in order (one per QUERY; default 1 each)."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
     milvus_token: Optional[str] = TokenOpt,
 ) -> None:
     """Find the indexed images that look most like QUERY, or that are tagged --text, or both."""
-    if query is None and text is None:
+    if not queries and text is None:
         ctx.fail("Missing argument 'QUERY' (give an image query, --text, or both).")
+    if (negative or weight) and not queries:
+        ctx.fail("--not and --weight need at least one QUERY image.")
+    query = queries[0] if queries else None
     where = _filter(under, _date_option(since, "--since"), _date_option(until, "--until", end_of_day=True))
     with user_errors():
-        if text is not None and not match_labels(text):
-            raise LookalikeError(f"no ImageNet label matches {text!r}: try a common noun such as 'cat', 'espresso' or 'rocket'")
+        problem = unknown_words(text) if text is not None else None
+        if problem is not None:
+            raise problem
         with _open(library, store, token=milvus_token) as lib:
             t0 = time.perf_counter()
-            if query is None:
+            if not queries:
                 hits = lib.search_text(text or "", k=k, min_score=min_score, where=where)
                 label = text or ""
             else:
-                source: object = sys.stdin.buffer.read() if query == "-" else query
-                hits = lib.search(source, k=k, min_score=min_score, where=where, text=text, ef=ef)  # type: ignore[arg-type]
-                label = "-" if query == "-" else printable(query, controls=False)
+                sources: list = [sys.stdin.buffer.read() if q == "-" else q for q in queries]
+                hits = lib.search(sources if len(sources) > 1 else sources[0], k=k, min_score=min_score, where=where,
+                                  text=text, ef=ef, negative=list(negative or []), weights=weight or None)
+                label = " + ".join("-" if q == "-" else printable(q, controls=False) for q in queries)
+                if negative:
+                    label += "".join(f" - {printable(n, controls=False)}" for n in negative)
             took_ms = (time.perf_counter() - t0) * 1000
+            if text is not None and 0 < lib.stored_classes() <= 5 and len(lib.expand(text).labels) > 5:
+                err.print(f"note: this library keeps only 5 classes per image, so {text!r} ({len(lib.expand(text).labels)} "
+                          "classes) finds fewer images than it could: re-index into a new library to enable broader words",
+                          highlight=False, soft_wrap=True)
             if as_json:
                 print(json.dumps({"query": label, "model": lib.model, "took_ms": round(took_ms, 3),
                                   "results": [h.to_dict() for h in hits]}))
+                return
+            if not hits and text is not None:  # say so, rather than an empty table
+                err.print(f"no images tagged {text!r}" + (f" among the images like {label}" if queries else "")
+                          + (f" with confidence >= {min_score}" if min_score is not None else ""),
+                          highlight=False, soft_wrap=True)
                 return
             title = f"{len(hits)} results for {label}" + (f" tagged {text!r}" if query is not None and text else "")
             table = Table(title=f"{title} ({took_ms:.1f} ms, {lib.model})", title_justify="left")
@@ -508,6 +530,9 @@ def finetune(
                   f"{metrics['val_map_at_100_pretrained']:.3f} -> {metrics['val_map_at_100']:.3f}, "
                   f"trained in {m['train_wall_seconds']:.0f} s ({m['train_cpu_seconds']:.0f} s CPU); "
                   f"use it with --model {m['name']}", highlight=False)
+
+
+cli_words.register(app)
 
 
 def main() -> None:

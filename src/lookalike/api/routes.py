@@ -40,7 +40,8 @@ K = Query(None, ge=1, le=1000, description="Number of results (default 10).")
 MIN_SCORE = Query(None, ge=-1, le=1, description="Drop results below this cosine similarity.")
 EF = Query(None, ge=1, le=4096, description="ANN candidates per query on large libraries: higher is more exact, slower (default 96).")
 CROP = Query(None, description=schemas.CROP_HELP + " As a query parameter: x0,y0,x1,y1.")
-TEXT_HELP = "ImageNet label words, e.g. `espresso` or `cat` (commas: any of); matches label names and synonyms."
+TEXT_HELP = ("Words, e.g. `dog`, `bird`, `vehicle` or `espresso` (commas: any of): an ImageNet class or any "
+             "WordNet noun above classes (`lookalike tags` lists them).")
 UNDER = Query(None, max_length=4096, description="Only images under this folder (a path on the server).")
 SINCE = Query(None, max_length=40, description=f"Only files modified on or after this date: {DATE_HELP}.")
 UNTIL = Query(None, max_length=40, description=f"Only files modified on or before this date (a date alone: that whole day): {DATE_HELP}.")
@@ -139,9 +140,10 @@ def search_by_tag(request: Request, q: str = Query(..., min_length=1, max_length
                   k: int | None = K, min_score: float | None = Query(None, ge=0, le=1, description="Drop results below this confidence."),
                   under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL,
                  ef: int | None = EF) -> schemas.SearchResponse:
-    """Images whose stored ImageNet top-5 tags include a label that `q` names, ranked by the
-    classifier's confidence (the `score` of each result: the summed probability of its
-    matching labels). Text that names no label: 422. Same result shape as POST /api/search."""
+    """Images showing what `q` names (an English noun names every ImageNet class that is a
+    kind of it: `dog` finds every breed), ranked by the classifier's confidence (the `score`
+    of each result: the summed probability of its matching classes). Text that names no
+    class: 422, with the nearest searchable words. Same result shape as POST /api/search."""
     svc = _svc(request)
     where = make_filter(under, since, until)
     return _search_response(svc, svc.search_text(q, k or DEFAULT_K, min_score, where), None)

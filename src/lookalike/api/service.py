@@ -20,7 +20,7 @@ from ..engine import Hit, Library
 from ..engine.duplicates import DuplicateReport, DuplicateThresholds
 from ..engine.fetch import Fetcher
 from ..engine.scan import absolute
-from ..engine.tags import match_labels, tag_filter
+from ..engine.tags import unknown_words
 from ..errors import Forbidden, ImageLoadError, LookalikeError
 from ..imaging import (
     FORMAT_EXTENSIONS,
@@ -54,13 +54,14 @@ class NotFound(LookalikeError):
 class UnknownLabel(LookalikeError):
     """Search-by-tag text that names no ImageNet label (the CLI's message, answered as 422)."""
 
-    def __init__(self, text: str) -> None:
-        super().__init__(f"no ImageNet label matches {text!r}: try a common noun such as 'cat', 'espresso' or 'rocket'")
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
 
 
 def check_text(text: str | None) -> None:
-    if text is not None and not match_labels(text):
-        raise UnknownLabel(text)
+    problem = unknown_words(text) if text is not None else None
+    if problem is not None:  # same message as the CLI, with the nearest searchable words
+        raise UnknownLabel(str(problem))
 
 
 @dataclass
@@ -133,8 +134,7 @@ class Service:
         else:
             region = crop_relative(decode_image(self._indexed_bytes(id_), rec.path, self._region_draft()), crop)
             vector = self.lib.embed([region])[0]
-            flt = tag_filter(text, where) if text is not None else where
-            hits = self.lib.search_vector(vector, k, min_score=min_score, where=flt, exclude=[id_], ef=ef)
+            hits = self.lib.search_vector(vector, k, min_score=min_score, where=where, exclude=[id_], ef=ef, text=text)
         return SearchResult(f"id:{id_}", _ms(t0), hits)
 
     def search_text(self, text: str, k: int, min_score: float | None, where: SearchFilter | None = None) -> SearchResult:

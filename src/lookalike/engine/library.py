@@ -16,16 +16,18 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..config import DEFAULT_MODEL, default_library
-from ..errors import Conflict, LookalikeError, ModelMismatchError, NotFound
+from ..errors import Conflict, InvalidQuery, LookalikeError, ModelMismatchError, NotFound
 from ..filters import And, FieldTypes, parse
 from ..imaging import ImageSource, load_image
 from ..models import FeatureExtractor, TrainableExtractor, get_extractor, model_info
+from ..models.imagenet_labels import imagenet_labels
 from ..store import ImageRecord, SearchFilter, VectorStore, library_exists, open_store
+from .combine import check_weights, combine_vectors
 from .duplicates import TIERS, DuplicateProgressFn, DuplicateReport, DuplicateThresholds, find_duplicates
 from .indexer import AddReport, Indexer, ProgressFn
 from .query import resolve
 from .scan import absolute, printable, scan
-from .tags import rank_by_tag, tag_filter
+from .tags import FILTER_CONFIDENCE, Expansion, VocabularyEntry, expand, rank_by_tag, vocabulary
 
 STATE_DIR = "model-state"
 ROOTS_META = "indexed_roots"  # JSON list of the real paths passed to add()
@@ -239,24 +241,48 @@ class Library:
         ext = self.extractor
         return ext.embed([load_image(im, ext.draft_size) for im in images])
 
-    def search(self, query: ImageSource | int, k: int = 10, *, min_score: float | None = None,
-               where: str | SearchFilter | None = None, text: str | None = None, ef: int | None = None) -> list[Hit]:
-        """Images that look like `query`: a path, URL, bytes, PIL image, array, id or "id:N".
-        An indexed image never finds itself. `text` keeps only images tagged with a label it
-        names (see `search_text`). `ef`: ANN candidates per query on large libraries (higher:
+    def search(self, query: ImageSource | int | Sequence[ImageSource | int], k: int = 10, *,
+               min_score: float | None = None, where: str | SearchFilter | None = None, text: str | None = None,
+               ef: int | None = None, negative: Sequence[ImageSource | int] = (),
+               weights: Sequence[float] | None = None) -> list[Hit]:
+        """Images that look like `query`: a path, URL, bytes, PIL image, array, id or "id:N",
+        or a list of them (images like all of them, `weights` saying how much each counts),
+        with `negative` examples of what not to find (engine/combine.py). Indexed query
+        images never find themselves. `text` keeps only images tagged with a label it names
+        (see `search_text`). `ef`: ANN candidates per query on large libraries (higher:
         better recall, slower; ignored where search is exact). `where`: a filter expression
         over the images' fields (docs/filters.md) or a SearchFilter."""
         where = self.where(where)
-        if text is not None:
-            where = tag_filter(text, where)
-        q = resolve(query, self.store, self.extractor.draft_size)
-        vec = q.vector if q.vector is not None else self.extractor.embed([q.image])[0]
-        return self.search_vector(vec, k, min_score=min_score, where=where, exclude=q.exclude, ef=ef)
+        positives = list(query) if isinstance(query, (list, tuple)) else [query]
+        if not positives:
+            raise InvalidQuery("no query image given")
+        check_weights(len(positives), weights)
+        pos, exclude = self._query_vectors(positives)
+        neg, neg_exclude = self._query_vectors(list(negative))
+        vec = combine_vectors(pos, neg if len(neg) else None, weights) if len(positives) > 1 or len(neg) else pos[0]
+        return self.search_vector(vec, k, min_score=min_score, where=where, exclude=exclude + neg_exclude, ef=ef, text=text)
+
+    def _query_vectors(self, queries: list[ImageSource | int]) -> tuple[np.ndarray, list[int]]:
+        """Vectors of query images (indexed ones read from the store) and the ids to exclude."""
+        vectors: list[np.ndarray | None] = []
+        images, exclude = [], []
+        for query in queries:
+            q = resolve(query, self.store, self.extractor.draft_size)
+            vectors.append(q.vector)
+            exclude += q.exclude
+            if q.vector is None:
+                images.append(q.image)
+        if images:
+            embedded = iter(self.extractor.embed(images))
+            vectors = [v if v is not None else next(embedded) for v in vectors]
+        return np.asarray(vectors, np.float32).reshape(len(vectors), self.dim), exclude
 
     def search_vector(self, vector: np.ndarray, k: int = 10, *, min_score: float | None = None,
                       where: str | SearchFilter | None = None, exclude: Sequence[int] = (),
-                      ef: int | None = None) -> list[Hit]:
+                      ef: int | None = None, text: str | None = None) -> list[Hit]:
         where = self.where(where)
+        if text is not None:
+            return self._search_tagged(vector, text, k, min_score, where, exclude)
         q = np.asarray(vector, np.float32)[None]
         # Only pass `ef` when set, so stores written against the original protocol still work.
         scored = (self.store.search(q, k, where, exclude, ef=ef) if ef is not None
@@ -267,14 +293,63 @@ class Library:
         return [Hit(rank, i, records[i].path, round(s, 6), records[i].fields)
                 for rank, (i, s) in enumerate(((i, s) for i, s in scored if i in records), start=1)]
 
+    def _search_tagged(self, vector: np.ndarray, text: str, k: int, min_score: float | None,
+                       where: SearchFilter | None, exclude: Sequence[int]) -> list[Hit]:
+        """Exact similarity among the images that show what `text` names with at least
+        FILTER_CONFIDENCE: with 50 classes stored per image, "has a matching class" alone
+        would keep nearly every image."""
+        skip = set(exclude)
+        tagged = [rec for rec, _ in rank_by_tag(self.store, text, max(1, self.store.count()), where, FILTER_CONFIDENCE)
+                  if rec.id not in skip]
+        if not tagged:
+            return []
+        sims = self.store.vectors([rec.id for rec in tagged]) @ np.asarray(vector, np.float32)  # type: ignore[misc]
+        order = sorted(range(len(tagged)), key=lambda i: (-float(sims[i]), tagged[i].id))[:k]
+        scored = [(tagged[i], round(float(sims[i]), 6)) for i in order if min_score is None or sims[i] >= min_score]
+        return [Hit(rank, rec.id, rec.path, s, rec.fields) for rank, (rec, s) in enumerate(scored, start=1)]  # type: ignore[arg-type]
+
     def search_text(self, text: str, k: int = 10, *, min_score: float | None = None,
                     where: str | SearchFilter | None = None) -> list[Hit]:
-        """Images whose stored ImageNet top-5 tags include a label that `text` names (whole
-        words of a label or its synonyms, case-insensitive; commas separate alternatives).
-        Here `score` is the classifier's confidence: the summed probability of the image's
-        matching labels (engine/tags.py), descending."""
+        """Images showing what `text` names: an English noun and every ImageNet class that
+        is a kind of it in WordNet ("dog": every breed), or label words (engine/tags.py;
+        commas separate alternatives). Here `score` is the classifier's confidence: the
+        summed probability of the image's matching classes, descending."""
         ranked = rank_by_tag(self.store, text, k, self.where(where), min_score)
         return [Hit(rank, rec.id, rec.path, round(s, 6), rec.fields) for rank, (rec, s) in enumerate(ranked, start=1)]  # type: ignore[arg-type]
+
+    def expand(self, word: str) -> Expansion:
+        """The ImageNet classes a search word names (through WordNet's hierarchy)."""
+        return expand(word)
+
+    def vocabulary(self, counts: bool = False, min_confidence: float = 0.5) -> list[tuple[VocabularyEntry, int | None]]:
+        """Every searchable word; with `counts`, the number of images in this library that
+        most likely show it (summed probability of its classes >= `min_confidence`)."""
+        entries = vocabulary()
+        if not counts:
+            return [(e, None) for e in entries]
+        labels = imagenet_labels()
+        index = {label: i for i, label in enumerate(dict.fromkeys(labels))}  # two labels occur twice ("crane")
+        per_image = []
+        for rec in self.store.iter_records():
+            probs = np.zeros(len(index), np.float32)
+            for label, p in rec.tags:
+                if label in index:
+                    probs[index[label]] = p
+            per_image.append(probs)
+        if not per_image:
+            return [(e, 0) for e in entries]
+        matrix = np.stack(per_image)
+        return [(e, int((matrix[:, sorted({index[labels[c]] for c in e.classes})].sum(1) >= min_confidence).sum()))
+                for e in entries]
+
+    def stored_classes(self, sample: int = 100) -> int:
+        """How many class probabilities this library keeps per image (libraries indexed before
+        word search kept 5: broad words then find fewer images until re-indexed)."""
+        return max((len(r.tags) for r in self.store.iter_records(0, sample)), default=0)
+
+    def image_tags(self, id_: int) -> list[tuple[str, float]]:
+        """An image's stored classes with their probabilities, most likely first."""
+        return list(self.get(id_).tags)
 
     def duplicates(self, thresholds: DuplicateThresholds | None = None, tiers: Sequence[str] = TIERS, *,
                    where: str | SearchFilter | None = None,
