@@ -32,12 +32,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import LookalikeError
+from ..errors import InvalidQuery, LookalikeError
 from ..imaging import load_image
-from ..keypoints import Keypoints, keypoints, match
 from ..store import ImageRecord, SearchFilter, VectorStore
+from .keypoints import Keypoints, keypoints, match
+from .params import TIERS, check_tiers
 
-TIERS = ("exact", "near", "similar")
 _STRENGTH = {t: i for i, t in enumerate(TIERS)}  # lower is stronger
 
 # (phase, done, total) -> None; phases: "comparing", "keypoints", "verifying".
@@ -55,11 +55,11 @@ class DuplicateThresholds:
 
     def validate(self) -> None:
         if not (-1.0 <= self.similar_cosine <= 1.0 and -1.0 <= self.near_cosine <= 1.0):
-            raise LookalikeError("cosine thresholds must be between -1 and 1")
+            raise InvalidQuery("cosine thresholds must be between -1 and 1")
         if not 0.0 <= self.near_min_coverage <= 1.0:
-            raise LookalikeError("the near coverage threshold must be between 0 and 1")
+            raise InvalidQuery("the near coverage threshold must be between 0 and 1")
         if self.neighbours < 1:
-            raise LookalikeError("neighbours must be at least 1")
+            raise InvalidQuery("neighbours must be at least 1")
 
 
 @dataclass
@@ -108,9 +108,7 @@ def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None =
     t0 = time.perf_counter()
     th = thresholds or DuplicateThresholds()
     th.validate()
-    unknown = [t for t in tiers if t not in TIERS]
-    if unknown:
-        raise LookalikeError(f"unknown tier {unknown[0]!r}: choose from {', '.join(TIERS)}")
+    tiers = check_tiers(tiers)
     progress = progress or (lambda phase, done, total: None)
     records = {r.id: r for r in store.iter_records(where=where)}
     ids = sorted(records)  # type: ignore[type-var]

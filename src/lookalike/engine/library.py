@@ -12,18 +12,19 @@ from typing import Sequence
 import numpy as np
 
 from ..config import DEFAULT_MODEL, default_library
-from ..errors import LookalikeError, ModelMismatchError
+from ..errors import LookalikeError, ModelMismatchError, NotFound
 from ..imaging import ImageSource, load_image
 from ..models import FeatureExtractor, TrainableExtractor, get_extractor, model_info
 from ..store import ImageRecord, SearchFilter, VectorStore, open_store
 from .duplicates import TIERS, DuplicateProgressFn, DuplicateReport, DuplicateThresholds, find_duplicates
 from .indexer import AddReport, Indexer, ProgressFn
+from .params import FIT_SAMPLE, check_ef, check_k, check_label_text, check_score, fit_sample, no_image
 from .query import resolve
 from .scan import absolute, printable, scan
 from .tags import rank_by_tag, tag_filter
 
 STATE_DIR = "model-state"
-FIT_SAMPLE = 500  # images a trainable extractor (e.g. a codebook) learns from
+__all__ = ["FIT_SAMPLE", "Hit", "Library"]  # FIT_SAMPLE lives in params.py; kept importable here
 
 
 @dataclass
@@ -53,14 +54,14 @@ class Library:
         creating it with `model` if missing. `model` on an existing library must match."""
         directory = Path(path).expanduser() if path is not None else default_library()
         if not create and not _exists(directory, store):
-            raise LookalikeError(f"no library at {directory} (create one with `lookalike index FOLDER --library {directory}`)")
+            raise NotFound(f"no library at {directory} (create one with `lookalike index FOLDER --library {directory}`)")
         st = open_store(store, directory)
         try:
             meta = st.get_meta()
             stored = meta.get("model")
             if stored is None:
                 if not create:  # a store without a library yet (e.g. a missing Milvus collection)
-                    raise LookalikeError(f"no library in {st!r} (create one with `lookalike index FOLDER --store ...`)")
+                    raise NotFound(f"no library in {st!r} (create one with `lookalike index FOLDER --store ...`)")
                 name = model or DEFAULT_MODEL
                 info = model_info(name)  # validates the name before anything is written
                 st.set_meta({"model": name, "dim": str(info.dim), "model_version": info.version, "created": _now_iso()})
@@ -149,8 +150,7 @@ class Library:
         ext = self.extractor
         if not isinstance(ext, TrainableExtractor) or ext.is_fitted():
             return
-        rng = np.random.default_rng(0)
-        sample = [entries[i] for i in sorted(rng.permutation(len(entries))[:FIT_SAMPLE])]
+        sample = [entries[i] for i in fit_sample(len(entries))]
         images = []
         for e in sample:
             try:
@@ -173,7 +173,8 @@ class Library:
         An indexed image never finds itself. `text` keeps only images tagged with a label it
         names (see `search_text`). `ef`: ANN candidates per query on large libraries (higher:
         better recall, slower; ignored where search is exact)."""
-        if text is not None:
+        k, min_score, ef = check_k(k), check_score(min_score), check_ef(ef)  # before any model work
+        if check_label_text(text) is not None:
             where = tag_filter(text, where)
         q = resolve(query, self.store, self.extractor.draft_size)
         vec = q.vector if q.vector is not None else self.extractor.embed([q.image])[0]
@@ -182,6 +183,7 @@ class Library:
     def search_vector(self, vector: np.ndarray, k: int = 10, *, min_score: float | None = None,
                       where: SearchFilter | None = None, exclude: Sequence[int] = (),
                       ef: int | None = None) -> list[Hit]:
+        k, min_score, ef = check_k(k), check_score(min_score), check_ef(ef)
         q = np.asarray(vector, np.float32)[None]
         # Only pass `ef` when set, so stores written against the original protocol still work.
         scored = (self.store.search(q, k, where, exclude, ef=ef) if ef is not None
@@ -198,6 +200,8 @@ class Library:
         words of a label or its synonyms, case-insensitive; commas separate alternatives).
         Here `score` is the classifier's confidence: the summed probability of the image's
         matching labels (engine/tags.py), descending."""
+        k, min_score = check_k(k), check_score(min_score, low=0.0)
+        check_label_text(text)
         ranked = rank_by_tag(self.store, text, k, where, min_score)
         return [Hit(rank, rec.id, rec.path, round(s, 6)) for rank, (rec, s) in enumerate(ranked, start=1)]  # type: ignore[arg-type]
 
@@ -207,13 +211,31 @@ class Library:
         return find_duplicates(self.store, thresholds, tiers, where, progress)
 
     def get(self, id_: int) -> ImageRecord:
+        """The record of image `id_`; `NotFound` when there is none."""
         rec = self.store.get([id_]).get(id_)
         if rec is None:
-            raise LookalikeError(f"no image with id {id_} in this library")
+            raise no_image(id_)
         return rec
+
+    record = get  # the name the shells use
 
     def records(self, offset: int = 0, limit: int | None = None) -> list[ImageRecord]:
         return list(self.store.iter_records(offset, limit))
+
+    def records_by_id(self, ids: Sequence[int]) -> dict[int, ImageRecord]:
+        """Records of those ids that exist (missing ones are left out, not an error)."""
+        return self.store.get(list(ids)) if ids else {}
+
+    def find_path(self, path: str | os.PathLike) -> ImageRecord | None:
+        """The record indexed under this file path, if any."""
+        return self.store.find_path(absolute(path))
+
+    def has_content(self, sha256: str) -> bool:
+        """Whether any indexed image has exactly this content."""
+        return bool(self.store.find_sha(sha256))
+
+    def count(self) -> int:
+        return self.store.count()
 
     def __len__(self) -> int:
         return self.store.count()

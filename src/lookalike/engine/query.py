@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import ImageLoadError, LookalikeError
+from ..errors import ImageLoadError
 from ..imaging import ImageSource, decode_image, load_image
 from ..store import VectorStore
+from .params import no_image
 from .scan import absolute
 
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
@@ -58,7 +59,7 @@ def _by_id(id_: int, store: VectorStore) -> ResolvedQuery:
     try:
         vec = store.vectors([id_])[0]
     except KeyError:
-        raise LookalikeError(f"no image with id {id_} in this library") from None
+        raise no_image(id_) from None
     return ResolvedQuery(f"id:{id_}", vector=vec, exclude=[id_])
 
 
@@ -68,10 +69,10 @@ def download(url: str, limit: int = MAX_DOWNLOAD_BYTES, timeout: float = 20.0) -
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             data = resp.read(limit + 1)
     except urllib.error.HTTPError as e:
-        raise ImageLoadError(url, f"download failed: HTTP {e.code}") from None
+        raise ImageLoadError(url, f"download failed: HTTP {e.code}", kind="unreachable") from None
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
-        raise ImageLoadError(url, f"download failed: {reason}") from None
+        raise ImageLoadError(url, f"download failed: {reason}", kind="unreachable") from None
     if len(data) > limit:
-        raise ImageLoadError(url, f"download larger than {limit // (1024 * 1024)} MB")
+        raise ImageLoadError(url, f"download larger than {limit // (1024 * 1024)} MB", kind="too_large")
     return data

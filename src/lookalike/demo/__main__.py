@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from .engine import Library
+from ..engine import Library
 from .samples import build_gallery, save_jpeg, unseen_edits
 
 
