@@ -15,15 +15,17 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from .. import __version__
+from ..config import api_key as config_api_key
+from ..config import max_upload_bytes
 from ..engine import Library
-from ..errors import ImageLoadError, LibraryBusyError, LookalikeError
 from ..store import VectorStore
 from ..web import STATIC_DIR
+from .errors import install
 from .guard import Guard
 from .routes import router
-from .service import NotFound, Service, UnknownLabel
+from .service import Service
 
-DEFAULT_MAX_UPLOAD_BYTES = 20 * 1000 * 1000
+DEFAULT_MAX_UPLOAD_BYTES = 20 * 1000 * 1000  # config.DEFAULT_MAX_UPLOAD_MB
 API_KEY_ENV = "LOOKALIKE_API_KEY"
 MAX_UPLOAD_ENV = "LOOKALIKE_MAX_UPLOAD_MB"
 log = logging.getLogger("lookalike.api")
@@ -38,16 +40,7 @@ class Settings:
 
 
 def max_upload_from_env() -> int:
-    value = os.environ.get(MAX_UPLOAD_ENV)
-    if not value:
-        return DEFAULT_MAX_UPLOAD_BYTES
-    try:
-        mb = float(value)
-    except ValueError:
-        raise LookalikeError(f"${MAX_UPLOAD_ENV} must be a number of megabytes, got {value!r}") from None
-    if mb <= 0:
-        raise LookalikeError(f"${MAX_UPLOAD_ENV} must be positive, got {value!r}")
-    return int(mb * 1000 * 1000)
+    return max_upload_bytes()
 
 
 def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None = None, *,
@@ -55,7 +48,7 @@ def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None =
                url_queries: bool = True) -> FastAPI:
     """The app over the existing library at `library_dir`. `api_key` defaults to
     `$LOOKALIKE_API_KEY`; `max_upload_bytes` to `$LOOKALIKE_MAX_UPLOAD_MB` or 20 MB."""
-    key = (os.environ.get(API_KEY_ENV) or None) if api_key is _FROM_ENV else api_key
+    key = config_api_key() if api_key is _FROM_ENV else api_key
     settings = Settings(key, max_upload_bytes or max_upload_from_env(), url_queries)  # type: ignore[arg-type]
     library = Library.open(Path(library_dir), store=store, create=False)
     library.extractor  # noqa: B018 - resolve the model once, before requests race for it
@@ -88,37 +81,8 @@ def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None =
     return app
 
 
-def _status_for(e: ImageLoadError) -> int:
-    if e.reason.startswith("not an image"):
-        return 415
-    if e.reason.startswith("download larger"):
-        return 413
-    if e.reason.startswith("download failed"):
-        return 400
-    return 422  # empty, truncated, corrupt, too many pixels
-
-
 def _error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(NotFound)
-    async def not_found(request: Request, e: NotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(e)}, status_code=404)
-
-    @app.exception_handler(LibraryBusyError)
-    async def busy(request: Request, e: LibraryBusyError) -> JSONResponse:
-        # Another process holds the library's write lock longer than the store waits: try again.
-        return JSONResponse({"detail": str(e)}, status_code=503, headers={"Retry-After": "2"})
-
-    @app.exception_handler(UnknownLabel)
-    async def unknown_label(request: Request, e: UnknownLabel) -> JSONResponse:
-        return JSONResponse({"detail": str(e)}, status_code=422)
-
-    @app.exception_handler(ImageLoadError)
-    async def bad_image(request: Request, e: ImageLoadError) -> JSONResponse:
-        return JSONResponse({"detail": str(e)}, status_code=_status_for(e))
-
-    @app.exception_handler(LookalikeError)
-    async def user_error(request: Request, e: LookalikeError) -> JSONResponse:
-        return JSONResponse({"detail": str(e)}, status_code=400)
+    install(app)  # LookalikeError types -> statuses (api/errors.py)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:

@@ -17,6 +17,7 @@ from starlette.datastructures import UploadFile
 
 from ..engine import Hit as EngineHit
 from ..engine.duplicates import TIERS, DuplicateReport, DuplicateThresholds
+from ..engine.params import check_k, check_score, check_tiers, parse_crop
 from ..engine.scan import printable
 from ..store import ImageRecord, SearchFilter
 from . import schemas
@@ -116,8 +117,7 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
 @router.get("/api/search", response_model=schemas.SearchResponse, responses=ERRORS, summary="Search by tag")
 def search_by_tag(request: Request, q: str = Query(..., min_length=1, max_length=500, description=TEXT_HELP),
                   k: int | None = K, min_score: float | None = Query(None, ge=0, le=1, description="Drop results below this confidence."),
-                  under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL,
-                 ef: int | None = EF) -> schemas.SearchResponse:
+                  under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL) -> schemas.SearchResponse:
     """Images whose stored ImageNet top-5 tags include a label that `q` names, ranked by the
     classifier's confidence (the `score` of each result: the summed probability of its
     matching labels). Text that names no label: 422. Same result shape as POST /api/search."""
@@ -140,10 +140,7 @@ def duplicates(request: Request,
     """Exact copies (same SHA-256), near-duplicates (re-encoded, resized, lightly cropped:
     CNN cosine confirmed by keypoint geometry) and similar shots, as groups; what
     `lookalike duplicates --json` prints, plus thumbnail and file URLs per member."""
-    tiers = tier or list(TIERS)
-    bad = [t for t in tiers if t not in TIERS]
-    if bad:
-        raise HTTPException(422, f"tier {bad[0]!r} is not one of {', '.join(TIERS)}")
+    tiers = check_tiers(tier)
     thresholds = DuplicateThresholds(near_cosine=near_cosine, similar_cosine=similar_cosine, neighbours=neighbours,
                                      near_min_coverage=near_coverage)
     svc = _svc(request)
@@ -248,29 +245,9 @@ def _filters(given: dict[str, str | None], params: dict[str, str | None]) -> tup
 
 
 def _options(k: object, min_score: object, crop: object) -> tuple[int, float | None, tuple | None]:
-    try:
-        k_ = DEFAULT_K if k in (None, "") else int(k)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        raise HTTPException(422, f"k must be an integer, got {k!r}") from None
-    if not 1 <= k_ <= 1000:
-        raise HTTPException(422, f"k must be between 1 and 1000, got {k_}")
-    try:
-        score = None if min_score in (None, "") else float(min_score)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise HTTPException(422, f"min_score must be a number, got {min_score!r}") from None
-    box = None
-    if crop not in (None, ""):
-        parts = crop.split(",") if isinstance(crop, str) else crop
-        try:
-            box = tuple(float(v) for v in parts)  # type: ignore[union-attr]
-        except (TypeError, ValueError):
-            box = ()
-        if len(box) != 4:
-            raise HTTPException(422, f"crop must be x0,y0,x1,y1 (four numbers from 0 to 1), got {crop!r}")
-        x0, y0, x1, y1 = box
-        if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
-            raise HTTPException(422, f"crop box {x0:g},{y0:g},{x1:g},{y1:g} must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
-    return k_, score, box
+    """k, min_score and crop from query parameters, form fields or JSON, checked by the engine."""
+    return (DEFAULT_K if k in (None, "") else check_k(k), check_score(min_score),
+            parse_crop(crop))  # type: ignore[arg-type]
 
 
 def _first_error(e: ValidationError) -> str:
@@ -293,14 +270,14 @@ def _image(rec: ImageRecord) -> schemas.Image:
 
 
 def _search_response(svc: Service, result: SearchResult, crop: tuple | None) -> schemas.SearchResponse:
-    records = svc.lib.store.get([h.id for h in result.hits])
+    records = svc.lib.records_by_id([h.id for h in result.hits])
     return schemas.SearchResponse(query=result.query, model=svc.lib.model, took_ms=result.took_ms, crop=crop,
                                   results=[_hit(h, records[h.id].sha256 if h.id in records else "") for h in result.hits])
 
 
 def _duplicates_response(svc: Service, report: DuplicateReport) -> schemas.Duplicates:
     out = report.to_dict()
-    records = svc.lib.store.get([m.id for g in report.groups for m in g.members])
+    records = svc.lib.records_by_id([m.id for g in report.groups for m in g.members])
     for group in out["groups"]:
         for m in group["members"]:
             sha = records[m["id"]].sha256 if m["id"] in records else ""

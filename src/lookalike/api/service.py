@@ -16,10 +16,11 @@ from PIL import Image
 
 from ..engine import Hit, Library
 from ..engine.duplicates import DuplicateReport, DuplicateThresholds
+from ..engine.params import check_label_text as check_text
 from ..engine.query import download
 from ..engine.scan import absolute
-from ..engine.tags import match_labels, tag_filter
-from ..errors import ImageLoadError, LookalikeError
+from ..engine.tags import tag_filter
+from ..errors import Conflict, ImageLoadError, NotFound
 from ..imaging import CropBox, crop_relative, decode_image, load_image
 from ..store import ImageRecord, SearchFilter
 
@@ -31,22 +32,6 @@ _EXT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".
 _MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jfif": "image/jpeg", ".png": "image/png",
          ".webp": "image/webp", ".gif": "image/gif", ".bmp": "image/bmp", ".dib": "image/bmp",
          ".tif": "image/tiff", ".tiff": "image/tiff"}
-
-
-class NotFound(LookalikeError):
-    pass
-
-
-class UnknownLabel(LookalikeError):
-    """Search-by-tag text that names no ImageNet label (the CLI's message, answered as 422)."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(f"no ImageNet label matches {text!r}: try a common noun such as 'cat', 'espresso' or 'rocket'")
-
-
-def check_text(text: str | None) -> None:
-    if text is not None and not match_labels(text):
-        raise UnknownLabel(text)
 
 
 @dataclass
@@ -65,10 +50,7 @@ class Service:
 
     # -- reading ------------------------------------------------------------------------
     def record(self, id_: int) -> ImageRecord:
-        rec = self.lib.store.get([id_]).get(id_)
-        if rec is None:
-            raise NotFound(f"no image with id {id_} in this library")
-        return rec
+        return self.lib.record(id_)
 
     def page(self, offset: int, limit: int) -> tuple[int, list[ImageRecord]]:
         return len(self.lib), self.lib.records(offset, limit)
@@ -170,9 +152,9 @@ class Service:
             report = self.lib.add([dest])
             if report.failed:
                 raise ImageLoadError(label, report.failed[0][1])
-            rec = self.lib.store.find_path(absolute(dest))
+            rec = self.lib.find_path(dest)
         if rec is None:  # another writer removed it in between
-            raise LookalikeError(f"{label}: indexed but gone again; try once more")
+            raise Conflict(f"{label}: indexed but gone again; try once more")
         return rec, report.added > 0
 
     def delete(self, id_: int) -> bool:
@@ -183,7 +165,7 @@ class Service:
             owned = os.path.dirname(rec.path) == absolute(self.uploads)
             if owned:
                 Path(rec.path).unlink(missing_ok=True)
-            if not self.lib.store.find_sha(rec.sha256):
+            if not self.lib.has_content(rec.sha256):
                 (self.thumbs / f"{rec.sha256}-{THUMB_PX}.jpg").unlink(missing_ok=True)
         return owned
 

@@ -32,34 +32,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import InvalidQuery, LookalikeError
+from ..errors import LookalikeError
 from ..imaging import load_image
 from ..store import ImageRecord, SearchFilter, VectorStore
 from .keypoints import Keypoints, keypoints, match
-from .params import TIERS, check_tiers
+from .params import TIERS, DuplicateThresholds, check_tiers
 
 _STRENGTH = {t: i for i, t in enumerate(TIERS)}  # lower is stronger
 
 # (phase, done, total) -> None; phases: "comparing", "keypoints", "verifying".
 DuplicateProgressFn = Callable[[str, int, int], None]
-
-
-@dataclass
-class DuplicateThresholds:
-    near_cosine: float = 0.80
-    similar_cosine: float = 0.85
-    neighbours: int = 20  # nearest images examined per image
-    near_min_coverage: float = 0.75  # each image covers >= 75% of the other: crops up to ~13% a side
-    near_max_rotation: float = 3.0  # degrees
-    near_min_inliers: int = 20  # keypoint matches agreeing on the transform
-
-    def validate(self) -> None:
-        if not (-1.0 <= self.similar_cosine <= 1.0 and -1.0 <= self.near_cosine <= 1.0):
-            raise InvalidQuery("cosine thresholds must be between -1 and 1")
-        if not 0.0 <= self.near_min_coverage <= 1.0:
-            raise InvalidQuery("the near coverage threshold must be between 0 and 1")
-        if self.neighbours < 1:
-            raise InvalidQuery("neighbours must be at least 1")
 
 
 @dataclass

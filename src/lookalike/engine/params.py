@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import math
 import os
+from dataclasses import dataclass
 from typing import Sequence
 
 from ..errors import InvalidQuery, NotFound
@@ -18,6 +19,24 @@ FIT_SAMPLE = 500  # images a trainable extractor (e.g. a codebook) learns from
 TIERS = ("exact", "near", "similar")  # duplicate tiers, strongest first
 
 CropBox = tuple[float, float, float, float]  # (left, top, right, bottom) as fractions, 0..1
+
+
+@dataclass
+class DuplicateThresholds:
+    near_cosine: float = 0.80
+    similar_cosine: float = 0.85
+    neighbours: int = 20  # nearest images examined per image
+    near_min_coverage: float = 0.75  # each image covers >= 75% of the other: crops up to ~13% a side
+    near_max_rotation: float = 3.0  # degrees
+    near_min_inliers: int = 20  # keypoint matches agreeing on the transform
+
+    def validate(self) -> None:
+        if not (-1.0 <= self.similar_cosine <= 1.0 and -1.0 <= self.near_cosine <= 1.0):
+            raise InvalidQuery("cosine thresholds must be between -1 and 1")
+        if not 0.0 <= self.near_min_coverage <= 1.0:
+            raise InvalidQuery("the near coverage threshold must be between 0 and 1")
+        if self.neighbours < 1:
+            raise InvalidQuery("neighbours must be at least 1")
 
 
 def parse_date(text: str | None, name: str, end_of_day: bool = False) -> float | None:
@@ -137,3 +156,15 @@ def _integer(value: object, name: str) -> int:
     except (TypeError, ValueError, OverflowError):
         raise InvalidQuery(f"{name} must be an integer, got {value!r}") from None
     return number
+
+
+def make_filter(under: str | os.PathLike | None = None, since: str | None = None, until: str | None = None,
+                names: tuple[str, str, str] = ("under", "since", "until")):
+    """The store filter for a folder and a date range, as the CLI's --under/--since/--until
+    and the API's under/since/until give them; None when nothing is set. A date alone as
+    `until` covers that whole day. Returns a `SearchFilter` or None."""
+    from ..store.base import SearchFilter  # imported on use: validation stays cheap
+
+    where = SearchFilter(path_prefix=folder_prefix(under, names[0]), min_mtime=parse_date(since, names[1]),
+                         max_mtime=parse_date(until, names[2], end_of_day=True))
+    return None if where.is_empty() else where

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..config import fashion_mnist_dir
 from ..errors import InvalidQuery, NotFound, Unsupported
 from ..imaging import is_image_name, load_image
 
-FASHION_MNIST_DIR = Path(os.environ.get("LOOKALIKE_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
+FASHION_MNIST_DIR = fashion_mnist_dir()  # as at import; the functions re-read $LOOKALIKE_FASHION_MNIST
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
@@ -44,16 +45,18 @@ class LabelledImages:
                               None if self.paths is None else [self.paths[i] for i in idx])
 
 
-def fashion_mnist_available(root: Path = FASHION_MNIST_DIR) -> bool:
+def fashion_mnist_available(root: Path | None = None) -> bool:
+    root = root or fashion_mnist_dir()
     return (root / "t10k-images-idx3-ubyte.gz").exists()
 
 
-def load_fashion_mnist(split: str = "test", root: Path = FASHION_MNIST_DIR) -> LabelledImages:
+def load_fashion_mnist(split: str = "test", root: Path | None = None) -> LabelledImages:
     """split: "train" (60k) or "test" (10k); 28x28 greyscale product photos, 10 classes."""
+    root = root or fashion_mnist_dir()
     prefix = {"train": "train", "test": "t10k"}[split]
     if not fashion_mnist_available(root):
         raise NotFound(f"Fashion-MNIST not found in {root}: install Debian's dataset-fashion-mnist "
-                             "(apt-get install dataset-fashion-mnist) or set LOOKALIKE_FASHION_MNIST")
+                       "(apt-get install dataset-fashion-mnist) or set LOOKALIKE_FASHION_MNIST")
     images = _read_idx(root / f"{prefix}-images-idx3-ubyte.gz")
     labels = _read_idx(root / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
     return LabelledImages(labels, list(FASHION_CLASSES), pixels=images)
