@@ -44,7 +44,7 @@ def test_extreme_or_bad_dates_are_usage_errors(lib, option, value):
     proc = run("search", "--text", "cat", option, value, "--library", lib / "lib")
     if proc.returncode == 0:  # a date the platform can represent: an ordinary (maybe empty) result
         return
-    assert_one_line(proc, 2, option.encode())
+    assert proc.returncode == 2 and option.encode() in proc.stderr and b"Traceback" not in proc.stderr, proc.stderr.decode()
 
 
 def test_far_future_until_is_never_a_traceback(lib):
@@ -54,19 +54,19 @@ def test_far_future_until_is_never_a_traceback(lib):
 
 
 def test_unknown_label_is_one_line(lib):
-    assert_one_line(run("search", "--text", "qwxzv", "--library", lib / "lib"), 2, b"no ImageNet label matches")
+    assert_one_line(run("search", "--text", "qwxzv", "--library", lib / "lib"), 1, b"no ImageNet label matches")
 
 
 def test_unknown_id_is_a_user_error(lib):
     assert_one_line(run("search", "id:424242", "--library", lib / "lib"), 1, b"no image with id 424242")
 
 
-def test_nan_min_score_is_refused(lib):
-    assert_one_line(run("search", "id:1", "--min-score", "nan", "--library", lib / "lib"), 2, b"--min-score")
-
-
-def test_unknown_tier_is_refused(lib):
-    assert_one_line(run("duplicates", "--tier", "nope", "--library", lib / "lib"), 2, b"'nope' is not one of")
+@pytest.mark.parametrize("args, needle", [(["search", "id:1", "--min-score", "nan"], b"--min-score"),
+                                         (["search", "id:1", "--min-score", "inf"], b"--min-score"),
+                                         (["duplicates", "--tier", "nope"], b"'nope' is not one of")])
+def test_bad_option_values_are_usage_errors(lib, args, needle):
+    proc = run(*args, "--library", lib / "lib")
+    assert proc.returncode == 2 and needle in proc.stderr and b"Traceback" not in proc.stderr, proc.stderr.decode()
 
 
 def test_markup_in_file_names_is_printed_verbatim(lib):

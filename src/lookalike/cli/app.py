@@ -13,7 +13,7 @@ from rich.console import Console
 
 from .. import __version__
 from ..config import default_library, default_store, milvus_token
-from ..errors import InvalidQuery, LookalikeError
+from ..errors import Busy, InvalidQuery, LookalikeError, NotFound
 
 if TYPE_CHECKING:
     from ..engine import Library
@@ -24,12 +24,15 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 out = Console()
 err = Console(stderr=True)
 
-# Exit codes: 0 success, 1 a user error (bad file, unknown id, busy library...), 2 a usage
-# error (a bad option value or query, as Typer's own usage errors), 130 interrupted.
+# Exit codes: 0 success; 1 a user error, any `LookalikeError` (unknown id or label, unreadable
+# image, busy library...); 2 a usage error: what Typer reports itself (unknown option or
+# command, missing argument, a value of the wrong type) and an option value the engine
+# refuses before any work starts (`usage_errors`); 130 interrupted. Most specific type first.
 EXIT_USER_ERROR = 1
-EXIT_USAGE = 2
+EXIT_USAGE = 2  # raised by Typer/Click, listed here so docs and tests have one source
 EXIT_INTERRUPTED = 130
-EXIT_CODES: tuple[tuple[type[LookalikeError], int], ...] = ((InvalidQuery, EXIT_USAGE), (LookalikeError, EXIT_USER_ERROR))
+EXIT_CODES: tuple[tuple[type[LookalikeError], int], ...] = (
+    (InvalidQuery, EXIT_USER_ERROR), (NotFound, EXIT_USER_ERROR), (Busy, EXIT_USER_ERROR), (LookalikeError, EXIT_USER_ERROR))
 
 LibraryOpt = typer.Option(None, "--library", "-l", help="Library directory [default: $LOOKALIKE_LIBRARY or ./lookalike-library]")
 StoreOpt = typer.Option(None, "--store", help="Store backend [default: $LOOKALIKE_STORE, else embedded in the library directory]")
@@ -53,6 +56,16 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err.print("interrupted: every finished batch is saved; run the same command again to finish")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+@contextlib.contextmanager
+def usage_errors() -> Iterator[None]:
+    """Option values checked by the engine (engine/params.py) before a library is opened are
+    usage errors: Typer's usage message and exit code 2, like a value of the wrong type."""
+    try:
+        yield
+    except InvalidQuery as e:
+        raise typer.BadParameter(str(e)) from None
 
 
 def store_spec(store: Optional[str], directory: Path, token: Optional[str]):

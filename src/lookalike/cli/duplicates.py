@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..engine.params import TIERS, DuplicateThresholds, check_tiers, make_filter
-from .app import JsonOpt, LibraryOpt, StoreOpt, TokenOpt, app, err, open_library, out, user_errors
+from .app import JsonOpt, LibraryOpt, StoreOpt, TokenOpt, app, err, open_library, out, usage_errors, user_errors
 from .progress import phase_tracker, progress_bar
 
 
@@ -42,9 +42,10 @@ def duplicates(
         ctx.fail("choose one of --json and --csv")
     thresholds = DuplicateThresholds(near_cosine=near_cosine, similar_cosine=similar_cosine, neighbours=neighbours,
                                      near_min_coverage=near_coverage)
-    with user_errors():
+    with usage_errors():
         tiers, where = check_tiers(tier, "--tier"), make_filter(under, names=("--under", "", ""))
         thresholds.validate()
+    with user_errors():
         with open_library(library, store, token=milvus_token) as lib:
             with progress_bar(err, label_width=9, transient=True, disable=as_json or as_csv) as bar:
                 report = lib.duplicates(thresholds, tiers, where=where, progress=phase_tracker(bar))

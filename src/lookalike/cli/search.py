@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from .app import JsonOpt, LibraryOpt, StoreOpt, TokenOpt, app, open_library, out, user_errors
+from .app import JsonOpt, LibraryOpt, StoreOpt, TokenOpt, app, open_library, out, usage_errors, user_errors
 
 
 @app.command()
@@ -42,12 +42,13 @@ def search(
     """Find the indexed images that look most like QUERY, or that are tagged --text, or both."""
     if query is None and text is None:
         ctx.fail("Missing argument 'QUERY' (give an image query, --text, or both).")
-    with user_errors():
-        from ..engine.params import check_k, check_label_text, check_score, make_filter
+    from ..engine.params import check_k, check_label_text, check_score, make_filter
 
-        # Checked before the library or the model is opened: a bad option costs nothing.
+    with usage_errors():  # checked before the library or the model is opened: a bad option costs nothing
         where = make_filter(under, since, until, names=("--under", "--since", "--until"))
-        check_k(k, "-k"), check_score(min_score, "--min-score"), check_label_text(text)
+        check_k(k, "-k"), check_score(min_score, "--min-score")
+    with user_errors():
+        check_label_text(text)
         from ..engine.scan import printable
 
         with open_library(library, store, token=milvus_token) as lib:
