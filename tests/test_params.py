@@ -29,7 +29,7 @@ def test_extreme_dates_are_a_value_or_an_invalid_query(text):
         try:
             value = parse_date(text, "--until", end_of_day=end)
         except InvalidQuery as e:
-            assert "--until must be a date" in str(e)
+            assert "--until must be a date" in str(e) and "outside the range" in str(e)
         else:
             assert isinstance(value, float) and math.isfinite(value)
 
@@ -84,3 +84,21 @@ def test_filter_and_fit_sample(tmp_path):
     sample = fit_sample(2000)
     assert len(sample) == FIT_SAMPLE == len(set(sample)) and sample == sorted(sample) == fit_sample(2000)
     assert fit_sample(3) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Tokyo", "America/Los_Angeles"])
+def test_year_bounds_in_every_time_zone(zone, monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        for text in ("0001-01-01", "9999-12-31"):
+            for end in (False, True):
+                try:
+                    parse_date(text, "until", end_of_day=end)
+                except InvalidQuery as e:
+                    assert "outside the range" in str(e)
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -15,8 +15,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from .. import __version__
+from ..config import DEFAULT_MAX_UPLOAD_MB
 from ..config import api_key as config_api_key
-from ..config import max_upload_bytes
+from ..config import max_upload_bytes as config_max_upload_bytes
 from ..engine import Library
 from ..store import VectorStore
 from ..web import STATIC_DIR
@@ -25,9 +26,8 @@ from .guard import Guard
 from .routes import router
 from .service import Service
 
-DEFAULT_MAX_UPLOAD_BYTES = 20 * 1000 * 1000  # config.DEFAULT_MAX_UPLOAD_MB
+DEFAULT_MAX_UPLOAD_BYTES = int(DEFAULT_MAX_UPLOAD_MB * 1_000_000)
 API_KEY_ENV = "LOOKALIKE_API_KEY"
-MAX_UPLOAD_ENV = "LOOKALIKE_MAX_UPLOAD_MB"
 log = logging.getLogger("lookalike.api")
 _FROM_ENV = object()
 
@@ -39,17 +39,13 @@ class Settings:
     url_queries: bool  # may a client make the server download a URL?
 
 
-def max_upload_from_env() -> int:
-    return max_upload_bytes()
-
-
 def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None = None, *,
                api_key: str | None | object = _FROM_ENV, max_upload_bytes: int | None = None,
                url_queries: bool = True) -> FastAPI:
     """The app over the existing library at `library_dir`. `api_key` defaults to
     `$LOOKALIKE_API_KEY`; `max_upload_bytes` to `$LOOKALIKE_MAX_UPLOAD_MB` or 20 MB."""
     key = config_api_key() if api_key is _FROM_ENV else api_key
-    settings = Settings(key, max_upload_bytes or max_upload_from_env(), url_queries)  # type: ignore[arg-type]
+    settings = Settings(key, max_upload_bytes or config_max_upload_bytes(), url_queries)  # type: ignore[arg-type]
     library = Library.open(Path(library_dir), store=store, create=False)
     library.extractor  # noqa: B018 - resolve the model once, before requests race for it
 

@@ -18,7 +18,7 @@ from ..models import FeatureExtractor, TrainableExtractor, get_extractor, model_
 from ..store import ImageRecord, SearchFilter, VectorStore, open_store
 from .duplicates import TIERS, DuplicateProgressFn, DuplicateReport, DuplicateThresholds, find_duplicates
 from .indexer import AddReport, Indexer, ProgressFn
-from .params import FIT_SAMPLE, check_ef, check_k, check_label_text, check_score, fit_sample, no_image
+from .params import FIT_SAMPLE, check_ef, check_k, check_score, fit_sample, no_image
 from .query import resolve
 from .scan import absolute, printable, scan
 from .tags import rank_by_tag, tag_filter
@@ -173,8 +173,10 @@ class Library:
         An indexed image never finds itself. `text` keeps only images tagged with a label it
         names (see `search_text`). `ef`: ANN candidates per query on large libraries (higher:
         better recall, slower; ignored where search is exact)."""
-        k, min_score, ef = check_k(k), check_score(min_score), check_ef(ef)  # before any model work
-        if check_label_text(text) is not None:
+        # Out-of-range values are refused before any model work; a threshold above every score
+        # simply finds nothing (shells bound it to the score's range themselves).
+        k, min_score, ef = check_k(k), check_score(min_score, low=None, high=None), check_ef(ef)
+        if text is not None:
             where = tag_filter(text, where)
         q = resolve(query, self.store, self.extractor.draft_size)
         vec = q.vector if q.vector is not None else self.extractor.embed([q.image])[0]
@@ -183,7 +185,7 @@ class Library:
     def search_vector(self, vector: np.ndarray, k: int = 10, *, min_score: float | None = None,
                       where: SearchFilter | None = None, exclude: Sequence[int] = (),
                       ef: int | None = None) -> list[Hit]:
-        k, min_score, ef = check_k(k), check_score(min_score), check_ef(ef)
+        k, min_score, ef = check_k(k), check_score(min_score, low=None, high=None), check_ef(ef)
         q = np.asarray(vector, np.float32)[None]
         # Only pass `ef` when set, so stores written against the original protocol still work.
         scored = (self.store.search(q, k, where, exclude, ef=ef) if ef is not None
@@ -200,8 +202,7 @@ class Library:
         words of a label or its synonyms, case-insensitive; commas separate alternatives).
         Here `score` is the classifier's confidence: the summed probability of the image's
         matching labels (engine/tags.py), descending."""
-        k, min_score = check_k(k), check_score(min_score, low=0.0)
-        check_label_text(text)
+        k, min_score = check_k(k), check_score(min_score, low=None, high=None)
         ranked = rank_by_tag(self.store, text, k, where, min_score)
         return [Hit(rank, rec.id, rec.path, round(s, 6)) for rank, (rec, s) in enumerate(ranked, start=1)]  # type: ignore[arg-type]
 

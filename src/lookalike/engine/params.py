@@ -52,9 +52,12 @@ def parse_date(text: str | None, name: str, end_of_day: bool = False) -> float |
             moment = start + datetime.timedelta(days=1, microseconds=-1) if end_of_day else start
         else:
             moment = datetime.datetime.fromisoformat(value)
+    except (ValueError, OverflowError):  # OverflowError: 9999-12-31 plus a day
+        raise InvalidQuery(f"{name} must be a date, {DATE_HELP}: {text!r} is not a date") from None
+    try:
         return moment.timestamp()
-    except (ValueError, OverflowError, OSError):
-        raise InvalidQuery(f"{name} must be a date, {DATE_HELP}; got {text!r}") from None
+    except (ValueError, OverflowError, OSError):  # 0001-01-01 east of UTC, 9999-12-31 west of it, ...
+        raise InvalidQuery(f"{name} must be a date, {DATE_HELP}: {text!r} is outside the range this system's clock can represent") from None
 
 
 def folder_prefix(under: str | os.PathLike | None, name: str = "under") -> str | None:
@@ -85,15 +88,18 @@ def check_ef(ef: object, name: str = "ef") -> int | None:
     return value
 
 
-def check_score(value: object, name: str = "min_score", low: float = -1.0, high: float = 1.0) -> float | None:
-    """A score threshold: None, or a finite number in [low, high] (NaN and infinities refused)."""
+def check_score(value: object, name: str = "min_score", low: float | None = -1.0, high: float | None = 1.0) -> float | None:
+    """A score threshold: None, or a finite number in [low, high] (NaN and infinities refused;
+    a bound of None means any finite number)."""
     if value is None or value == "":
         return None
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise InvalidQuery(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(number) or not low <= number <= high:
+    if not math.isfinite(number):
+        raise InvalidQuery(f"{name} must be a finite number, got {value!r}")
+    if (low is not None and number < low) or (high is not None and number > high):
         raise InvalidQuery(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
     return number
 
