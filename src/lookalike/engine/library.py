@@ -18,13 +18,12 @@ from ..models import FeatureExtractor, TrainableExtractor, get_extractor, model_
 from ..store import ImageRecord, SearchFilter, VectorStore, open_store
 from .duplicates import TIERS, DuplicateProgressFn, DuplicateReport, DuplicateThresholds, find_duplicates
 from .indexer import AddReport, Indexer, ProgressFn
-from .params import FIT_SAMPLE, check_ef, check_k, check_score, fit_sample, no_image
+from .params import check_ef, check_k, check_score, fit_sample, no_image
 from .query import resolve
 from .scan import absolute, printable, scan
 from .tags import rank_by_tag, tag_filter
 
 STATE_DIR = "model-state"
-__all__ = ["FIT_SAMPLE", "Hit", "Library"]  # FIT_SAMPLE lives in params.py; kept importable here
 
 
 @dataclass
