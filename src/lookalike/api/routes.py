@@ -17,11 +17,10 @@ from starlette.datastructures import UploadFile
 
 from ..engine import Hit as EngineHit
 from ..engine.duplicates import TIERS, DuplicateReport, DuplicateThresholds
-from ..engine.params import check_k, check_score, check_tiers, parse_crop
+from ..engine.params import DATE_HELP, check_k, check_score, check_tiers, make_filter, parse_crop
 from ..engine.scan import printable
 from ..store import ImageRecord, SearchFilter
 from . import schemas
-from .filters import DATE_HELP, make_filter
 from .service import SearchResult, Service
 
 router = APIRouter()

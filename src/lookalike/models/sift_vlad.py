@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from ..errors import InvalidQuery, LookalikeError, ModelMismatch
+from ..errors import Conflict, InvalidQuery, ModelMismatch
 from .base import BatchEmbedMixin, Features, l2_normalize
 from .preprocess import resize_square_grey
 
@@ -66,7 +66,7 @@ class SiftVladExtractor(BatchEmbedMixin):
 
     def save_state(self, directory: Path) -> None:
         if self.codebook is None:
-            raise LookalikeError("sift-vlad has no codebook to save")
+            raise Conflict("sift-vlad has no codebook to save")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / (STATE_FILE + ".tmp.npy")
@@ -98,7 +98,7 @@ class SiftVladExtractor(BatchEmbedMixin):
 
     def embed_batch(self, inputs: np.ndarray) -> Features:
         if self.codebook is None:
-            raise LookalikeError("sift-vlad has no codebook yet: it learns one from the images it indexes first")
+            raise Conflict("sift-vlad has no codebook yet: it learns one from the images it indexes first")
         vectors = np.stack([self._vlad(self.descriptors(g)) for g in inputs]) if len(inputs) else np.zeros((0, self.dim), np.float32)
         return Features(vectors=vectors, tags=[[] for _ in range(len(inputs))])
 
