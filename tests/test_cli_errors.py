@@ -89,3 +89,12 @@ def test_version_and_short_help():
     for args in (["-h"], ["search", "-h"]):
         proc = run(*args)
         assert proc.returncode == 0 and b"Usage" in proc.stdout
+
+
+def test_markup_in_a_library_path_is_printed_verbatim(lib):
+    odd = lib / "lib[/red]"
+    assert run("index", lib / "pics", "--library", odd).returncode == 0
+    info = run("info", "--library", odd)
+    assert info.returncode == 0 and str(odd) in info.stdout.decode(), info.stderr.decode()
+    missing = run("info", "--library", lib / "nope[/bold]")
+    assert_one_line(missing, 1, f"no library at {lib / 'nope[/bold]'}".encode())

@@ -47,4 +47,4 @@ def eval_(
             result = run_eval(config, phase_tracker(bar))
         files = write_report(result, out_dir)
         out.print(retrieval_table(result), highlight=False, markup=False)
-        err.print(f"wrote {', '.join(str(f) for f in files)}", highlight=False, soft_wrap=True)
+        err.print(f"wrote {', '.join(str(f) for f in files)}", highlight=False, soft_wrap=True, markup=False)

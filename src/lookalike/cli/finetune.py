@@ -59,7 +59,7 @@ def finetune(
                 elif e.kind == "start":
                     val_maps.append(f"{e.val_map:.3f}")
                     bar.update(task, description="training", total=e.steps, status=f"val mAP@100 {val_maps[0]} (pretrained)")
-                    err.print(f"{e.message}; {e.epochs} epochs; pretrained val mAP@100 {e.val_map:.3f}", highlight=False)
+                    err.print(f"{e.message}; {e.epochs} epochs; pretrained val mAP@100 {e.val_map:.3f}", highlight=False, markup=False)
                 elif e.kind == "step":
                     bar.update(task, completed=e.step, description=f"epoch {e.epoch}/{e.epochs}",
                                status=f"loss {e.loss:.3f}  val mAP@100 {' > '.join(val_maps[-3:])}")
@@ -81,4 +81,4 @@ def finetune(
         err.print(f"saved {m['name']} to {result.onnx_path.parent} (epoch {m['best_epoch']}): val mAP@100 "
                   f"{metrics['val_map_at_100_pretrained']:.3f} -> {metrics['val_map_at_100']:.3f}, "
                   f"trained in {m['train_wall_seconds']:.0f} s ({m['train_cpu_seconds']:.0f} s CPU); "
-                  f"use it with --model {m['name']}", highlight=False)
+                  f"use it with --model {m['name']}", highlight=False, markup=False)

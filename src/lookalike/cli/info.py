@@ -24,7 +24,7 @@ def info(library: Optional[Path] = LibraryOpt, store: Optional[str] = StoreOpt, 
             for key, value in data.items():
                 if key == "size_bytes":
                     key, value = "size on disk", f"{value / 1e6:.2f} MB"
-                out.print(f"{key:>13}: {value}", highlight=False)
+                out.print(f"{key:>13}: {value}", highlight=False, markup=False)
 
 
 

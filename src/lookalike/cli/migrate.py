@@ -45,4 +45,4 @@ def migrate(
                 print(json.dumps({"copied": report.copied, "model": report.model, "seconds": round(report.seconds, 3)}))
                 return
             err.print(f"copied {report.copied} images ({report.model}) from {source} to {target} "
-                      f"in {report.seconds:.1f} s; ids kept", highlight=False)
+                      f"in {report.seconds:.1f} s; ids kept", highlight=False, markup=False)

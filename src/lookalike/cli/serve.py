@@ -41,5 +41,5 @@ def serve(
 
         shown = f"[{host}]" if ":" in host else host
         err.print(f"serving {web.state.service.lib.directory} ({len(web.state.service.lib)} images) "
-                  f"on http://{shown}:{port}/  (API docs: /docs)", highlight=False)
+                  f"on http://{shown}:{port}/  (API docs: /docs)", highlight=False, markup=False)
         uvicorn.run(web, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
