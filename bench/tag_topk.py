@@ -10,10 +10,10 @@ import argparse
 
 import numpy as np
 
+from lookalike.demo.samples import sample_photos
 from lookalike.eval.datasets import load_fashion_mnist
 from lookalike.models import get_extractor
 from lookalike.models.wordnet import wordnet_table
-from lookalike.samples import sample_photos
 
 
 def main() -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from lookalike import Library
+from lookalike.demo.samples import build_gallery
 from lookalike.eval.datasets import load_fashion_mnist
-from lookalike.samples import build_gallery
 
 # word -> the Fashion-MNIST classes that are right answers for it.
 FASHION_WORDS = {

@@ -63,7 +63,7 @@ def _small(photos: dict[str, Image.Image], name: str, side: int = 200) -> Image.
 
 
 def content_cases(photos: dict[str, Image.Image]) -> list[BadFile]:
-    """Cases defined by their bytes; `photos` is `lookalike.samples.sample_photos()`."""
+    """Cases defined by their bytes; `photos` is `lookalike.demo.samples.sample_photos()`."""
     coffee, rocket, cat = _small(photos, "coffee"), _small(photos, "rocket"), _small(photos, "chelsea")
     astro, flower = _small(photos, "astronaut"), _small(photos, "flower")
     jpeg = encode(coffee, "JPEG", quality=90)

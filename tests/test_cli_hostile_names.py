@@ -8,9 +8,7 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-from lookalike.samples import save_jpeg
+from lookalike.demo.samples import save_jpeg
 
 # Each one is a real file; the photo is the same, so they are also exact duplicates of each other.
 HOSTILE = ["[red]red[/red].jpg", "[/].jpg", "[link=http://attacker.example]x[/link].jpg", "[bold.jpg",
@@ -22,7 +20,6 @@ def run(*args) -> subprocess.CompletedProcess:
                           env={**os.environ, "COLUMNS": "400", "NO_COLOR": "1"})
 
 
-@pytest.mark.xfail(reason="Rich parses file names as markup; fixed by the CLI rewrite (cli/, fshell)", strict=False)
 def test_hostile_file_names_are_shown_literally(tmp_path, photos):
     folder = tmp_path / "pics"
     for name in HOSTILE:

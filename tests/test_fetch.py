@@ -11,9 +11,9 @@ from dataclasses import replace
 
 import pytest
 
+from lookalike.demo.samples import sample_photos
 from lookalike.engine.fetch import CLI_POLICY, Fetcher, FetchFailed, FetchPolicy, address_allowed, fetch
 from lookalike.errors import Busy, Forbidden, InvalidQuery, TooLarge
-from lookalike.samples import sample_photos
 from tests.support.hostile import HostileServer, jpeg_bytes
 
 SERVER = FetchPolicy()  # what `lookalike serve --allow-url-queries` uses, before any --url-allow

@@ -69,7 +69,7 @@ def test_index_search_and_tags_without_torch(originals_dir, tmp_path):
     ("lib.duplicates()", "duplicates"),
     ("Library.open(sys.argv[1] + '-texture', model='texture').extractor", "handcrafted"),
     ("Library.open(sys.argv[1] + '-sift', model='sift-vlad').extractor", "handcrafted"),
-    ("__import__('lookalike.samples').samples.sample_photos()", "eval"),
+    ("__import__('lookalike.demo.samples').demo.samples.sample_photos()", "eval"),
 ])
 def test_features_of_missing_extras_fail_in_one_line(call, extra, tmp_path):
     proc = _run_blocked(f"""

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from lookalike import Library, LookalikeError, ModelMismatchError
+from lookalike.demo.samples import save_jpeg, variants
 from lookalike.engine.migrate import migrate
 from lookalike.models import model_info
-from lookalike.samples import save_jpeg, variants
 from lookalike.store import ImageRecord, SearchFilter, Upsert, open_store
 
 from .milvus_server import milvus_server  # noqa: F401 - a session fixture

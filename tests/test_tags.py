@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from lookalike import Library
+from lookalike.demo.samples import save_jpeg
 from lookalike.engine.tags import MIN_CONFIDENCE, match_labels
 from lookalike.models.imagenet_labels import imagenet_labels
-from lookalike.samples import save_jpeg
 from lookalike.store import SearchFilter
 
 from .test_cli import run

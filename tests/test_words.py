@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from lookalike import Library
+from lookalike.demo.samples import build_gallery
 from lookalike.engine.combine import combine_vectors, reciprocal_rank_fusion
 from lookalike.engine.tags import expand, match_labels, suggest, unknown_words
 from lookalike.errors import InvalidQuery
 from lookalike.models.wordnet import wordnet_available, wordnet_table
-from lookalike.samples import build_gallery
 
 from .test_cli import run
 
@@ -207,7 +207,7 @@ def test_several_images_with_a_negative(gallery):
 @needs_wordnet
 def test_library_indexed_with_top5_says_reindex(tmp_path, photos):
     """Libraries indexed before word search kept 5 classes per image: broad words say so."""
-    from lookalike.samples import save_jpeg
+    from lookalike.demo.samples import save_jpeg
     from lookalike.store import Upsert
 
     for name in ("chelsea", "coffee"):

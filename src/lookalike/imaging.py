@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .config import decode_budget_bytes, max_pixels
-from .errors import Busy, ImageLoadError, LookalikeError
+from .errors import Busy, ImageLoadError
 
 # A user's source of an image: a file path, encoded bytes, a decoded image or an HxW(xC) array.
 ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
@@ -174,7 +174,7 @@ def decode_image(data: bytes, name: str = "<bytes>", draft_size: int | None = No
         fmt = _signature(data)
         if fmt:
             raise ImageLoadError(name, f"corrupt {fmt} data (the header cannot be parsed)") from None
-        raise ImageLoadError(name, f"not an image (unrecognised format{_sniff(data)})") from None
+        raise ImageLoadError(name, f"not an image (unrecognised format{_sniff(data)})", kind="unsupported") from None
     except Image.DecompressionBombError as e:
         m = re.search(r"\((\d+) pixels\)", str(e))
         pixels = f"{int(m.group(1)):,} pixels" if m else "the image"
@@ -335,18 +335,15 @@ def _sniff(data: bytes) -> str:
 
 
 # (left, top, right, bottom) as fractions of the image's width and height, 0..1.
-CropBox = tuple[float, float, float, float]
+CropBox = tuple[float, float, float, float]  # same shape as engine/params.py's, which validates user input
 
 
 def crop_relative(im: Image.Image, box: CropBox) -> Image.Image:
     """The region `box` of an (oriented) image. Fractions rather than pixels, so a client that
     shows the image at any scale can send the box it drew."""
-    try:
-        x0, y0, x1, y1 = (float(v) for v in box)
-    except (TypeError, ValueError):
-        raise LookalikeError(f"crop box must be four numbers x0,y0,x1,y1, got {box!r}") from None
-    if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):
-        raise LookalikeError(f"crop box {x0:g},{y0:g},{x1:g},{y1:g} must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
+    from .engine.params import parse_crop  # the one validation of crop boxes (InvalidQuery)
+
+    x0, y0, x1, y1 = parse_crop(box, "crop box")  # type: ignore[misc]
     w, h = im.size
     left, top = int(x0 * w), int(y0 * h)
     right, bottom = max(left + 1, round(x1 * w)), max(top + 1, round(y1 * h))

@@ -17,8 +17,9 @@ from PIL import Image, ImageOps
 
 from lookalike import Library, LookalikeError
 from lookalike.api import create_app
-from lookalike.api.server import BackgroundServer
 from lookalike.imaging import crop_relative
+
+from ..support.server import BackgroundServer
 
 HIT_KEYS = ["rank", "id", "path", "score", "name", "thumb_url", "image_url"]
 

@@ -13,7 +13,7 @@ from hypothesis.errors import Unsatisfiable
 
 from lookalike import Library
 from lookalike.api import create_app
-from lookalike.samples import sample_photos, save_jpeg
+from lookalike.demo.samples import sample_photos, save_jpeg
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis.checks import not_a_server_error  # noqa: E402

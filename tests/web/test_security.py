@@ -18,9 +18,9 @@ from PIL import Image
 
 from lookalike import Library
 from lookalike.api import create_app
-from lookalike.api.server import BackgroundServer, free_port, start_serve_process
-from lookalike.samples import sample_photos, save_jpeg
+from lookalike.demo.samples import sample_photos, save_jpeg
 from tests.support.hostile import SECRET, HostileServer, big_png, jpeg_bytes
+from tests.support.server import BackgroundServer, free_port, start_serve_process
 
 PHOTOS = ("coffee", "rocket", "chelsea")
 

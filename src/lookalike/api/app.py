@@ -16,20 +16,21 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from .. import __version__
+from ..config import DEFAULT_MAX_UPLOAD_MB
+from ..config import api_key as config_api_key
+from ..config import max_upload_bytes as config_max_upload_bytes
 from ..engine import Library
-from ..engine.fetch import DEFAULT_DEADLINE_S, Fetcher, FetchFailed, FetchPolicy, parse_networks
-from ..errors import Busy, Conflict, Forbidden, ImageLoadError, InvalidQuery, LibraryBusyError, LookalikeError, TooLarge
-from ..errors import NotFound as NotFoundError
+from ..engine.fetch import DEFAULT_DEADLINE_S, Fetcher, FetchPolicy, parse_networks
 from ..store import VectorStore
 from ..web import STATIC_DIR
+from .errors import install
 from .guard import LOOPBACK_NAMES, Guard
 from .ratelimit import RateLimited, TokenBuckets
 from .routes import router
-from .service import NotFound, Service, UnknownLabel
+from .service import Service
 
-DEFAULT_MAX_UPLOAD_BYTES = 20 * 1000 * 1000
+DEFAULT_MAX_UPLOAD_BYTES = int(DEFAULT_MAX_UPLOAD_MB * 1_000_000)
 API_KEY_ENV = "LOOKALIKE_API_KEY"
-MAX_UPLOAD_ENV = "LOOKALIKE_MAX_UPLOAD_MB"
 log = logging.getLogger("lookalike.api")
 _FROM_ENV = object()
 
@@ -49,19 +50,6 @@ class Settings:
         default_factory=lambda: TokenBuckets("URL searches", DEFAULT_URL_SEARCHES_PER_MINUTE, 5))
 
 
-def max_upload_from_env() -> int:
-    value = os.environ.get(MAX_UPLOAD_ENV)
-    if not value:
-        return DEFAULT_MAX_UPLOAD_BYTES
-    try:
-        mb = float(value)
-    except ValueError:
-        raise LookalikeError(f"${MAX_UPLOAD_ENV} must be a number of megabytes, got {value!r}") from None
-    if mb <= 0:
-        raise LookalikeError(f"${MAX_UPLOAD_ENV} must be positive, got {value!r}")
-    return int(mb * 1000 * 1000)
-
-
 def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None = None, *,
                api_key: str | None | object = _FROM_ENV, max_upload_bytes: int | None = None,
                url_queries: bool = False, url_allow: Sequence[str] = (), url_deadline_s: float = DEFAULT_DEADLINE_S,
@@ -73,8 +61,8 @@ def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None =
     URL queries are off unless `url_queries`; then only public addresses (and `url_allow`
     CIDRs) are fetched. The Host header must be a loopback name or one of `allowed_hosts`
     (None: any, for in-process test clients). docs/security.md explains every limit."""
-    key = (os.environ.get(API_KEY_ENV) or None) if api_key is _FROM_ENV else api_key
-    limit = max_upload_bytes or max_upload_from_env()
+    key = config_api_key() if api_key is _FROM_ENV else api_key
+    limit = max_upload_bytes or config_max_upload_bytes()
     settings = Settings(key, limit, url_queries,  # type: ignore[arg-type]
                         TokenBuckets("uploads", uploads_per_minute, max(20, int(uploads_per_minute / 4))),
                         TokenBuckets("URL searches", url_searches_per_minute, max(5, int(url_searches_per_minute / 4))))
@@ -112,50 +100,12 @@ def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None =
     return app
 
 
-def _status_for(e: ImageLoadError) -> int:
-    if e.reason.startswith("not an image"):
-        return 415
-    if e.reason.startswith("download larger"):
-        return 413
-    if e.reason.startswith("download failed"):
-        return 400
-    return 422  # empty, truncated, corrupt, too many pixels
-
-
 def _error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(NotFound)
-    async def not_found(request: Request, e: NotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(e)}, status_code=404)
-
-    @app.exception_handler(LibraryBusyError)
-    async def busy(request: Request, e: LibraryBusyError) -> JSONResponse:
-        # Another process holds the library's write lock longer than the store waits: try again.
-        return JSONResponse({"detail": str(e)}, status_code=503, headers={"Retry-After": "2"})
-
-    @app.exception_handler(UnknownLabel)
-    async def unknown_label(request: Request, e: UnknownLabel) -> JSONResponse:
-        return JSONResponse({"detail": str(e)}, status_code=422)
-
-    @app.exception_handler(ImageLoadError)
-    async def bad_image(request: Request, e: ImageLoadError) -> JSONResponse:
-        return JSONResponse({"detail": str(e)}, status_code=_status_for(e))
+    install(app)  # LookalikeError types -> statuses (api/errors.py)
 
     @app.exception_handler(RateLimited)
     async def rate_limited(request: Request, e: RateLimited) -> JSONResponse:
         return JSONResponse({"detail": str(e)}, status_code=429, headers={"Retry-After": f"{e.retry_after:.0f}"})
-
-    # Typed errors of the engine (errors.py); the most specific class first.
-    for error_type, status in ((InvalidQuery, 422), (NotFoundError, 404), (Conflict, 409), (TooLarge, 413),
-                               (Forbidden, 403), (FetchFailed, 400)):
-        app.add_exception_handler(error_type, _typed(status))
-
-    @app.exception_handler(Busy)
-    async def busy_typed(request: Request, e: Busy) -> JSONResponse:
-        return JSONResponse({"detail": str(e)}, status_code=503, headers={"Retry-After": "2"})
-
-    @app.exception_handler(LookalikeError)
-    async def user_error(request: Request, e: LookalikeError) -> JSONResponse:
-        return JSONResponse({"detail": str(e)}, status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:
@@ -169,12 +119,6 @@ def _error_handlers(app: FastAPI) -> None:
     async def crash(request: Request, e: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": f"internal error ({type(e).__name__}); see the server log"}, status_code=500)
-
-
-def _typed(status: int):
-    async def handler(request: Request, e: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(e)}, status_code=status)
-    return handler
 
 
 def _jsonable(errors) -> list[dict]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import math
 import os
 from typing import BinaryIO, Iterator
 from urllib.parse import quote
@@ -20,10 +19,10 @@ from starlette.datastructures import UploadFile
 
 from ..engine import Hit as EngineHit
 from ..engine.duplicates import TIERS, DuplicateReport, DuplicateThresholds
+from ..engine.params import DATE_HELP, check_k, check_score, check_tiers, make_filter, parse_crop
 from ..engine.scan import printable
 from ..store import ImageRecord, SearchFilter
 from . import schemas
-from .filters import DATE_HELP, make_filter
 from .ratelimit import TokenBuckets
 from .service import SearchResult, Service
 
@@ -45,6 +44,8 @@ TEXT_HELP = ("Words, e.g. `dog`, `bird`, `vehicle` or `espresso` (commas: any of
 UNDER = Query(None, max_length=4096, description="Only images under this folder (a path on the server).")
 SINCE = Query(None, max_length=40, description=f"Only files modified on or after this date: {DATE_HELP}.")
 UNTIL = Query(None, max_length=40, description=f"Only files modified on or before this date (a date alone: that whole day): {DATE_HELP}.")
+WHERE = Query(None, max_length=2000, description="Filter on the images' fields, e.g. `format = \"jpeg\" and width >= 1000` "
+                                                  "(docs/filters.md). Invalid: 422 with the offending column.")
 DEFAULT_K = 10
 # Bounds on what one anonymous duplicates request may cost: each near pair is a keypoint match.
 MAX_NEIGHBOURS = 50
@@ -98,13 +99,14 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
                  crop: str | None = CROP, q: str | None = Query(None, max_length=500, description="Filter: " + TEXT_HELP),
                  text: str | None = Query(None, max_length=500, description="Same as `q`."),
                  under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL,
-                 ef: int | None = EF) -> schemas.SearchResponse:
+                 where: str | None = WHERE, ef: int | None = EF) -> schemas.SearchResponse:
     """Send the query image as multipart/form-data (field `file`), as a raw `image/*` body, or
     JSON `{"id": 42}` ("more like this") / `{"url": "https://..."}`. `k`, `min_score` and `crop`
     may be query parameters, form fields or JSON fields; so may the filters `q` (or `text`:
-    only images tagged with a label it names), `under`, `since` and `until`."""
+    only images tagged with a label it names), `under`, `since`, `until` and `where` (a filter
+    expression over the images' fields)."""
     svc, settings = _svc(request), request.app.state.settings
-    params = {"q": q or text, "under": under, "since": since, "until": until}
+    params = {"q": q or text, "under": under, "since": since, "until": until, "where": where}
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
         try:
@@ -116,22 +118,23 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
         except ValidationError as e:
             raise HTTPException(422, _first_error(e)) from None
         opts = _options(body.k or k, body.min_score if body.min_score is not None else min_score, body.crop or crop)
-        where, tag = _filters({"q": body.q or body.text, "under": body.under, "since": body.since, "until": body.until}, params)
+        flt, tag = _filters(svc, {"q": body.q or body.text, "under": body.under, "since": body.since, "until": body.until,
+                                  "where": body.where}, params)
         if body.id is not None:
-            result = await run_in_threadpool(svc.search_id, body.id, *opts, where, tag, ef)
+            result = await run_in_threadpool(svc.search_id, body.id, *opts, flt, tag, ef)
         else:
             if not settings.url_queries:
                 raise HTTPException(403, "this server does not download URLs; upload the image instead")
             if not body.url.startswith(("http://", "https://")):  # type: ignore[union-attr]
                 raise HTTPException(422, "url must start with http:// or https://")
             _rate_limit(request, settings.url_searches)
-            result = await run_in_threadpool(svc.search_url, body.url, *opts, where, tag, ef)
+            result = await run_in_threadpool(svc.search_url, body.url, *opts, flt, tag, ef)
     else:
         data, name, fields = await _read_image(request)
         opts = _options(fields.get("k") or k, fields.get("min_score") or min_score, fields.get("crop") or crop)
-        where, tag = _filters({"q": fields.get("q") or fields.get("text"), **{f: fields.get(f) for f in ("under", "since", "until")}},
-                              params)
-        result = await run_in_threadpool(svc.search_bytes, data, name, *opts, where, tag, ef)
+        flt, tag = _filters(svc, {"q": fields.get("q") or fields.get("text"),
+                                  **{f: fields.get(f) for f in ("under", "since", "until", "where")}}, params)
+        result = await run_in_threadpool(svc.search_bytes, data, name, *opts, flt, tag, ef)
     return _search_response(svc, result, opts[2])
 
 
@@ -139,14 +142,14 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
 def search_by_tag(request: Request, q: str = Query(..., min_length=1, max_length=500, description=TEXT_HELP),
                   k: int | None = K, min_score: float | None = Query(None, ge=0, le=1, description="Drop results below this confidence."),
                   under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL,
-                 ef: int | None = EF) -> schemas.SearchResponse:
+                  where: str | None = WHERE) -> schemas.SearchResponse:
     """Images showing what `q` names (an English noun names every ImageNet class that is a
     kind of it: `dog` finds every breed), ranked by the classifier's confidence (the `score`
     of each result: the summed probability of its matching classes). Text that names no
     class: 422, with the nearest searchable words. Same result shape as POST /api/search."""
     svc = _svc(request)
-    where = make_filter(under, since, until)
-    return _search_response(svc, svc.search_text(q, k or DEFAULT_K, min_score, where), None)
+    flt = svc.lib.where(where, make_filter(under, since, until))
+    return _search_response(svc, svc.search_text(q, k or DEFAULT_K, min_score, flt), None)
 
 
 @router.get("/api/duplicates", response_model=schemas.Duplicates, responses=ERRORS, summary="Duplicate groups")
@@ -160,34 +163,37 @@ def duplicates(request: Request,
                                              description="Similar shots: least cosine similarity."),
                neighbours: int = Query(DuplicateThresholds.neighbours, ge=1, le=MAX_NEIGHBOURS,
                                        description="Nearest images examined per image."),
-               under: str | None = UNDER) -> schemas.Duplicates:
+               under: str | None = UNDER, where: str | None = WHERE) -> schemas.Duplicates:
     """Exact copies (same SHA-256), near-duplicates (re-encoded, resized, lightly cropped:
     CNN cosine confirmed by keypoint geometry) and similar shots, as groups; what
     `lookalike duplicates --json` prints, plus thumbnail and file URLs per member."""
-    tiers = tier or list(TIERS)
-    bad = [t for t in tiers if t not in TIERS]
-    if bad:
-        raise HTTPException(422, f"tier {bad[0]!r} is not one of {', '.join(TIERS)}")
+    tiers = check_tiers(tier)
     thresholds = DuplicateThresholds(near_cosine=near_cosine, similar_cosine=similar_cosine, neighbours=neighbours,
                                      near_min_coverage=near_coverage)
     svc = _svc(request)
-    return _duplicates_response(svc, svc.duplicates(thresholds, tiers, make_filter(under, None, None)))
+    return _duplicates_response(svc, svc.duplicates(thresholds, tiers, svc.lib.where(where, make_filter(under, None, None))))
 
 
 @router.get("/api/images/{image_id}/similar", response_model=schemas.SearchResponse, responses=ERRORS,
             summary="More like this / similar products")
 def similar(request: Request, image_id: int = ImageId, k: int | None = K, min_score: float | None = MIN_SCORE,
-            ef: int | None = EF) -> schemas.SearchResponse:
-    """The indexed images most like image `image_id` (never itself), from its stored vector."""
+            q: str | None = Query(None, max_length=500, description="Filter: " + TEXT_HELP),
+            under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL,
+            where: str | None = WHERE, ef: int | None = EF) -> schemas.SearchResponse:
+    """The indexed images most like image `image_id` (never itself), from its stored vector,
+    restricted by the same filters as POST /api/search."""
     svc = _svc(request)
-    return _search_response(svc, svc.search_id(image_id, k or DEFAULT_K, min_score, None, ef=ef), None)
+    flt, tag = _filters(svc, {}, {"q": q, "under": under, "since": since, "until": until, "where": where})
+    return _search_response(svc, svc.search_id(image_id, k or DEFAULT_K, min_score, None, flt, tag, ef=ef), None)
 
 
 # -- browsing -------------------------------------------------------------------------------
 @router.get("/api/images", response_model=schemas.ImagePage, summary="Browse the library")
-def list_images(request: Request, offset: int = Query(0, ge=0, le=2**62), limit: int = Query(50, ge=1, le=500)) -> schemas.ImagePage:
-    """Indexed images in id order, `limit` at a time."""
-    total, records = _svc(request).page(offset, limit)
+def list_images(request: Request, offset: int = Query(0, ge=0, le=2**62), limit: int = Query(50, ge=1, le=500),
+                where: str | None = WHERE) -> schemas.ImagePage:
+    """Indexed images in id order, `limit` at a time; `where` keeps those whose fields match
+    (`total` then counts every image of the library)."""
+    total, records = _svc(request).page(offset, limit, where)
     return schemas.ImagePage(total=total, offset=offset, limit=limit, items=[_image(r) for r in records])
 
 
@@ -274,41 +280,20 @@ async def _read_image(request: Request) -> tuple[bytes, str, dict[str, str]]:
                         + ('; or JSON {"id": N} / {"url": "..."}' if request.url.path == "/api/search" else ""))
 
 
-def _filters(given: dict[str, str | None], params: dict[str, str | None]) -> tuple[SearchFilter | None, str | None]:
-    """(store filter, tag text) from body/form fields, falling back to the query parameters."""
-    merged = {key: given.get(key) or params.get(key) for key in ("q", "under", "since", "until")}
+def _filters(svc: Service, given: dict[str, str | None], params: dict[str, str | None]) -> tuple[SearchFilter | None, str | None]:
+    """(store filter, tag text) from body/form fields, falling back to the query parameters;
+    `where` is parsed by the engine against the library's fields."""
+    merged = {key: given.get(key) or params.get(key) for key in ("q", "under", "since", "until", "where")}
     tag = merged["q"]
     if tag is not None and not tag.strip():
         tag = None
-    return make_filter(merged["under"], merged["since"], merged["until"]), tag
+    return svc.lib.where(merged["where"] or None, make_filter(merged["under"], merged["since"], merged["until"])), tag
 
 
 def _options(k: object, min_score: object, crop: object) -> tuple[int, float | None, tuple | None]:
-    try:
-        k_ = DEFAULT_K if k in (None, "") else int(k)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        raise HTTPException(422, f"k must be an integer, got {k!r}") from None
-    if not 1 <= k_ <= 1000:
-        raise HTTPException(422, f"k must be between 1 and 1000, got {k_}")
-    try:
-        score = None if min_score in (None, "") else float(min_score)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise HTTPException(422, f"min_score must be a number, got {min_score!r}") from None
-    if score is not None and not (math.isfinite(score) and -1.0 <= score <= 1.0):
-        raise HTTPException(422, f"min_score must be a number from -1 to 1, got {min_score!r}")
-    box = None
-    if crop not in (None, ""):
-        parts = crop.split(",") if isinstance(crop, str) else crop
-        try:
-            box = tuple(float(v) for v in parts)  # type: ignore[union-attr]
-        except (TypeError, ValueError):
-            box = ()
-        if len(box) != 4:
-            raise HTTPException(422, f"crop must be x0,y0,x1,y1 (four numbers from 0 to 1), got {crop!r}")
-        x0, y0, x1, y1 = box
-        if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
-            raise HTTPException(422, f"crop box {x0:g},{y0:g},{x1:g},{y1:g} must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
-    return k_, score, box
+    """k, min_score and crop from query parameters, form fields or JSON, checked by the engine."""
+    return (DEFAULT_K if k in (None, "") else check_k(k), check_score(min_score),
+            parse_crop(crop))  # type: ignore[arg-type]
 
 
 def _first_error(e: ValidationError) -> str:
@@ -326,19 +311,19 @@ def _urls(id_: int, sha256: str) -> dict[str, str]:
 def _image(rec: ImageRecord) -> schemas.Image:
     assert rec.id is not None
     return schemas.Image(id=rec.id, path=rec.path, name=os.path.basename(rec.path), sha256=rec.sha256, size=rec.size,
-                         mtime=rec.mtime, width=rec.width, height=rec.height, tags=rec.tags, added=rec.added,
+                         mtime=rec.mtime, width=rec.width, height=rec.height, tags=rec.tags, added=rec.added, fields=rec.fields,
                          similar_url=f"/api/images/{rec.id}/similar", **_urls(rec.id, rec.sha256))
 
 
 def _search_response(svc: Service, result: SearchResult, crop: tuple | None) -> schemas.SearchResponse:
-    records = svc.lib.store.get([h.id for h in result.hits])
+    records = svc.lib.records_by_id([h.id for h in result.hits])
     return schemas.SearchResponse(query=result.query, model=svc.lib.model, took_ms=result.took_ms, crop=crop,
                                   results=[_hit(h, records[h.id].sha256 if h.id in records else "") for h in result.hits])
 
 
 def _duplicates_response(svc: Service, report: DuplicateReport) -> schemas.Duplicates:
     out = report.to_dict()
-    records = svc.lib.store.get([m.id for g in report.groups for m in g.members])
+    records = svc.lib.records_by_id([m.id for g in report.groups for m in g.members])
     for group in out["groups"]:
         for m in group["members"]:
             sha = records[m["id"]].sha256 if m["id"] in records else ""
@@ -347,4 +332,5 @@ def _duplicates_response(svc: Service, report: DuplicateReport) -> schemas.Dupli
 
 
 def _hit(h: EngineHit, sha256: str) -> schemas.Hit:
-    return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, name=os.path.basename(h.path), **_urls(h.id, sha256))
+    return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, name=os.path.basename(h.path), fields=h.fields,
+                       **_urls(h.id, sha256))

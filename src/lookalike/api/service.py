@@ -19,9 +19,9 @@ from PIL import Image
 from ..engine import Hit, Library
 from ..engine.duplicates import DuplicateReport, DuplicateThresholds
 from ..engine.fetch import Fetcher
+from ..engine.params import check_label_text as check_text
 from ..engine.scan import absolute
-from ..engine.tags import unknown_words
-from ..errors import Forbidden, ImageLoadError, LookalikeError
+from ..errors import Conflict, Forbidden, ImageLoadError, NotFound
 from ..imaging import (
     FORMAT_EXTENSIONS,
     TRIM_AFTER_BYTES,
@@ -47,23 +47,6 @@ _MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jf
          ".tif": "image/tiff", ".tiff": "image/tiff"}
 
 
-class NotFound(LookalikeError):
-    pass
-
-
-class UnknownLabel(LookalikeError):
-    """Search-by-tag text that names no ImageNet label (the CLI's message, answered as 422)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-
-
-def check_text(text: str | None) -> None:
-    problem = unknown_words(text) if text is not None else None
-    if problem is not None:  # same message as the CLI, with the nearest searchable words
-        raise UnknownLabel(str(problem))
-
-
 @dataclass
 class SearchResult:
     query: str
@@ -85,13 +68,10 @@ class Service:
 
     # -- reading ------------------------------------------------------------------------
     def record(self, id_: int) -> ImageRecord:
-        rec = self.lib.store.get([id_]).get(id_)
-        if rec is None:
-            raise NotFound(f"no image with id {id_} in this library")
-        return rec
+        return self.lib.record(id_)
 
-    def page(self, offset: int, limit: int) -> tuple[int, list[ImageRecord]]:
-        return len(self.lib), self.lib.records(offset, limit)
+    def page(self, offset: int, limit: int, where: str | None = None) -> tuple[int, list[ImageRecord]]:
+        return len(self.lib), self.lib.records(offset, limit, where=where)
 
     def search_bytes(self, data: bytes, label: str, k: int, min_score: float | None, crop: CropBox | None,
                      where: SearchFilter | None = None, text: str | None = None, ef: int | None = None) -> SearchResult:
@@ -220,9 +200,9 @@ class Service:
             report = self.lib.add([dest], detect_moves=False)
             if report.failed:
                 raise ImageLoadError(label, report.failed[0][1])
-            rec = self.lib.store.find_path(absolute(dest))
+            rec = self.lib.find_path(dest)
         if rec is None:  # another writer removed it in between
-            raise LookalikeError(f"{label}: indexed but gone again; try once more")
+            raise Conflict(f"{label}: indexed but gone again; try once more")
         return rec, report.added > 0
 
     def delete(self, id_: int) -> bool:
@@ -234,7 +214,7 @@ class Service:
             owned = os.path.dirname(rec.path) == absolute(self.uploads)
             if owned:
                 Path(rec.path).unlink(missing_ok=True)
-            if not self.lib.store.find_sha(rec.sha256):
+            if not self.lib.has_content(rec.sha256):
                 (self.thumbs / f"{rec.sha256}-{THUMB_PX}.jpg").unlink(missing_ok=True)
         return owned
 

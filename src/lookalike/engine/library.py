@@ -25,13 +25,13 @@ from ..store import ImageRecord, SearchFilter, VectorStore, library_exists, open
 from .combine import check_weights, combine_vectors
 from .duplicates import TIERS, DuplicateProgressFn, DuplicateReport, DuplicateThresholds, find_duplicates
 from .indexer import AddReport, Indexer, ProgressFn
+from .params import check_ef, check_k, check_score, fit_sample, no_image
 from .query import resolve
 from .scan import absolute, printable, scan
 from .tags import FILTER_CONFIDENCE, Expansion, VocabularyEntry, expand, rank_by_tag, vocabulary
 
 STATE_DIR = "model-state"
 ROOTS_META = "indexed_roots"  # JSON list of the real paths passed to add()
-FIT_SAMPLE = 500  # images a trainable extractor (e.g. a codebook) learns from
 
 
 @dataclass
@@ -63,14 +63,14 @@ class Library:
         creating it with `model` if missing. `model` on an existing library must match."""
         directory = Path(path).expanduser() if path is not None else default_library()
         if not create and not library_exists(store, directory):
-            raise LookalikeError(f"no library at {directory} (create one with `lookalike index FOLDER --library {directory}`)")
+            raise NotFound(f"no library at {directory} (create one with `lookalike index FOLDER --library {directory}`)")
         st = open_store(store, directory)
         try:
             meta = st.get_meta()
             stored = meta.get("model")
             if stored is None:
                 if not create:  # a store without a library yet (e.g. a missing Milvus collection)
-                    raise LookalikeError(f"no library in {st!r} (create one with `lookalike index FOLDER --store ...`)")
+                    raise NotFound(f"no library in {st!r} (create one with `lookalike index FOLDER --store ...`)")
                 name = model or DEFAULT_MODEL
                 info = model_info(name)  # validates the name before anything is written
                 st.set_meta({"model": name, "dim": str(info.dim), "model_version": info.version, "created": _now_iso()})
@@ -206,8 +206,7 @@ class Library:
         ext = self.extractor
         if not isinstance(ext, TrainableExtractor) or ext.is_fitted():
             return
-        rng = np.random.default_rng(0)
-        sample = [entries[i] for i in sorted(rng.permutation(len(entries))[:FIT_SAMPLE])]
+        sample = [entries[i] for i in fit_sample(len(entries))]
         images = []
         for e in sample:
             try:
@@ -252,6 +251,9 @@ class Library:
         (see `search_text`). `ef`: ANN candidates per query on large libraries (higher:
         better recall, slower; ignored where search is exact). `where`: a filter expression
         over the images' fields (docs/filters.md) or a SearchFilter."""
+        # Out-of-range values are refused before any model work; a threshold above every score
+        # simply finds nothing (shells bound it to the score's range themselves).
+        k, min_score, ef = check_k(k), check_score(min_score, low=None, high=None), check_ef(ef)
         where = self.where(where)
         positives = list(query) if isinstance(query, (list, tuple)) else [query]
         if not positives:
@@ -280,6 +282,7 @@ class Library:
     def search_vector(self, vector: np.ndarray, k: int = 10, *, min_score: float | None = None,
                       where: str | SearchFilter | None = None, exclude: Sequence[int] = (),
                       ef: int | None = None, text: str | None = None) -> list[Hit]:
+        k, min_score, ef = check_k(k), check_score(min_score, low=None, high=None), check_ef(ef)
         where = self.where(where)
         if text is not None:
             return self._search_tagged(vector, text, k, min_score, where, exclude)
@@ -314,6 +317,7 @@ class Library:
         is a kind of it in WordNet ("dog": every breed), or label words (engine/tags.py;
         commas separate alternatives). Here `score` is the classifier's confidence: the
         summed probability of the image's matching classes, descending."""
+        k, min_score = check_k(k), check_score(min_score, low=None, high=None)
         ranked = rank_by_tag(self.store, text, k, self.where(where), min_score)
         return [Hit(rank, rec.id, rec.path, round(s, 6), rec.fields) for rank, (rec, s) in enumerate(ranked, start=1)]  # type: ignore[arg-type]
 
@@ -359,9 +363,10 @@ class Library:
         return find_duplicates(self.store, thresholds, tiers, self.where(where), progress)
 
     def get(self, id_: int) -> ImageRecord:
+        """The record of image `id_`; `NotFound` when there is none."""
         rec = self.store.get([id_]).get(id_)
         if rec is None:
-            raise NotFound(f"no image with id {id_} in this library")
+            raise no_image(id_)
         return rec
 
     def record(self, id_: int | str) -> ImageRecord:
@@ -377,6 +382,21 @@ class Library:
                 where: str | SearchFilter | None = None) -> list[ImageRecord]:
         """Records in id order; `where` restricts them (offset/limit count matching ones)."""
         return list(self.store.iter_records(offset, limit, self.where(where)))
+
+    def records_by_id(self, ids: Sequence[int]) -> dict[int, ImageRecord]:
+        """Records of those ids that exist (missing ones are left out, not an error)."""
+        return self.store.get(list(ids)) if ids else {}
+
+    def find_path(self, path: str | os.PathLike) -> ImageRecord | None:
+        """The record indexed under this file path, if any."""
+        return self.store.find_path(absolute(path))
+
+    def has_content(self, sha256: str) -> bool:
+        """Whether any indexed image has exactly this content."""
+        return bool(self.store.find_sha(sha256))
+
+    def count(self) -> int:
+        return self.store.count()
 
     def __len__(self) -> int:
         return self.store.count()

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import LookalikeError
 from ..imaging import ImageSource, decode_image, load_image
 from ..store import VectorStore
 from .fetch import CLI_POLICY, fetch
+from .params import no_image
 from .scan import absolute
 
 MAX_DOWNLOAD_BYTES = CLI_POLICY.max_bytes
@@ -57,7 +57,7 @@ def _by_id(id_: int, store: VectorStore) -> ResolvedQuery:
     try:
         vec = store.vectors([id_])[0]
     except KeyError:
-        raise LookalikeError(f"no image with id {id_} in this library") from None
+        raise no_image(id_) from None
     return ResolvedQuery(f"id:{id_}", vector=vec, exclude=[id_])
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import LookalikeError
+from ..errors import InvalidQuery
 from ..extras import require
 from .base import FeatureExtractor, Features, Tags, TrainableExtractor, l2_normalize
 
@@ -107,7 +107,7 @@ def model_info(name: str) -> ModelInfo:
     models = _all_models()
     if name not in models:
         known = ", ".join(sorted(models))
-        raise LookalikeError(f"unknown model {name!r} (available: {known})")
+        raise InvalidQuery(f"unknown model {name!r} (available: {known})")
     return models[name][0]
 
 

@@ -1,53 +1,51 @@
 """`lookalike tags`: the words text search understands, what a word expands to, and the
-classes stored for one image. Registered on the main app by `register`."""
+classes stored for one image."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from .engine import Library
-from .engine.tags import expand, unknown_words, vocabulary
-from .models.wordnet import wordnet_available
+from .app import JsonOpt, LibraryOpt, StoreOpt, TokenOpt, app, err, open_library, out, user_errors
 
-out = Console()
-err = Console(stderr=True)
+if TYPE_CHECKING:
+    from ..engine import Library
 
 
-def register(app: typer.Typer) -> None:
-    from .cli import JsonOpt, LibraryOpt, StoreOpt, TokenOpt, _open, user_errors
+@app.command()
+def tags(
+    match: Optional[str] = typer.Option(None, "--match", "-m", help="Show the ImageNet classes this word names."),
+    image: Optional[int] = typer.Option(None, "--image", help="Show the classes stored for the image with this id."),
+    library: Optional[Path] = LibraryOpt,
+    counts: bool = typer.Option(False, "--counts", help="Count the images of the library that show each word "
+                                                         "(summed probability >= 0.5); implied by --library."),
+    store: Optional[str] = StoreOpt,
+    as_json: bool = JsonOpt,
+    milvus_token: Optional[str] = TokenOpt,
+) -> None:
+    """List the words --text understands (ImageNet classes and the WordNet groups above them)."""
+    with user_errors():
+        if match is not None:
+            _show_match(match, as_json)
+        elif image is not None:
+            with open_library(library, store, token=milvus_token) as lib:
+                _show_image(lib, image, as_json)
+        elif library is not None or counts or store is not None:
+            with open_library(library, store, token=milvus_token) as lib:
+                _show_vocabulary(lib.vocabulary(counts=True), as_json)
+        else:
+            from ..engine.tags import vocabulary
 
-    @app.command()
-    def tags(
-        match: Optional[str] = typer.Option(None, "--match", "-m", help="Show the ImageNet classes this word names."),
-        image: Optional[int] = typer.Option(None, "--image", help="Show the classes stored for the image with this id."),
-        library: Optional[Path] = LibraryOpt,
-        counts: bool = typer.Option(False, "--counts", help="Count the images of the library that show each word "
-                                                             "(summed probability >= 0.5); implied by --library."),
-        store: Optional[str] = StoreOpt,
-        as_json: bool = JsonOpt,
-        milvus_token: Optional[str] = TokenOpt,
-    ) -> None:
-        """List the words --text understands (ImageNet classes and the WordNet groups above them)."""
-        with user_errors():
-            if match is not None:
-                _show_match(match, as_json)
-            elif image is not None:
-                with _open(library, store, token=milvus_token) as lib:
-                    _show_image(lib, image, as_json)
-            elif library is not None or counts or store is not None:
-                with _open(library, store, token=milvus_token) as lib:
-                    _show_vocabulary(lib.vocabulary(counts=True), as_json)
-            else:
-                _show_vocabulary([(e, None) for e in vocabulary()], as_json)
+            _show_vocabulary([(e, None) for e in vocabulary()], as_json)
 
 
 def _show_match(word: str, as_json: bool) -> None:
+    from ..engine.tags import expand, unknown_words
+
     problem = unknown_words(word)
     if problem is not None:
         raise problem
@@ -81,6 +79,8 @@ def _show_image(lib: Library, id_: int, as_json: bool) -> None:
 
 
 def _show_vocabulary(entries: list, as_json: bool) -> None:
+    from ..models.wordnet import wordnet_available
+
     with_counts = any(n is not None for _, n in entries)
     if as_json:
         print(json.dumps([{"word": e.word, "synonyms": list(e.synonyms), "classes": len(e.classes),

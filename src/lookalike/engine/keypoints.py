@@ -15,7 +15,7 @@ from types import ModuleType
 import numpy as np
 from PIL import Image
 
-from .extras import require
+from ..extras import require
 
 SIDE = 512  # images are compared at this size (longer side)
 MAX_FEATURES = 500

@@ -1,5 +1,5 @@
-"""Running the app with uvicorn in a background thread on a free loopback port: what the
-tests and the HTTP benchmark use to talk to a real server."""
+"""Real servers for the tests: the app with uvicorn in a background thread on a free loopback
+port, and `lookalike serve` in a subprocess (stopped by the caller, by PID)."""
 
 from __future__ import annotations
 
