@@ -22,6 +22,7 @@ from ..medical.window import parse_window
 from ..models import FeatureExtractor
 from ..store import ImageRecord, Upsert, VectorStore
 from .entries import entry_of, split_entry
+from .fields import ImageInfo, record_fields
 from .scan import FileEntry
 
 if TYPE_CHECKING:
@@ -114,8 +115,11 @@ class ScanIndexer:
         upserts = []
         for frame, vec, frame_tags in zip(prep.frames, vectors, tags):
             w, h = frame.image.size
+            # The file's facts (folder, name, bytes, mtime, ...) like any image, then the scan's own.
+            info = ImageInfo(frame.fields.get("format"), w, h, e.size, e.mtime)
+            fields = {**record_fields(e.path, info), **frame.fields}
             rec = ImageRecord(entry_of(e.path, frame.fragment), entry_sha(prep.sha256, frame.fragment), e.size, e.mtime,
-                              w, h, list(frame_tags), fields=frame.fields)
+                              w, h, list(frame_tags), fields=fields)
             upserts.append(Upsert(rec, np.asarray(vec, np.float32)))
         self.store.write(upserts, [o.id for o in olds if o.id is not None])
         report.embedded += len(upserts)

@@ -11,104 +11,108 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .engine.scan import printable
+from .app import JsonOpt, LibraryOpt, StoreOpt, TokenOpt, WhereOpt, app, err, open_library, out, usage_errors, user_errors
 
 WindowOpt = typer.Option(None, "--window", help="brain, lung, bone, soft (CT presets), auto (the file's window, "
                                                 "else a modality default) or CENTRE,WIDTH, e.g. 40,400.")
 
 scans = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                     help="Medical scans: DICOM and NIfTI, searched by structure, image by image or by series.")
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(scans, name="scans")
-
-
-def _cli():  # the shared options and helpers of the main CLI module, imported late (no cycle)
-    from . import cli
-
-    return cli
+app.add_typer(scans, name="scans")
 
 
 @scans.command("index")
 def index_scans(
     paths: List[Path] = typer.Argument(..., help="DICOM files (with or without .dcm), NIfTI volumes, folders."),
-    library: Optional[Path] = typer.Option(None, "--library", "-l", help="Library directory."),
+    library: Optional[Path] = LibraryOpt,
     window: Optional[str] = WindowOpt,
     keep_phi: bool = typer.Option(False, "--keep-phi", help="Store patient identifiers (name, id, birth date, ...): "
                                   "only when creating a library, for data you may hold identified."),
-    store: Optional[str] = typer.Option(None, "--store", envvar="LOOKALIKE_STORE", help="Store backend."),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    store: Optional[str] = StoreOpt,
+    as_json: bool = JsonOpt,
+    milvus_token: Optional[str] = TokenOpt,
 ) -> None:
     """Index scans with this library's window (set once, on the first run) and PHI policy."""
-    from .engine.series import configure_scans
+    from ..engine.scan import printable
+    from ..engine.series import configure_scans
+    from ..medical.window import parse_window
 
-    cli = _cli()
-    with cli.user_errors():
-        with cli._open(library, store, create=True) as lib:
+    with usage_errors():
+        parse_window(window)
+    with user_errors():
+        with open_library(library, store, create=True, token=milvus_token) as lib:
             configure_scans(lib, window, keep_phi)
             report = lib.add(paths)
             if as_json:
-                cli.out.print_json(data=report.to_dict())
+                out.print_json(data=report.to_dict())
                 return
-            cli.err.print(f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
+            err.print(f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
                           f"failed {len(report.failed)} — {report.embedded} frames/slices embedded in {report.seconds:.1f} s; "
                           f"library has {len(lib)} entries", highlight=False)
             for path, reason in report.failed:
-                cli.err.print(f"  skipped {printable(path)}: {reason}", highlight=False, markup=False, soft_wrap=True)
+                err.print(f"  skipped {printable(path)}: {reason}", highlight=False, markup=False, soft_wrap=True)
 
 
 @scans.command("search")
 def search_scans(
     query: str = typer.Argument(..., help="A DICOM file or frame (FILE#frame=N), a NIfTI slice (FILE#slice=N), an image, id:N; "
                                           "with --series: a folder, a multi-frame file, a volume or a series UID."),
-    library: Optional[Path] = typer.Option(None, "--library", "-l", help="Library directory."),
+    library: Optional[Path] = LibraryOpt,
     k: int = typer.Option(10, "-k", "--top", min=1, help="Number of results."),
     group: str = typer.Option("image", "--group", help="image: one row per frame/slice; series: the best slice per series."),
     series: bool = typer.Option(False, "--series", help="QUERY is a whole series: match it slice by slice, rank series."),
     window: Optional[str] = WindowOpt,
-    store: Optional[str] = typer.Option(None, "--store", envvar="LOOKALIKE_STORE", help="Store backend."),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    where: Optional[str] = WhereOpt,
+    store: Optional[str] = StoreOpt,
+    as_json: bool = JsonOpt,
+    milvus_token: Optional[str] = TokenOpt,
 ) -> None:
-    """Find scans whose structure looks like QUERY."""
-    from .engine.series import search_by_series, search_grouped
-    from .errors import InvalidQuery
+    """Find scans whose structure looks like QUERY; --where filters on their fields (modality, body_part, ...)."""
+    from ..engine.scan import printable
+    from ..engine.series import search_by_series, search_grouped
+    from ..errors import InvalidQuery
+    from ..medical.window import parse_window
 
-    cli = _cli()
-    with cli.user_errors():
+    with usage_errors():
         if group not in ("image", "series"):
             raise InvalidQuery(f"--group {group!r}: use image or series")
-        with cli._open(library, store) as lib:
+        if window is not None:
+            parse_window(window)
+    with user_errors():
+        with open_library(library, store, token=milvus_token) as lib:
+            flt = lib.where(where)
             t0 = time.perf_counter()
             if series:
-                n_slices, hits = search_by_series(lib, query, k, window=window)
+                n_slices, hits = search_by_series(lib, query, k, window=window, where=flt)
                 title = f"{len(hits)} series like the {n_slices} slices of {printable(query)}"
             elif group == "series":
-                hits = search_grouped(lib, query, k, window=window)
+                hits = search_grouped(lib, query, k, window=window, where=flt)
                 title = f"{len(hits)} series for {printable(query)}"
             else:
-                from .engine.query import resolve
+                from ..engine.query import resolve
 
                 q = resolve(query, lib.store, lib.extractor.draft_size, window)
                 vec = q.vector if q.vector is not None else lib.extractor.embed([q.image])[0]
-                image_hits = lib.search_vector(vec, k, exclude=q.exclude)
+                image_hits = lib.search_vector(vec, k, where=flt, exclude=q.exclude)
                 records = lib.store.get([h.id for h in image_hits])
                 took = (time.perf_counter() - t0) * 1000
                 rows = [{**h.to_dict(), "fields": _shown(records[h.id].fields)} for h in image_hits if h.id in records]
-                _print(cli, as_json, query, took, rows, f"{len(rows)} results for {printable(query)}")
+                _print(as_json, query, took, rows, f"{len(rows)} results for {printable(query)}")
                 return
             took = (time.perf_counter() - t0) * 1000
             rows = [h.to_dict() for h in hits]
-            _print(cli, as_json, query, took, rows, title)
+            _print(as_json, query, took, rows, title)
 
 
 def _shown(fields: dict) -> dict:
-    from .engine.series import SHOWN_FIELDS
+    from ..engine.series import SHOWN_FIELDS
 
     return {f: fields[f] for f in SHOWN_FIELDS if f in fields}
 
 
-def _print(cli, as_json: bool, query: str, took_ms: float, rows: list[dict], title: str) -> None:
+def _print(as_json: bool, query: str, took_ms: float, rows: list[dict], title: str) -> None:
+    from ..engine.scan import printable
+
     if as_json:
         print(json.dumps({"query": printable(query, controls=False), "took_ms": round(took_ms, 3), "results": rows}))
         return
@@ -123,17 +127,16 @@ def _print(cli, as_json: bool, query: str, took_ms: float, rows: list[dict], tit
         table.add_row(str(r["rank"]), f"{r['score']:.4f}", str(f.get("modality", "")),
                       printable(str(f.get("series_description", ""))),
                       "" if position is None else f"{position:g} mm", printable(path))
-    cli.out.print(table)
+    out.print(table)
 
 
 def eval_brain_slices(methods: str, out_dir: Path) -> None:
     """`lookalike eval brain-slices`: the table of eval/brain_slices.py, written to OUT too."""
-    from .eval.brain_slices import brain_table, run_brain_slices, write_brain_report
+    from ..eval.brain_slices import brain_table, run_brain_slices, write_brain_report
 
-    cli = _cli()
-    with cli.user_errors():
-        with cli.err.status("embedding brain slices with each method"):
+    with user_errors():
+        with err.status("embedding brain slices with each method"):
             result = run_brain_slices([m.strip() for m in methods.split(",") if m.strip()])
         files = write_brain_report(result, out_dir)
-        cli.out.print(brain_table(result), highlight=False, markup=False)
-        cli.err.print(f"wrote {', '.join(str(f) for f in files)}", highlight=False, soft_wrap=True)
+        out.print(brain_table(result), highlight=False, markup=False)
+        err.print(f"wrote {', '.join(str(f) for f in files)}", highlight=False, soft_wrap=True)
