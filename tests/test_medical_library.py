@@ -192,3 +192,22 @@ def test_cli_scans_search_table(scan_library, scans):
     bad = subprocess.run([sys.executable, "-m", "lookalike", "scans", "search", str(scans / "misc" / "fake.dcm"), "-l",
                           str(scan_library)], capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and "not a DICOM file" in bad.stderr
+
+
+def test_scans_on_milvus_lite(tmp_path):
+    """The same scan entries, fields, series grouping and de-identification on Milvus."""
+    pytest.importorskip("milvus_lite")
+    need_mricron()
+    ch2_dicom_series(tmp_path / "data" / "series", range(50, 130, 20), **PLANTED)
+    copy_dicom_testfiles(["SC_rgb_2frame.dcm"], tmp_path / "data")
+    spec = f"milvus:{tmp_path / 'lib.db'}"
+    with Library.open(tmp_path / "lib", store=spec) as lib:
+        report = lib.add([tmp_path / "data"])
+        assert report.embedded == 4 + 2 and len(lib) == 6
+        hits = search_grouped(lib, f"{CH2}#slice=90", k=3)
+        assert hits[0].fields["series_description"] == "T1 Colin27 axial" and hits[0].entries == 4
+        flt = lib.where('modality = "MR" and slice_position > 0')
+        assert {r.fields["instance_number"] for r in lib.store.iter_records(where=flt)} == {90, 110}
+        assert lib.remove([tmp_path / "data" / "SC_rgb_2frame.dcm"]) == 2 and len(lib) == 4
+    needles = [v for value in PLANTED.values() for v in value.replace("^", " ").split() if len(v) >= 5]
+    assert _grep(tmp_path / "lib.db", needles) == [] and _grep(tmp_path / "lib", needles) == []
