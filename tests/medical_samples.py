@@ -27,6 +27,9 @@ PLANTED = {"PatientName": "Quixotl^Brambleworth", "PatientID": "PID-93817264", "
            "PatientAddress": "42 Wuthering Lane, Zembla", "AccessionNumber": "ACC55501234",
            "InstitutionName": "Saint Quimby Infirmary", "ReferringPhysicianName": "Dr^Vexworthy",
            "OtherPatientIDs": "OPID-7733441"}
+# Distinctive parts of those values (not words an ImageNet tag or a path could contain).
+PHI_NEEDLES = ["Quixotl", "Brambleworth", "PID-93817264", "19230405", "1923-04-05", "Wuthering", "Zembla",
+               "ACC55501234", "Quimby", "Vexworthy", "OPID-7733441"]
 
 
 def dicom_testfile(name: str) -> Path:
@@ -99,3 +102,13 @@ def ch2_dicom_series(folder: Path, slices: range, **tags) -> list[Path]:
                                position=slice_height(affine, volume.shape, k), InstanceNumber=k,
                                SeriesDescription="T1 Colin27 axial", BodyPartExamined="HEAD", **tags))
     return out
+
+
+def grep_tree(root: Path, needles: list[str]) -> list[str]:
+    """Every needle found in any file under `root` (as UTF-8 or UTF-16 bytes), "needle in file"."""
+    found = []
+    for p in root.rglob("*"):
+        if p.is_file():
+            data = p.read_bytes()
+            found += [f"{n} in {p.name}" for n in needles if n.encode() in data or n.encode("utf-16-le") in data]
+    return found

@@ -21,6 +21,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LOOKALIKE_LIBRARY": (DEFAULT_LIBRARY, "Library directory when --library is not given."),
     "LOOKALIKE_STORE": ("embedded", "Store backend when --store is not given (e.g. milvus:http://127.0.0.1:19530#images)."),
     "LOOKALIKE_MILVUS_TOKEN": ("(none)", "Token or user:password for a milvus:http(s)://... store."),
+    "LOOKALIKE_DICOMWEB_AUTH": ("(none)", "`lookalike scans index dicomweb+http(s)://...`: user:password (HTTP basic) or a bearer token."),
     "LOOKALIKE_CACHE": ("~/.cache/lookalike", "Where exported ONNX models and fine-tuned models are kept."),
     "LOOKALIKE_MAX_PIXELS": (f"{DEFAULT_MAX_PIXELS:_}", "Largest image (width x height) decoded; a guard against decompression bombs."),
     "LOOKALIKE_API_KEY": ("(none)", "`lookalike serve`: write endpoints need this key in the X-API-Key header."),
@@ -59,6 +60,10 @@ def default_store() -> str | None:
 
 def milvus_token() -> str | None:
     return env("LOOKALIKE_MILVUS_TOKEN")
+
+
+def dicomweb_auth() -> str | None:
+    return env("LOOKALIKE_DICOMWEB_AUTH")
 
 
 def api_key() -> str | None:

@@ -23,11 +23,13 @@ app.add_typer(scans, name="scans")
 
 @scans.command("index")
 def index_scans(
-    paths: List[Path] = typer.Argument(..., help="DICOM files (with or without .dcm), NIfTI volumes, folders."),
+    paths: List[str] = typer.Argument(..., help="DICOM files (with or without .dcm), NIfTI volumes, folders, or a DICOMweb "
+                                                "server: dicomweb+http://HOST:PORT/dicom-web (credentials in $LOOKALIKE_DICOMWEB_AUTH)."),
     library: Optional[Path] = LibraryOpt,
     window: Optional[str] = WindowOpt,
     keep_phi: bool = typer.Option(False, "--keep-phi", help="Store patient identifiers (name, id, birth date, ...): "
                                   "only when creating a library, for data you may hold identified."),
+    prune: bool = typer.Option(False, "--prune", help="Also forget entries whose files (or PACS instances) are gone."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
     milvus_token: Optional[str] = TokenOpt,
@@ -35,6 +37,7 @@ def index_scans(
     """Index scans with this library's window (set once, on the first run) and PHI policy."""
     from ..engine.scan import printable
     from ..engine.series import configure_scans
+    from ..medical.dicomweb import is_dicomweb
     from ..medical.window import parse_window
 
     with usage_errors():
@@ -42,15 +45,25 @@ def index_scans(
     with user_errors():
         with open_library(library, store, create=True, token=milvus_token) as lib:
             configure_scans(lib, window, keep_phi)
-            report = lib.add(paths)
+            reports = []
+            files = [p for p in paths if not is_dicomweb(p)]
+            if files:
+                reports.append(("files", lib.add([Path(p) for p in files], prune=prune)))
+            for source in (p for p in paths if is_dicomweb(p)):
+                from ..engine.dicomweb_index import index_dicomweb
+
+                reports.append((source, index_dicomweb(lib, source, prune=prune)))
             if as_json:
-                out.print_json(data=report.to_dict())
+                data = [{"source": src, **r.to_dict()} for src, r in reports]
+                out.print_json(data=data[0] if len(data) == 1 else data)
                 return
-            err.print(f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
-                          f"failed {len(report.failed)} — {report.embedded} frames/slices embedded in {report.seconds:.1f} s; "
-                          f"library has {len(lib)} entries", highlight=False)
-            for path, reason in report.failed:
-                err.print(f"  skipped {printable(path)}: {reason}", highlight=False, markup=False, soft_wrap=True)
+            for src, report in reports:
+                err.print(f"{'' if src == 'files' else src + ': '}added {report.added}, updated {report.updated}, "
+                          f"unchanged {report.unchanged}, removed {report.removed}, failed {len(report.failed)} — "
+                          f"{report.embedded} frames/slices embedded in {report.seconds:.1f} s", highlight=False, markup=False)
+                for path, reason in report.failed:
+                    err.print(f"  skipped {printable(path)}: {reason}", highlight=False, markup=False, soft_wrap=True)
+            err.print(f"library has {len(lib)} entries", highlight=False)
 
 
 @scans.command("search")

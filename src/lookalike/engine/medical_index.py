@@ -75,13 +75,20 @@ class ScanIndexer:
             for i in range(len(scans)):
                 prep: _PreparedScan = nxt.result()  # type: ignore[union-attr]
                 nxt = pool.submit(self._prepare, scans[i + 1]) if i + 1 < len(scans) else None
-                self._write(prep, report)
+                self.write(prep, report)
                 progress(i + 1)
 
     # Runs in a worker thread: reads only.
     def _prepare(self, e: FileEntry) -> _PreparedScan:
         try:
             data = read_file(e.path)
+        except ImageLoadError as err:
+            return _PreparedScan(e, error=err.reason)
+        return self.prepare_data(e, data)
+
+    def prepare_data(self, e: FileEntry, data: bytes) -> _PreparedScan:
+        """Decode and preprocess a scan's bytes (from a file or a DICOMweb server)."""
+        try:
             sha = hashlib.sha256(data).hexdigest()
             olds = self.entries_of.get(e.path, [])
             if olds and all(o.sha256 == entry_sha(sha, split_entry(o.path)[1]) for o in olds):
@@ -95,7 +102,8 @@ class ScanIndexer:
         except Exception as err:  # never let one file stop the run
             return _PreparedScan(e, error=f"{type(err).__name__}: {err}")
 
-    def _write(self, prep: _PreparedScan, report: AddReport) -> None:
+    def write(self, prep: _PreparedScan, report: AddReport) -> None:
+        """Embed a prepared file's frames and replace its entries in one transaction."""
         e = prep.entry
         if prep.error:
             report.failed.append((e.path, prep.error))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from PIL import Image
 
+from ..errors import NotFound
 from ..imaging import ImageSource, decode_image, load_image
 from ..store import VectorStore
 from .entries import file_of, load_entry
@@ -39,6 +40,11 @@ def resolve(query: ImageSource | int, store: VectorStore, draft_size: int | None
         m = _ID.match(query.strip())
         if m:
             return _by_id(int(m.group(1)), store)
+        if query.startswith("dicomweb+"):  # an entry indexed from a PACS (engine/dicomweb_index.py)
+            rec = store.find_path(query)
+            if rec is None:
+                raise NotFound(f"{query}: not in this library (lookalike scans index the DICOMweb server first)")
+            return ResolvedQuery(query, vector=store.vectors([rec.id])[0], exclude=[rec.id])
         if query.startswith(("http://", "https://")):
             return ResolvedQuery(query, image=decode_image(download(query), query, draft_size))
     if isinstance(query, (str, os.PathLike)):
