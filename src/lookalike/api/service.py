@@ -18,7 +18,9 @@ from PIL import Image
 
 from ..engine import Hit, Library
 from ..engine.duplicates import DuplicateReport, DuplicateThresholds
+from ..engine.entries import is_scan_entry, scan_picture
 from ..engine.fetch import Fetcher
+from ..engine.medical_index import WINDOW_META
 from ..engine.params import check_label_text as check_text
 from ..engine.scan import absolute
 from ..errors import Conflict, Forbidden, ImageLoadError, NotFound
@@ -34,6 +36,7 @@ from ..imaging import (
     original_size,
     release_free_memory,
 )
+from ..medical.dicom import has_preamble
 from ..store import ImageRecord, SearchFilter
 
 log = logging.getLogger("lookalike.api")
@@ -77,7 +80,10 @@ class Service:
                      where: SearchFilter | None = None, text: str | None = None, ef: int | None = None) -> SearchResult:
         t0 = time.perf_counter()
         check_text(text)
-        if crop is None:  # decoded exactly as the indexer decodes files, so a copy of one scores 1.0
+        if has_preamble(data[:132]):  # a DICOM upload: windowed as the library windows its scans
+            image = scan_picture(data, label, self.lib.store.get_meta().get(WINDOW_META))
+            image = crop_relative(image, crop) if crop is not None else image
+        elif crop is None:  # decoded exactly as the indexer decodes files, so a copy of one scores 1.0
             image = decode_image(data, label, self.lib.extractor.draft_size, self.pixel_limit)
         else:  # more pixels than a whole-image query: the region may be small
             image = crop_relative(decode_image(data, label, self._region_draft(), self.pixel_limit), crop)
@@ -174,7 +180,11 @@ class Service:
         if thumb.exists():
             return thumb
         try:
-            im = decode_image(self._indexed_bytes(id_), rec.path, draft_size=THUMB_PX)
+            data = self._indexed_bytes(id_)
+            if is_scan_entry(rec.path):  # the frame or slice, in the library's window
+                im = scan_picture(data, rec.path, self.lib.store.get_meta().get(WINDOW_META))
+            else:
+                im = decode_image(data, rec.path, draft_size=THUMB_PX)
         except ImageLoadError as e:
             raise NotFound(f"cannot make a thumbnail of image {id_}: {e.reason}") from None
         im.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)

@@ -74,3 +74,27 @@ def load_entry(path: str, draft_size: int | None = None, window: str | None = No
         if frame.fragment == fragment:
             return frame.image
     raise ImageLoadError(path, f"no #{fragment} in this file ({len(frames)} pictures)")
+
+
+def is_scan_entry(path: str) -> bool:
+    """An entry read through the scan reader (DICOM, NIfTI), by its fragment or its file."""
+    from ..medical.reader import is_scan_name
+
+    file, fragment = split_entry(path)
+    return (fragment is not None and not fragment.startswith("t=")) or is_scan_name(file)
+
+
+def scan_picture(data: bytes, path: str, window: str | None = None) -> Image.Image:
+    """The picture of a scan entry from its file's bytes (already opened and checked by the
+    caller); a file given without a fragment shows its middle frame."""
+    from ..medical.reader import read_scan
+    from ..medical.window import parse_window
+
+    frames = read_scan(data, file_of(path), parse_window(window))
+    fragment = split_entry(path)[1]
+    if fragment is None:
+        return frames[len(frames) // 2].image
+    for frame in frames:
+        if frame.fragment == fragment:
+            return frame.image
+    raise ImageLoadError(path, f"no #{fragment} in this file ({len(frames)} pictures)")
