@@ -56,3 +56,18 @@ def test_frame_thumbnail_is_that_frame(scan_server):
     assert all(t.status_code == 200 and t.headers["content-type"] == "image/jpeg" for t in thumbs)
     pixels = [np.asarray(Image.open(io.BytesIO(t.content)).convert("RGB"), float) for t in thumbs]
     assert pixels[0].shape == (100, 100, 3) and np.abs(pixels[0] - pixels[1]).mean() > 1  # two different frames
+
+
+def test_page_searches_with_a_dicom_upload(scan_server, watched, tmp_path):
+    """The page takes a .dcm as the query and labels scan results with modality, description and position."""
+    pytest.importorskip("playwright")
+    from playwright.sync_api import expect
+
+    root, client = scan_server
+    page = watched
+    page.goto(str(client.base_url) + "/")
+    page.locator("#file-input").set_input_files(str(root / "data" / "series" / "IM0095"))
+    first = page.locator("#results .card").first
+    expect(first).to_be_visible()
+    expect(page.locator("#results .scan").first).to_contain_text("MR · T1 Colin27 axial")
+    expect(page.locator("#results .scan").first).to_contain_text(" mm")

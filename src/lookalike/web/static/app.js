@@ -79,6 +79,13 @@ async function loadStats() {
 }
 
 // ---- cards ------------------------------------------------------------------------------------
+function scanLabel(f) {
+  if (f.format !== "dicom" && f.format !== "nifti") return "";
+  const parts = [f.modality, f.series_description || f.study_description];
+  if (typeof f.slice_position === "number") parts.push(`${f.slice_position} mm`);
+  return parts.filter(Boolean).join(" · ");
+}
+
 function makeCard(item, score) {
   const li = el.card.content.firstElementChild.cloneNode(true);
   const button = li.querySelector(".card");
@@ -89,6 +96,13 @@ function makeCard(item, score) {
   img.alt = item.name;
   img.addEventListener("error", () => { img.alt = `${item.name} (file missing)`; }, { once: true });
   li.querySelector(".name").textContent = item.name;
+  const scan = scanLabel(item.fields || {});
+  if (scan) {  // a DICOM frame or NIfTI slice: what and where it is
+    const line = document.createElement("span");
+    line.className = "scan";
+    line.textContent = scan;
+    li.querySelector(".meta").after(line);
+  }
   const s = li.querySelector(".score");
   if (score === undefined) {
     s.remove();
