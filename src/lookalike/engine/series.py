@@ -173,7 +173,10 @@ def aggregate_series(results: Sequence[Sequence[tuple[int, float]]], key_of: dic
 def _series_vectors(lib: Any, source: str, window: str | None) -> tuple[np.ndarray, set[str]]:
     """Vectors of every slice of the query series, and the series keys to leave out (itself)."""
     if _UID.match(source) and not os.path.exists(source):
-        recs = [r for r in lib.store.iter_records() if r.fields.get("series_uid") == source]
+        try:  # the UID is digits and dots only: safe inside a quoted filter literal
+            recs = list(lib.store.iter_records(where=lib.where(f'series_uid = "{source}"')))
+        except InvalidQuery:  # no scan with a series UID was ever indexed here
+            recs = []
         if not recs:
             raise NotFound(f"no series {source} in this library")
         if window is None:
