@@ -52,6 +52,7 @@ def index_dicomweb(lib: Any, source: str, *, prune: bool = False, progress: Prog
         else:
             indexer.write(indexer.prepare_data(FileEntry(name, len(data), 0.0), data), report)
         progress(i + 1, len(todo))
+    indexer.flush(report)
     if prune:
         listed = {client.entry_file(r) for r in refs}
         gone = [id_ for path, ids in indexed.items() if path not in listed for id_ in ids]

@@ -75,7 +75,7 @@ class Indexer:
     def run(self, entries: list[FileEntry], report: AddReport) -> None:
         known_paths = {r.path: r for r in self.store.iter_records()}
         todo, scans = [], []
-        scan_indexer = ScanIndexer(self.store, self.extractor, self.batch_size, entries_by_file(known_paths))
+        scan_indexer = ScanIndexer(self.store, self.extractor, self.batch_size, entries_by_file(known_paths), self.workers)
         refresh: list[tuple[FileEntry, ImageRecord]] = []
         for e in entries:
             if is_scan(e.path):  # DICOM / NIfTI: one file, many entries (engine/medical_index.py)

@@ -8,6 +8,7 @@ PHI policy (`scan_window`, `scan_keep_phi` in the store's meta) apply to every f
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
@@ -16,7 +17,6 @@ import numpy as np
 
 from ..errors import ImageLoadError, LookalikeError
 from ..imaging import read_file
-from ..medical.frames import ScanFrame
 from ..medical.reader import read_scan
 from ..medical.window import parse_window
 from ..models import FeatureExtractor
@@ -33,10 +33,17 @@ PHI_META = "scan_keep_phi"  # "true" only if the library was created with the ex
 
 
 @dataclass
+class _Frame:
+    fragment: str | None
+    fields: dict
+    size: tuple[int, int]  # the picture's (width, height); its pixels are dropped once preprocessed
+
+
+@dataclass
 class _PreparedScan:
     entry: FileEntry
     sha256: str = ""
-    frames: list[ScanFrame] = field(default_factory=list)
+    frames: list[_Frame] = field(default_factory=list)
     pixels: list[np.ndarray] = field(default_factory=list)
     error: str | None = None
 
@@ -55,11 +62,13 @@ def entries_by_file(records: dict[str, ImageRecord]) -> dict[str, list[ImageReco
 
 class ScanIndexer:
     def __init__(self, store: VectorStore, extractor: FeatureExtractor, batch_size: int,
-                 entries_of: dict[str, list[ImageRecord]]) -> None:
+                 entries_of: dict[str, list[ImageRecord]], workers: int = 2) -> None:
         self.store = store
         self.extractor = extractor
         self.batch_size = batch_size
         self.entries_of = entries_of
+        self.workers = max(1, workers)
+        self._pending: list[_PreparedScan] = []  # files waiting for the model, batched across files
         meta = store.get_meta()
         self.window = parse_window(meta.get(WINDOW_META))
         self.keep_phi = meta.get(PHI_META) == "true"
@@ -69,14 +78,26 @@ class ScanIndexer:
         return bool(olds) and all(o.size == e.size and o.mtime == e.mtime for o in olds)
 
     def run(self, scans: list[FileEntry], report: AddReport, progress: Callable[[int], None]) -> None:
-        # One file decodes in a worker while the previous one goes through the model.
-        with ThreadPoolExecutor(1, thread_name_prefix="lookalike-scan") as pool:
-            nxt: Future | None = pool.submit(self._prepare, scans[0])
-            for i in range(len(scans)):
-                prep: _PreparedScan = nxt.result()  # type: ignore[union-attr]
-                nxt = pool.submit(self._prepare, scans[i + 1]) if i + 1 < len(scans) else None
+        """Files decode in worker threads (pydicom, the JPEG decoders and numpy release the GIL),
+        a few ahead of the model, in order; frames of several small files share a model batch."""
+        window = self.workers + 1  # bounded read-ahead: a scan file can hold thousands of frames
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="lookalike-scan") as pool:
+            queue: deque[Future] = deque()
+            todo = iter(scans)
+            for e in todo:
+                queue.append(pool.submit(self._prepare, e))
+                if len(queue) >= window:
+                    break
+            done = 0
+            while queue:
+                prep: _PreparedScan = queue.popleft().result()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    queue.append(pool.submit(self._prepare, nxt))
                 self.write(prep, report)
-                progress(i + 1)
+                done += 1
+                progress(done)
+        self.flush(report)
 
     # Runs in a worker thread: reads only.
     def _prepare(self, e: FileEntry) -> _PreparedScan:
@@ -94,7 +115,8 @@ class ScanIndexer:
             if olds and all(o.sha256 == entry_sha(sha, split_entry(o.path)[1]) for o in olds):
                 return _PreparedScan(e, sha)  # touched, not changed
             frames = read_scan(data, e.path, self.window, self.keep_phi)
-            return _PreparedScan(e, sha, frames, [self.extractor.preprocess(f.image) for f in frames])
+            pixels = [self.extractor.preprocess(f.image) for f in frames]
+            return _PreparedScan(e, sha, [_Frame(f.fragment, f.fields, f.image.size) for f in frames], pixels)
         except ImageLoadError as err:
             return _PreparedScan(e, error=err.reason)
         except LookalikeError as err:  # MissingExtra: a decoder or pydicom not installed
@@ -103,7 +125,8 @@ class ScanIndexer:
             return _PreparedScan(e, error=f"{type(err).__name__}: {err}")
 
     def write(self, prep: _PreparedScan, report: AddReport) -> None:
-        """Embed a prepared file's frames and replace its entries in one transaction."""
+        """Queue a prepared file for the model; its entries are written by `flush` (called here
+        once a batch is full, and by the caller at the end)."""
         e = prep.entry
         if prep.error:
             report.failed.append((e.path, prep.error))
@@ -115,22 +138,44 @@ class ScanIndexer:
             self.store.write([Upsert(old) for old in olds])
             report.unchanged += 1
             return
+        self._pending.append(prep)
+        if sum(len(p.pixels) for p in self._pending) >= self.batch_size:
+            self.flush(report)
+
+    def flush(self, report: AddReport) -> None:
+        """Embed every queued frame and replace each queued file's entries, all in one transaction."""
+        if not self._pending:
+            return
+        pixels = [px for p in self._pending for px in p.pixels]
         vectors, tags = [], []
-        for start in range(0, len(prep.pixels), self.batch_size):
-            feats = self.extractor.embed_batch(np.stack(prep.pixels[start:start + self.batch_size]))
+        for start in range(0, len(pixels), self.batch_size):
+            feats = self.extractor.embed_batch(np.stack(pixels[start:start + self.batch_size]))
             vectors.extend(feats.vectors)
             tags.extend(feats.tags if feats.tags else [[] for _ in feats.vectors])
-        upserts = []
-        for frame, vec, frame_tags in zip(prep.frames, vectors, tags):
-            w, h = frame.image.size
-            # The file's facts (folder, name, bytes, mtime, ...) like any image, then the scan's own.
-            info = ImageInfo(frame.fields.get("format"), w, h, e.size, e.mtime)
-            fields = {**record_fields(e.path, info), **frame.fields}
-            rec = ImageRecord(entry_of(e.path, frame.fragment), entry_sha(prep.sha256, frame.fragment), e.size, e.mtime,
-                              w, h, list(frame_tags), fields=fields)
-            upserts.append(Upsert(rec, np.asarray(vec, np.float32)))
-        self.store.write(upserts, [o.id for o in olds if o.id is not None])
+        upserts: list[Upsert] = []
+        removes: list[int] = []
+        written: list[tuple[str, list[Upsert]]] = []
+        at = 0
+        for prep in self._pending:
+            e = prep.entry
+            mine = []
+            for frame in prep.frames:
+                w, h = frame.size
+                # The file's facts (folder, name, bytes, mtime, ...) like any image, then the scan's own.
+                info = ImageInfo(frame.fields.get("format"), w, h, e.size, e.mtime)
+                fields = {**record_fields(e.path, info), **frame.fields}
+                rec = ImageRecord(entry_of(e.path, frame.fragment), entry_sha(prep.sha256, frame.fragment), e.size, e.mtime,
+                                  w, h, list(tags[at]), fields=fields)
+                mine.append(Upsert(rec, np.asarray(vectors[at], np.float32)))
+                at += 1
+            olds = self.entries_of.get(e.path, [])
+            removes += [o.id for o in olds if o.id is not None]
+            report.updated += 1 if olds else 0
+            report.added += 0 if olds else 1
+            upserts += mine
+            written.append((e.path, mine))
+        self.store.write(upserts, removes)
         report.embedded += len(upserts)
-        report.updated += 1 if olds else 0
-        report.added += 0 if olds else 1
-        self.entries_of[e.path] = [u.record for u in upserts]
+        for path, mine in written:
+            self.entries_of[path] = [u.record for u in mine]
+        self._pending.clear()
