@@ -105,7 +105,7 @@ def search_scans(
                 from ..engine.query import resolve
 
                 q = resolve(query, lib.store, lib.extractor.draft_size, window)
-                vec = q.vector if q.vector is not None else lib.extractor.embed([q.image])[0]
+                vec = q.vector if q.vector is not None else lib.extractor.embed([q.image])[0]  # type: ignore[list-item]
                 image_hits = lib.search_vector(vec, k, where=flt, exclude=q.exclude)
                 records = lib.store.get([h.id for h in image_hits])
                 took = (time.perf_counter() - t0) * 1000

@@ -147,7 +147,8 @@ class ScanIndexer:
         if not self._pending:
             return
         pixels = [px for p in self._pending for px in p.pixels]
-        vectors, tags = [], []
+        vectors: list[np.ndarray] = []
+        tags: list = []
         for start in range(0, len(pixels), self.batch_size):
             feats = self.extractor.embed_batch(np.stack(pixels[start:start + self.batch_size]))
             vectors.extend(feats.vectors)

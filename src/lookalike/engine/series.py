@@ -126,7 +126,7 @@ AGGREGATES = ("mean-max", "vote", "max")
 
 
 def aggregate_series(results: Sequence[Sequence[tuple[int, float]]], key_of: dict[int, str], aggregate: str = "mean-max",
-                     exclude: set[str] = frozenset()) -> dict[str, tuple[float, int, int]]:
+                     exclude: frozenset[str] | set[str] = frozenset()) -> dict[str, tuple[float, int, int]]:
     """series -> (score, best entry id, entries seen) from per-slice results (best first).
 
     - mean-max: mean over query slices of the slice's best similarity within the series (a

@@ -182,14 +182,13 @@ def compression_invariance(method: str) -> dict | None:
     bases = ["693", "MR2", "RG1", "RG3", "US1"]
     originals, lossy = [], []
     for b in bases:
-        o, q = get_testdata_file(f"{b}_UNCI.dcm", download=False), get_testdata_file(f"{b}_J2KI.dcm", download=False)
-        if o is None or q is None:
+        original, compressed = get_testdata_file(f"{b}_UNCI.dcm", download=False), get_testdata_file(f"{b}_J2KI.dcm", download=False)
+        if not isinstance(original, str) or not isinstance(compressed, str):
             return None
-        originals.append(read_scan(Path(o).read_bytes(), o)[0].image)
-        lossy.append(read_scan(Path(q).read_bytes(), q)[0].image)
+        originals.append(read_scan(Path(original).read_bytes(), original)[0].image)
+        lossy.append(read_scan(Path(compressed).read_bytes(), compressed)[0].image)
     ext = get_extractor(method)
-    g, q = ext.embed(originals), ext.embed(lossy)
-    sims = q @ g.T
+    sims = ext.embed(lossy) @ ext.embed(originals).T
     return {"method": method, "pairs": len(bases), "top1": float(np.mean(np.argmax(sims, axis=1) == np.arange(len(bases)))),
             "mean_cosine_to_original": round(float(np.mean(np.diag(sims))), 4)}
 
