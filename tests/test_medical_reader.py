@@ -143,6 +143,9 @@ def test_fields_are_whitelisted_and_phi_needs_opt_in(tmp_path):
     assert f["series_uid"] and f["study_uid"] and f["sop_instance_uid"]
     assert "series_description" not in f  # it contains the patient's family name
     assert f["study_description"] == "CT HEAD"
+    ds = pydicom.dcmread(path)
+    ds.StudyDescription = "CT HEAD acc55501234"
+    assert "study_description" not in dicom_fields(ds)  # nor an accession number
     text = repr(f)
     for value in PLANTED.values():
         assert value.split("^")[-1] not in text

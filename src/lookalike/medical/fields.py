@@ -5,7 +5,7 @@ identifies the patient is kept unless the library was created with `keep_phi`: n
 birth dates, addresses, accession numbers, institutions or physicians. What is kept describes
 the acquisition (modality, body part, geometry, device) plus the study/series/instance UIDs
 and the study date, which grouping and linking back to a PACS need; free-text descriptions are
-dropped when they contain any part of the patient's name."""
+dropped when they contain any part of the patient's name, id or accession number."""
 
 from __future__ import annotations
 
@@ -90,10 +90,11 @@ def dicom_fields(ds: Any, keep_phi: bool = False) -> dict[str, Any]:
     sop_class = getattr(ds, "SOPClassUID", None)
     if sop_class is not None:
         out["sop_class"] = _text(getattr(sop_class, "name", sop_class))
-    name_parts = _name_parts(getattr(ds, "PatientName", None))
+    identifiers = _name_parts(_get(ds, "PatientName", _text)) + [
+        v.lower() for v in (_get(ds, k, _text) for k in ("PatientID", "AccessionNumber", "OtherPatientIDs")) if v and len(v) >= 3]
     for key in FREE_TEXT:
-        if key in out and any(p in out[key].lower() for p in name_parts):
-            del out[key]  # a technologist typed the patient's name into a description
+        if key in out and any(p in out[key].lower() for p in identifiers):
+            del out[key]  # a technologist typed the patient's name or id into a description
     if keep_phi:
         for name, (keyword, convert) in PHI.items():
             value = _get(ds, keyword, convert)
