@@ -203,3 +203,15 @@ def test_scans_on_milvus_lite(tmp_path):
         assert lib.remove([tmp_path / "data" / "SC_rgb_2frame.dcm"]) == 2 and len(lib) == 4
     needles = PHI_NEEDLES
     assert grep_tree(tmp_path / "lib.db", needles) == [] and grep_tree(tmp_path / "lib", needles) == []
+
+
+def test_plain_search_groups_by_series(scan_library):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = subprocess.run([sys.executable, "-m", "lookalike", "search", f"{CH2}#slice=95", "-l", str(scan_library),
+                          "--group", "series", "-k", "3", "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    results = json.loads(run.stdout)["results"]
+    assert len({r["series"] for r in results}) == 3 and results[0]["fields"]["series_description"] == "T1 Colin27 axial"
+    bad = subprocess.run([sys.executable, "-m", "lookalike", "search", "a.dcm", "b.dcm", "-l", str(scan_library), "--group", "series"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode == 2 and "--group" in bad.stderr

@@ -82,7 +82,7 @@ def search_scans(
 ) -> None:
     """Find scans whose structure looks like QUERY; --where filters on their fields (modality, body_part, ...)."""
     from ..engine.scan import printable
-    from ..engine.series import search_by_series, search_grouped
+    from ..engine.series import search_by_series
     from ..errors import InvalidQuery
     from ..medical.window import parse_window
 
@@ -99,8 +99,8 @@ def search_scans(
                 n_slices, hits = search_by_series(lib, query, k, window=window, where=flt)
                 title = f"{len(hits)} series like the {n_slices} slices of {printable(query)}"
             elif group == "series":
-                hits = search_grouped(lib, query, k, window=window, where=flt)
-                title = f"{len(hits)} series for {printable(query)}"
+                series_search(lib, query, k, flt, as_json, window)
+                return
             else:
                 from ..engine.query import resolve
 
@@ -115,6 +115,17 @@ def search_scans(
             took = (time.perf_counter() - t0) * 1000
             rows = [h.to_dict() for h in hits]
             _print(as_json, query, took, rows, title)
+
+
+def series_search(lib, query: str, k: int, flt, as_json: bool, window: Optional[str] = None) -> None:
+    """`--group series`: the best slice of each series, as a table or JSON."""
+    from ..engine.scan import printable
+    from ..engine.series import search_grouped
+
+    t0 = time.perf_counter()
+    hits = search_grouped(lib, query, k, window=window, where=flt)
+    _print(as_json, query, (time.perf_counter() - t0) * 1000, [h.to_dict() for h in hits],
+           f"{len(hits)} series for {printable(query)}")
 
 
 def _shown(fields: dict) -> dict:

@@ -41,6 +41,8 @@ def search(
         None, "--not", help="An image (path, URL, id:N) the results should NOT look like; repeatable."),
     weight: Optional[List[float]] = typer.Option(
         None, "--weight", help="How much each QUERY counts, in order (one per QUERY; default 1 each)."),
+    group: Optional[str] = typer.Option(
+        None, "--group", help="'series': scans (DICOM, NIfTI) grouped by series, the best slice of each (one QUERY; docs/medical.md)."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
     milvus_token: Optional[str] = TokenOpt,
@@ -52,6 +54,8 @@ def search(
         ctx.fail("--not and --weight need at least one QUERY image.")
     from ..engine.params import check_k, check_label_text, check_score, make_filter
 
+    if group is not None and (group not in ("image", "series") or (group == "series" and (len(queries or []) != 1 or negative or text))):
+        ctx.fail("--group takes 'image' or 'series'; 'series' takes one QUERY image and no --not or --text.")
     with usage_errors():  # checked before the library or the model is opened: a bad option costs nothing
         base = make_filter(under, since, until, names=("--under", "--since", "--until"))
         check_k(k, "-k"), check_score(min_score, "--min-score")
@@ -61,6 +65,11 @@ def search(
 
         with open_library(library, store, token=milvus_token) as lib:
             flt = lib.where(where, base)  # an unknown field or a syntax error: one line pointing at the token
+            if group == "series":  # scans: one row per series (cli/scans.py)
+                from .scans import series_search
+
+                series_search(lib, (queries or [""])[0], k, flt, as_json)
+                return
             t0 = time.perf_counter()
             if not queries:
                 hits = lib.search_text(text or "", k=k, min_score=min_score, where=flt)
