@@ -118,7 +118,7 @@ def parse_crop(crop: str | Sequence[object] | None, name: str = "crop") -> CropB
     x0, y0, x1, y1 = box
     if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
         raise InvalidQuery(f"{name} box {x0:g},{y0:g},{x1:g},{y1:g} must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
-    return box  # type: ignore[return-value]
+    return box
 
 
 def check_tiers(tiers: Sequence[str] | None, name: str = "tier") -> list[str]:
