@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .config import decode_budget_bytes, max_pixels
-from .errors import Busy, ImageLoadError
+from .errors import Busy, ImageLoadError, InvalidQuery
 
 if TYPE_CHECKING:
     import ctypes
@@ -347,7 +347,10 @@ def crop_relative(im: Image.Image, box: CropBox) -> Image.Image:
     shows the image at any scale can send the box it drew."""
     from .engine.params import parse_crop  # the one validation of crop boxes (InvalidQuery)
 
-    x0, y0, x1, y1 = parse_crop(box, "crop box")  # type: ignore[misc]
+    checked = parse_crop(box, "crop box")
+    if checked is None:
+        raise InvalidQuery("crop box is empty")
+    x0, y0, x1, y1 = checked
     w, h = im.size
     left, top = int(x0 * w), int(y0 * h)
     right, bottom = max(left + 1, round(x1 * w)), max(top + 1, round(y1 * h))

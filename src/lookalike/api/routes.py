@@ -295,7 +295,7 @@ def _filters(svc: Service, given: dict[str, str | None], params: dict[str, str |
 def _options(k: object, min_score: object, crop: object) -> tuple[int, float | None, tuple | None]:
     """k, min_score and crop from query parameters, form fields or JSON, checked by the engine."""
     return (DEFAULT_K if k in (None, "") else check_k(k), check_score(min_score),
-            parse_crop(crop))  # type: ignore[arg-type]
+            parse_crop(crop))
 
 
 def _first_error(e: ValidationError) -> str:

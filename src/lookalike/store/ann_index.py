@@ -366,7 +366,7 @@ def _map(path: Path, n: int, dim: int) -> np.ndarray:
         return np.zeros((0, dim), np.float32)
     vectors = np.memmap(path, dtype=np.float32, mode="r", shape=(n, dim))
     with contextlib.suppress(AttributeError, OSError, ValueError):
-        vectors._mmap.madvise(mmap.MADV_RANDOM)  # type: ignore[attr-defined]
+        vectors._mmap.madvise(mmap.MADV_RANDOM)  # type: ignore[attr-defined]  # numpy's private mmap handle
     return vectors
 
 
