@@ -15,8 +15,7 @@ import pytest
 
 from lookalike import Library
 from lookalike.engine.scan import printable
-
-from .badfiles import FAILED, IGNORED, INDEXED, BadFile, build_corpus, deleted_path
+from tests.support.badfiles import FAILED, IGNORED, INDEXED, BadFile, build_corpus, deleted_path
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow on the corrupt-EXIF case
 

@@ -11,9 +11,8 @@ import pytest
 
 from lookalike import Library
 from lookalike.api import create_app
-
-from ..badfiles import FAILED, INDEXED, content_cases
-from ..support.server import BackgroundServer
+from tests.support.badfiles import FAILED, INDEXED, content_cases
+from tests.support.server import BackgroundServer
 
 KEY = "k3y"
 
