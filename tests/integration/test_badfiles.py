@@ -1,4 +1,4 @@
-"""Bad and odd files (tests/badfiles.py, 70 cases): each is indexed correctly or refused with a
+"""Bad and odd files (tests/support/badfiles.py, 70 cases): each is indexed correctly or refused with a
 one-line reason; every good file is indexed; nothing crashes."""
 
 from __future__ import annotations
