@@ -36,7 +36,7 @@ def index_dicomweb(lib: Any, source: str, *, prune: bool = False, progress: Prog
     prefix = client.source + "/studies/"
     indexed: dict[str, list[int]] = {}
     for rec in lib.store.iter_records(where=SearchFilter(path_prefix=prefix)):
-        indexed.setdefault(file_of(rec.path), []).append(rec.id)
+        indexed.setdefault(file_of(rec.path), []).append(rec.stored_id)
     todo = [r for r in refs if client.entry_file(r) not in indexed]
     report.unchanged = len(refs) - len(todo)
     indexer = ScanIndexer(lib.store, lib.extractor, 32, {})

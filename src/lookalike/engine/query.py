@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from PIL import Image
 
-from ..errors import NotFound
+from ..errors import InvalidQuery, NotFound
 from ..imaging import ImageSource, decode_image, load_image
 from ..store import VectorStore
 from .entries import file_of, load_entry
@@ -34,7 +34,9 @@ def resolve(query: ImageSource | int, store: VectorStore, draft_size: int | None
     """`draft_size` must match the indexer's, so a file queried gives exactly its indexed vector.
     `window`: how a scan file (DICOM, NIfTI) is shown to the model; None: the library's window,
     and then an indexed entry answers with its stored vector."""
-    if isinstance(query, (int, np.integer)) and not isinstance(query, bool):
+    if isinstance(query, bool):  # an int subclass, but never meant as an id
+        raise InvalidQuery(f"a query is an image or an image id, not {query}")
+    if isinstance(query, (int, np.integer)):
         return _by_id(int(query), store)
     if isinstance(query, str):
         m = _ID.match(query.strip())
@@ -54,7 +56,7 @@ def resolve(query: ImageSource | int, store: VectorStore, draft_size: int | None
             try:
                 st = os.stat(file_of(path))  # a frame's entry is checked against its file
                 if st.st_size == rec.size and st.st_mtime == rec.mtime:
-                    return ResolvedQuery(path, vector=store.vectors([rec.id])[0], exclude=[rec.id])
+                    return ResolvedQuery(path, vector=store.vectors([rec.stored_id])[0], exclude=[rec.stored_id])
             except OSError:
                 pass
         if window is None:

@@ -180,7 +180,7 @@ def _series_vectors(lib: Any, source: str, window: str | None) -> tuple[np.ndarr
         if not recs:
             raise NotFound(f"no series {source} in this library")
         if window is None:
-            return lib.store.vectors([r.id for r in recs]), {source}
+            return lib.store.vectors([r.stored_id for r in recs]), {source}
         paths = sorted({file_of(r.path) for r in recs})
     else:
         path = absolute(source)
@@ -205,4 +205,4 @@ def _series_vectors(lib: Any, source: str, window: str | None) -> tuple[np.ndarr
 
 def _hit(rank: int, key: str, score: float, rec: ImageRecord, count: int) -> SeriesHit:
     shown = {f: rec.fields[f] for f in SHOWN_FIELDS if f in rec.fields}
-    return SeriesHit(rank, key, round(float(score), 6), rec.id, rec.path, count, shown)  # type: ignore[arg-type]
+    return SeriesHit(rank, key, round(float(score), 6), rec.stored_id, rec.path, count, shown)

@@ -17,7 +17,7 @@ from lookalike import Library  # noqa: E402
 from lookalike.engine.series import configure_scans, scan_settings, search_by_series, search_grouped  # noqa: E402
 from lookalike.errors import Conflict, InvalidQuery, NotFound  # noqa: E402
 from lookalike.medical.nifti import slice_height  # noqa: E402
-from tests.medical_samples import (
+from tests.support.medical import (
     CH2,
     CH2BET,
     PHI_NEEDLES,

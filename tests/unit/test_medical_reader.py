@@ -14,7 +14,7 @@ from lookalike.errors import ImageLoadError, InvalidQuery  # noqa: E402
 from lookalike.medical.fields import dicom_fields  # noqa: E402
 from lookalike.medical.reader import is_scan, read_scan  # noqa: E402
 from lookalike.medical.window import CT_PRESETS, parse_window  # noqa: E402
-from tests.medical_samples import (
+from tests.support.medical import (
     CH2,
     CT_IMAGE_STORAGE,
     PLANTED,

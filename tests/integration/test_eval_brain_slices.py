@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.medical_samples import need_mricron
+from tests.support.medical import need_mricron
 
 pytest.importorskip("nilearn")
 

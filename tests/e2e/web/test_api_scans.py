@@ -13,9 +13,8 @@ from PIL import Image
 
 from lookalike import Library
 from lookalike.api import create_app
-
-from ..medical_samples import ch2_dicom_series, copy_dicom_testfiles, need_mricron
-from ..support.server import BackgroundServer
+from tests.support.medical import ch2_dicom_series, copy_dicom_testfiles, need_mricron
+from tests.support.server import BackgroundServer
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 
 from lookalike import Library  # noqa: E402
 from lookalike.engine.series import search_grouped  # noqa: E402
-from tests.medical_samples import CH2, PHI_NEEDLES, PLANTED, ch2_dicom_series, copy_dicom_testfiles, grep_tree, need_mricron
+from tests.support.medical import CH2, PHI_NEEDLES, PLANTED, ch2_dicom_series, copy_dicom_testfiles, grep_tree, need_mricron
 from tests.support.orthanc import PASSWORD, USER, start_orthanc
 
 
