@@ -46,7 +46,7 @@ def resolve(query: ImageSource | int, store: VectorStore, draft_size: int | None
             rec = store.find_path(query)
             if rec is None:
                 raise NotFound(f"{query}: not in this library (lookalike scans index the DICOMweb server first)")
-            return ResolvedQuery(query, vector=store.vectors([rec.id])[0], exclude=[rec.id])
+            return ResolvedQuery(query, vector=store.vectors([rec.stored_id])[0], exclude=[rec.stored_id])
         if query.startswith(("http://", "https://")):
             return ResolvedQuery(query, image=decode_image(download(query), query, draft_size))
     if isinstance(query, (str, os.PathLike)):
