@@ -493,6 +493,11 @@ def finetune(
                   f"use it with --model {m['name']}", highlight=False)
 
 
+from .cli_catalogue import register as _register_catalogue  # noqa: E402
+
+_register_catalogue(app)
+
+
 def main() -> None:
     app()
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import ImageLoadError, LookalikeError
+from ..errors import ImageLoadError, LookalikeError, NotFound
 from ..imaging import ImageSource, decode_image, load_image
 from ..store import VectorStore
+from .catalogue.items import ITEM_PREFIX
 from .scan import absolute
 
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
@@ -37,6 +38,8 @@ def resolve(query: ImageSource | int, store: VectorStore, draft_size: int | None
         m = _ID.match(query.strip())
         if m:
             return _by_id(int(m.group(1)), store)
+        if query.startswith(ITEM_PREFIX):
+            return _by_item(query, store)
         if query.startswith(("http://", "https://")):
             return ResolvedQuery(query, image=decode_image(download(query), query, draft_size))
     if isinstance(query, (str, os.PathLike)):
@@ -60,6 +63,14 @@ def _by_id(id_: int, store: VectorStore) -> ResolvedQuery:
     except KeyError:
         raise LookalikeError(f"no image with id {id_} in this library") from None
     return ResolvedQuery(f"id:{id_}", vector=vec, exclude=[id_])
+
+
+def _by_item(path: str, store: VectorStore) -> ResolvedQuery:
+    """`item:SKU`: the catalogue item's stored vector (an indexed path lookup); never finds itself."""
+    rec = store.find_path(path)
+    if rec is None or rec.id is None:
+        raise NotFound(f"no item {path[len(ITEM_PREFIX):]!r} in this library")
+    return ResolvedQuery(path, vector=store.vectors([rec.id])[0], exclude=[rec.id])
 
 
 def download(url: str, limit: int = MAX_DOWNLOAD_BYTES, timeout: float = 20.0) -> bytes:

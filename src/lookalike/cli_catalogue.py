@@ -1,0 +1,95 @@
+"""`lookalike catalogue ...`: a shop's products by id (import/sync, export)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .engine.catalogue import FetchPolicy, import_items
+from .engine.catalogue.columns import parse_type_specs
+from .engine.catalogue.export import export_items
+
+catalogue_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                            help="A shop's products by id: import/sync a product file, export, similar items.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(catalogue_app, name="catalogue")
+
+
+def _shell():
+    # Imported late: cli.py imports this module to register the group.
+    from . import cli
+
+    return cli
+
+
+@catalogue_app.command("import")
+def import_(
+    source: Path = typer.Argument(..., help="Product file: .csv, .tsv, .jsonl or .parquet."),
+    id_column: str = typer.Option(..., "--id", help="Column holding each item's id (e.g. sku)."),
+    image: List[str] = typer.Option(..., "--image", help="Image column (path or http(s) URL); repeat for extra views (first: primary)."),
+    fields: Optional[str] = typer.Option(None, "--fields", help="Comma-separated columns to keep as fields [default: all]."),
+    all_fields: bool = typer.Option(False, "--all-fields", help="Keep every column as a field (the default without --fields)."),
+    type_: Optional[List[str]] = typer.Option(None, "--type", help="Declare a column's type: COLUMN=str|int|float|bool|date|list."),
+    prune: bool = typer.Option(False, "--prune", help="Remove items whose id is not in the file."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="csv, tsv, jsonl or parquet [default: from the extension]."),
+    deadline: float = typer.Option(600.0, "--deadline", min=1, help="Seconds all downloads of this import may take together."),
+    max_mb: float = typer.Option(50.0, "--max-mb", min=0.01, help="Largest image download, in MB."),
+    retries: int = typer.Option(3, "--retries", min=0, help="Retries of a download after a timeout, connection error or 5xx."),
+    revalidate: bool = typer.Option(False, "--revalidate",
+                                    help="Ask the server whether cached URLs changed (conditional GET) instead of trusting the cache."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per model batch."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Fetch/decode threads [default: 8 with URLs, else CPU count]."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Feature extractor, only when creating a library."),
+    library: Optional[Path] = typer.Option(None, "--library", "-l", help="Library directory [default: $LOOKALIKE_LIBRARY]"),
+    store: Optional[str] = typer.Option(None, "--store", envvar="LOOKALIKE_STORE", help="Store backend [default: embedded]."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    milvus_token: Optional[str] = typer.Option(None, "--milvus-token", envvar="LOOKALIKE_MILVUS_TOKEN"),
+) -> None:
+    """Import or sync products: new items embedded, changed images re-embedded, changed fields updated."""
+    cli = _shell()
+    if fields is not None and all_fields:
+        raise typer.BadParameter("give --fields or --all-fields, not both", param_hint="--fields")
+    with cli.user_errors():
+        types = parse_type_specs(type_)
+        chosen = [c.strip() for c in fields.split(",") if c.strip()] if fields is not None else None
+        policy = FetchPolicy(max_bytes=int(max_mb * 1024 * 1024), deadline_s=deadline, retries=retries, revalidate=revalidate)
+        with cli._open(library, store, model, create=True, token=milvus_token) as lib:
+            columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       cli.RateColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+            with Progress(*columns, console=cli.err, transient=False, disable=as_json) as bar:
+                task = bar.add_task("importing", total=None)
+                report = import_items(lib, source, id_column, image, fields=chosen, types=types, prune=prune, fmt=fmt,
+                                      policy=policy, batch_size=batch_size, workers=workers, sync_index=True,
+                                      progress=lambda done, total: bar.update(task, completed=done, total=total))
+            if as_json:
+                cli.out.print_json(data=report.to_dict())
+                return
+            cli.err.print(f"added {report.added}, updated {report.updated}, fields changed {report.metadata}, "
+                          f"unchanged {report.unchanged}, removed {report.removed}, problems {len(report.problems)} "
+                          f"— {report.embedded} embedded, {report.downloaded} downloaded ({report.from_cache} from cache) "
+                          f"in {report.seconds:.1f} s; library has {len(lib)} records", highlight=False)
+            for note in report.notes:
+                cli.err.print(f"  note: {note}", highlight=False, markup=False, soft_wrap=True)
+            for problem in report.problems:
+                cli.err.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
+
+
+@catalogue_app.command("export")
+def export(
+    out_path: Path = typer.Argument(..., help="Output file: .csv or .jsonl ('-' for JSON Lines on stdout)."),
+    library: Optional[Path] = typer.Option(None, "--library", "-l", help="Library directory."),
+    store: Optional[str] = typer.Option(None, "--store", envvar="LOOKALIKE_STORE", help="Store backend [default: embedded]."),
+    milvus_token: Optional[str] = typer.Option(None, "--milvus-token", envvar="LOOKALIKE_MILVUS_TOKEN"),
+) -> None:
+    """Write every item and its fields back out (the columns `catalogue import` reads)."""
+    cli = _shell()
+    with cli.user_errors():
+        with cli._open(library, store, token=milvus_token) as lib:
+            count = export_items(lib.store, None if str(out_path) == "-" else out_path)
+        if str(out_path) != "-":
+            cli.err.print(f"exported {count} items to {out_path}", highlight=False)
