@@ -206,6 +206,21 @@ class Library:
         """Groups of exact copies, near-duplicates and similar shots (engine/duplicates.py)."""
         return find_duplicates(self.store, thresholds, tiers, where, progress)
 
+    # -- catalogue (engine/catalogue/) ----------------------------------------------------------
+    def import_items(self, source: str | os.PathLike, id_column: str, image_columns: Sequence[str], **options):
+        """Upsert a shop's product file (CSV/TSV/JSONL/parquet); see engine/catalogue/sync.py."""
+        from .catalogue import import_items
+
+        return import_items(self, source, id_column, list(image_columns), **options)
+
+    def similar_items(self, item: str, k: int = 10, **options):
+        """Items that look like item `item` (never itself): where=, colour=, collapse=, distinct=
+        (engine/catalogue/similar.py)."""
+        from .catalogue.items import item_path
+        from .catalogue.similar import similar
+
+        return similar(self, item_path(item), k, **options)
+
     def get(self, id_: int) -> ImageRecord:
         rec = self.store.get([id_]).get(id_)
         if rec is None:

@@ -53,7 +53,12 @@ class DownloadCache:
         self._db.commit()
 
     def blob_path(self, sha256: str) -> Path:
-        return self.directory / "blobs" / sha256[:2] / sha256
+        return self.blob_path_in(self.directory, sha256)
+
+    @staticmethod
+    def blob_path_in(directory: Path, sha256: str) -> Path:
+        """Where a cache in `directory` keeps these bytes (read without opening the cache)."""
+        return Path(directory) / "blobs" / sha256[:2] / sha256
 
     def lookup(self, url: str) -> tuple[str, str | None, str | None] | None:
         """(sha256, etag, last_modified) of a URL whose bytes are in the cache."""

@@ -23,6 +23,7 @@ from ...imaging import decode_image, original_size, read_file
 from ...models import FeatureExtractor
 from ...store import ImageRecord, SearchFilter, Upsert, VectorStore
 from ..indexer import ProgressFn
+from .colour import ColourStore, colour_signature
 from .downloads import Downloader
 from .items import ITEM_PREFIX, item_id, item_path
 from .rowcheck import ItemRow
@@ -67,6 +68,7 @@ class _Prepared:
     mtime: float = 0.0
     pixels: np.ndarray | None = None  # model input; None when the bytes are already known
     dims: tuple[int, int] = (0, 0)
+    colour: np.ndarray | None = None  # colour signature (colour.py), with the pixels
     downloaded: bool = False
     cached: bool = False
     error: str | None = None
@@ -79,8 +81,11 @@ def item_records(store: VectorStore) -> dict[str, ImageRecord]:
 
 class ItemImporter:
     def __init__(self, store: VectorStore, extractor: FeatureExtractor, downloader: Downloader, *,
-                 batch_size: int = 32, workers: int | None = None, progress: ProgressFn | None = None) -> None:
+                 batch_size: int = 32, workers: int | None = None, progress: ProgressFn | None = None,
+                 colours: ColourStore | None = None) -> None:
         self.store = store
+        self.colours = colours
+        self._signatures: dict[str, np.ndarray] = {}
         self.extractor = extractor
         self.downloader = downloader
         self.batch_size = batch_size
@@ -156,6 +161,8 @@ class ItemImporter:
                 return prep
             image = decode_image(data, row.image, draft_size=self.extractor.draft_size)
             prep.pixels, prep.dims = self.extractor.preprocess(image), original_size(image)
+            if self.colours is not None:
+                prep.colour = colour_signature(image)
         except FileNotFoundError:
             prep.error = "image file not found"
         except ImageLoadError as err:
@@ -209,6 +216,8 @@ class ItemImporter:
             return
         feats = self.extractor.embed_batch(np.stack([p.pixels for p in pending]))
         for i, prep in enumerate(pending):
+            if prep.colour is not None:
+                self._signatures[prep.sha256] = prep.colour
             tags = feats.tags[i] if i < len(feats.tags) else []
             rec = ImageRecord(item_path(prep.row.item), prep.sha256, prep.size, prep.mtime, prep.dims[0], prep.dims[1],
                               tags, id=prep.old.id if prep.old is not None else None, fields=prep.row.record_fields())
@@ -221,6 +230,9 @@ class ItemImporter:
         pending.clear()
 
     def _flush(self, writes: list[Upsert]) -> None:
+        if self.colours is not None and self._signatures:
+            self.colours.put(self._signatures)  # before the records: a searchable item has its colour
+            self._signatures.clear()
         if not writes:
             return
         ids = self.store.write(writes)
