@@ -27,7 +27,9 @@ from .downloads import CACHE_DIR, DownloadCache
 from .items import item_id
 
 DISTINCT_COSINE = 0.95
-COLOUR_POOL = 200  # candidates re-ranked by colour, at least
+# Colour re-ranks only the best deep candidates: the style is decided first (a larger pool lets
+# colour pull in items of other styles; bench/catalogue_eval.py measured this trade-off).
+COLOUR_POOL = 3  # times k
 MAX_POOL = 20_000
 
 
@@ -53,7 +55,7 @@ def similar(lib, query, k: int = 10, *, where=None, colour: str | float | None =
     vector = q.vector if q.vector is not None else lib.extractor.embed([q.image])[0]
     vector = np.asarray(vector, np.float32)[None]
     reranks = weight > 0 or collapse is not None or distinct
-    pool = k if not reranks else max(4 * k, COLOUR_POOL if weight > 0 else 50)
+    pool = k if not reranks else (COLOUR_POOL * k if weight > 0 else max(4 * k, 50))
     colours = ColourStore(lib.directory) if weight > 0 else None
     try:
         query_colour = _query_colour(lib, q, colours) if colours is not None else None
