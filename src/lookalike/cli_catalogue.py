@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from .engine.catalogue import FetchPolicy, import_items
 from .engine.catalogue.columns import parse_type_specs
 from .engine.catalogue.export import export_items
+from .engine.catalogue.neighbours import neighbour_rows, write_neighbours
 
 catalogue_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                             help="A shop's products by id: import/sync a product file, export, similar items.")
@@ -93,3 +94,28 @@ def export(
             count = export_items(lib.store, None if str(out_path) == "-" else out_path)
         if str(out_path) != "-":
             cli.err.print(f"exported {count} items to {out_path}", highlight=False)
+
+
+@catalogue_app.command("neighbours")
+def neighbours(
+    out_path: Path = typer.Option(..., "--out", "-o", help="Output file: .csv, .tsv or .parquet (item, rank, neighbour, score)."),
+    k: int = typer.Option(20, "-k", "--top", min=1, max=1000, help="Neighbours per item."),
+    same: Optional[str] = typer.Option(None, "--same", help="Only neighbours with the same value of this field (e.g. category)."),
+    batch: int = typer.Option(256, "--batch", min=1, help="Items per batched search."),
+    library: Optional[Path] = typer.Option(None, "--library", "-l", help="Library directory."),
+    store: Optional[str] = typer.Option(None, "--store", envvar="LOOKALIKE_STORE", help="Store backend [default: embedded]."),
+    milvus_token: Optional[str] = typer.Option(None, "--milvus-token", envvar="LOOKALIKE_MILVUS_TOKEN"),
+) -> None:
+    """Every item's k most similar items, for recommendation pipelines."""
+    cli = _shell()
+    with cli.user_errors():
+        with cli._open(library, store, token=milvus_token) as lib:
+            lib.sync_index()
+            columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+            with Progress(*columns, console=cli.err, transient=False) as bar:
+                task = bar.add_task("neighbours", total=None)
+                rows = write_neighbours(neighbour_rows(lib.store, k, same=same, batch=batch,
+                                                       progress=lambda done, total: bar.update(task, completed=done, total=total)),
+                                        out_path)
+        cli.err.print(f"wrote {rows} rows to {out_path}", highlight=False)

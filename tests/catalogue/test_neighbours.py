@@ -1,0 +1,54 @@
+"""`catalogue neighbours`: every item's k nearest items, batched, to CSV and parquet."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from collections import defaultdict
+
+import pytest
+
+from lookalike import Library
+
+
+@pytest.fixture(scope="module")
+def shop_lib(tmp_path_factory, products):
+    root = tmp_path_factory.mktemp("neighbours")
+    with open(root / "p.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["sku", "image", "category"])
+        writer.writerows([[p["sku"], str(p["file"]), p["category"]] for p in products])
+    with Library.open(root / "lib") as lib:
+        assert lib.import_items(root / "p.csv", "sku", ["image"]).added == len(products)
+    return root / "lib"
+
+
+def test_neighbours_csv_matches_item_search(tmp_path, shop_lib, products):
+    out = tmp_path / "n.csv"
+    proc = subprocess.run([sys.executable, "-m", "lookalike", "catalogue", "neighbours", "-k", "5", "--batch", "7",
+                           "--out", out, "--library", shop_lib], capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()
+    lists: dict[str, list] = defaultdict(list)
+    for row in csv.DictReader(open(out)):
+        lists[row["item"]].append((int(row["rank"]), row["neighbour"], float(row["score"])))
+    assert set(lists) == {p["sku"] for p in products}
+    with Library.open(shop_lib, create=False) as lib:
+        for sku in (products[0]["sku"], products[17]["sku"], products[-1]["sku"]):
+            rows = lists[sku]
+            assert [r[0] for r in rows] == [1, 2, 3, 4, 5] and sku not in [r[1] for r in rows]
+            assert [r[2] for r in rows] == sorted((r[2] for r in rows), reverse=True)
+            assert [r[1] for r in rows] == [h.item for h in lib.similar_items(sku, 5)]
+
+
+def test_neighbours_parquet_and_bad_extension(tmp_path, shop_lib, products):
+    pq = pytest.importorskip("pyarrow.parquet")
+    out = tmp_path / "n.parquet"
+    proc = subprocess.run([sys.executable, "-m", "lookalike", "catalogue", "neighbours", "-k", "3", "--out", out,
+                           "--library", shop_lib], capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()
+    table = pq.read_table(out)
+    assert table.num_rows == 3 * len(products) and table.column_names == ["item", "rank", "neighbour", "score"]
+    bad = subprocess.run([sys.executable, "-m", "lookalike", "catalogue", "neighbours", "--out", tmp_path / "n.xlsx",
+                          "--library", shop_lib], capture_output=True, timeout=300)
+    assert bad.returncode == 1 and b".parquet" in bad.stderr and b"Traceback" not in bad.stderr
