@@ -350,6 +350,8 @@ def serve(
     max_upload_mb: Optional[float] = typer.Option(
         None, "--max-upload-mb", envvar="LOOKALIKE_MAX_UPLOAD_MB", min=0.001, help="Largest request body in MB [default: 20]."),
     no_url_queries: bool = typer.Option(False, "--no-url-queries", help="Refuse searches that make the server download a URL."),
+    cors_origin: Optional[List[str]] = typer.Option(
+        None, "--cors-origin", help="A shop page origin (https://shop.example) whose scripts may call the API (the widget); repeatable."),
     store: Optional[str] = StoreOpt,
     milvus_token: Optional[str] = TokenOpt,
 ) -> None:
@@ -366,7 +368,7 @@ def serve(
         directory = library or default_library()
         web = create_app(directory, _store(store, directory, milvus_token),
                          max_upload_bytes=int(max_upload_mb * 1_000_000) if max_upload_mb else None,
-                         url_queries=not no_url_queries)
+                         url_queries=not no_url_queries, cors_origins=cors_origin or None)
         import uvicorn
 
         shown = f"[{host}]" if ":" in host else host

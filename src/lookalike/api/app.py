@@ -10,18 +10,22 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from ..engine import Library
-from ..errors import ImageLoadError, LibraryBusyError, LookalikeError
+from ..errors import ImageLoadError, InvalidQuery, LibraryBusyError, LookalikeError
+from ..errors import NotFound as ItemNotFound
 from ..store import VectorStore
 from ..web import STATIC_DIR
 from .guard import Guard
+from .items import router as items_router
 from .routes import router
 from .service import NotFound, Service, UnknownLabel
+from .widget import router as widget_router
 
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1000 * 1000
 API_KEY_ENV = "LOOKALIKE_API_KEY"
@@ -52,9 +56,10 @@ def max_upload_from_env() -> int:
 
 def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None = None, *,
                api_key: str | None | object = _FROM_ENV, max_upload_bytes: int | None = None,
-               url_queries: bool = True) -> FastAPI:
+               url_queries: bool = True, cors_origins: list[str] | None = None) -> FastAPI:
     """The app over the existing library at `library_dir`. `api_key` defaults to
-    `$LOOKALIKE_API_KEY`; `max_upload_bytes` to `$LOOKALIKE_MAX_UPLOAD_MB` or 20 MB."""
+    `$LOOKALIKE_API_KEY`; `max_upload_bytes` to `$LOOKALIKE_MAX_UPLOAD_MB` or 20 MB.
+    `cors_origins`: shop pages (scheme://host[:port]) whose scripts may call the API (none by default)."""
     key = (os.environ.get(API_KEY_ENV) or None) if api_key is _FROM_ENV else api_key
     settings = Settings(key, max_upload_bytes or max_upload_from_env(), url_queries)  # type: ignore[arg-type]
     library = Library.open(Path(library_dir), store=store, create=False)
@@ -77,6 +82,11 @@ def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None =
     app.state.settings = settings
     app.add_middleware(Guard, max_body_bytes=settings.max_upload_bytes)
     app.include_router(router)
+    app.include_router(items_router)
+    app.include_router(widget_router)
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type"], max_age=600)
     _error_handlers(app)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -102,6 +112,14 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def not_found(request: Request, e: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(e)}, status_code=404)
+
+    @app.exception_handler(ItemNotFound)
+    async def item_not_found(request: Request, e: ItemNotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=404)
+
+    @app.exception_handler(InvalidQuery)
+    async def invalid_query(request: Request, e: InvalidQuery) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=422)
 
     @app.exception_handler(LibraryBusyError)
     async def busy(request: Request, e: LibraryBusyError) -> JSONResponse:

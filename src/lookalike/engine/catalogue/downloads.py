@@ -72,6 +72,11 @@ class DownloadCache:
         return self.blob_path(sha256).read_bytes()
 
     def put(self, url: str, data: bytes, etag: str | None = None, last_modified: str | None = None) -> str:
+        sha = self.store_blob(data)
+        self.remember(url, sha, etag, last_modified)
+        return sha
+
+    def store_blob(self, data: bytes) -> str:
         sha = hashlib.sha256(data).hexdigest()
         blob = self.blob_path(sha)
         if not blob.exists():
@@ -79,7 +84,6 @@ class DownloadCache:
             tmp = blob.with_name(f".{sha}.{os.getpid()}.{threading.get_ident()}")
             tmp.write_bytes(data)
             os.replace(tmp, blob)  # atomic: a crash never leaves a truncated blob under its hash
-        self.remember(url, sha, etag, last_modified)
         return sha
 
     def remember(self, url: str, sha256: str, etag: str | None, last_modified: str | None) -> None:
