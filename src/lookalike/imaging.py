@@ -93,8 +93,10 @@ def decode_image(data: bytes, name: str = "<bytes>", draft_size: int | None = No
         raise ImageLoadError(name, f"corrupt image data ({_one_line(e)})") from None
     except MemoryError:
         raise ImageLoadError(name, "too large to decode in memory") from None
+    fmt = im.format
     rgb = to_rgb(im, name)
     rgb.info["original_size"] = original  # draft decoding shrinks the pixels, not the record
+    rgb.info["format"] = fmt  # what the decoder recognised ("JPEG", "PNG", ...), whatever the name says
     return rgb
 
 
@@ -152,6 +154,21 @@ def _oriented_size(im: Image.Image) -> tuple[int, int]:
     except Exception:
         rotated = False
     return (h, w) if rotated else (w, h)
+
+
+def image_format(im: Image.Image) -> str | None:
+    """The decoder's name for the file format of a decoded image, lower case ("jpeg", "png")."""
+    fmt = im.info.get("format") or im.format
+    return str(fmt).lower() if fmt else None
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The file format from the header alone (no pixel decoding), lower case; None if unknown."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return str(im.format).lower() if im.format else None
+    except Exception:  # noqa: BLE001 - any unreadable header just has no format
+        return None
 
 
 def original_size(im: Image.Image) -> tuple[int, int]:

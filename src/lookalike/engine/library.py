@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..config import DEFAULT_MODEL, default_library
-from ..errors import LookalikeError, ModelMismatchError
+from ..errors import LookalikeError, ModelMismatchError, NotFound
+from ..filters import And, FieldTypes, parse
 from ..imaging import ImageSource, load_image
 from ..models import FeatureExtractor, TrainableExtractor, get_extractor, model_info
-from ..store import ImageRecord, SearchFilter, VectorStore, open_store
+from ..store import ImageRecord, SearchFilter, VectorStore, library_exists, open_store
 from .duplicates import TIERS, DuplicateProgressFn, DuplicateReport, DuplicateThresholds, find_duplicates
 from .indexer import AddReport, Indexer, ProgressFn
 from .query import resolve
@@ -32,9 +33,11 @@ class Hit:
     id: int
     path: str
     score: float
+    fields: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "path": printable(self.path, controls=False)}  # JSON-safe for any file name
+        fields = {k: printable(v, controls=False) if isinstance(v, str) else v for k, v in self.fields.items()}
+        return {**asdict(self), "path": printable(self.path, controls=False), "fields": fields}  # JSON-safe for any file name
 
 
 class Library:
@@ -52,7 +55,7 @@ class Library:
         """Open the library at `path` (default `$LOOKALIKE_LIBRARY` or ./lookalike-library),
         creating it with `model` if missing. `model` on an existing library must match."""
         directory = Path(path).expanduser() if path is not None else default_library()
-        if not create and not _exists(directory, store):
+        if not create and not library_exists(store, directory):
             raise LookalikeError(f"no library at {directory} (create one with `lookalike index FOLDER --library {directory}`)")
         st = open_store(store, directory)
         try:
@@ -103,7 +106,7 @@ class Library:
         store's search index (if it has one) is brought up to date before returning."""
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
-        refusal = getattr(self.store, "write_refusal", None)  # read-only or full disk: say so before any model work
+        refusal = self.store.write_refusal()  # read-only or full disk: say so before any model work
         if refusal is not None:
             raise refusal
         t0 = time.perf_counter()
@@ -121,8 +124,7 @@ class Library:
     def sync_index(self, progress: ProgressFn | None = None) -> bool:
         """Build or update the store's ANN index now, so the next search does not pay for it.
         True when searches use an ANN index (stores without one: False, nothing to do)."""
-        sync = getattr(self.store, "sync_index", None)
-        return bool(sync(progress)) if sync is not None else False
+        return bool(self.store.sync_index(progress))
 
     def remove(self, paths: Sequence[str | os.PathLike]) -> int:
         """Forget these images (or every image under these folders). Files are untouched."""
@@ -161,6 +163,23 @@ class Library:
             ext.fit(images)
             ext.save_state(self.directory / STATE_DIR)
 
+    # -- filtering ------------------------------------------------------------------------
+    def field_types(self) -> FieldTypes:
+        """Field names images in this library have, with their value types (for `where`)."""
+        return self.store.field_types()
+
+    def where(self, where: str | SearchFilter | None, base: SearchFilter | None = None) -> SearchFilter | None:
+        """A `where` expression (parsed and checked against this library's fields; errors
+        are `InvalidQuery` with the column) or a SearchFilter, ANDed with `base` (the
+        shells' --under/--since/--until). None when nothing restricts."""
+        if isinstance(where, str):
+            where = SearchFilter(expr=parse(where, self.store.field_types()))
+        if base is None or base.is_empty():
+            return where
+        if where is None or where.is_empty():
+            return base
+        return _both(base, where)
+
     # -- reading --------------------------------------------------------------------------
     def embed(self, images: Sequence[ImageSource]) -> np.ndarray:
         """Vectors for images from any source, decoded exactly as the indexer decodes them."""
@@ -168,11 +187,13 @@ class Library:
         return ext.embed([load_image(im, ext.draft_size) for im in images])
 
     def search(self, query: ImageSource | int, k: int = 10, *, min_score: float | None = None,
-               where: SearchFilter | None = None, text: str | None = None, ef: int | None = None) -> list[Hit]:
+               where: str | SearchFilter | None = None, text: str | None = None, ef: int | None = None) -> list[Hit]:
         """Images that look like `query`: a path, URL, bytes, PIL image, array, id or "id:N".
         An indexed image never finds itself. `text` keeps only images tagged with a label it
         names (see `search_text`). `ef`: ANN candidates per query on large libraries (higher:
-        better recall, slower; ignored where search is exact)."""
+        better recall, slower; ignored where search is exact). `where`: a filter expression
+        over the images' fields (docs/filters.md) or a SearchFilter."""
+        where = self.where(where)
         if text is not None:
             where = tag_filter(text, where)
         q = resolve(query, self.store, self.extractor.draft_size)
@@ -180,8 +201,9 @@ class Library:
         return self.search_vector(vec, k, min_score=min_score, where=where, exclude=q.exclude, ef=ef)
 
     def search_vector(self, vector: np.ndarray, k: int = 10, *, min_score: float | None = None,
-                      where: SearchFilter | None = None, exclude: Sequence[int] = (),
+                      where: str | SearchFilter | None = None, exclude: Sequence[int] = (),
                       ef: int | None = None) -> list[Hit]:
+        where = self.where(where)
         q = np.asarray(vector, np.float32)[None]
         # Only pass `ef` when set, so stores written against the original protocol still work.
         scored = (self.store.search(q, k, where, exclude, ef=ef) if ef is not None
@@ -189,22 +211,24 @@ class Library:
         if min_score is not None:
             scored = [(i, s) for i, s in scored if s >= min_score]
         records = self.store.get([i for i, _ in scored])
-        return [Hit(rank, i, records[i].path, round(s, 6))
+        return [Hit(rank, i, records[i].path, round(s, 6), records[i].fields)
                 for rank, (i, s) in enumerate(((i, s) for i, s in scored if i in records), start=1)]
 
     def search_text(self, text: str, k: int = 10, *, min_score: float | None = None,
-                    where: SearchFilter | None = None) -> list[Hit]:
+                    where: str | SearchFilter | None = None) -> list[Hit]:
         """Images whose stored ImageNet top-5 tags include a label that `text` names (whole
         words of a label or its synonyms, case-insensitive; commas separate alternatives).
         Here `score` is the classifier's confidence: the summed probability of the image's
         matching labels (engine/tags.py), descending."""
-        ranked = rank_by_tag(self.store, text, k, where, min_score)
-        return [Hit(rank, rec.id, rec.path, round(s, 6)) for rank, (rec, s) in enumerate(ranked, start=1)]  # type: ignore[arg-type]
+        ranked = rank_by_tag(self.store, text, k, self.where(where), min_score)
+        return [Hit(rank, rec.id, rec.path, round(s, 6), rec.fields) for rank, (rec, s) in enumerate(ranked, start=1)]  # type: ignore[arg-type]
 
     def duplicates(self, thresholds: DuplicateThresholds | None = None, tiers: Sequence[str] = TIERS, *,
-                   where: SearchFilter | None = None, progress: DuplicateProgressFn | None = None) -> DuplicateReport:
-        """Groups of exact copies, near-duplicates and similar shots (engine/duplicates.py)."""
-        return find_duplicates(self.store, thresholds, tiers, where, progress)
+                   where: str | SearchFilter | None = None,
+                   progress: DuplicateProgressFn | None = None) -> DuplicateReport:
+        """Groups of exact copies, near-duplicates and similar shots (engine/duplicates.py)
+        among the images `where` selects."""
+        return find_duplicates(self.store, thresholds, tiers, self.where(where), progress)
 
     # -- catalogue (engine/catalogue/) ----------------------------------------------------------
     def import_items(self, source: str | os.PathLike, id_column: str, image_columns: Sequence[str], **options):
@@ -224,11 +248,22 @@ class Library:
     def get(self, id_: int) -> ImageRecord:
         rec = self.store.get([id_]).get(id_)
         if rec is None:
-            raise LookalikeError(f"no image with id {id_} in this library")
+            raise NotFound(f"no image with id {id_} in this library")
         return rec
 
-    def records(self, offset: int = 0, limit: int | None = None) -> list[ImageRecord]:
-        return list(self.store.iter_records(offset, limit))
+    def record(self, id_: int | str) -> ImageRecord:
+        """One image's record, its `fields` included, by id or "id:N" (for `info id:N`)."""
+        if isinstance(id_, str):
+            text = id_.strip().removeprefix("id:")
+            if not text.isdigit():
+                raise NotFound(f"{id_!r} is not an image id (use id:N)")
+            id_ = int(text)
+        return self.get(id_)
+
+    def records(self, offset: int = 0, limit: int | None = None,
+                where: str | SearchFilter | None = None) -> list[ImageRecord]:
+        """Records in id order; `where` restricts them (offset/limit count matching ones)."""
+        return list(self.store.iter_records(offset, limit, self.where(where)))
 
     def __len__(self) -> int:
         return self.store.count()
@@ -257,10 +292,18 @@ def _check_model_version(directory: Path, name: str, meta: dict[str, str]) -> No
             f"its vectors are not comparable; re-index into a new library")
 
 
-def _exists(directory: Path, store: str | VectorStore | None) -> bool:
-    from ..store.embedded import DB_NAME
-
-    return store not in (None, "embedded") or (directory / DB_NAME).exists()
+def _both(a: SearchFilter, b: SearchFilter) -> SearchFilter:
+    """Both filters must hold. Labels intersect; the narrower path prefix and bounds win."""
+    prefixes = [p for p in (a.path_prefix, b.path_prefix) if p]
+    if len(prefixes) == 2 and not (prefixes[0].startswith(prefixes[1]) or prefixes[1].startswith(prefixes[0])):
+        return SearchFilter(labels=[])  # disjoint folders: nothing matches
+    labels = a.labels if b.labels is None else b.labels if a.labels is None else [x for x in a.labels if x in set(b.labels)]
+    lows = [x for x in (a.min_mtime, b.min_mtime) if x is not None]
+    highs = [x for x in (a.max_mtime, b.max_mtime) if x is not None]
+    exprs = [e for e in (a.expr, b.expr) if e is not None]
+    return replace(a, path_prefix=max(prefixes, key=len) if prefixes else None, labels=labels,
+                   min_mtime=max(lows) if lows else None, max_mtime=min(highs) if highs else None,
+                   expr=exprs[0] if len(exprs) == 1 else And(tuple(exprs)) if exprs else None)
 
 
 def _under(path: str, roots: list[str]) -> bool:

@@ -71,7 +71,7 @@ def tag_filter(text: str, where: SearchFilter | None = None) -> SearchFilter:
     if base.labels is not None:  # both must hold: intersect
         labels = [label for label in labels if label in set(base.labels)]
     return SearchFilter(path_prefix=base.path_prefix, labels=labels,
-                        min_mtime=base.min_mtime, max_mtime=base.max_mtime)
+                        min_mtime=base.min_mtime, max_mtime=base.max_mtime, expr=base.expr)
 
 
 def rank_by_tag(store: VectorStore, text: str, k: int, where: SearchFilter | None = None,

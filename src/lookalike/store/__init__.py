@@ -23,6 +23,14 @@ def open_store(spec: str | VectorStore | None, library_dir: Path, **options) -> 
     return SCHEMES[scheme](spec, library_dir, **options)
 
 
+def library_exists(spec: str | VectorStore | None, library_dir: Path) -> bool:
+    """Whether opening `spec` finds a library rather than creating one. Only the embedded
+    store can tell without connecting; other backends answer when opened (no meta: none)."""
+    if spec is None or spec == "embedded":
+        return EmbeddedStore.exists(library_dir)
+    return True
+
+
 def _milvus(spec: str, library_dir: Path, token: str | None = None) -> VectorStore:
     from .milvus import MilvusStore  # imported on use: the embedded path never loads pymilvus
 
@@ -32,4 +40,5 @@ def _milvus(spec: str, library_dir: Path, token: str | None = None) -> VectorSto
 # scheme -> factory(spec, library_dir, **options). Filled by optional backends.
 SCHEMES: dict = {"milvus": _milvus}
 
-__all__ = ["EmbeddedStore", "ImageRecord", "ScoredIds", "SearchFilter", "Upsert", "VectorStore", "open_store"]
+__all__ = ["EmbeddedStore", "ImageRecord", "ScoredIds", "SearchFilter", "Upsert", "VectorStore", "library_exists",
+           "open_store"]
