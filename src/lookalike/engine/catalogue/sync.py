@@ -21,7 +21,7 @@ def import_items(lib, source: str | Path, id_column: str, image_columns: list[st
     """Upsert the items of a CSV/TSV/JSONL/parquet file into `lib` (a `Library`); see importer.py.
     `fields` None imports every column; `types` declares column types (else inferred for CSV).
     With `prune`, items whose id the file does not name are removed."""
-    refusal = getattr(lib.store, "write_refusal", None)
+    refusal = lib.store.write_refusal()  # read-only or full disk: say so before any model work
     if refusal is not None:
         raise refusal
     t0 = time.perf_counter()
