@@ -59,7 +59,7 @@ def main() -> None:
             ann = lib.sync_index()
             t_index = time.perf_counter() - t0
             t1 = time.perf_counter()
-            rows = write_neighbours(neighbour_rows(lib.store, args.k, batch=args.batch), Path(tmp) / "n.parquet")
+            rows = write_neighbours(neighbour_rows(lib, args.k, batch=args.batch), Path(tmp) / "n.parquet")
             t_neighbours = time.perf_counter() - t1
             size = (Path(tmp) / "n.parquet").stat().st_size
     result = {"items": args.n, "k": args.k, "batch": args.batch, "ann_index": ann, "rows": rows,

@@ -100,6 +100,7 @@ def export(
 def neighbours(
     out_path: Path = typer.Option(..., "--out", "-o", help="Output file: .csv, .tsv or .parquet (item, rank, neighbour, score)."),
     k: int = typer.Option(20, "-k", "--top", min=1, max=1000, help="Neighbours per item."),
+    where: Optional[str] = typer.Option(None, "--where", "-w", help="Only items (and neighbours) this filter keeps, e.g. 'stock > 0'."),
     same: Optional[str] = typer.Option(None, "--same", help="Only neighbours with the same value of this field (e.g. category)."),
     batch: int = typer.Option(256, "--batch", min=1, help="Items per batched search."),
     library: Optional[Path] = typer.Option(None, "--library", "-l", help="Library directory."),
@@ -115,7 +116,7 @@ def neighbours(
                        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
             with Progress(*columns, console=cli.err, transient=False) as bar:
                 task = bar.add_task("neighbours", total=None)
-                rows = write_neighbours(neighbour_rows(lib.store, k, same=same, batch=batch,
+                rows = write_neighbours(neighbour_rows(lib, k, where=where, same=same, batch=batch,
                                                        progress=lambda done, total: bar.update(task, completed=done, total=total)),
                                         out_path)
         cli.err.print(f"wrote {rows} rows to {out_path}", highlight=False)

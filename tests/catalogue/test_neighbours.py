@@ -52,3 +52,18 @@ def test_neighbours_parquet_and_bad_extension(tmp_path, shop_lib, products):
     bad = subprocess.run([sys.executable, "-m", "lookalike", "catalogue", "neighbours", "--out", tmp_path / "n.xlsx",
                           "--library", shop_lib], capture_output=True, timeout=300)
     assert bad.returncode == 1 and b".parquet" in bad.stderr and b"Traceback" not in bad.stderr
+
+
+def test_neighbours_same_category_and_where(tmp_path, shop_lib, products):
+    out = tmp_path / "same.csv"
+    proc = subprocess.run([sys.executable, "-m", "lookalike", "catalogue", "neighbours", "-k", "3", "--same", "category",
+                           "--where", 'category != "bag"', "--out", out, "--library", shop_lib], capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()
+    category = {p["sku"]: p["category"] for p in products}
+    rows = list(csv.DictReader(open(out)))
+    assert {r["item"] for r in rows} == {p["sku"] for p in products if p["category"] != "bag"}
+    assert all(category[r["neighbour"]] == category[r["item"]] for r in rows)
+    assert len(rows) == 3 * 36  # 4 a category: each has exactly 3 others
+    bad = subprocess.run([sys.executable, "-m", "lookalike", "catalogue", "neighbours", "--same", "colour", "--out", out,
+                          "--library", shop_lib], capture_output=True, timeout=300)
+    assert bad.returncode != 0 and b"no item has this field" in bad.stderr

@@ -72,3 +72,29 @@ def test_distinct_drops_copies_and_still_returns_k(tmp_path, coloured_shop):
         distinct = [h.path for h in lib.similar_items(query.sku, 6, distinct=True)]
         assert len(distinct) == 6 and sum(p.startswith("item:COPY-") or p == nearest.path for p in distinct) == 1
         assert f"item:{query.sku}" not in distinct
+
+
+def test_where_and_collapse_on_items(tmp_path, products):
+    """Typed CSV columns make `price <= 60` numeric; collapse keeps one item per group, still k."""
+    path = tmp_path / "p.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["sku", "image", "category", "price", "group_id"])
+        writer.writerows([[p["sku"], str(p["file"]), p["category"], p["price"], f"g{n // 2}"] for n, p in enumerate(products)])
+    fields = {p["sku"]: p for p in products}
+    with Library.open(tmp_path / "lib") as lib:
+        lib.import_items(path, "sku", ["image"])
+        query = products[0]["sku"]
+        hits = lib.similar_items(query, 10, where='price <= 30 and category != "bag"')
+        assert len(hits) == 10 and query not in [h.item for h in hits]
+        assert all(fields[h.item]["price"] <= 30 and fields[h.item]["category"] != "bag" for h in hits)
+        assert all(isinstance(h.fields["price"], int) for h in hits)
+        plain = lib.similar_items(query, 10)
+        assert len({h.fields["group_id"] for h in plain}) < 10  # neighbours share groups...
+        collapsed = lib.similar_items(query, 10, collapse="group_id")
+        assert len(collapsed) == 10 and len({h.fields["group_id"] for h in collapsed}) == 10  # ...collapsed: one each
+        with pytest.raises(InvalidQuery, match="where: .*column"):
+            lib.similar_items(query, 5, where="price <= ")
+        # A photo as the query, among items, with the same rules.
+        hits = similar(lib, str(products[5]["file"]), 5, where='category = "sandal"')
+        assert [fields[h.item]["category"] for h in hits] == ["sandal"] * 4  # 4 sandals in the shop

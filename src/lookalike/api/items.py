@@ -28,6 +28,7 @@ from .routes import ERRORS, WRITE_ERRORS, require_key
 
 router = APIRouter(tags=["items"])
 ItemId = PathParam(..., min_length=1, max_length=512, description="The item's external id (e.g. a SKU).")
+WHERE = Query(None, max_length=10_000, description='Filter over the items\' fields, e.g. `category = "boots" and price <= 60`.')
 THUMB_PX = 320
 _locks: dict[int, threading.Lock] = {}
 
@@ -90,8 +91,9 @@ def _hit(h: ItemHit) -> ItemHitOut:
 
 
 @router.get("/api/items", response_model=ItemPage, summary="Browse items")
-def browse(request: Request, offset: int = Query(0, ge=0, le=2**62), limit: int = Query(50, ge=1, le=500)) -> ItemPage:
-    return ItemPage(offset=offset, items=[_item(r) for r in list_items(_lib(request), offset, limit)])
+def browse(request: Request, offset: int = Query(0, ge=0, le=2**62), limit: int = Query(50, ge=1, le=500),
+           where: Optional[str] = WHERE) -> ItemPage:
+    return ItemPage(offset=offset, items=[_item(r) for r in list_items(_lib(request), offset, limit, where)])
 
 
 @router.get("/api/items/{item}", response_model=Item, responses=ERRORS, summary="An item and its fields")
@@ -103,10 +105,11 @@ def read(request: Request, item: str = ItemId) -> Item:
 def similar_items(request: Request, item: str = ItemId, k: int = Query(10, ge=1, le=100),
                   colour: str = Query("any", max_length=20, description="`any`, `same`, or a colour weight 0..1."),
                   collapse: Optional[str] = Query(None, max_length=128, description="At most one result per value of this field."),
-                  distinct: bool = Query(False, description="Drop near-duplicates of a higher result.")) -> SimilarItems:
+                  distinct: bool = Query(False, description="Drop near-duplicates of a higher result."),
+                  where: Optional[str] = WHERE) -> SimilarItems:
     lib = _lib(request)
     rec = get_item(lib, item)
-    hits = similar(lib, rec.path, k, colour=colour, collapse=collapse, distinct=distinct)
+    hits = similar(lib, rec.path, k, where=where, colour=colour, collapse=collapse, distinct=distinct)
     return SimilarItems(item=item, results=[_hit(h) for h in hits])
 
 

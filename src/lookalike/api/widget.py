@@ -39,12 +39,13 @@ def widget_page(request: Request, item: str = PathParam(..., min_length=1, max_l
                 radius: Optional[int] = Query(None, ge=0, le=32), columns: Optional[int] = Query(None, ge=1, le=8),
                 currency: Optional[str] = Query(None, max_length=8),
                 colour: Optional[str] = Query(None, max_length=20), collapse: Optional[str] = Query(None, max_length=128),
-                distinct: bool = Query(False)) -> HTMLResponse:
+                distinct: bool = Query(False), where: Optional[str] = Query(None, max_length=2000)) -> HTMLResponse:
     """An HTML page showing the items most similar to `item`, for
     `<iframe src="https://search.example/widget/similar/SKU-123?k=6&accent=%23c00">`."""
     get_item(request.app.state.service.lib, item)  # an unknown item is a 404 page, not an empty widget
     data = {"lookalike-similar": item, "k": str(k), "title": title, "bg": bg, "fg": fg, "accent": accent, "font": font,
             "radius": None if radius is None else str(radius), "columns": None if columns is None else str(columns),
-            "currency": currency, "colour": colour, "collapse": collapse, "distinct": "true" if distinct else None}
+            "currency": currency, "colour": colour, "collapse": collapse, "distinct": "true" if distinct else None,
+            "where": where}
     attributes = " ".join(f'data-{name}="{escape(value, quote=True)}"' for name, value in data.items() if value is not None)
     return HTMLResponse(PAGE.format(title=escape(title), attributes=attributes), headers={"Cache-Control": "no-cache"})

@@ -101,8 +101,8 @@ def delete_item(lib, item: str) -> None:
     lib.store.write(removes=[rec.id])
 
 
-def list_items(lib, offset: int = 0, limit: int = 100, where=None) -> list[ImageRecord]:
-    scope = where if where is not None else SearchFilter(path_prefix=ITEM_PREFIX)
+def list_items(lib, offset: int = 0, limit: int = 100, where: str | None = None) -> list[ImageRecord]:
+    scope = lib.where(where, SearchFilter(path_prefix=ITEM_PREFIX))
     return [r for r in lib.store.iter_records(offset, limit, where=scope) if item_id(r.path) is not None]
 
 

@@ -10,34 +10,35 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from ...errors import InvalidQuery, MissingExtra, Unsupported
+from ...filters import And, Compare
 from ...store import SearchFilter, VectorStore
 from ..indexer import ProgressFn
 from .items import ITEM_PREFIX, item_id
 
 Row = tuple[str, int, str, float]
-# (where, field, value) -> a store filter that also keeps only records whose FIELD = value
-SameFilter = Callable[[object, str, object], object]
 
 
-def neighbour_rows(store: VectorStore, k: int, *, where=None, same: str | None = None, batch: int = 256,
-                   same_filter: SameFilter | None = None, progress: ProgressFn | None = None) -> Iterator[list[Row]]:
-    """Batches of rows, item by item in id order within each group. `where`: a store filter
-    restricting both the items listed and their neighbours (default: items only)."""
+def neighbour_rows(lib, k: int, *, where: str | SearchFilter | None = None, same: str | None = None, batch: int = 256,
+                   progress: ProgressFn | None = None) -> Iterator[list[Row]]:
+    """Batches of rows, item by item in id order within each group. `where` (a filter
+    expression over fields) restricts both the items listed and their neighbours."""
     progress = progress or (lambda done, total: None)
-    scope = where if where is not None else SearchFilter(path_prefix=ITEM_PREFIX)
+    store: VectorStore = lib.store
+    scope = lib.where(where, SearchFilter(path_prefix=ITEM_PREFIX))
+    if same is not None and same not in lib.field_types():
+        raise InvalidQuery(f"--same {same!r}: no item has this field")
     records = [r for r in store.iter_records(where=scope) if item_id(r.path) is not None]
     groups: dict[object, list] = defaultdict(list)
     if same is None:
         groups[None] = records
     else:
-        if same_filter is None:
-            raise InvalidQuery("--same needs the where filter language")
         for r in records:
             value = r.fields.get(same)
             if value is not None and not isinstance(value, list):
@@ -46,7 +47,7 @@ def neighbour_rows(store: VectorStore, k: int, *, where=None, same: str | None =
     done = 0
     progress(0, total)
     for value, members in groups.items():
-        flt = scope if same is None else same_filter(where, same, value)  # type: ignore[misc]
+        flt = scope if same is None else _with_value(scope, same, value)
         for start in range(0, len(members), batch):
             chunk = members[start:start + batch]
             vectors = store.vectors([r.id for r in chunk])
@@ -99,3 +100,9 @@ def write_neighbours(batches: Iterator[list[Row]], out: Path) -> int:
                                         schema=schema))
             count += len(rows)
     return count
+
+
+def _with_value(scope: SearchFilter, name: str, value) -> SearchFilter:
+    """`scope` and also `name = value`."""
+    same = Compare(name, "=", value)
+    return replace(scope, expr=same if scope.expr is None else And((scope.expr, same)))

@@ -18,13 +18,13 @@ from PIL import Image
 
 from ...errors import LookalikeError
 from ...imaging import load_image
-from ...store import ImageRecord
+from ...store import ImageRecord, SearchFilter
 from ..query import resolve
 from ..scan import printable
 from .colour import SIZE as COLOUR_SIZE
 from .colour import ColourStore, colour_signature, colour_weight
 from .downloads import CACHE_DIR, DownloadCache
-from .items import item_id
+from .items import ITEM_PREFIX, item_id
 
 DISTINCT_COSINE = 0.95
 # Colour re-ranks only the best deep candidates: the style is decided first (a larger pool lets
@@ -47,10 +47,14 @@ class ItemHit:
                 "item": self.item, "fields": self.fields}
 
 
-def similar(lib, query, k: int = 10, *, where=None, colour: str | float | None = "any", collapse: str | None = None,
-            distinct: bool = False, min_score: float | None = None, ef: int | None = None) -> list[ItemHit]:
-    """`lib` is a `Library`; `query` anything `Library.search` takes, including "item:SKU"."""
+def similar(lib, query, k: int = 10, *, where: str | SearchFilter | None = None, colour: str | float | None = "any",
+            collapse: str | None = None, distinct: bool = False, min_score: float | None = None, ef: int | None = None,
+            items_only: bool = True) -> list[ItemHit]:
+    """`lib` is a `Library`; `query` anything `Library.search` takes, including "item:SKU".
+    `where`: a filter expression over fields (docs/filters.md); `items_only`: never return
+    ordinary indexed files of a library that holds both."""
     weight = colour_weight(colour)
+    where = lib.where(where, SearchFilter(path_prefix=ITEM_PREFIX) if items_only else None)
     q = resolve(query, lib.store, lib.extractor.draft_size)
     vector = q.vector if q.vector is not None else lib.extractor.embed([q.image])[0]
     vector = np.asarray(vector, np.float32)[None]
