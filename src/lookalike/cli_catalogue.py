@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
 
 from .engine.catalogue import FetchPolicy, import_items
 from .engine.catalogue.columns import parse_type_specs
 from .engine.catalogue.export import export_items
 from .engine.catalogue.neighbours import neighbour_rows, write_neighbours
+from .engine.catalogue.similar import similar
 
 catalogue_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                             help="A shop's products by id: import/sync a product file, export, similar items.")
@@ -120,3 +124,38 @@ def neighbours(
                                                        progress=lambda done, total: bar.update(task, completed=done, total=total)),
                                         out_path)
         cli.err.print(f"wrote {rows} rows to {out_path}", highlight=False)
+
+
+@catalogue_app.command("similar")
+def similar_cmd(
+    query: str = typer.Argument(..., help="item:SKU (more like this item, never itself), an image path or an http(s) URL."),
+    k: int = typer.Option(10, "-k", "--top", min=1, max=1000, help="Number of results."),
+    where: Optional[str] = typer.Option(None, "--where", "-w", help="Filter over the items' fields, e.g. 'price <= 60' (docs/filters.md)."),
+    colour: str = typer.Option("any", "--colour", "--color", help="any (style only), same (style and colour), or a colour weight 0..1."),
+    collapse: Optional[str] = typer.Option(None, "--collapse", help="At most one result per value of this field (e.g. group_id)."),
+    distinct: bool = typer.Option(False, "--distinct", help="Drop results that are near-duplicates of a higher result."),
+    library: Optional[Path] = typer.Option(None, "--library", "-l", help="Library directory."),
+    store: Optional[str] = typer.Option(None, "--store", envvar="LOOKALIKE_STORE", help="Store backend [default: embedded]."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    milvus_token: Optional[str] = typer.Option(None, "--milvus-token", envvar="LOOKALIKE_MILVUS_TOKEN"),
+) -> None:
+    """Items that look like QUERY, with the shop's rules (filter, colour, one per group, no near-copies)."""
+    cli = _shell()
+    with cli.user_errors():
+        with cli._open(library, store, token=milvus_token) as lib:
+            hits = similar(lib, query, k, where=where, colour=colour, collapse=collapse, distinct=distinct)
+            print_item_hits(cli, query, hits, as_json)
+
+
+def print_item_hits(cli, query: str, hits, as_json: bool) -> None:
+    """Item results as JSON lines or a table with the item id and its fields."""
+    if as_json:
+        print(json.dumps({"query": query, "results": [h.to_dict() for h in hits]}, ensure_ascii=False))
+        return
+    table = Table(title=f"{len(hits)} items like {query}", title_justify="left")
+    for col, just in (("rank", "right"), ("score", "right"), ("item", "left"), ("fields", "left")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for h in hits:
+        shown = ", ".join(f"{key}={value}" for key, value in h.fields.items() if key not in ("item", "image", "images"))
+        table.add_row(str(h.rank), f"{h.score:.4f}", Text(h.item or h.path), Text(shown[:120]))
+    cli.out.print(table)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from collections import defaultdict
@@ -67,3 +68,17 @@ def test_neighbours_same_category_and_where(tmp_path, shop_lib, products):
     bad = subprocess.run([sys.executable, "-m", "lookalike", "catalogue", "neighbours", "--same", "colour", "--out", out,
                           "--library", shop_lib], capture_output=True, timeout=300)
     assert bad.returncode != 0 and b"no item has this field" in bad.stderr
+
+
+def test_cli_similar_with_rules(shop_lib, products):
+    query = products[0]["sku"]
+    proc = subprocess.run([sys.executable, "-m", "lookalike", "catalogue", "similar", f"item:{query}", "-k", "4",
+                           "--where", 'category = "tshirt" or category = "shirt"', "--colour", "same", "--json",
+                           "--library", shop_lib], capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()
+    results = json.loads(proc.stdout)["results"]
+    assert len(results) == 4 and query not in [r["item"] for r in results]
+    assert {r["fields"]["category"] for r in results} <= {"tshirt", "shirt"}
+    bad = subprocess.run([sys.executable, "-m", "lookalike", "catalogue", "similar", "item:NOPE", "--library", shop_lib],
+                         capture_output=True, timeout=300)
+    assert bad.returncode != 0 and b"no item 'NOPE'" in bad.stderr and b"Traceback" not in bad.stderr
