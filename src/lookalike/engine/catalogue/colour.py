@@ -50,22 +50,28 @@ def colour_weight(colour: str | float | None) -> float:
     return weight
 
 
-def colour_signature(image: Image.Image) -> np.ndarray:
-    from skimage.color import rgb2hsv
-
-    small = np.asarray(image.convert("RGB").resize((SIZE, SIZE), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
-    ring = np.concatenate([small[:3].reshape(-1, 3), small[-3:].reshape(-1, 3),
-                           small[:, :3].reshape(-1, 3), small[:, -3:].reshape(-1, 3)])
-    background = np.median(ring, axis=0)
-    foreground = np.clip(np.abs(small - background).max(axis=2) / 0.15, 0.0, 1.0)
+def _centre_weights() -> np.ndarray:
     yy, xx = np.mgrid[0:SIZE, 0:SIZE] / (SIZE - 1) - 0.5
-    centre = np.exp(-(xx ** 2 + yy ** 2) / (2 * 0.3 ** 2))
-    weights = (foreground * centre + 1e-4).ravel()
-    hsv = rgb2hsv(small).reshape(-1, 3)
-    bins = np.array(BINS)
-    idx = np.minimum((hsv * bins).astype(np.int64), bins - 1)
-    flat = (idx[:, 0] * BINS[1] + idx[:, 1]) * BINS[2] + idx[:, 2]
-    hist = np.bincount(flat, weights=weights, minlength=DIM)
+    return np.exp(-(xx ** 2 + yy ** 2) / (2 * 0.3 ** 2)).astype(np.float32)
+
+
+_CENTRE = _centre_weights()
+_RING = np.zeros((SIZE, SIZE), bool)
+_RING[:3], _RING[-3:], _RING[:, :3], _RING[:, -3:] = True, True, True, True
+
+
+def colour_signature(image: Image.Image) -> np.ndarray:
+    # Pillow's C resize and HSV conversion: about 0.3 ms an image, beside ~13 ms of model time.
+    small = image.convert("RGB").resize((SIZE, SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    rgb = np.asarray(small, dtype=np.int16)
+    background = np.median(rgb[_RING], axis=0)
+    foreground = np.clip(np.abs(rgb - background).max(axis=2) / 38.0, 0.0, 1.0)  # 38/255 = 0.15
+    weights = (foreground * _CENTRE + 1e-4).ravel()
+    hsv = np.asarray(small.convert("HSV"), dtype=np.int32).reshape(-1, 3)
+    h = hsv[:, 0] * BINS[0] // 256
+    sat = hsv[:, 1] * BINS[1] // 256
+    val = hsv[:, 2] * BINS[2] // 256
+    hist = np.bincount((h * BINS[1] + sat) * BINS[2] + val, weights=weights, minlength=DIM)
     return np.sqrt(hist / hist.sum()).astype(np.float32)
 
 
