@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ...errors import ImageLoadError
 
@@ -97,17 +98,25 @@ class DownloadCache:
 
 
 class Downloader:
-    """Thread-safe; one per import so the deadline covers that import's downloads."""
+    """Thread-safe; one per import so the deadline covers that import's downloads.
+    `get`: another way to download (url -> bytes, raising LookalikeError), e.g. the server's
+    fetcher that refuses private addresses; the cache still applies, retries and
+    conditional GETs are then the fetcher's business."""
 
-    def __init__(self, cache: DownloadCache, policy: FetchPolicy | None = None) -> None:
+    def __init__(self, cache: DownloadCache, policy: FetchPolicy | None = None,
+                 get: Callable[[str], bytes] | None = None) -> None:
         self.cache = cache
         self.policy = policy or FetchPolicy()
         self.deadline_at = time.monotonic() + self.policy.deadline_s
+        self.get = get
 
     def fetch(self, url: str) -> Fetched:
         known = self.cache.lookup(url)
         if known is not None and not self.policy.revalidate:
             return Fetched(known[0], self.cache.read(known[0]), downloaded=False)
+        if self.get is not None:
+            data = self.get(url)
+            return Fetched(self.cache.put(url, data), data, downloaded=True)
         headers = {"User-Agent": "lookalike-catalogue"}
         if known is not None:
             if known[1]:

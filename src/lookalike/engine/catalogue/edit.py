@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ...errors import InvalidQuery, NotFound
 from ...imaging import decode_image, original_size
@@ -42,9 +42,10 @@ def get_item(lib, item: str) -> ImageRecord:
 
 
 def put_item(lib, item: str, fields: dict[str, Any], *, data: bytes | None = None, url: str | None = None,
-             policy: FetchPolicy | None = None, downloader: Downloader | None = None) -> tuple[ImageRecord, bool]:
+             policy: FetchPolicy | None = None, get: Callable[[str], bytes] | None = None) -> tuple[ImageRecord, bool]:
     """Create or replace an item from image bytes or an image URL; returns (record, created).
-    The image is embedded only when its bytes differ from the stored item's."""
+    The image is embedded only when its bytes differ from the stored item's. `get`: the
+    downloader to use (a server passes its fetcher that refuses private addresses)."""
     item = check_item_id(item)
     fields = check_fields(fields)
     if (data is None) == (url is None):
@@ -54,7 +55,7 @@ def put_item(lib, item: str, fields: dict[str, Any], *, data: bytes | None = Non
         if url is not None:
             if not url.lower().startswith(("http://", "https://")):
                 raise InvalidQuery(f"image must be an http(s) URL, not {url!r:.80}")
-            data = (downloader or Downloader(cache, policy)).fetch(url).data
+            data = Downloader(cache, policy, get).fetch(url).data
         else:
             cache.store_blob(data)  # type: ignore[arg-type]  # kept so the item's image can be served
     finally:
