@@ -154,7 +154,8 @@ async def put(request: Request, response: Response, item: str = ItemId) -> Item:
     data, url, fields = await _item_body(request)
     if url is not None and not settings.url_queries:
         raise HTTPException(403, "this server does not download URLs (--no-url-queries): upload the image instead")
-    policy = FetchPolicy(max_bytes=settings.max_upload_bytes, deadline_s=60, retries=1)
+    # revalidate: a PUT means "this is the image now", so a URL already cached is asked again.
+    policy = FetchPolicy(max_bytes=settings.max_upload_bytes, deadline_s=60, retries=1, revalidate=True)
 
     def write() -> tuple[ImageRecord, bool]:
         with _write_lock(request):
