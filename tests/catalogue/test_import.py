@@ -143,3 +143,39 @@ def test_cli_import_json_and_errors(tmp_path, products):
     exported = subprocess.run([*cli, "export", out, "--library", tmp_path / "lib"], capture_output=True, timeout=300)
     assert exported.returncode == 0, exported.stderr.decode()
     assert [r["item"] for r in csv.DictReader(open(out))] == sorted(p["sku"] for p in products[:3])
+
+
+def test_killed_import_resumes(tmp_path, products):
+    """SIGKILL in the middle of an import: committed batches stay, the re-run embeds the rest."""
+    import signal
+    import time
+
+    csv_path = tmp_path / "p.csv"
+    write_products(csv_path, [{"sku": p["sku"], "image": str(p["file"]), "category": p["category"]} for p in products])
+    cmd = [sys.executable, "-m", "lookalike", "catalogue", "import", csv_path, "--id", "sku", "--image", "image",
+           "--batch-size", "2", "--workers", "1", "--library", tmp_path / "lib", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        committed = 0
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (tmp_path / "lib").exists():
+                try:
+                    with Library.open(tmp_path / "lib", create=False) as lib:
+                        committed = len(lib)
+                except Exception:  # the library is being created
+                    committed = 0
+            if committed >= 6:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the import finished before it could be interrupted"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    with Library.open(tmp_path / "lib", create=False) as lib:
+        kept = len(lib)
+    assert 6 <= kept < len(products)
+    rerun = subprocess.run(cmd, capture_output=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr.decode()
+    report = json.loads(rerun.stdout)
+    assert report["unchanged"] == kept and report["added"] == report["embedded"] == len(products) - kept
