@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lookalike.samples import save_jpeg
+from lookalike.demo.samples import save_jpeg
 
 CLI = [sys.executable, "-m", "lookalike"]
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from lookalike import Library
+from lookalike.demo.samples import save_jpeg, variants
 from lookalike.errors import InvalidQuery, NotFound
 from lookalike.models import model_info
-from lookalike.samples import save_jpeg, variants
 from lookalike.store import EmbeddedStore, ImageRecord, SearchFilter, Upsert
 from lookalike.store.ann_index import AnnParams
 

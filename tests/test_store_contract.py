@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from lookalike import Library, LookalikeError, ModelMismatchError
+from lookalike.demo.samples import save_jpeg, variants
 from lookalike.engine.migrate import migrate
 from lookalike.models import model_info
-from lookalike.samples import save_jpeg, variants
 from lookalike.store import ImageRecord, SearchFilter, Upsert, open_store
 
 from .milvus_server import milvus_server  # noqa: F401 - a session fixture
@@ -342,5 +342,44 @@ def test_fields_round_trip_and_where_on_every_backend(backend, originals_library
         with pytest.raises(LookalikeError, match="field 'gps' has a dict value"):
             store.write([Upsert(ImageRecord("/bad.jpg", "1" * 64, 1, 0.0, 1, 1, fields={"gps": {"lat": 1.0}}), vectors[0])])
         assert store.find_path("/bad.jpg") is None
+    finally:
+        store.close()
+
+
+def test_milvus_collection_from_before_fields_is_read_and_refused_for_fields(tmp_path):
+    """A collection created without the `fields` JSON field: records read with empty fields;
+    storing fields or filtering with `where` is a clear Conflict that names `migrate`."""
+    from pymilvus import DataType, MilvusClient
+
+    from lookalike.errors import Conflict
+    from lookalike.filters import parse
+
+    db = tmp_path / "old.db"
+    client = MilvusClient(uri=str(db))
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=4)
+    for name in ("path", "tags"):
+        schema.add_field(name, DataType.VARCHAR, max_length=4096)
+    schema.add_field("sha256", DataType.VARCHAR, max_length=64)
+    for name in ("size", "width", "height"):
+        schema.add_field(name, DataType.INT64)
+    for name in ("mtime", "added"):
+        schema.add_field(name, DataType.DOUBLE)
+    schema.add_field("labels", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=64, max_length=256)
+    params = client.prepare_index_params()
+    params.add_index("vector", index_type="FLAT", metric_type="COSINE")
+    client.create_collection("lookalike", schema=schema, index_params=params)
+    client.close()
+    store = open_store(f"milvus:{db}", tmp_path)
+    try:
+        vec = np.array([1, 0, 0, 0], np.float32)
+        store.set_meta({"model": "effnet-lite0", "dim": "4"})
+        [id_] = store.write([Upsert(ImageRecord("/a.jpg", "0" * 64, 1, 0.0, 1, 1), vec)])
+        assert store.get([id_])[id_].fields == {}
+        with pytest.raises(Conflict, match="created before Lookalike stored per-image fields.*lookalike migrate"):
+            store.write([Upsert(ImageRecord("/b.jpg", "1" * 64, 1, 0.0, 1, 1, fields={"x": 1}), vec)])
+        with pytest.raises(Conflict, match="lookalike migrate"):
+            list(store.iter_records(where=SearchFilter(expr=parse("x = 1"))))
     finally:
         store.close()

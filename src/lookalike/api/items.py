@@ -21,7 +21,7 @@ from ..engine.catalogue.downloads import FetchPolicy
 from ..engine.catalogue.edit import delete_item, get_item, item_image_file, list_items, patch_item, put_item
 from ..engine.catalogue.items import item_id
 from ..engine.catalogue.similar import ItemHit, similar
-from ..errors import ImageLoadError, NotFound
+from ..errors import Forbidden, ImageLoadError, NotFound
 from ..imaging import load_image
 from ..store import ImageRecord
 from .routes import ERRORS, WRITE_ERRORS, require_key
@@ -152,14 +152,16 @@ async def put(request: Request, response: Response, item: str = ItemId) -> Item:
     and the fields as JSON text in `fields`. Re-embeds only when the image bytes changed."""
     lib, settings = _lib(request), request.app.state.settings
     data, url, fields = await _item_body(request)
-    if url is not None and not settings.url_queries:
-        raise HTTPException(403, "this server does not download URLs (--no-url-queries): upload the image instead")
-    # revalidate: a PUT means "this is the image now", so a URL already cached is asked again.
-    policy = FetchPolicy(max_bytes=settings.max_upload_bytes, deadline_s=60, retries=1, revalidate=True)
+    fetcher = request.app.state.service.fetcher
+    if url is not None and fetcher is None:
+        raise Forbidden("this server does not download URLs (start it with --allow-url-queries): upload the image instead")
+    # revalidate: a PUT means "this is the image now", so a URL already cached is fetched again,
+    # by the server's fetcher (public addresses only, deadline and size cap: engine/fetch.py).
+    policy = FetchPolicy(max_bytes=settings.max_upload_bytes, revalidate=True)
 
     def write() -> tuple[ImageRecord, bool]:
         with _write_lock(request):
-            return put_item(lib, item, fields, data=data, url=url, policy=policy)
+            return put_item(lib, item, fields, data=data, url=url, policy=policy, get=fetcher.fetch if fetcher else None)
 
     rec, created = await run_in_threadpool(write)
     response.status_code = 201 if created else 200

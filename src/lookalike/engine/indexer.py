@@ -60,8 +60,11 @@ class _Prepared:
 
 class Indexer:
     def __init__(self, store: VectorStore, extractor: FeatureExtractor, batch_size: int = 32,
-                 workers: int | None = None, progress: ProgressFn | None = None) -> None:
+                 workers: int | None = None, progress: ProgressFn | None = None, detect_moves: bool = True) -> None:
         self.store = store
+        # A new file with the content of an indexed one whose file is gone is taken as a move of
+        # it; uploads turn that off, so an upload never takes over a gallery image's record.
+        self.detect_moves = detect_moves
         self.extractor = extractor
         self.batch_size = batch_size
         self.workers = workers or max(2, os.cpu_count() or 2)
@@ -173,7 +176,7 @@ class Indexer:
         if old is not None:
             removes.append(old.id)  # a different file now sits at this path
             self._forget(old)
-        if gone:
+        if gone and self.detect_moves:
             rec = gone[0]
             del self._paths[rec.path]
             rec.path, rec.size, rec.mtime = e.path, e.size, e.mtime

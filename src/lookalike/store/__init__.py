@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import LookalikeError
+from ..errors import InvalidQuery
 from .base import ImageRecord, ScoredIds, SearchFilter, Upsert, VectorStore
 from .embedded import EmbeddedStore
 
@@ -19,7 +19,7 @@ def open_store(spec: str | VectorStore | None, library_dir: Path, **options) -> 
         return spec
     scheme = spec.split(":", 1)[0]
     if scheme not in SCHEMES:
-        raise LookalikeError(f"unknown store {spec!r} (known: embedded, {', '.join(s + ':...' for s in SCHEMES)})")
+        raise InvalidQuery(f"unknown store {spec!r} (known: embedded, {', '.join(s + ':...' for s in SCHEMES)})")
     return SCHEMES[scheme](spec, library_dir, **options)
 
 
@@ -32,6 +32,9 @@ def library_exists(spec: str | VectorStore | None, library_dir: Path) -> bool:
 
 
 def _milvus(spec: str, library_dir: Path, token: str | None = None) -> VectorStore:
+    from ..extras import require
+
+    require("pymilvus", feature="the Milvus store", extra="milvus")
     from .milvus import MilvusStore  # imported on use: the embedded path never loads pymilvus
 
     return MilvusStore.from_spec(spec, token=token)

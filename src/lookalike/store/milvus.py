@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from ..config import milvus_token as config_milvus_token
 from ..errors import Conflict, LookalikeError
 from ..filters import FieldTypes, check_fields, matches, to_milvus
 from .base import ImageRecord, ScoredIds, SearchFilter, Upsert
@@ -108,7 +108,7 @@ class MilvusStore:
             raise LookalikeError(f"unknown Milvus consistency level {consistency!r}; choose one of {', '.join(CONSISTENCY)}")
         self.consistency = consistency.capitalize()
         self._synced: set[str] = set()
-        self._client = self._connect(token if token is not None else os.environ.get(TOKEN_ENV, ""))
+        self._client = self._connect(token if token is not None else (config_milvus_token() or ""))
         self._dim: int | None = None
         self._has_fields = True  # False on a collection created before `fields` existed
         self._meta_loaded = False

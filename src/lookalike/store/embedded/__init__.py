@@ -5,7 +5,7 @@
 - `search.py`: exact top-k over the in-memory matrix;
 - `store.py`: `EmbeddedStore`, transactions and the exact/ANN choice."""
 
-from .schema import DB_NAME, SCHEMA_VERSION
+from .schema import DB_NAME
 from .store import ANN_THRESHOLD, EmbeddedStore
 
-__all__ = ["ANN_THRESHOLD", "DB_NAME", "SCHEMA_VERSION", "EmbeddedStore"]
+__all__ = ["ANN_THRESHOLD", "DB_NAME", "EmbeddedStore"]

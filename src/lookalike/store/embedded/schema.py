@@ -13,7 +13,6 @@ from ...filters import to_sql
 from ..base import ImageRecord, SearchFilter
 
 DB_NAME = "library.sqlite"
-SCHEMA_VERSION = "1"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

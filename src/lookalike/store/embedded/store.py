@@ -19,6 +19,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from ...config import ann_threshold as config_ann_threshold
 from ...errors import LookalikeError
 from ...filters import check_fields
 from .. import ann_index
@@ -38,8 +39,7 @@ class EmbeddedStore:
         """`ann_threshold`: image count from which searches use the ANN index (default
         $LOOKALIKE_ANN_THRESHOLD or 20,000); `ann_params`: its construction/search settings."""
         self.directory = Path(directory)
-        env_threshold = os.environ.get("LOOKALIKE_ANN_THRESHOLD")
-        self.ann_threshold = ann_threshold if ann_threshold is not None else int(env_threshold or ANN_THRESHOLD)
+        self.ann_threshold = ann_threshold if ann_threshold is not None else config_ann_threshold()
         self.ann_params = ann_params or AnnParams.from_env()
         # Set when the library can only be read (read-only directory or disk, or a disk too
         # full to open it normally): searching works, writes raise this error.
@@ -92,10 +92,6 @@ class EmbeddedStore:
     def write_refusal(self) -> LookalikeError | None:
         """Why writes would fail (read-only directory or disk, disk full), or None."""
         return self._refusal
-
-    @property
-    def read_only(self) -> bool:
-        return self._refusal is not None
 
     @staticmethod
     def _open_read_write(db: Path, timeout: float) -> sqlite3.Connection:
