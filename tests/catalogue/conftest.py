@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lookalike.demo.samples import save_jpeg
 from lookalike.eval.datasets import fashion_mnist_available, load_fashion_mnist
-from lookalike.samples import save_jpeg
 
 PRODUCTS_PER_CLASS = 4
 CATEGORY = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]

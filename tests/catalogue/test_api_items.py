@@ -11,7 +11,8 @@ import pytest
 
 from lookalike import Library
 from lookalike.api import create_app
-from lookalike.api.server import BackgroundServer
+
+from ..support.server import BackgroundServer
 
 KEY = "catalogue-test-key"
 SHOP = "http://shop.example:8080"
@@ -32,7 +33,8 @@ def shop_library(tmp_path_factory, products):
 @pytest.fixture()
 def api(tmp_path, shop_library):
     shutil.copytree(shop_library, tmp_path / "lib")
-    app = create_app(tmp_path / "lib", api_key=KEY, cors_origins=[SHOP])
+    # URL images through the server's fetcher: public addresses only, plus the test's loopback server.
+    app = create_app(tmp_path / "lib", api_key=KEY, cors_origins=[SHOP], url_queries=True, url_allow=["127.0.0.1/32"])
     with BackgroundServer(app) as url, httpx.Client(base_url=url, timeout=120) as client:
         yield client
 
@@ -101,4 +103,6 @@ def test_cors_only_for_configured_origins(api, tmp_path, shop_library, products)
     assert "access-control-allow-origin" not in other.headers
     with BackgroundServer(create_app(shop_library, api_key=KEY)) as url:
         default = httpx.get(f"{url}/api/items/{sku}/similar", headers={"Origin": SHOP}, timeout=60)
+        no_urls = httpx.put(f"{url}/api/items/X", json={"image": "http://127.0.0.1:9/x.jpg"}, headers={"X-API-Key": KEY}, timeout=60)
     assert default.status_code == 200 and "access-control-allow-origin" not in default.headers
+    assert no_urls.status_code == 403 and "upload the image" in no_urls.json()["detail"]  # URL fetching is off by default

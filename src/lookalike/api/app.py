@@ -93,12 +93,13 @@ def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None =
     app.state.service = Service(library, fetcher, pixel_limit)
     app.state.settings = settings
     hosts = None if allowed_hosts is None else LOOPBACK_NAMES + tuple(allowed_hosts)
-    app.add_middleware(Guard, max_body_bytes=settings.max_upload_bytes, allowed_hosts=hosts, any_ip_host=any_ip_host)
+    app.add_middleware(Guard, max_body_bytes=settings.max_upload_bytes, allowed_hosts=hosts, any_ip_host=any_ip_host,
+                       embed_origins=tuple(cors_origins))
     app.include_router(router)
     app.include_router(items_router)
     app.include_router(widget_router)
     if cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET"],
                            allow_headers=["Content-Type"], max_age=600)
     _error_handlers(app)
 
