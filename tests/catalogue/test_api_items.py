@@ -49,6 +49,11 @@ def test_read_and_similar(api, products):
     similar = api.get(f"/api/items/{sku}/similar", params={"k": 5, "where": "price >= 20"}).json()
     assert len(similar["results"]) == 5 and sku not in [r["item"] for r in similar["results"]]
     assert all(r["fields"]["price"] >= 20 for r in similar["results"])
+    search = api.post("/api/search", json={"id": item["id"], "k": 3, "where": 'category = "bag"'})
+    assert search.status_code == 200, search.text
+    hits = search.json()["results"]
+    assert len(hits) == 3 and all(h["item"] and h["fields"]["category"] == "bag" for h in hits)
+    assert all(api.get(h["thumb_url"]).status_code == 200 for h in hits)  # an item's image, not a file path
     page = api.get("/api/items", params={"where": 'category = "bag"', "limit": 100}).json()
     assert sorted(i["item"] for i in page["items"]) == sorted(p["sku"] for p in products if p["category"] == "bag")
 

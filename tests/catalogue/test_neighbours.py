@@ -82,3 +82,20 @@ def test_cli_similar_with_rules(shop_lib, products):
     bad = subprocess.run([sys.executable, "-m", "lookalike", "catalogue", "similar", "item:NOPE", "--library", shop_lib],
                          capture_output=True, timeout=300)
     assert bad.returncode != 0 and b"no item 'NOPE'" in bad.stderr and b"Traceback" not in bad.stderr
+
+
+def test_search_command_on_items(shop_lib, products):
+    """`lookalike search item:SKU --where ...`: results carry item and fields; with --collapse it goes through the rules."""
+    query = products[0]["sku"]
+    cli = [sys.executable, "-m", "lookalike", "search", f"item:{query}", "-k", "5", "--library", shop_lib, "--json"]
+    plain = subprocess.run([*cli, "--where", 'category != "tshirt"'], capture_output=True, timeout=300)
+    assert plain.returncode == 0, plain.stderr.decode()
+    results = json.loads(plain.stdout)["results"]
+    assert len(results) == 5 and all(r["item"] and r["fields"]["category"] != "tshirt" for r in results)
+    assert query not in [r["item"] for r in results]
+    collapsed = subprocess.run([*cli, "--collapse", "category"], capture_output=True, timeout=300)
+    assert collapsed.returncode == 0, collapsed.stderr.decode()
+    categories = [r["fields"]["category"] for r in json.loads(collapsed.stdout)["results"]]
+    assert len(categories) == 5 and len(set(categories)) == 5
+    bad = subprocess.run([*cli, "--colour", "purple"], capture_output=True, timeout=300)
+    assert bad.returncode != 0 and b"colour must be" in bad.stderr and b"Traceback" not in bad.stderr

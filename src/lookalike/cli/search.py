@@ -41,6 +41,10 @@ def search(
         None, "--not", help="An image (path, URL, id:N) the results should NOT look like; repeatable."),
     weight: Optional[List[float]] = typer.Option(
         None, "--weight", help="How much each QUERY counts, in order (one per QUERY; default 1 each)."),
+    colour: Optional[str] = typer.Option(
+        None, "--colour", "--color", help="any (style only), same (style and colour) or a colour weight 0..1 (docs/catalogue.md)."),
+    collapse: Optional[str] = typer.Option(None, "--collapse", help="At most one result per value of this field (e.g. group_id)."),
+    distinct: bool = typer.Option(False, "--distinct", help="Drop results that are near-duplicates of a higher result."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
     milvus_token: Optional[str] = TokenOpt,
@@ -50,6 +54,9 @@ def search(
         ctx.fail("Missing argument 'QUERY' (give an image query, --text, or both).")
     if (negative or weight) and not queries:
         ctx.fail("--not and --weight need at least one QUERY image.")
+    rules = colour is not None or collapse is not None or distinct
+    if rules and (len(queries or []) != 1 or text is not None or negative or weight):
+        ctx.fail("--colour, --collapse and --distinct take one QUERY image (or item:ID), without --text, --not or --weight.")
     from ..engine.params import check_k, check_label_text, check_score, make_filter
 
     with usage_errors():  # checked before the library or the model is opened: a bad option costs nothing
@@ -62,6 +69,16 @@ def search(
         with open_library(library, store, token=milvus_token) as lib:
             flt = lib.where(where, base)  # an unknown field or a syntax error: one line pointing at the token
             t0 = time.perf_counter()
+            if rules and queries:
+                from ..engine.catalogue.similar import similar
+                from .catalogue import print_item_hits
+
+                query = queries[0]
+                source = sys.stdin.buffer.read() if query == "-" else query
+                item_hits = similar(lib, source, k, where=flt, colour=colour or "any", collapse=collapse, distinct=distinct,
+                                    min_score=min_score, ef=ef, items_only=query.startswith("item:"))
+                print_item_hits(printable(query, controls=False), item_hits, as_json)
+                return
             if not queries:
                 hits = lib.search_text(text or "", k=k, min_score=min_score, where=flt)
                 label = text or ""

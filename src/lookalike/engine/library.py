@@ -42,9 +42,15 @@ class Hit:
     score: float
     fields: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def item(self) -> str | None:
+        """The catalogue item's id (engine/catalogue/), None for an indexed file."""
+        return self.path[len("item:"):] if self.path.startswith("item:") else None
+
     def to_dict(self) -> dict:
         fields = {k: printable(v, controls=False) if isinstance(v, str) else v for k, v in self.fields.items()}
-        return {**asdict(self), "path": printable(self.path, controls=False), "fields": fields}  # JSON-safe for any file name
+        return {**asdict(self), "path": printable(self.path, controls=False), "fields": fields,  # JSON-safe for any file name
+                "item": self.item}
 
 
 class Library:
