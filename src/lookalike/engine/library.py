@@ -49,8 +49,10 @@ class Hit:
 
     def to_dict(self) -> dict:
         fields = {k: printable(v, controls=False) if isinstance(v, str) else v for k, v in self.fields.items()}
-        return {**asdict(self), "path": printable(self.path, controls=False), "fields": fields,  # JSON-safe for any file name
-                "item": self.item}
+        out = {**asdict(self), "path": printable(self.path, controls=False), "fields": fields}  # JSON-safe for any file name
+        if self.item is not None:  # catalogue items carry their id; file results keep their shape
+            out["item"] = self.item
+        return out
 
 
 class Library:
