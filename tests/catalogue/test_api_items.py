@@ -46,6 +46,10 @@ def test_read_and_similar(api, products):
     assert item["fields"]["price"] == products[0]["price"] and item["image_url"] == f"/api/items/{sku}/image"
     image = api.get(item["image_url"])
     assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg" and image.content[:2] == b"\xff\xd8"
+    # The web page's image routes serve items too (their listed file or downloaded copy).
+    assert api.get(f"/api/images/{item['id']}/thumb").status_code == 200
+    original = api.get(f"/api/images/{item['id']}/file")
+    assert original.status_code == 200 and original.content == products[0]["file"].read_bytes()
     similar = api.get(f"/api/items/{sku}/similar", params={"k": 5, "where": "price >= 20"}).json()
     assert len(similar["results"]) == 5 and sku not in [r["item"] for r in similar["results"]]
     assert all(r["fields"]["price"] >= 20 for r in similar["results"])
