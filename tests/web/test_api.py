@@ -21,7 +21,7 @@ from lookalike.imaging import crop_relative
 
 from ..support.server import BackgroundServer
 
-HIT_KEYS = ["rank", "id", "path", "score", "name", "thumb_url", "image_url"]
+HIT_KEYS = ["rank", "id", "path", "score", "name", "fields", "item", "thumb_url", "image_url"]
 
 
 def jpeg(im: Image.Image, quality: int = 88) -> bytes:
