@@ -202,7 +202,7 @@ async def _item_body(request: Request) -> tuple[bytes | None, str | None, dict]:
         try:
             body = ItemBody.model_validate_json(await request.body())
         except ValueError as e:
-            first = getattr(e, "errors", lambda: [{}])()[0]
+            first: dict = getattr(e, "errors", lambda: [{}])()[0]
             where = ".".join(str(p) for p in first.get("loc", ()))
             raise HTTPException(422, f"{where}: {first.get('msg', 'invalid JSON body')}".strip(": ")) from None
         return None, body.image, body.fields

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, Security
@@ -27,12 +27,12 @@ from .ratelimit import TokenBuckets
 from .service import SearchResult, Service
 
 router = APIRouter()
-ERRORS = {code: {"model": schemas.Error, "description": why} for code, why in (
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": schemas.Error, "description": why} for code, why in (
     (400, "bad request"), (404, "unknown id"), (413, "body over the upload limit"),
     (415, "not an image / unsupported body type"), (422, "corrupt image or invalid parameters"),
     (503, "library busy: another process is writing to it; retry"))}
 FILE_ERRORS = {**ERRORS, 409: {"model": schemas.Error, "description": "the file changed or was swapped since it was indexed"}}
-WRITE_ERRORS = {**ERRORS, 401: {"model": schemas.Error, "description": "API key missing"},
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 401: {"model": schemas.Error, "description": "API key missing"},
                 403: {"model": schemas.Error, "description": "API key wrong"}}
 ImageId = PathParam(..., ge=0, le=2**63 - 1, description="Image id (see /api/images).")
 K = Query(None, ge=1, le=1000, description="Number of results (default 10).")

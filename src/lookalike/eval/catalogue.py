@@ -41,7 +41,7 @@ def tint(grey: np.ndarray, colour: str) -> Image.Image:
     """A grey garment on black, dyed `colour` (brightness kept as shading)."""
     g = grey.astype(np.float32)[..., None] / 255.0
     rgb = g * np.array(PALETTE[colour], np.float32)[None, None]
-    return Image.fromarray(rgb.clip(0, 255).astype(np.uint8)).resize((PRODUCT_SIZE, PRODUCT_SIZE), Image.BICUBIC)
+    return Image.fromarray(rgb.clip(0, 255).astype(np.uint8)).resize((PRODUCT_SIZE, PRODUCT_SIZE), Image.Resampling.BICUBIC)
 
 
 def build_products(root: Path, per_class: int, seed: int = 0) -> list[Product]:
@@ -85,8 +85,8 @@ def shopper_photo(grey: np.ndarray, colour: str, background: np.ndarray, rng: np
     y, x = int(rng.integers(0, h - size)), int(rng.integers(0, w - size))
     canvas = background[y:y + size, x:x + size].astype(np.float32)
     side = int(size * rng.uniform(0.5, 0.7))
-    garment = np.asarray(tint(grey, colour).resize((side, side), Image.BICUBIC), np.float32)
-    alpha = np.asarray(Image.fromarray(grey).resize((side, side), Image.BICUBIC), np.float32)[..., None] / 255.0
+    garment = np.asarray(tint(grey, colour).resize((side, side), Image.Resampling.BICUBIC), np.float32)
+    alpha = np.asarray(Image.fromarray(grey).resize((side, side), Image.Resampling.BICUBIC), np.float32)[..., None] / 255.0
     alpha = np.clip(alpha * 4, 0, 1)  # the garment is opaque; only its dark edge blends
     oy, ox = int(rng.integers(0, size - side)), int(rng.integers(0, size - side))
     patch = canvas[oy:oy + side, ox:ox + side]

@@ -214,7 +214,7 @@ class ItemImporter:
     def _embed(self, pending: list[_Prepared], writes: list[Upsert], report: ImportReport) -> None:
         if not pending:
             return
-        feats = self.extractor.embed_batch(np.stack([p.pixels for p in pending]))
+        feats = self.extractor.embed_batch(np.stack([p.pixels for p in pending if p.pixels is not None]))
         for i, prep in enumerate(pending):
             if prep.colour is not None:
                 self._signatures[prep.sha256] = prep.colour

@@ -86,7 +86,7 @@ def similar(lib, query, k: int = 10, *, where: str | SearchFilter | None = None,
     finally:
         if colours is not None:
             colours.close()
-    return [ItemHit(rank, r.id, r.path, round(float(s), 6), item_id(r.path), r.fields)  # type: ignore[arg-type]
+    return [ItemHit(rank, int(r.id or 0), r.path, round(float(s), 6), item_id(r.path), r.fields)
             for rank, (r, s) in enumerate(ranked[:k], start=1)]
 
 
