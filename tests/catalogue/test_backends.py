@@ -10,6 +10,7 @@ import pytest
 
 from lookalike import Library
 from lookalike.engine.catalogue import item_records
+from lookalike.engine.catalogue.neighbours import neighbour_rows
 
 from ..milvus_server import milvus_server  # noqa: F401 - a session fixture
 
@@ -55,3 +56,7 @@ def test_catalogue_contract(tmp_path, store_spec, products):
         assert shop[1]["category"] == shop[0]["category"]  # two products a category
         same = lib.similar_items(query, 5, where=f'category = "{shop[0]["category"]}"')
         assert [h.item for h in same] == [shop[1]["sku"]]
+        rows = [row for batch in neighbour_rows(lib, 3, same="category", batch=7) for row in batch]
+        category = {p["sku"]: p["category"] for p in shop}
+        assert len(rows) == 18  # 9 categories of 2 items (1 neighbour each); the pruned one's category has 1 item
+        assert all(category[item] == category[neighbour] and item != neighbour for item, _, neighbour, _ in rows)
