@@ -179,3 +179,20 @@ def test_killed_import_resumes(tmp_path, products):
     assert rerun.returncode == 0, rerun.stderr.decode()
     report = json.loads(rerun.stdout)
     assert report["unchanged"] == kept and report["added"] == report["embedded"] == len(products) - kept
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_export_reimports_to_the_same_items(tmp_path, products, suffix):
+    from lookalike.engine.catalogue.export import export_items
+
+    csv_path = tmp_path / "p.csv"
+    write_products(csv_path, [{"sku": p["sku"], "image": str(p["file"]), "category": p["category"], "price": p["price"],
+                               "in_stock": "true" if n % 2 else "false"} for n, p in enumerate(products[:6])])
+    with Library.open(tmp_path / "a") as a:
+        run_import(a, csv_path)
+        export_items(a.store, tmp_path / f"out{suffix}")
+        original = {k: r.fields for k, r in item_records(a.store).items()}
+    with Library.open(tmp_path / "b") as b:
+        report = import_items(b, tmp_path / f"out{suffix}", "item", ["image"])
+        assert report.added == 6 and not report.problems
+        assert {k: r.fields for k, r in item_records(b.store).items()} == original
