@@ -6,29 +6,16 @@ from __future__ import annotations
 import csv
 import functools
 import http.server
-import os
 import threading
 
 import pytest
 
 from lookalike import Library
 from lookalike.api import create_app
-
-from ..support.server import BackgroundServer
+from tests.support.server import BackgroundServer
 
 pytest.importorskip("playwright")
 from playwright.sync_api import Page, expect  # noqa: E402
-
-CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"browser test needs Debian's chromium at {CHROMIUM} (apt-get install chromium)")
-    return {**browser_type_launch_args, "executable_path": CHROMIUM,
-            "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--no-first-run"]}
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +33,8 @@ def shop_library(tmp_path_factory, products):
 
 @pytest.fixture()
 def watched(page: Page):
+    """Fails the test on a JavaScript exception. Unlike tests/e2e/web/conftest.py's, console
+    errors are allowed: refused cross-origin loads are what the no-CORS case checks."""
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.set_default_timeout(30_000)

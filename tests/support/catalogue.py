@@ -1,5 +1,6 @@
 """Catalogue fixtures: Fashion-MNIST products and bundled photos as image files, and a real
-HTTP server on 127.0.0.1 serving them (with a flaky and a slow route for retries/deadlines)."""
+HTTP server on 127.0.0.1 serving them (with a flaky and a slow route for retries/deadlines).
+Registered for every test by `pytest_plugins` in tests/conftest.py."""
 
 from __future__ import annotations
 

@@ -11,8 +11,7 @@ import pytest
 
 from lookalike import Library
 from lookalike.api import create_app
-
-from ..support.server import BackgroundServer
+from tests.support.server import BackgroundServer
 
 KEY = "catalogue-test-key"
 SHOP = "http://shop.example:8080"
