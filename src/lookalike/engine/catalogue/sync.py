@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from .rowcheck import check_rows
 from .rows import read_rows
 
 
-def import_items(lib, source: str | Path, id_column: str, image_columns: list[str], *,
+def import_items(lib, source: str | os.PathLike, id_column: str, image_columns: list[str], *,
                  fields: list[str] | None = None, types: dict[str, str] | None = None, prune: bool = False,
                  fmt: str | None = None, policy: FetchPolicy | None = None, batch_size: int = 32,
                  workers: int | None = None, progress: ProgressFn | None = None, sync_index: bool = True) -> ImportReport:
