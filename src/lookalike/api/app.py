@@ -12,6 +12,7 @@ from typing import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
@@ -26,9 +27,11 @@ from ..store import VectorStore
 from ..web import STATIC_DIR
 from .errors import install
 from .guard import LOOPBACK_NAMES, Guard
+from .items import router as items_router
 from .ratelimit import RateLimited, TokenBuckets
 from .routes import router
 from .service import Service
+from .widget import router as widget_router
 
 DEFAULT_MAX_UPLOAD_BYTES = int(DEFAULT_MAX_UPLOAD_MB * 1_000_000)
 API_KEY_ENV = "LOOKALIKE_API_KEY"
@@ -63,12 +66,15 @@ def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None =
                url_queries: bool = False, url_allow: Sequence[str] = (), url_deadline_s: float = DEFAULT_DEADLINE_S,
                allowed_hosts: Sequence[str] | None = (), any_ip_host: bool = False,
                pixel_limit: int = DEFAULT_SERVER_PIXELS, uploads_per_minute: float = DEFAULT_UPLOADS_PER_MINUTE,
-               url_searches_per_minute: float = DEFAULT_URL_SEARCHES_PER_MINUTE) -> FastAPI:
+               url_searches_per_minute: float = DEFAULT_URL_SEARCHES_PER_MINUTE,
+               cors_origins: Sequence[str] = ()) -> FastAPI:
     """The app over the existing library at `library_dir`. `api_key` defaults to
     `$LOOKALIKE_API_KEY`; `max_upload_bytes` to `$LOOKALIKE_MAX_UPLOAD_MB` or 20 MB.
     URL queries are off unless `url_queries`; then only public addresses (and `url_allow`
     CIDRs) are fetched. The Host header must be a loopback name or one of `allowed_hosts`
-    (None: any, for in-process test clients). docs/security.md explains every limit."""
+    (None: any, for in-process test clients). docs/security.md explains every limit.
+    `cors_origins`: shop pages (scheme://host[:port]) whose scripts may call the read
+    endpoints, e.g. the catalogue widget (none by default)."""
     key = config_api_key() if api_key is _FROM_ENV else api_key
     limit = max_upload_bytes or config_max_upload_bytes()
     settings = Settings(key, limit, url_queries,
@@ -95,8 +101,14 @@ def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None =
     app.state.service = Service(library, fetcher, pixel_limit)
     app.state.settings = settings
     hosts = None if allowed_hosts is None else LOOPBACK_NAMES + tuple(allowed_hosts)
-    app.add_middleware(Guard, max_body_bytes=settings.max_upload_bytes, allowed_hosts=hosts, any_ip_host=any_ip_host)
+    app.add_middleware(Guard, max_body_bytes=settings.max_upload_bytes, allowed_hosts=hosts, any_ip_host=any_ip_host,
+                       embed_origins=tuple(cors_origins))
     app.include_router(router)
+    app.include_router(items_router)
+    app.include_router(widget_router)
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET"],
+                           allow_headers=["Content-Type"], max_age=600)
     _error_handlers(app)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -334,5 +334,9 @@ def _duplicates_response(svc: Service, report: DuplicateReport) -> schemas.Dupli
 
 
 def _hit(h: EngineHit, sha256: str) -> schemas.Hit:
+    if h.item is not None:  # a catalogue item: its image lives in the download cache or the shop's folder
+        image = f"/api/items/{quote(h.item, safe='')}/image"
+        return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, name=h.item, fields=h.fields, item=h.item,
+                           thumb_url=image, image_url=image)
     return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, name=os.path.basename(h.path), fields=h.fields,
                        **_urls(h.id, sha256))

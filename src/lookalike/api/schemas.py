@@ -39,6 +39,7 @@ class Hit(BaseModel):
     score: float = Field(description="Cosine similarity to the query, descending.")
     name: str = Field(description="File name, for display.")
     fields: dict[str, Any] = Field(default_factory=dict, description="The image's metadata (folder, name, format, ...).")
+    item: Optional[str] = Field(None, description="The catalogue item's id (docs/catalogue.md); null for an indexed file.")
     thumb_url: str
     image_url: str
 

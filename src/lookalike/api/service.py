@@ -155,7 +155,7 @@ class Service:
         """(record, open file, size, media type) of an indexed image's file, only while it is
         still the file that was indexed (`Library.open_indexed_file`); the type comes from its
         content when the name does not say, so nothing is ever served as HTML or script."""
-        rec, fd = self.lib.open_indexed_file(id_)
+        rec, fd = self._open_item_image(id_) or self.lib.open_indexed_file(id_)
         f = os.fdopen(fd, "rb")
         size = os.fstat(fd).st_size
         mime = _MIME.get(Path(rec.path).suffix.lower())
@@ -167,6 +167,19 @@ class Service:
                 mime = "application/octet-stream"
             f.seek(0)
         return rec, f, size, mime
+
+    def _open_item_image(self, id_: int) -> tuple[ImageRecord, int] | None:
+        """A catalogue item's image (its listed file or downloaded copy: engine/catalogue/), or
+        None for an ordinary indexed file."""
+        rec = self.record(id_)
+        if not rec.path.startswith("item:"):
+            return None
+        from ..engine.catalogue.edit import item_image_file
+
+        path = item_image_file(self.lib, rec)
+        if path is None:
+            raise NotFound(f"the image of item {rec.path[5:]!r:.80} is not on this server")
+        return rec, os.open(path, os.O_RDONLY)
 
     def _indexed_bytes(self, id_: int) -> bytes:
         _, f, _, _ = self.open_file(id_)

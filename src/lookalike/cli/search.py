@@ -44,6 +44,10 @@ def search(
         None, "--weight", help="How much each QUERY counts, in order (one per QUERY; default 1 each)."),
     group: Optional[str] = typer.Option(
         None, "--group", help="'series': scans (DICOM, NIfTI) grouped by series, the best slice of each (one QUERY; docs/medical.md)."),
+    colour: Optional[str] = typer.Option(
+        None, "--colour", "--color", help="any (style only), same (style and colour) or a colour weight 0..1 (docs/catalogue.md)."),
+    collapse: Optional[str] = typer.Option(None, "--collapse", help="At most one result per value of this field (e.g. group_id)."),
+    distinct: bool = typer.Option(False, "--distinct", help="Drop results that are near-duplicates of a higher result."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
     milvus_token: Optional[str] = TokenOpt,
@@ -53,6 +57,9 @@ def search(
         ctx.fail("Missing argument 'QUERY' (give an image query, --text, or both).")
     if (negative or weight) and not queries:
         ctx.fail("--not and --weight need at least one QUERY image.")
+    rules = colour is not None or collapse is not None or distinct
+    if rules and (len(queries or []) != 1 or text is not None or negative or weight):
+        ctx.fail("--colour, --collapse and --distinct take one QUERY image (or item:ID), without --text, --not or --weight.")
     from ..engine.params import check_k, check_label_text, check_score, make_filter
 
     if group is not None and (group not in ("image", "series") or (group == "series" and (len(queries or []) != 1 or negative or text))):
@@ -72,6 +79,16 @@ def search(
                 series_search(lib, (queries or [""])[0], k, flt, as_json)
                 return
             t0 = time.perf_counter()
+            if rules and queries:
+                from ..engine.catalogue.similar import similar
+                from .catalogue import print_item_hits
+
+                query = queries[0]
+                source = sys.stdin.buffer.read() if query == "-" else query
+                item_hits = similar(lib, source, k, where=flt, colour=colour or "any", collapse=collapse, distinct=distinct,
+                                    min_score=min_score, ef=ef, items_only=query.startswith("item:"))
+                print_item_hits(printable(query, controls=False), item_hits, as_json)
+                return
             if not queries:
                 hits = lib.search_text(text or "", k=k, min_score=min_score, where=flt)
                 label = text or ""

@@ -181,7 +181,9 @@ class Indexer:
             # Another process removed every record with this content since we looked: embed it.
             self._embed_after_all(e, old, report, pending)
             return
-        gone = [r for r in records.values() if r.path not in self._present and not os.path.exists(r.path)]
+        # Catalogue items (virtual `item:` paths) are never a file that moved.
+        gone = [r for r in records.values() if r.path not in self._present and not r.path.startswith("item:")
+                and not os.path.exists(r.path)]
         if old is not None:
             removes.append(old.stored_id)  # a different file now sits at this path
             self._forget(old)

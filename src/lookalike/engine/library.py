@@ -44,9 +44,17 @@ class Hit:
     score: float
     fields: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def item(self) -> str | None:
+        """The catalogue item's id (engine/catalogue/), None for an indexed file."""
+        return self.path[len("item:"):] if self.path.startswith("item:") else None
+
     def to_dict(self) -> dict:
         fields = {k: printable(v, controls=False) if isinstance(v, str) else v for k, v in self.fields.items()}
-        return {**asdict(self), "path": printable(self.path, controls=False), "fields": fields}  # JSON-safe for any file name
+        out = {**asdict(self), "path": printable(self.path, controls=False), "fields": fields}  # JSON-safe for any file name
+        if self.item is not None:  # catalogue items carry their id; file results keep their shape
+            out["item"] = self.item
+        return out
 
 
 class Library:
@@ -368,6 +376,21 @@ class Library:
         """Groups of exact copies, near-duplicates and similar shots (engine/duplicates.py)
         among the images `where` selects."""
         return find_duplicates(self.store, thresholds, tiers, self.where(where), progress)
+
+    # -- catalogue (engine/catalogue/) ----------------------------------------------------------
+    def import_items(self, source: str | os.PathLike, id_column: str, image_columns: Sequence[str], **options):
+        """Upsert a shop's product file (CSV/TSV/JSONL/parquet); see engine/catalogue/sync.py."""
+        from .catalogue import import_items
+
+        return import_items(self, source, id_column, list(image_columns), **options)
+
+    def similar_items(self, item: str, k: int = 10, **options):
+        """Items that look like item `item` (never itself): where=, colour=, collapse=, distinct=
+        (engine/catalogue/similar.py)."""
+        from .catalogue.items import item_path
+        from .catalogue.similar import similar
+
+        return similar(self, item_path(item), k, **options)
 
     def get(self, id_: int) -> ImageRecord:
         """The record of image `id_`; `NotFound` when there is none."""

@@ -12,6 +12,7 @@ from PIL import Image
 from ..errors import InvalidQuery, NotFound
 from ..imaging import ImageSource, decode_image, load_image
 from ..store import VectorStore
+from .catalogue.items import ITEM_PREFIX
 from .entries import file_of, load_entry
 from .fetch import CLI_POLICY, fetch
 from .params import no_image
@@ -47,6 +48,8 @@ def resolve(query: ImageSource | int, store: VectorStore, draft_size: int | None
             if rec is None:
                 raise NotFound(f"{query}: not in this library (lookalike scans index the DICOMweb server first)")
             return ResolvedQuery(query, vector=store.vectors([rec.stored_id])[0], exclude=[rec.stored_id])
+        if query.startswith(ITEM_PREFIX):
+            return _by_item(query, store)
         if query.startswith(("http://", "https://")):
             return ResolvedQuery(query, image=decode_image(download(query), query, draft_size))
     if isinstance(query, (str, os.PathLike)):
@@ -72,6 +75,14 @@ def _by_id(id_: int, store: VectorStore) -> ResolvedQuery:
     except KeyError:
         raise no_image(id_) from None
     return ResolvedQuery(f"id:{id_}", vector=vec, exclude=[id_])
+
+
+def _by_item(path: str, store: VectorStore) -> ResolvedQuery:
+    """`item:SKU`: the catalogue item's stored vector (an indexed path lookup); never finds itself."""
+    rec = store.find_path(path)
+    if rec is None or rec.id is None:
+        raise NotFound(f"no item {path[len(ITEM_PREFIX):]!r} in this library")
+    return ResolvedQuery(path, vector=store.vectors([rec.id])[0], exclude=[rec.id])
 
 
 def download(url: str, limit: int = MAX_DOWNLOAD_BYTES, timeout: float = 60.0) -> bytes:
