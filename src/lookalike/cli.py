@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime
 import json
 import sys
@@ -28,7 +27,6 @@ from rich.text import Text
 
 from .config import default_library
 from .engine import Library
-from .engine.duplicates import TIERS, DuplicateThresholds
 from .engine.scan import printable
 from .engine.tags import match_labels
 from .errors import LookalikeError
@@ -195,73 +193,6 @@ def _filter(under: Optional[Path], since: Optional[float], until: Optional[float
     prefix = str(under.expanduser().absolute()).rstrip("/") + "/" if under else None
     where = SearchFilter(path_prefix=prefix, min_mtime=since, max_mtime=until)
     return None if where.is_empty() else where
-
-
-@app.command()
-def duplicates(
-    ctx: typer.Context,
-    library: Optional[Path] = LibraryOpt,
-    tier: Optional[List[str]] = typer.Option(
-        None, "--tier", help=f"Report only this tier (repeatable): {', '.join(TIERS)} [default: all]."),
-    near_cosine: float = typer.Option(DuplicateThresholds.near_cosine, "--near-cosine", min=-1.0, max=1.0,
-                                      help="Near-duplicates: least cosine similarity of the CNN features."),
-    near_coverage: float = typer.Option(DuplicateThresholds.near_min_coverage, "--near-coverage", min=0.0, max=1.0,
-                                        help="Near-duplicates: least share of each image the other must show (crops)."),
-    similar_cosine: float = typer.Option(DuplicateThresholds.similar_cosine, "--similar-cosine", min=-1.0, max=1.0,
-                                         help="Similar shots: least cosine similarity."),
-    neighbours: int = typer.Option(DuplicateThresholds.neighbours, "--neighbours", min=1,
-                                   help="Nearest images examined per image."),
-    under: Optional[Path] = typer.Option(None, "--under", help="Only images under this folder."),
-    store: Optional[str] = StoreOpt,
-    as_json: bool = JsonOpt,
-    milvus_token: Optional[str] = TokenOpt,
-    as_csv: bool = typer.Option(False, "--csv", help="Print CSV: one row per image (group, tier, id, path, score, width, height, size)."),
-) -> None:
-    """Find exact copies, near-duplicates (re-encoded, resized, lightly cropped) and similar shots."""
-    tiers = list(tier) if tier else list(TIERS)
-    bad = [t for t in tiers if t not in TIERS]
-    if bad:
-        raise typer.BadParameter(f"{bad[0]!r} is not one of {', '.join(TIERS)}", param_hint="--tier")
-    if as_json and as_csv:
-        ctx.fail("choose one of --json and --csv")
-    thresholds = DuplicateThresholds(near_cosine=near_cosine, similar_cosine=similar_cosine, neighbours=neighbours,
-                                     near_min_coverage=near_coverage)
-    with user_errors():
-        with _open(library, store, token=milvus_token) as lib:
-            columns = [SpinnerColumn(), TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
-                       TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
-            with Progress(*columns, console=err, transient=True, disable=as_json or as_csv) as bar:
-                tasks: dict[str, object] = {}
-
-                def progress(phase: str, done: int, total: int) -> None:
-                    if phase not in tasks:
-                        tasks[phase] = bar.add_task(phase, total=total)
-                    bar.update(tasks[phase], completed=done, total=total)  # type: ignore[arg-type]
-
-                report = lib.duplicates(thresholds, tiers, where=_filter(under, None, None), progress=progress)
-            if as_json:
-                print(json.dumps(report.to_dict()))
-                return
-            if as_csv:
-                writer = csv.writer(sys.stdout, lineterminator="\n")
-                writer.writerow(["group", "tier", "id", "path", "score", "width", "height", "size"])
-                for g in report.groups:
-                    for m in g.members:
-                        writer.writerow([g.group, g.tier, m.id, m.path, m.score, m.width, m.height, m.size])
-                return
-            table = Table("group", "tier", "score", "pixels", "bytes", "path", title_justify="left",
-                          title=f"{len(report.groups)} groups among {report.images} images ({report.seconds:.1f} s)")
-            for g in report.groups:
-                for n, m in enumerate(g.members):
-                    table.add_row(str(g.group) if n == 0 else "", g.tier if n == 0 else "", f"{m.score:.4f}",
-                                  f"{m.width}x{m.height}", f"{m.size:,}", m.path, end_section=n == len(g.members) - 1)
-            out.print(table)
-            counts = report.counts()
-            err.print(", ".join(f"{counts[t]} {t}" for t in TIERS if t in tiers) + " groups; the first image of each "
-                      "group has the most pixels; score = cosine similarity to it", highlight=False)
-            for path in report.unreadable:
-                err.print(f"  could not re-read {path} to check for near-duplicates (run `lookalike index --prune`)",
-                          highlight=False, markup=False)
 
 
 @app.command()
@@ -491,6 +422,11 @@ def finetune(
                   f"{metrics['val_map_at_100_pretrained']:.3f} -> {metrics['val_map_at_100']:.3f}, "
                   f"trained in {m['train_wall_seconds']:.0f} s ({m['train_cpu_seconds']:.0f} s CPU); "
                   f"use it with --model {m['name']}", highlight=False)
+
+
+from . import cli_duplicates  # noqa: E402 - needs the shared options above
+
+cli_duplicates.register(app)
 
 
 def main() -> None:

@@ -53,10 +53,12 @@ class DuplicateMember(BaseModel):
     id: int
     path: str
     name: str
-    score: float = Field(description="Cosine similarity to the group's first member (1.0 for itself).")
+    score: float = Field(description="Cosine similarity to the group's keeper, its first member (1.0 for itself).")
     width: int
     height: int
     size: int
+    keep: bool = Field(description="The image of its group the keep policy keeps.")
+    match: Optional[str] = Field(description="How it matches the keeper: exact, near or similar; null for the keeper.")
     thumb_url: str
     image_url: str
 
@@ -64,12 +66,13 @@ class DuplicateMember(BaseModel):
 class DuplicateGroup(BaseModel):
     group: int
     tier: str = Field(description="exact, near or similar.")
-    members: list[DuplicateMember] = Field(description="The one to keep first: most pixels, then largest file.")
+    members: list[DuplicateMember] = Field(description="The keeper first (see keep_policy), then the others.")
 
 
 class Duplicates(BaseModel):
     images: int = Field(description="Images examined.")
     thresholds: dict[str, float]
+    keep_policy: str = Field(description="Criteria choosing each group's keeper, in order (e.g. resolution,oldest,path).")
     counts: dict[str, int] = Field(description="Groups per tier.")
     seconds: float
     groups: list[DuplicateGroup]

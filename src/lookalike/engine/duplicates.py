@@ -19,8 +19,14 @@ Groups: exact and near groups are connected components (both relations are close
 transitive: a copy of a copy is a copy). Similar groups start from those and merge along
 similar pairs, best first, only while the average cosine between the two groups stays at
 least `similar_cosine` (greedy average linkage), so chains of merely alike images (a
-catalogue of plain T-shirts) do not collapse into one huge group. A group is reported at
-the strongest tier that forms it; a weaker tier reports only groups that differ."""
+catalogue of plain T-shirts) do not collapse into one huge group.
+
+The three levels nest (an exact group lies inside one near group, which lies inside one
+similar group), and the report is the partition at the weakest tier asked for: groups are
+disjoint, so every image is in one group and acting on a report never touches an image
+twice. A group's `tier` is the strongest tier that forms it; each member says how it
+matches the group's keeper (`match`: exact, near or similar), and the keeper is chosen by a
+stated policy (keep_policy.py)."""
 
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ from ..errors import LookalikeError
 from ..imaging import load_image
 from ..keypoints import Keypoints, keypoints, match
 from ..store import ImageRecord, SearchFilter, VectorStore
+from .keep_policy import KeepPolicy
 
 TIERS = ("exact", "near", "similar")
 _STRENGTH = {t: i for i, t in enumerate(TIERS)}  # lower is stronger
@@ -66,10 +73,12 @@ class DuplicateThresholds:
 class DuplicateMember:
     id: int
     path: str
-    score: float  # cosine similarity to the group's first member (1.0 for itself)
+    score: float  # cosine similarity to the group's keeper, its first member (1.0 for itself)
     width: int
     height: int
     size: int
+    keep: bool = False  # the one image of the group the keep policy keeps
+    match: str | None = None  # how it matches the keeper: exact, near or similar; None for the keeper
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,7 +88,11 @@ class DuplicateMember:
 class DuplicateGroup:
     group: int  # 1-based, in report order
     tier: str
-    members: list[DuplicateMember]  # the one to keep first: most pixels, then largest file
+    members: list[DuplicateMember]  # the keeper first, then the others in keep-policy order
+
+    @property
+    def keeper(self) -> DuplicateMember:
+        return self.members[0]
 
     def to_dict(self) -> dict:
         return {"group": self.group, "tier": self.tier, "members": [m.to_dict() for m in self.members]}
@@ -90,6 +103,7 @@ class DuplicateReport:
     groups: list[DuplicateGroup]
     thresholds: DuplicateThresholds
     images: int  # images examined
+    keep: KeepPolicy = field(default_factory=KeepPolicy)
     seconds: float = 0.0
     verified: int = 0  # candidate pairs checked geometrically
     unreadable: list[str] = field(default_factory=list)  # files gone or unreadable when verifying
@@ -98,14 +112,16 @@ class DuplicateReport:
         return {t: sum(g.tier == t for g in self.groups) for t in TIERS}
 
     def to_dict(self) -> dict:
-        return {"images": self.images, "thresholds": asdict(self.thresholds), "counts": self.counts(),
-                "seconds": round(self.seconds, 3), "groups": [g.to_dict() for g in self.groups]}
+        return {"images": self.images, "thresholds": asdict(self.thresholds), "keep_policy": str(self.keep),
+                "counts": self.counts(), "seconds": round(self.seconds, 3), "groups": [g.to_dict() for g in self.groups]}
 
 
 def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None = None,
                     tiers: Sequence[str] = TIERS, where: SearchFilter | None = None,
-                    progress: DuplicateProgressFn | None = None, batch_size: int = 256) -> DuplicateReport:
+                    progress: DuplicateProgressFn | None = None, batch_size: int = 256,
+                    keep: KeepPolicy | None = None) -> DuplicateReport:
     t0 = time.perf_counter()
+    keep = keep or KeepPolicy()
     th = thresholds or DuplicateThresholds()
     th.validate()
     unknown = [t for t in tiers if t not in TIERS]
@@ -114,7 +130,7 @@ def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None =
     progress = progress or (lambda phase, done, total: None)
     records = {r.id: r for r in store.iter_records(where=where)}
     ids = sorted(records)  # type: ignore[type-var]
-    report = DuplicateReport([], th, len(ids))
+    report = DuplicateReport([], th, len(ids), keep)
     # pair (a < b) -> (tier, cosine)
     pairs: dict[tuple[int, int], tuple[str, float]] = {}
     by_sha: dict[str, list[int]] = {}
@@ -142,7 +158,7 @@ def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None =
             if p not in pairs and s >= th.similar_cosine:
                 pairs[p] = ("similar", s)
 
-    report.groups = _groups(store, records, pairs, tiers, th.similar_cosine)
+    report.groups = _groups(store, records, pairs, tiers, th.similar_cosine, keep)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -199,20 +215,23 @@ def _workers() -> int:
     return max(2, os.cpu_count() or 2)
 
 
-def _keeper_order(r: ImageRecord) -> tuple:
-    return (-r.width * r.height, -r.size, r.id)  # most pixels, then largest file, then oldest id
+def _anchor_order(r: ImageRecord) -> tuple:
+    """The image near-duplicates are verified against: most pixels, then largest file, then
+    oldest id (geometry is best checked against the fullest version; independent of which
+    image the keep policy keeps)."""
+    return (-r.width * r.height, -r.size, r.id)
 
 
 def _confirm_near_groups(store: VectorStore, records: dict[int, ImageRecord], pairs: dict[tuple[int, int], tuple[str, float]],
                          features: _KeypointCache, th: DuplicateThresholds) -> None:
     """Near-duplicate links chain (a 15% crop matches a 10% crop, which matches the original),
     so every member of a near group must itself be the same picture as the group's first
-    image (its keeper); the others drop to the similar tier. Rewrites `pairs` in place."""
+    image (its anchor, the fullest version); the others drop to the similar tier. Rewrites `pairs` in place."""
     involved = sorted({i for p, (t, _) in pairs.items() if t in ("exact", "near") for i in p})
     groups = _components(involved, [p for p, (t, _) in pairs.items() if t in ("exact", "near")])
     member_of: dict[int, int] = {}
     for g, comp in enumerate(groups):
-        keeper = min((records[i] for i in comp), key=_keeper_order).id
+        keeper = min((records[i] for i in comp), key=_anchor_order).id
         vecs = dict(zip(comp, store.vectors(comp)))
         for i in comp:
             if i == keeper or records[i].sha256 == records[keeper].sha256 or features.same_picture(keeper, i, th):  # type: ignore[arg-type]
@@ -249,28 +268,35 @@ def _components(ids: list[int], edges: list[tuple[int, int]]) -> list[list[int]]
 
 
 def _groups(store: VectorStore, records: dict[int, ImageRecord], pairs: dict[tuple[int, int], tuple[str, float]],
-            tiers: Sequence[str], similar_cosine: float) -> list[DuplicateGroup]:
+            tiers: Sequence[str], similar_cosine: float, keep: KeepPolicy) -> list[DuplicateGroup]:
+    """The disjoint groups at the weakest tier asked for, each at the strongest tier that
+    forms it; groups formed at a tier not asked for are left out."""
     involved = sorted({i for p in pairs for i in p})
     exact = _components(involved, [p for p, (t, _) in pairs.items() if t == "exact"])
     near = _components(involved, [p for p, (t, _) in pairs.items() if t in ("exact", "near")])
-    similar = _average_linkage(store, involved, near, pairs, similar_cosine)
-    seen: set[frozenset[int]] = set()
+    levels = {"exact": exact, "near": near}
+    weakest = max(tiers, key=_STRENGTH.__getitem__)
+    partition = _average_linkage(store, involved, near, pairs, similar_cosine) if weakest == "similar" else levels[weakest]
+    sets = {t: {frozenset(c) for c in comps} for t, comps in levels.items()}
+    near_of = {i: frozenset(c) for c in near for i in c}
     found: list[tuple[str, list[int]]] = []
-    for tier, comps in (("exact", exact), ("near", near), ("similar", similar)):
-        for comp in comps:
-            key = frozenset(comp)
-            if key in seen:
-                continue  # the same group at a stronger tier
-            seen.add(key)
-            if tier in tiers:
-                found.append((tier, comp))
+    for comp in partition:
+        key = frozenset(comp)
+        tier = next((t for t in ("exact", "near") if key in sets[t]), "similar")
+        if tier in tiers:
+            found.append((tier, comp))
     groups: list[DuplicateGroup] = []
     for tier, comp in sorted(found, key=lambda tc: (_STRENGTH[tc[0]], -len(tc[1]), tc[1][0])):
-        recs = sorted((records[i] for i in comp), key=_keeper_order)
-        vecs = store.vectors([r.id for r in recs])
+        recs = sorted((records[i] for i in comp), key=keep.order)
+        keeper = recs[0]
+        vecs = store.vectors([r.id for r in recs])  # type: ignore[misc]
         scores = vecs @ vecs[0]
-        members = [DuplicateMember(r.id, r.path, round(float(min(1.0, s)), 6), r.width, r.height, r.size)  # type: ignore[arg-type]
-                   for r, s in zip(recs, scores)]
+        members = []
+        for n, (r, s) in enumerate(zip(recs, scores)):
+            match = None if n == 0 else "exact" if r.sha256 == keeper.sha256 else \
+                "near" if r.id in near_of.get(keeper.id, ()) else "similar"  # type: ignore[arg-type]
+            members.append(DuplicateMember(r.id, r.path, round(float(min(1.0, s)), 6), r.width, r.height, r.size,  # type: ignore[arg-type]
+                                           keep=n == 0, match=match))
         groups.append(DuplicateGroup(len(groups) + 1, tier, members))
     return groups
 
@@ -319,5 +345,5 @@ def pair_tiers(report: DuplicateReport) -> dict[tuple[int, int], str]:
     return out
 
 
-__all__ = ["DuplicateGroup", "DuplicateMember", "DuplicateReport", "DuplicateThresholds", "TIERS",
+__all__ = ["DuplicateGroup", "DuplicateMember", "DuplicateReport", "DuplicateThresholds", "KeepPolicy", "TIERS",
            "find_duplicates", "pair_tiers"]

@@ -16,8 +16,11 @@ from ..errors import LookalikeError, ModelMismatchError
 from ..imaging import ImageSource, load_image
 from ..models import FeatureExtractor, TrainableExtractor, get_extractor, model_info
 from ..store import ImageRecord, SearchFilter, VectorStore, open_store
+from . import cleanup
+from .cleanup import Choice, CleanupReport, UndoReport
 from .duplicates import TIERS, DuplicateProgressFn, DuplicateReport, DuplicateThresholds, find_duplicates
 from .indexer import AddReport, Indexer, ProgressFn
+from .keep_policy import KeepPolicy
 from .query import resolve
 from .scan import absolute, printable, scan
 from .tags import rank_by_tag, tag_filter
@@ -202,9 +205,23 @@ class Library:
         return [Hit(rank, rec.id, rec.path, round(s, 6)) for rank, (rec, s) in enumerate(ranked, start=1)]  # type: ignore[arg-type]
 
     def duplicates(self, thresholds: DuplicateThresholds | None = None, tiers: Sequence[str] = TIERS, *,
-                   where: SearchFilter | None = None, progress: DuplicateProgressFn | None = None) -> DuplicateReport:
-        """Groups of exact copies, near-duplicates and similar shots (engine/duplicates.py)."""
-        return find_duplicates(self.store, thresholds, tiers, where, progress)
+                   where: SearchFilter | None = None, progress: DuplicateProgressFn | None = None,
+                   keep: KeepPolicy | str | None = None) -> DuplicateReport:
+        """Disjoint groups of exact copies, near-duplicates and similar shots, each naming the
+        image to keep by the `keep` policy (engine/duplicates.py, engine/keep_policy.py)."""
+        policy = keep if isinstance(keep, KeepPolicy) else KeepPolicy.parse(keep)
+        return find_duplicates(self.store, thresholds, tiers, where, progress, keep=policy)
+
+    def cleanup(self, choices: Sequence[Choice], mode: str, move_to: str | os.PathLike | None = None, *,
+                dry_run: bool = True, log: str | os.PathLike | None = None) -> CleanupReport:
+        """Move (`mode="move"`, into `move_to`) or trash the images each choice does not keep;
+        only a plan unless `dry_run` is False; an undo log is written (engine/cleanup.py)."""
+        planned = cleanup.plan(self, choices, mode, move_to)
+        return planned if dry_run else cleanup.apply(self, planned, log)
+
+    def undo_cleanup(self, log: str | os.PathLike) -> UndoReport:
+        """Put back every file a cleanup's undo log names."""
+        return cleanup.undo(self, log)
 
     def get(self, id_: int) -> ImageRecord:
         rec = self.store.get([id_]).get(id_)
