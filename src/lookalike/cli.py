@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import os
+import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -25,11 +28,12 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from .cli_render import path_text, plural, print_table
 from .config import default_library
 from .engine import Library
 from .engine.scan import printable
 from .engine.tags import match_labels
-from .errors import LookalikeError
+from .errors import LookalikeError, NotFound
 from .models import list_models
 from .store import SearchFilter, open_store
 
@@ -91,31 +95,62 @@ def index(
 ) -> None:
     """Index images: new files are added, changed ones updated, moved ones recognised."""
     with user_errors():
-        with _open(library, store, model, create=True, token=milvus_token) as lib:
-            columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       RateColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
-            with Progress(*columns, console=err, transient=False, disable=as_json) as bar:
-                task = bar.add_task("indexing", total=None)
-                report = lib.add(paths, prune=prune, batch_size=batch_size, workers=workers, sync_index=False,
-                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
-                # Large libraries: build/update the ANN index now rather than on the first search.
-                sync: list = []
-
-                def index_progress(done: int, total: int) -> None:
-                    if not sync:
-                        sync.append(bar.add_task("search index", total=total))
-                    bar.update(sync[0], completed=done, total=total)
-
-                lib.sync_index(progress=index_progress)
-            if as_json:
-                out.print_json(data=report.to_dict())
-                return
+        missing = [p for p in paths if not os.path.lexists(os.path.expanduser(p))]
+        if len(missing) == len(paths):  # nothing to index: fail before a library is created
+            raise NotFound(f"{printable(str(missing[0]))}: no such file or directory")
+        directory = library or default_library()
+        fresh = not directory.expanduser().exists() and store in (None, "embedded")
+        try:
+            with _open(library, store, model, create=True, token=milvus_token) as lib:
+                report = _index(lib, paths, prune, batch_size, workers, as_json)
+                total = len(lib)
+        except (LookalikeError, KeyboardInterrupt):
+            if fresh:
+                _drop_if_empty(directory.expanduser())
+            raise
+        if as_json:
+            out.print_json(data=report.to_dict())
+        else:
             err.print(f"added {report.added}, updated {report.updated}, moved {report.moved}, "
                       f"unchanged {report.unchanged}, removed {report.removed}, failed {len(report.failed)} "
                       f"— {report.embedded} embedded in {report.seconds:.1f} s "
-                      f"({report.images_per_second:.1f} img/s); library has {len(lib)} images", highlight=False)
+                      f"({report.images_per_second:.1f} img/s); library has {plural(total, 'image')}", highlight=False)
             for path, reason in report.failed:
                 err.print(f"  skipped {printable(path)}: {reason}", highlight=False, markup=False, soft_wrap=True)
+        if missing:
+            err.print(f"error: {plural(len(missing), 'path')} not found: {', '.join(printable(str(p)) for p in missing)}",
+                      highlight=False, markup=False, soft_wrap=True)
+            raise typer.Exit(1)
+
+
+def _index(lib: Library, paths: List[Path], prune: bool, batch_size: int, workers: Optional[int], quiet: bool):
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               RateColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+    with Progress(*columns, console=err, transient=False, disable=quiet) as bar:
+        task = bar.add_task("indexing", total=None)
+        report = lib.add(paths, prune=prune, batch_size=batch_size, workers=workers, sync_index=False,
+                         progress=lambda done, total: bar.update(task, completed=done, total=total))
+        # Large libraries: build/update the ANN index now rather than on the first search.
+        sync: list = []
+
+        def index_progress(done: int, total: int) -> None:
+            if not sync:
+                sync.append(bar.add_task("search index", total=total))
+            bar.update(sync[0], completed=done, total=total)
+
+        lib.sync_index(progress=index_progress)
+    return report
+
+
+def _drop_if_empty(directory: Path) -> None:
+    """A failed first `index` leaves no library behind (it created the directory itself)."""
+    try:
+        with Library.open(directory, create=False) as lib:
+            empty = len(lib) == 0
+    except LookalikeError:
+        empty = True
+    if empty and directory.is_dir():
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @app.command()
@@ -163,14 +198,17 @@ def search(
                 print(json.dumps({"query": label, "model": lib.model, "took_ms": round(took_ms, 3),
                                   "results": [h.to_dict() for h in hits]}))
                 return
-            title = f"{len(hits)} results for {label}" + (f" tagged {text!r}" if query is not None and text else "")
+            by_id = re.fullmatch(r"id:(\d+)", (query or "").strip())
+            if by_id:  # name the image, not just its number
+                label = f"{label} ({printable(lib.get(int(by_id.group(1))).path)})"
+            title = f"{plural(len(hits), 'result')} for {label}" + (f" tagged {text!r}" if query is not None and text else "")
             table = Table(title=f"{title} ({took_ms:.1f} ms, {lib.model})", title_justify="left")
             score_name = "confidence" if query is None else "score"
             for col, just in (("rank", "right"), (score_name, "right"), ("id", "right"), ("path", "left")):
                 table.add_column(col, justify=just)  # type: ignore[arg-type]
             for h in hits:
-                table.add_row(str(h.rank), f"{h.score:.4f}", str(h.id), printable(h.path))
-            out.print(table)
+                table.add_row(str(h.rank), f"{h.score:.4f}", str(h.id), path_text(h.path))
+            print_table(out, table)
 
 
 def _date_option(value: Optional[str], name: str, end_of_day: bool = False) -> Optional[float]:
@@ -218,8 +256,14 @@ def remove(paths: List[Path] = typer.Argument(..., help="Indexed files, or folde
     """Forget images (the files themselves are not touched)."""
     with user_errors():
         with _open(library, store, token=milvus_token) as lib:
+            unknown = [p for p in paths if not lib.is_indexed(p)]
             n = lib.remove(paths)
-            err.print(f"removed {n} images; library has {len(lib)}")
+            err.print(f"removed {plural(n, 'image')}; library has {plural(len(lib), 'image')}", highlight=False)
+        for p in unknown:
+            err.print(f"error: {printable(str(p))} is not in the library (nothing indexed at or under it)",
+                      highlight=False, markup=False, soft_wrap=True)
+        if unknown:
+            raise typer.Exit(1)
 
 
 @app.command()

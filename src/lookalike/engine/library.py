@@ -47,6 +47,7 @@ class Library:
         self.model = model
         self.dim = model_info(model).dim
         self._extractor: FeatureExtractor | None = None
+        self._gone: set[int] = set()  # images found deleted at search time, to remove from the store
 
     # -- opening --------------------------------------------------------------------------
     @classmethod
@@ -141,6 +142,12 @@ class Library:
             self.store.write(removes=ids)
         return len(ids)
 
+    def is_indexed(self, path: str | os.PathLike) -> bool:
+        """Whether an image is indexed at `path`, or under it when it names a folder."""
+        p = absolute(path)
+        return self.store.find_path(p) is not None or \
+            next(iter(self.store.iter_records(limit=1, where=SearchFilter(p.rstrip(os.sep) + os.sep))), None) is not None
+
     def _prune(self, roots: list[str]) -> int:
         gone = [r.id for r in self.store.iter_records()
                 if _under(r.path, roots) and not os.path.exists(r.path)]
@@ -186,14 +193,68 @@ class Library:
                       where: SearchFilter | None = None, exclude: Sequence[int] = (),
                       ef: int | None = None) -> list[Hit]:
         q = np.asarray(vector, np.float32)[None]
-        # Only pass `ef` when set, so stores written against the original protocol still work.
-        scored = (self.store.search(q, k, where, exclude, ef=ef) if ef is not None
-                  else self.store.search(q, k, where, exclude))[0]
-        if min_score is not None:
-            scored = [(i, s) for i, s in scored if s >= min_score]
-        records = self.store.get([i for i, _ in scored])
-        return [Hit(rank, i, records[i].path, round(s, 6))
-                for rank, (i, s) in enumerate(((i, s) for i, s in scored if i in records), start=1)]
+        gone: list[int] = []
+
+        def ask(n: int) -> list[tuple[ImageRecord, float]]:
+            # Only pass `ef` when set, so stores written against the original protocol still work.
+            skip = [*exclude, *gone]
+            scored = (self.store.search(q, n, where, skip, ef=ef) if ef is not None else self.store.search(q, n, where, skip))[0]
+            if min_score is not None:
+                scored = [(i, s) for i, s in scored if s >= min_score]
+            records = self.store.get([i for i, _ in scored])
+            return [(records[i], s) for i, s in scored if i in records]
+
+        found = self._present(ask, k, gone)
+        return [Hit(rank, rec.id, rec.path, round(s, 6)) for rank, (rec, s) in enumerate(found, start=1)]  # type: ignore[arg-type]
+
+    def _present(self, ask, k: int, gone: list[int]) -> list[tuple[ImageRecord, float]]:
+        """The best `k` results whose files still exist. `ask(n)` returns the best n (record,
+        score) pairs leaving out `gone`; it is asked for a few more than k, and again while
+        files turn out to be gone, so deleted files never come back in results. Costs one
+        stat per hit returned (plus one per gone file); gone images are queued for removal."""
+        extra = max(2, k // 4)
+        found: list[tuple[ImageRecord, float]] = []
+        for _ in range(4):
+            found = []
+            batch = ask(k + extra)
+            news = 0
+            for rec, s in batch:
+                if len(found) == k:
+                    break
+                if rec.id in gone:
+                    continue
+                if os.path.exists(rec.path):
+                    found.append((rec, s))
+                else:
+                    gone.append(rec.id)  # type: ignore[arg-type]
+                    self._queue_gone(rec)
+                    news += 1
+            if len(found) == k or len(batch) < k + extra or not news:
+                break
+            extra *= 4
+        self._forget_gone()
+        return found
+
+    def _queue_gone(self, rec: ImageRecord) -> None:
+        # Only when its folder is still there: a whole missing folder may be an unmounted
+        # drive, whose images must come back when it does (`index --prune` forgets them).
+        if os.path.isdir(os.path.dirname(rec.path)):
+            self._gone.add(rec.id)  # type: ignore[arg-type]
+
+    def _forget_gone(self) -> None:
+        """Remove the queued gone images; a library that cannot be written now (read-only,
+        busy) keeps them queued for the next search."""
+        if not self._gone:
+            return
+        ids = sorted(self._gone)
+        try:
+            records = self.store.get(ids)
+            still_gone = [i for i, r in records.items() if not os.path.exists(r.path)]  # not re-created meanwhile
+            if still_gone:
+                self.store.write(removes=still_gone)
+            self._gone.difference_update(ids)
+        except LookalikeError:
+            pass
 
     def search_text(self, text: str, k: int = 10, *, min_score: float | None = None,
                     where: SearchFilter | None = None) -> list[Hit]:
@@ -201,7 +262,12 @@ class Library:
         words of a label or its synonyms, case-insensitive; commas separate alternatives).
         Here `score` is the classifier's confidence: the summed probability of the image's
         matching labels (engine/tags.py), descending."""
-        ranked = rank_by_tag(self.store, text, k, where, min_score)
+        gone: list[int] = []
+
+        def ask(n: int) -> list[tuple[ImageRecord, float]]:
+            return [(rec, s) for rec, s in rank_by_tag(self.store, text, n + len(gone), where, min_score) if rec.id not in gone][:n]
+
+        ranked = self._present(ask, k, gone)
         return [Hit(rank, rec.id, rec.path, round(s, 6)) for rank, (rec, s) in enumerate(ranked, start=1)]  # type: ignore[arg-type]
 
     def duplicates(self, thresholds: DuplicateThresholds | None = None, tiers: Sequence[str] = TIERS, *,
