@@ -325,6 +325,8 @@ def serve(
     max_upload_mb: Optional[float] = typer.Option(
         None, "--max-upload-mb", envvar="LOOKALIKE_MAX_UPLOAD_MB", min=0.001, help="Largest request body in MB [default: 20]."),
     no_url_queries: bool = typer.Option(False, "--no-url-queries", help="Refuse searches that make the server download a URL."),
+    watch: Optional[List[Path]] = typer.Option(
+        None, "--watch", help="Keep this folder indexed while serving (repeatable; see `lookalike watch`)."),
     store: Optional[str] = StoreOpt,
     milvus_token: Optional[str] = TokenOpt,
 ) -> None:
@@ -341,7 +343,7 @@ def serve(
         directory = library or default_library()
         web = create_app(directory, _store(store, directory, milvus_token),
                          max_upload_bytes=int(max_upload_mb * 1_000_000) if max_upload_mb else None,
-                         url_queries=not no_url_queries)
+                         url_queries=not no_url_queries, watch=watch or ())
         import uvicorn
 
         shown = f"[{host}]" if ":" in host else host
@@ -468,9 +470,10 @@ def finetune(
                   f"use it with --model {m['name']}", highlight=False)
 
 
-from . import cli_duplicates  # noqa: E402 - needs the shared options above
+from . import cli_duplicates, cli_watch  # noqa: E402 - need the shared options above
 
 cli_duplicates.register(app)
+cli_watch.register(app)
 
 
 def main() -> None:

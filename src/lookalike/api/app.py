@@ -7,8 +7,10 @@ import os
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -52,20 +54,30 @@ def max_upload_from_env() -> int:
 
 def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None = None, *,
                api_key: str | None | object = _FROM_ENV, max_upload_bytes: int | None = None,
-               url_queries: bool = True) -> FastAPI:
+               url_queries: bool = True, watch: Sequence[str | os.PathLike] = (),
+               watch_debounce: float | None = None) -> FastAPI:
     """The app over the existing library at `library_dir`. `api_key` defaults to
-    `$LOOKALIKE_API_KEY`; `max_upload_bytes` to `$LOOKALIKE_MAX_UPLOAD_MB` or 20 MB."""
+    `$LOOKALIKE_API_KEY`; `max_upload_bytes` to `$LOOKALIKE_MAX_UPLOAD_MB` or 20 MB.
+    `watch`: folders kept indexed while the server runs (engine/watch.py)."""
     key = (os.environ.get(API_KEY_ENV) or None) if api_key is _FROM_ENV else api_key
     settings = Settings(key, max_upload_bytes or max_upload_from_env(), url_queries)  # type: ignore[arg-type]
     library = Library.open(Path(library_dir), store=store, create=False)
     library.extractor  # noqa: B018 - resolve the model once, before requests race for it
 
+    service = Service(library)
+    watcher = _watcher(service, watch, watch_debounce) if watch else None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         _ = library.extractor.session if hasattr(library.extractor, "session") else None  # load ONNX Runtime now
+        if watcher is not None:
+            # started here, so the catch-up scan runs before requests are served
+            await run_in_threadpool(watcher.start)
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.stop()
             library.close()
 
     # FastAPIOffline serves Swagger UI / ReDoc assets from the package, so /docs works offline.
@@ -73,7 +85,8 @@ def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None =
                   description="Reverse image search: find the indexed images that look like a query image. "
                               f"Write endpoints need the `X-API-Key` header when the server has ${API_KEY_ENV} set. "
                               "Errors are JSON: `{\"detail\": \"one-line message\"}`.")
-    app.state.service = Service(library)
+    app.state.service = service
+    app.state.watcher = watcher
     app.state.settings = settings
     app.add_middleware(Guard, max_body_bytes=settings.max_upload_bytes)
     app.include_router(router)
@@ -86,6 +99,22 @@ def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None =
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     return app
+
+
+def _watcher(service: Service, folders: Sequence[str | os.PathLike], debounce: float | None):
+    from ..engine.watch import DEFAULT_DEBOUNCE, Watcher
+
+    def on_error(message: str) -> None:
+        log.warning("watch: %s", message)
+
+    def on_batch(batch) -> None:
+        r = batch.report
+        log.info("watch: added %d, updated %d, moved %d, removed %d, failed %d", r.added, r.updated, r.moved,
+                 batch.removed, len(r.failed))
+
+    # The service's write lock: uploads, deletes and the watcher never write at once.
+    return Watcher(service.lib, folders, debounce=debounce or DEFAULT_DEBOUNCE, lock=service.write_lock,
+                   on_batch=on_batch, on_error=on_error)
 
 
 def _status_for(e: ImageLoadError) -> int:

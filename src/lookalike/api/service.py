@@ -61,7 +61,7 @@ class Service:
         self.lib = library
         self.uploads = library.directory / UPLOADS_DIR
         self.thumbs = library.directory / THUMBS_DIR
-        self._write_lock = threading.Lock()
+        self.write_lock = threading.Lock()
 
     # -- reading ------------------------------------------------------------------------
     def record(self, id_: int) -> ImageRecord:
@@ -164,7 +164,7 @@ class Service:
         with Image.open(io.BytesIO(data)) as im:
             ext = _EXT.get(im.format or "", ".img")
         dest = self.uploads / f"{hashlib.sha256(data).hexdigest()}{ext}"
-        with self._write_lock:
+        with self.write_lock:
             if not dest.exists():
                 _write_atomic(dest, data)
             report = self.lib.add([dest])
@@ -177,7 +177,7 @@ class Service:
 
     def delete(self, id_: int) -> bool:
         """Forget an image; its file is deleted only if it is one of our uploads."""
-        with self._write_lock:
+        with self.write_lock:
             rec = self.record(id_)
             self.lib.remove([rec.path])
             owned = os.path.dirname(rec.path) == absolute(self.uploads)
