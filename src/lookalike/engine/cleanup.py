@@ -8,8 +8,9 @@ Safety rules, each enforced here rather than in the shells:
 - nothing happens on a dry run (the shells' default);
 - every action is appended to the undo log (JSON lines, flushed and fsynced) as soon as it
   is done, so an interrupted run can still be undone;
-- the library follows: a moved image keeps its record (and vector) under its new path, a
-  trashed one is forgotten; undo puts both back.
+- the library follows: a moved or trashed image is forgotten (set aside, it is no longer
+  part of the collection, so it stops showing up in searches and duplicate reports); undo
+  puts the file back and indexes it again (no model run for a byte copy of a kept image).
 
 On Linux (freedesktop trash) the log records where the trashed file went, so undo restores
 it; on other systems undo says to restore it from the system trash."""
@@ -148,13 +149,8 @@ def apply(lib: Library, planned: CleanupReport, log_path: str | os.PathLike | No
             if writer is None:
                 writer = _LogWriter(log, lib, planned.mode)
             try:
-                if a.dest is not None:
-                    entry = _move(a, rec)
-                    rec.path, rec.mtime = a.dest, os.stat(a.dest).st_mtime
-                    lib.store.write([Upsert(rec)])
-                else:
-                    entry = _trash(a, rec, trash)
-                    lib.store.write(removes=[a.id])
+                entry = _move(a, rec) if a.dest is not None else _trash(a, rec, trash)
+                lib.store.write(removes=[a.id])
             except OSError as e:
                 done.skipped.append((a.path, f"could not {planned.mode} it ({e.strerror or e})"))
                 continue
@@ -332,8 +328,8 @@ def _read_log(path: Path) -> list[dict]:
 
 
 def _follow_back(lib: Library, entry: dict, src: str) -> None:
-    """The library follows the file back: a moved record gets its old path again, a trashed
-    image is indexed again."""
+    """The library follows the file back: indexed again at its old path (a record still at
+    the moved-to path, e.g. re-indexed there meanwhile, is moved back instead)."""
     held = entry.get("to")
     rec = lib.store.find_path(held) if held else None
     if rec is not None:
