@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from .. import __version__
+from .. import __version__, errors
 from ..engine import Library
 from ..errors import ImageLoadError, LibraryBusyError, LookalikeError
 from ..store import VectorStore
@@ -144,6 +144,18 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ImageLoadError)
     async def bad_image(request: Request, e: ImageLoadError) -> JSONResponse:
         return JSONResponse({"detail": str(e)}, status_code=_status_for(e))
+
+    @app.exception_handler(errors.NotFound)
+    async def engine_not_found(request: Request, e: errors.NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=404)
+
+    @app.exception_handler(errors.Conflict)
+    async def conflict(request: Request, e: errors.Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=409)
+
+    @app.exception_handler(errors.InvalidQuery)
+    async def invalid_query(request: Request, e: errors.InvalidQuery) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=422)
 
     @app.exception_handler(LookalikeError)
     async def user_error(request: Request, e: LookalikeError) -> JSONResponse:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from ..engine import Hit as EngineHit
+from ..engine.cleanup import Choice
 from ..engine.duplicates import TIERS, DuplicateReport, DuplicateThresholds
 from ..engine.scan import printable
 from ..store import ImageRecord, SearchFilter
@@ -148,6 +149,18 @@ def duplicates(request: Request,
                                      near_min_coverage=near_coverage)
     svc = _svc(request)
     return _duplicates_response(svc, svc.duplicates(thresholds, tiers, make_filter(under, None, None)))
+
+
+@router.post("/api/duplicates/resolve", response_model=schemas.Resolved, responses={**WRITE_ERRORS, 409: {
+    "model": schemas.Error, "description": "an image is both kept and set aside"}}, dependencies=[Security(require_key)],
+             summary="Keep one image per group, set the others aside")
+def resolve_duplicates(request: Request, body: schemas.ResolveBody) -> schemas.Resolved:
+    """Moves (into the library's `set-aside` folder) or trashes each group's `remove` images,
+    never its `keep` image; files changed or gone since indexing are skipped. The images set
+    aside leave the library. The answer names the undo log (`lookalike duplicates --undo LOG`)."""
+    choices = [Choice(g.keep, list(g.remove)) for g in body.groups]
+    report, folder = _svc(request).resolve(choices, body.action, body.dry_run)
+    return schemas.Resolved(**report.to_dict(), set_aside=folder)
 
 
 @router.get("/api/images/{image_id}/similar", response_model=schemas.SearchResponse, responses=ERRORS,
@@ -289,6 +302,7 @@ def _image(rec: ImageRecord) -> schemas.Image:
     assert rec.id is not None
     return schemas.Image(id=rec.id, path=rec.path, name=os.path.basename(rec.path), sha256=rec.sha256, size=rec.size,
                          mtime=rec.mtime, width=rec.width, height=rec.height, tags=rec.tags, added=rec.added,
+                         fields=rec.fields or {},
                          similar_url=f"/api/images/{rec.id}/similar", **_urls(rec.id, rec.sha256))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -79,6 +79,43 @@ class Duplicates(BaseModel):
     unreadable: list[str] = Field(description="Files gone or unreadable when checking near-duplicates.")
 
 
+class ResolveGroup(BaseModel):
+    keep: int = Field(ge=0, le=2**63 - 1, description="The image kept (never moved or trashed).")
+    remove: list[int] = Field(min_length=1, max_length=10_000, description="Images to set aside.")
+
+
+class ResolveBody(BaseModel):
+    """Keep one image per group and set the others aside: `move` puts them in the library's
+    `set-aside` folder (sub-folders mirror where they were), `trash` in the system trash.
+    Both are undone with `lookalike duplicates --undo LOG`, LOG being the `log` answered."""
+
+    action: Literal["move", "trash"]
+    groups: list[ResolveGroup] = Field(min_length=1, max_length=10_000)
+    dry_run: bool = Field(False, description="Only say what would happen.")
+
+
+class ResolveAction(BaseModel):
+    id: int
+    path: str
+    keeper: int
+    dest: Optional[str] = Field(None, description="Where a move put it; null for the trash.")
+
+
+class Skipped(BaseModel):
+    path: str
+    reason: str
+
+
+class Resolved(BaseModel):
+    mode: str
+    dry_run: bool
+    actions: list[ResolveAction] = Field(description="Done (or, on a dry run, planned).")
+    skipped: list[Skipped] = Field(description="Left alone: changed or gone since indexed, or could not be moved.")
+    log: Optional[str] = Field(description="The undo log on the server (null on a dry run or when nothing was done).")
+    bytes: int = Field(description="Total size of the files set aside.")
+    set_aside: Optional[str] = Field(None, description="The folder moved images went to.")
+
+
 class Image(BaseModel):
     id: int
     path: str
@@ -89,6 +126,7 @@ class Image(BaseModel):
     width: int
     height: int
     tags: list[tuple[str, float]] = Field(description="Top ImageNet labels with probabilities.")
+    fields: dict[str, Any] = Field(default_factory=dict, description="Metadata fields (EXIF, catalogue columns, ...).")
     added: float
     thumb_url: str
     image_url: str

@@ -15,6 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..engine import Hit, Library
+from ..engine.cleanup import Choice, CleanupReport
 from ..engine.duplicates import DuplicateReport, DuplicateThresholds
 from ..engine.query import download
 from ..engine.scan import absolute
@@ -25,6 +26,7 @@ from ..store import ImageRecord, SearchFilter
 
 UPLOADS_DIR = "uploads"  # images added through the API live here, named by content hash
 THUMBS_DIR = "thumbs"  # cached thumbnails, named by content hash; safe to delete
+SET_ASIDE_DIR = "set-aside"  # where the web page's "move" puts duplicates not kept
 THUMB_PX = 320
 REGION_SCALE = 4
 _EXT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tiff"}
@@ -174,6 +176,12 @@ class Service:
         if rec is None:  # another writer removed it in between
             raise LookalikeError(f"{label}: indexed but gone again; try once more")
         return rec, report.added > 0
+
+    def resolve(self, choices: list[Choice], action: str, dry_run: bool) -> tuple[CleanupReport, str | None]:
+        """Set aside every image the choices do not keep; (report, the move folder)."""
+        folder = str((self.lib.directory / SET_ASIDE_DIR).absolute()) if action == "move" else None
+        with self.write_lock:
+            return self.lib.cleanup(choices, action, folder, dry_run=dry_run), folder
 
     def delete(self, id_: int) -> bool:
         """Forget an image; its file is deleted only if it is one of our uploads."""
