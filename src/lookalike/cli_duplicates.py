@@ -20,6 +20,7 @@ from .engine.keep_policy import CRITERIA, DEFAULT_KEEP, KeepPolicy
 from .engine.scan import printable
 from .errors import LookalikeError
 
+ACT_TIERS = ("exact", "near")  # what --move-to / --trash act on unless --tier says otherwise
 CSV_COLUMNS = ["group", "tier", "keep", "match", "id", "path", "score", "width", "height", "size"]
 
 
@@ -44,8 +45,10 @@ def register(app: typer.Typer) -> None:
         keep: str = typer.Option(",".join(DEFAULT_KEEP), "--keep",
                                  help=f"Which image of a group to keep: criteria in order, from {', '.join(CRITERIA)}."),
         move_to: Optional[Path] = typer.Option(None, "--move-to", help="Move every image not kept into this folder "
-                                               "(sub-folders mirror where they were). A dry run unless --yes."),
-        trash: bool = typer.Option(False, "--trash", help="Send every image not kept to the system trash. A dry run unless --yes."),
+                                               "(sub-folders mirror where they were). Exact and near "
+                                               "duplicates only, unless --tier says otherwise. A dry run unless --yes."),
+        trash: bool = typer.Option(False, "--trash", help="Send every image not kept to the system trash (exact and near "
+                                   "duplicates unless --tier says otherwise). A dry run unless --yes."),
         yes: bool = typer.Option(False, "--yes", "-y", help="Really move or trash the files (otherwise: only show what would happen)."),
         log: Optional[Path] = typer.Option(None, "--log", help="Undo log to write [default: LIBRARY/undo/duplicates-TIME.jsonl]."),
         undo: Optional[Path] = typer.Option(None, "--undo", help="Put back every file an undo log names, and exit."),
@@ -56,7 +59,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Find exact copies, near-duplicates (re-encoded, resized, lightly cropped) and similar
         shots; keep one image per group and move or trash the others."""
-        tiers = list(tier) if tier else list(TIERS)
+        # Acting on similar shots (other pictures, not copies) is only done when asked for by name.
+        tiers = list(tier) if tier else list(ACT_TIERS if (move_to is not None or trash) else TIERS)
         bad = [t for t in tiers if t not in TIERS]
         if bad:
             raise typer.BadParameter(f"{bad[0]!r} is not one of {', '.join(TIERS)}", param_hint="--tier")

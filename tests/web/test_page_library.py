@@ -132,7 +132,11 @@ def test_pick_a_keeper_and_set_the_others_aside(watched: Page, photo_site):
     chosen = exact.members[1]
     groups.nth(0).locator(".card-item").nth(1).locator(".keep-this").click()
     expect(groups.nth(0).locator(".card.keep")).to_have_attribute("data-id", str(chosen.id))
-    groups.nth(1).locator(".dup-include input").uncheck()
+    expect(groups.nth(0).locator(".card-item").nth(1).locator(".aside-toggle")).to_be_hidden()  # a keeper is never set aside
+    original = groups.nth(0).locator(".card-item").nth(0).locator(".aside-toggle input")
+    expect(original).not_to_be_checked()  # the former keeper is not set aside until ticked
+    original.check()
+    groups.nth(1).locator(".card-item").nth(1).locator(".aside-toggle input").uncheck()
     expect(page.locator("#dups-selection")).to_have_text(re.compile(r"^1 image from 1 group would be set aside"))
     settle(page, "#dups")
     page.screenshot(path=str(ARTIFACTS / "web-duplicates-resolve.png"))

@@ -22,11 +22,13 @@ least `similar_cosine` (greedy average linkage), so chains of merely alike image
 catalogue of plain T-shirts) do not collapse into one huge group.
 
 The three levels nest (an exact group lies inside one near group, which lies inside one
-similar group), and the report is the partition at the weakest tier asked for: groups are
-disjoint, so every image is in one group and acting on a report never touches an image
-twice. A group's `tier` is the strongest tier that forms it; each member says how it
-matches the group's keeper (`match`: exact, near or similar), and the keeper is chosen by a
-stated policy (keep_policy.py)."""
+similar group), and the report is the partition at the weakest tier asked for, so groups
+are disjoint: every image is in one group and acting on a report never touches an image
+twice. Each group keeps one image, chosen by a stated policy (keep_policy.py), and every
+other member says how it matches that keeper (`match`): `exact` (same bytes), `near` (in
+the keeper's near group) or `similar`. Members whose match is not a tier asked for are left
+out (`--tier similar` lists each keeper with its similar shots only). A group's `tier` is
+the strongest match in it; groups left with the keeper alone are dropped."""
 
 from __future__ import annotations
 
@@ -269,34 +271,34 @@ def _components(ids: list[int], edges: list[tuple[int, int]]) -> list[list[int]]
 
 def _groups(store: VectorStore, records: dict[int, ImageRecord], pairs: dict[tuple[int, int], tuple[str, float]],
             tiers: Sequence[str], similar_cosine: float, keep: KeepPolicy) -> list[DuplicateGroup]:
-    """The disjoint groups at the weakest tier asked for, each at the strongest tier that
-    forms it; groups formed at a tier not asked for are left out."""
+    """The disjoint groups at the weakest tier asked for, each listing its keeper and the
+    members whose match to the keeper is a tier asked for."""
     involved = sorted({i for p in pairs for i in p})
     exact = _components(involved, [p for p, (t, _) in pairs.items() if t == "exact"])
     near = _components(involved, [p for p, (t, _) in pairs.items() if t in ("exact", "near")])
-    levels = {"exact": exact, "near": near}
     weakest = max(tiers, key=_STRENGTH.__getitem__)
-    partition = _average_linkage(store, involved, near, pairs, similar_cosine) if weakest == "similar" else levels[weakest]
-    sets = {t: {frozenset(c) for c in comps} for t, comps in levels.items()}
+    partition = exact if weakest == "exact" else near if weakest == "near" else \
+        _average_linkage(store, involved, near, pairs, similar_cosine)
     near_of = {i: frozenset(c) for c in near for i in c}
-    found: list[tuple[str, list[int]]] = []
+    found: list[tuple[str, list[ImageRecord], list[str]]] = []
     for comp in partition:
-        key = frozenset(comp)
-        tier = next((t for t in ("exact", "near") if key in sets[t]), "similar")
-        if tier in tiers:
-            found.append((tier, comp))
-    groups: list[DuplicateGroup] = []
-    for tier, comp in sorted(found, key=lambda tc: (_STRENGTH[tc[0]], -len(tc[1]), tc[1][0])):
         recs = sorted((records[i] for i in comp), key=keep.order)
         keeper = recs[0]
+        kept, matches = [keeper], []
+        for r in recs[1:]:
+            match = "exact" if r.sha256 == keeper.sha256 else "near" if r.id in near_of.get(keeper.id, ()) else "similar"  # type: ignore[arg-type]
+            if match in tiers:
+                kept.append(r)
+                matches.append(match)
+        if matches:
+            found.append((min(matches, key=_STRENGTH.__getitem__), kept, matches))
+    groups: list[DuplicateGroup] = []
+    for tier, recs, matches in sorted(found, key=lambda f: (_STRENGTH[f[0]], -len(f[1]), f[1][0].id)):
         vecs = store.vectors([r.id for r in recs])  # type: ignore[misc]
         scores = vecs @ vecs[0]
-        members = []
-        for n, (r, s) in enumerate(zip(recs, scores)):
-            match = None if n == 0 else "exact" if r.sha256 == keeper.sha256 else \
-                "near" if r.id in near_of.get(keeper.id, ()) else "similar"  # type: ignore[arg-type]
-            members.append(DuplicateMember(r.id, r.path, round(float(min(1.0, s)), 6), r.width, r.height, r.size,  # type: ignore[arg-type]
-                                           keep=n == 0, match=match))
+        members = [DuplicateMember(r.id, r.path, round(float(min(1.0, s)), 6), r.width, r.height, r.size,  # type: ignore[arg-type]
+                                   keep=n == 0, match=None if n == 0 else matches[n - 1])
+                   for n, (r, s) in enumerate(zip(recs, scores))]
         groups.append(DuplicateGroup(len(groups) + 1, tier, members))
     return groups
 
@@ -334,14 +336,19 @@ def _average_linkage(store: VectorStore, involved: list[int], seeds: list[list[i
 
 
 def pair_tiers(report: DuplicateReport) -> dict[tuple[int, int], str]:
-    """Every pair of images that share a group, with the group's tier (for evaluation)."""
+    """Every pair of images that share a group, with the tier that relates them (for
+    evaluation): a member's match to the keeper; between two other members, the weaker
+    of their matches."""
     out: dict[tuple[int, int], str] = {}
     for g in report.groups:
-        ids = sorted(m.id for m in g.members)
+        tier_of = {m.id: m.match or "exact" for m in g.members}  # the keeper matches itself exactly
+        ids = sorted(tier_of)
         for i, a in enumerate(ids):
             for b in ids[i + 1:]:
-                if (a, b) not in out or _STRENGTH[g.tier] < _STRENGTH[out[(a, b)]]:
-                    out[(a, b)] = g.tier
+                keeper_pair = g.keeper.id in (a, b)
+                tier = tier_of[b if a == g.keeper.id else a] if keeper_pair else \
+                    max(tier_of[a], tier_of[b], key=_STRENGTH.__getitem__)
+                out[(a, b)] = tier
     return out
 
 

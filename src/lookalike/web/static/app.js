@@ -481,39 +481,47 @@ function renderDuplicates(report, tier) {
   el.dupsSummary.append(` · the first image of each group is kept (policy: ${report.keep_policy}); score = similarity to it`);
   // Exact copies and near-duplicates are set aside by default; similar shots only when ticked.
   state.dups = { report, keep: new Map(report.groups.map((g) => [g.group, g.members[0].id])),
-                 include: new Set(report.groups.filter((g) => g.tier !== "similar").map((g) => g.group)) };
+                 aside: new Set(report.groups.flatMap((g) => g.members.filter((m) => m.match === "exact" || m.match === "near")
+                                                                       .map((m) => m.id))) };
   el.dups.replaceChildren(...report.groups.map((g) => {
     const li = document.createElement("li");
     li.className = "dup-group";
     li.dataset.tier = g.tier;
     li.dataset.group = g.group;
-    const head = document.createElement("div");
+    const head = document.createElement("p");
     head.className = "dup-head";
     const title = document.createElement("strong");
     title.textContent = `Group ${g.group}`;
     const badge = document.createElement("span");
     badge.className = `tier ${g.tier}`;
     badge.textContent = g.tier;
-    const include = document.createElement("label");
-    include.className = "dup-include";
-    const box = document.createElement("input");
-    box.type = "checkbox";
-    box.checked = state.dups.include.has(g.group);
-    box.addEventListener("change", () => {
-      if (box.checked) state.dups.include.add(g.group); else state.dups.include.delete(g.group);
-      markKeeper(li, g);
-    });
-    include.append(box, " set the others aside");
-    head.append(title, badge, `${g.members.length} images`, include);
+    head.append(title, badge, `${g.members.length} images`);
     const grid = document.createElement("ol");
     grid.className = "grid";
     grid.append(...g.members.map((m) => {
       const card = makeCard(m, m.score);
+      card.dataset.match = m.match || "";
+      const controls = document.createElement("div");
+      controls.className = "dup-controls";
       const keepThis = document.createElement("button");
       keepThis.type = "button";
       keepThis.className = "keep-this";
-      keepThis.addEventListener("click", () => { state.dups.keep.set(g.group, m.id); markKeeper(li, g); });
-      card.append(keepThis);
+      keepThis.addEventListener("click", () => {
+        state.dups.keep.set(g.group, m.id);
+        state.dups.aside.delete(m.id);  // a keeper is never set aside
+        markKeeper(li, g);
+      });
+      const aside = document.createElement("label");
+      aside.className = "aside-toggle";
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.addEventListener("change", () => {
+        if (box.checked) state.dups.aside.add(m.id); else state.dups.aside.delete(m.id);
+        markKeeper(li, g);
+      });
+      aside.append(box, ` set aside${m.match ? ` (${m.match})` : ""}`);
+      controls.append(keepThis, aside);
+      card.append(controls);
       return card;
     }));
     li.append(head, grid);
@@ -525,31 +533,33 @@ function renderDuplicates(report, tier) {
 // Shows which image of a group is kept and which would be set aside; updates the totals.
 function markKeeper(li, g) {
   const kept = state.dups.keep.get(g.group);
-  const acting = state.dups.include.has(g.group);
-  li.classList.toggle("excluded", !acting);
   for (const item of li.querySelectorAll(".card-item")) {
     const id = Number(item.querySelector(".card").dataset.id);
-    item.querySelector(".card").classList.toggle("keep", id === kept);
-    item.classList.toggle("aside", acting && id !== kept);
+    const isKept = id === kept;
+    item.querySelector(".card").classList.toggle("keep", isKept);
+    item.classList.toggle("aside", !isKept && state.dups.aside.has(id));
     const button = item.querySelector(".keep-this");
-    button.textContent = id === kept ? "Kept" : "Keep this";
-    button.disabled = id === kept;
-    button.setAttribute("aria-pressed", String(id === kept));
+    button.textContent = isKept ? "Kept" : "Keep this";
+    button.disabled = isKept;
+    button.setAttribute("aria-pressed", String(isKept));
+    const toggle = item.querySelector(".aside-toggle");
+    toggle.hidden = isKept;
+    toggle.querySelector("input").checked = !isKept && state.dups.aside.has(id);
   }
   const chosen = resolveChoices();
   const n = chosen.reduce((sum, c) => sum + c.remove.length, 0);
   el.dupsSelection.textContent = n ? `${plural(n, "image")} from ${plural(chosen.length, "group")} would be set aside (${formatBytes(chosenBytes(chosen))})`
-    : "Tick a group to set aside the images it does not keep.";
+    : "Tick the images to set aside.";
   el.dupsMove.disabled = el.dupsTrash.disabled = n === 0;
   el.dupsActions.hidden = false;
 }
 
 function resolveChoices() {
   const d = state.dups;
-  return d.report.groups.filter((g) => d.include.has(g.group)).map((g) => {
+  return d.report.groups.map((g) => {
     const keep = d.keep.get(g.group);
-    return { keep, remove: g.members.filter((m) => m.id !== keep).map((m) => m.id) };
-  });
+    return { keep, remove: g.members.filter((m) => m.id !== keep && d.aside.has(m.id)).map((m) => m.id) };
+  }).filter((c) => c.remove.length);
 }
 function chosenBytes(chosen) {
   const size = new Map(state.dups.report.groups.flatMap((g) => g.members.map((m) => [m.id, m.size])));
@@ -563,8 +573,8 @@ async function resolveDuplicates(action) {
   if (!n) return;
   const what = `${plural(n, "image")} (${formatBytes(chosenBytes(groups))}) from ${plural(groups.length, "group")}`;
   const text = action === "trash"
-    ? `Move ${what} to the server's trash? The ${plural(groups.length, "kept image")} stay where they are. This can be undone on the server.`
-    : `Move ${what} into the library's set-aside folder on the server? The ${plural(groups.length, "kept image")} stay where they are. This can be undone on the server.`;
+    ? `Move ${what} to the server's trash? Kept images stay where they are. This can be undone on the server.`
+    : `Move ${what} into the library's set-aside folder on the server? Kept images stay where they are. This can be undone on the server.`;
   if (!await confirmAction(text, action === "trash" ? "Move to trash" : "Move aside")) return;
   const headers = await writeHeaders();
   if (headers === null) return;
