@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -81,7 +81,8 @@ class Duplicates(BaseModel):
 
 class ResolveGroup(BaseModel):
     keep: int = Field(ge=0, le=2**63 - 1, description="The image kept (never moved or trashed).")
-    remove: list[int] = Field(min_length=1, max_length=10_000, description="Images to set aside.")
+    remove: list[Annotated[int, Field(ge=0, le=2**63 - 1)]] = Field(min_length=1, max_length=10_000,
+                                                                   description="Images to set aside.")
 
 
 class ResolveBody(BaseModel):

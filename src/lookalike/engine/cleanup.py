@@ -99,6 +99,9 @@ def plan(lib: Library, choices: Sequence[Choice], mode: str, move_to: str | os.P
         raise InvalidQuery(f"unknown action {mode!r}: choose from {', '.join(MODES)}")
     if (mode == "move") != (move_to is not None):
         raise InvalidQuery("a move needs a destination folder" if mode == "move" else "only a move takes a destination folder")
+    for i in (i for c in choices for i in (c.keep, *c.remove)):
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < 2**63:
+            raise InvalidQuery(f"{i!r} is not an image id")
     kept = {c.keep for c in choices}
     removed: list[int] = [i for c in choices for i in c.remove]
     both = kept & set(removed)
