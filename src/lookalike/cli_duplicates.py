@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from .cli_render import path_text, plural, print_table
-from .engine.cleanup import CleanupReport, choices_from_report
+from .engine.cleanup import CleanupReport, choices_from_report, log_library
 from .engine.duplicates import TIERS, DuplicateReport, DuplicateThresholds
 from .engine.keep_policy import CRITERIA, DEFAULT_KEEP, KeepPolicy
 from .engine.scan import printable
@@ -51,7 +51,8 @@ def register(app: typer.Typer) -> None:
                                    "duplicates unless --tier says otherwise). A dry run unless --yes."),
         yes: bool = typer.Option(False, "--yes", "-y", help="Really move or trash the files (otherwise: only show what would happen)."),
         log: Optional[Path] = typer.Option(None, "--log", help="Undo log to write [default: LIBRARY/undo/duplicates-TIME.jsonl]."),
-        undo: Optional[Path] = typer.Option(None, "--undo", help="Put back every file an undo log names, and exit."),
+        undo: Optional[Path] = typer.Option(None, "--undo", help="Put back every file an undo log names (in the library the log names, "
+                                                                     "unless --library), and exit."),
         store: Optional[str] = StoreOpt,
         as_json: bool = JsonOpt,
         milvus_token: Optional[str] = TokenOpt,
@@ -80,6 +81,9 @@ def register(app: typer.Typer) -> None:
             if undo is not None:
                 if not undo.exists():
                     raise LookalikeError(f"{undo}: no such undo log")
+                if library is None and store is None:  # the log names its library
+                    written_for = log_library(undo)
+                    library = Path(written_for) if written_for else None
                 with _open(library, store, token=milvus_token) as lib:
                     result = lib.undo_cleanup(undo)
                 if as_json:

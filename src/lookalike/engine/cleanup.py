@@ -196,6 +196,16 @@ def undo(lib: Library, log_path: str | os.PathLike) -> UndoReport:
     return report
 
 
+def log_library(log_path: str | os.PathLike) -> str | None:
+    """The library an undo log was written for (its header), if it says."""
+    try:
+        with open(log_path, encoding="utf-8") as f:
+            header = json.loads(f.readline() or "null")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return header.get("library") if isinstance(header, dict) and isinstance(header.get("library"), str) else None
+
+
 # -- helpers ------------------------------------------------------------------------------------
 def _under(path: str, folder: str) -> bool:
     return path.startswith(folder.rstrip(os.sep) + os.sep)
