@@ -63,7 +63,12 @@ class Service:
         self.lib = library
         self.uploads = library.directory / UPLOADS_DIR
         self.thumbs = library.directory / THUMBS_DIR
-        self.write_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+
+    @property
+    def write_lock(self) -> threading.Lock:
+        """Held by every write: uploads, deletes, duplicate resolving, the folder watcher."""
+        return self._write_lock
 
     # -- reading ------------------------------------------------------------------------
     def record(self, id_: int) -> ImageRecord:
@@ -166,7 +171,7 @@ class Service:
         with Image.open(io.BytesIO(data)) as im:
             ext = _EXT.get(im.format or "", ".img")
         dest = self.uploads / f"{hashlib.sha256(data).hexdigest()}{ext}"
-        with self.write_lock:
+        with self._write_lock:
             if not dest.exists():
                 _write_atomic(dest, data)
             report = self.lib.add([dest])
@@ -180,12 +185,12 @@ class Service:
     def resolve(self, choices: list[Choice], action: str, dry_run: bool) -> tuple[CleanupReport, str | None]:
         """Set aside every image the choices do not keep; (report, the move folder)."""
         folder = str((self.lib.directory / SET_ASIDE_DIR).absolute()) if action == "move" else None
-        with self.write_lock:
+        with self._write_lock:
             return self.lib.cleanup(choices, action, folder, dry_run=dry_run), folder
 
     def delete(self, id_: int) -> bool:
         """Forget an image; its file is deleted only if it is one of our uploads."""
-        with self.write_lock:
+        with self._write_lock:
             rec = self.record(id_)
             self.lib.remove([rec.path])
             owned = os.path.dirname(rec.path) == absolute(self.uploads)
