@@ -66,6 +66,15 @@ def test_groups_are_disjoint_and_name_one_keeper_by_policy(photo_lib):
             lib.duplicates(keep="biggest")
 
 
+def test_a_deleted_file_is_not_in_any_group(photo_lib):
+    pics, lib_dir = photo_lib
+    os.remove(pics / "coffee copy.jpg")
+    with Library.open(lib_dir, create=False) as lib:
+        groups = lib.duplicates().groups
+    assert {Path(g.keeper.path).name for g in groups} == {"rocket.jpg", "chelsea.jpg"}
+    assert all(os.path.exists(m.path) for g in groups for m in g.members)
+
+
 def test_keep_policy_reads_the_taken_field_and_copy_markers():
     def rec(path: str, w: int = 100, mtime: float = OLD, **fields) -> ImageRecord:
         return ImageRecord(path, "0" * 64, 1000, mtime, w, w, id=len(path), fields=fields)

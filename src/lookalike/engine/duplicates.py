@@ -282,7 +282,11 @@ def _groups(store: VectorStore, records: dict[int, ImageRecord], pairs: dict[tup
     near_of = {i: frozenset(c) for c in near for i in c}
     found: list[tuple[str, list[ImageRecord], list[str]]] = []
     for comp in partition:
-        recs = sorted((records[i] for i in comp), key=keep.order)
+        # A file deleted since indexing is neither kept nor offered for removal (a stat per
+        # grouped image only; `index --prune` forgets it).
+        recs = sorted((records[i] for i in comp if os.path.exists(records[i].path)), key=keep.order)
+        if len(recs) < 2:
+            continue
         keeper = recs[0]
         kept, matches = [keeper], []
         for r in recs[1:]:
