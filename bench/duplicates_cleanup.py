@@ -12,8 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 from lookalike import Library
+from lookalike.demo.samples import build_gallery
 from lookalike.engine.cleanup import choices_from_report
-from lookalike.samples import build_gallery
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike import Library
-from lookalike.samples import build_gallery
+from lookalike.demo.samples import build_gallery
 
 
 def p50_ms(fn, repeat: int) -> float:

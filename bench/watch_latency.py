@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from lookalike import Library
+from lookalike.demo.samples import build_gallery
 from lookalike.engine.watch import Watcher
-from lookalike.samples import build_gallery
 
 
 def wait(condition, limit: float = 60.0) -> float:

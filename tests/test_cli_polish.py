@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from lookalike.samples import save_jpeg
+from lookalike.demo.samples import save_jpeg
 
 from .test_cli import run
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from lookalike import Library
+from lookalike.demo.samples import save_jpeg
 from lookalike.engine.cleanup import Choice
 from lookalike.engine.keep_policy import KeepPolicy, capture_time, has_copy_marker
 from lookalike.errors import Conflict, InvalidQuery
-from lookalike.samples import save_jpeg
 from lookalike.store import ImageRecord
 
 from .test_cli import run

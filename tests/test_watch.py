@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from lookalike import Library
+from lookalike.demo.samples import save_jpeg
 from lookalike.engine.watch import Watcher
-from lookalike.samples import save_jpeg
 
 pytest.importorskip("watchdog")
 
@@ -136,7 +136,8 @@ def test_serve_watch_keeps_the_served_library_current(tmp_path, jpegs):
     import httpx
 
     from lookalike.api import create_app
-    from lookalike.api.server import BackgroundServer
+
+    from .support.server import BackgroundServer
 
     watched = tmp_path / "watched"
     watched.mkdir()

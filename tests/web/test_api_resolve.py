@@ -12,8 +12,9 @@ import pytest
 
 from lookalike import Library
 from lookalike.api import create_app
-from lookalike.api.server import BackgroundServer
-from lookalike.samples import save_jpeg
+from lookalike.demo.samples import save_jpeg
+
+from ..support.server import BackgroundServer
 
 KEY = "resolve-test-key"
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..errors import InvalidQuery
-from ..store import ImageRecord
+
+if TYPE_CHECKING:  # only its attributes are read: importing the policy stays cheap (CLI help)
+    from ..store import ImageRecord
 
 DEFAULT_KEEP = ("resolution", "oldest", "path")
 # "copy", "Copy of x", "x - Copy", "x_copy2", "x (1)", "copies/" folders.

@@ -9,14 +9,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .engine.scan import printable
-
 PIPE_WIDTH = 100_000  # piped output: as wide as the rows need, one line per row
 
 
 def path_text(path: str) -> Text:
     """A path as plain text (never parsed as markup) that is a `file://` hyperlink on
     terminals that support them; Rich drops the link when the output is not a terminal."""
+    from ..engine.scan import printable  # the engine loads when a command runs, not on import
+
     text = Text(printable(path))
     try:
         uri = Path(path).absolute().as_uri()
