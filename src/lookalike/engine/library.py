@@ -330,7 +330,7 @@ class Library:
                 if os.path.exists(rec.path):
                     found.append((rec, s))
                 else:
-                    gone.append(rec.id)  # type: ignore[arg-type]
+                    gone.append(rec.id)
                     self._queue_gone(rec)
                     news += 1
             if len(found) == k or len(batch) < k + extra or not news:

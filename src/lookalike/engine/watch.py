@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import LookalikeError, MissingExtra, NotFound
 from ..imaging import is_image_name
@@ -67,7 +67,7 @@ class Watcher:
         self._pending: dict[str, _Pending] = {}
         self._pending_lock = threading.Lock()
         self._stop = threading.Event()
-        self._observer = None
+        self._observer: Any = None  # a watchdog Observer once started (watchdog is an optional extra)
         self._thread: threading.Thread | None = None
         self._skip = absolute(lib.directory).rstrip(os.sep) + os.sep
 
@@ -180,8 +180,8 @@ class Watcher:
                     batch.removed = self.lib.remove(gone)
         except LookalikeError as e:  # busy or read-only for now: try these paths again later
             with self._pending_lock:
-                for p in ready:
-                    self._pending.setdefault(p, _Pending(now, _stat(p)))
+                for path in ready:
+                    self._pending.setdefault(path, _Pending(now, _stat(path)))
             self.on_error(str(e))
             return None
         self.on_batch(batch)
