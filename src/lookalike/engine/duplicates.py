@@ -46,6 +46,7 @@ from ..store import ImageRecord, SearchFilter, VectorStore
 from .keep_policy import KeepPolicy
 from .keypoints import Keypoints, keypoints, load_cv2, match
 from .params import TIERS, DuplicateThresholds, check_tiers
+from .scan import record_file_exists
 
 _STRENGTH = {t: i for i, t in enumerate(TIERS)}  # lower is stronger
 
@@ -266,7 +267,7 @@ def _groups(store: VectorStore, records: dict[int, ImageRecord], pairs: dict[tup
     for comp in partition:
         # A file deleted since indexing is neither kept nor offered for removal (a stat per
         # grouped image only; `index --prune` forgets it).
-        recs = sorted((records[i] for i in comp if os.path.exists(records[i].path)), key=keep.order)
+        recs = sorted((records[i] for i in comp if record_file_exists(records[i].path)), key=keep.order)
         if len(recs) < 2:
             continue
         keeper = recs[0]

@@ -30,7 +30,7 @@ from .indexer import AddReport, Indexer, ProgressFn
 from .keep_policy import KeepPolicy
 from .params import check_ef, check_k, check_score, fit_sample, no_image
 from .query import resolve
-from .scan import absolute, printable, scan
+from .scan import absolute, printable, record_file_exists, record_folder_exists, scan
 from .tags import FILTER_CONFIDENCE, Expansion, VocabularyEntry, expand, rank_by_tag, vocabulary
 
 STATE_DIR = "model-state"
@@ -327,7 +327,7 @@ class Library:
                     break
                 if rec.id in gone:
                     continue
-                if os.path.exists(rec.path):
+                if record_file_exists(rec.path):
                     found.append((rec, s))
                 else:
                     gone.append(rec.id)
@@ -342,7 +342,7 @@ class Library:
     def _queue_gone(self, rec: ImageRecord) -> None:
         # Only when its folder is still there: a whole missing folder may be an unmounted
         # drive, whose images must come back when it does (`index --prune` forgets them).
-        if os.path.isdir(os.path.dirname(rec.path)):
+        if record_folder_exists(rec.path):
             self._gone.add(rec.id)  # type: ignore[arg-type]
 
     def _forget_gone(self) -> None:
@@ -353,7 +353,7 @@ class Library:
         ids = sorted(self._gone)
         try:
             records = self.store.get(ids)
-            still_gone = [i for i, r in records.items() if not os.path.exists(r.path)]  # not re-created meanwhile
+            still_gone = [i for i, r in records.items() if not record_file_exists(r.path)]  # not re-created meanwhile
             if still_gone:
                 self.store.write(removes=still_gone)
             self._gone.difference_update(ids)

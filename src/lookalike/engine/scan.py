@@ -62,6 +62,18 @@ def scan(paths: list[str | os.PathLike], skip: list[Path] = ()) -> tuple[list[Fi
     return list(entries.values()), failed
 
 
+def record_file_exists(path: str) -> bool:
+    """Whether the file behind an indexed record's path still exists: the one check that
+    searches and duplicate reports use to leave deleted files out (a record path that
+    addresses part of a file must be mapped to its file here)."""
+    return os.path.exists(path)
+
+
+def record_folder_exists(path: str) -> bool:
+    """Whether the folder of a record's file exists (a missing one may be an unplugged drive)."""
+    return os.path.isdir(os.path.dirname(path))
+
+
 def printable(path: str, controls: bool = True) -> str:
     """A path safe to print or put in JSON: bytes of a name that is not UTF-8 become `\\xNN`
     and (with `controls`) newlines, tabs and other control characters are escaped, so each
