@@ -79,6 +79,8 @@ def test_the_library_follows_adds_changes_moves_and_deletes(tmp_path, jpegs):
             time.sleep(DEBOUNCE * 3)
             paths = sorted(r.path for r in lib.records())
             assert paths == sorted(str(watched / p) for p in ("coffee.jpg", "old/rocket-moved.jpg", "new-folder/cat.jpg"))
+            # the files it added are under the watched root: the served roots stay these two
+            assert sorted(lib.indexed_roots()) == sorted([str(watched.resolve()), str((watched / "old").resolve())])
         finally:
             watcher.stop()
 

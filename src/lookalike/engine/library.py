@@ -137,7 +137,8 @@ class Library:
     def _remember_roots(self, paths: Sequence[str | os.PathLike]) -> None:
         """The real folders and files ever indexed: files are served only from under them."""
         roots = set(self.indexed_roots())
-        new = {os.path.realpath(absolute(p)) for p in paths} - roots
+        # Paths under a known root add nothing (a watcher adds single files all day long).
+        new = {real for real in (os.path.realpath(absolute(p)) for p in paths) if not _under(real, list(roots))}
         if new:
             self.store.set_meta({ROOTS_META: json.dumps(sorted(roots | new))})
 
