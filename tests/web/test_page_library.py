@@ -62,6 +62,10 @@ def test_cards_name_their_folder_and_the_viewer_steps_through_them(watched: Page
     expect(page.locator("#viewer-facts")).to_contain_text(f"{rec.width} × {rec.height} px")
     expect(page.locator("#viewer-facts")).to_contain_text(f"3 of {len(ids)}")
     expect(page.locator("#viewer-tags li").first).to_have_text(f"{rec.tags[0][0]} {rec.tags[0][1] * 100:.0f}%")
+    assert rec.fields  # the indexer's file fields: each is listed with its value
+    for key in rec.fields:
+        expect(page.locator("#viewer-fields dt", has_text=key).first).to_be_visible()
+    expect(page.locator("#viewer-fields")).to_contain_text(str(rec.fields.get("format", "")))
     expect(page.locator("#viewer-img")).to_have_attribute("src", re.compile(f"/api/images/{rec.id}/file"))
     expect(page.locator("#viewer-img")).to_have_js_property("complete", True)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -602,6 +602,7 @@ el.dupsTier.addEventListener("change", () => {
 
 // ---- the full-size viewer ----------------------------------------------------------------------------
 const viewer = { ids: [], index: 0, seq: 0, image: null };
+const MAX_VIEWER_TAGS = 8;
 
 function openViewer(id, li) {
   const grid = li.closest("ol");
@@ -629,7 +630,9 @@ async function showInViewer() {
     const when = new Date(image.mtime * 1000).toLocaleString();
     el.viewerFacts.textContent = `${image.width} × ${image.height} px · ${formatBytes(image.size)} · modified ${when}`
       + ` · ${viewer.index + 1} of ${viewer.ids.length}`;
-    el.viewerTags.replaceChildren(...(image.tags.length ? image.tags.map(([label, p]) => {
+    // The likeliest classes only: a library keeps dozens per image, most of them near 0 %.
+    const tags = image.tags.filter(([, p], i) => i < MAX_VIEWER_TAGS && (i === 0 || p >= 0.01));
+    el.viewerTags.replaceChildren(...(tags.length ? tags.map(([label, p]) => {
       const li = document.createElement("li");
       li.textContent = `${label} ${(p * 100).toFixed(0)}%`;
       return li;
