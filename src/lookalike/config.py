@@ -32,6 +32,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LOOKALIKE_ANN_EF_CONSTRUCTION": ("80", "Embedded store ANN index: HNSW construction effort."),
     "LOOKALIKE_ANN_EF": ("96", "Embedded store ANN index: candidates per query (--ef overrides it per search)."),
     "LOOKALIKE_ANN_MERGE_MIN": ("1000", "Embedded store ANN index: pending changes before they are merged into its files."),
+    "XDG_DATA_HOME": ("~/.local/share", "Where the system (freedesktop) trash is: `duplicates --trash` and its `--undo`."),
 }
 
 
@@ -86,6 +87,12 @@ def max_upload_bytes() -> int:
 
 def fashion_mnist_dir() -> Path:
     return Path(env("LOOKALIKE_FASHION_MNIST") or DEFAULT_FASHION_MNIST)
+
+
+def xdg_data_home() -> Path:
+    """$XDG_DATA_HOME (default ~/.local/share): where the freedesktop trash is, for undoing
+    `lookalike duplicates --trash`."""
+    return Path(env("XDG_DATA_HOME") or Path.home() / ".local" / "share")
 
 
 def ann_threshold() -> int:

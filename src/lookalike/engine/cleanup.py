@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 from urllib.parse import unquote
 
+from ..config import xdg_data_home
 from ..errors import Conflict, InvalidQuery, LookalikeError, MissingExtra, NotFound
 from ..store import ImageRecord, Upsert
 from .duplicates import DuplicateReport
@@ -125,9 +126,9 @@ def plan(lib: Library, choices: Sequence[Choice], mode: str, move_to: str | os.P
             if rec.id in outside:
                 dest = _free_name(os.path.join(dest_root, os.path.relpath(rec.path, base)), taken)
                 taken.add(dest)
-                report.actions.append(Action(rec.id, rec.path, keeper, dest))  # type: ignore[arg-type]
+                report.actions.append(Action(rec.stored_id, rec.path, keeper, dest))
     else:
-        report.actions = [Action(rec.id, rec.path, keeper) for rec, keeper in todo]  # type: ignore[arg-type]
+        report.actions = [Action(rec.stored_id, rec.path, keeper) for rec, keeper in todo]
     report.bytes = sum(records[a.id].size for a in report.actions)
     return report
 
@@ -261,8 +262,7 @@ def _send2trash():
 
 def _trash_dirs(path: str) -> Iterable[tuple[Path, Path | None]]:
     """(trash dir, top dir its relative paths start from) per the freedesktop trash spec."""
-    data_home = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    yield Path(data_home) / "Trash", None
+    yield xdg_data_home() / "Trash", None
     mount = os.path.realpath(os.path.dirname(path))
     while not os.path.ismount(mount):
         mount = os.path.dirname(mount)

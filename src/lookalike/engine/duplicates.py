@@ -113,8 +113,8 @@ def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None =
     if any(t != "exact" for t in tiers):
         load_cv2()  # before any work: without OpenCV only the exact tier can be found
     progress = progress or (lambda phase, done, total: None)
-    records = {r.id: r for r in store.iter_records(where=where)}
-    ids = sorted(records)  # type: ignore[type-var]
+    records = {r.stored_id: r for r in store.iter_records(where=where)}
+    ids = sorted(records)
     report = DuplicateReport([], th, len(ids), keep)
     # pair (a < b) -> (tier, cosine)
     pairs: dict[tuple[int, int], tuple[str, float]] = {}
@@ -132,8 +132,8 @@ def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None =
         features.prepare(sorted({i for p, _ in near_todo for i in p}), progress)
         progress("verifying", 0, len(near_todo))
         with ThreadPoolExecutor(max_workers=_workers()) as pool:  # OpenCV releases the GIL
-            same = pool.map(lambda ps: features.same_picture(ps[0][0], ps[0][1], th), near_todo)
-            for n, ((p, s), ok) in enumerate(zip(near_todo, same), start=1):
+            verdicts = pool.map(lambda ps: features.same_picture(ps[0][0], ps[0][1], th), near_todo)
+            for n, ((p, s), ok) in enumerate(zip(near_todo, verdicts), start=1):
                 if ok:
                     pairs[p] = ("near", s)
                 progress("verifying", n, len(near_todo))
@@ -216,15 +216,15 @@ def _confirm_near_groups(store: VectorStore, records: dict[int, ImageRecord], pa
     groups = _components(involved, [p for p, (t, _) in pairs.items() if t in ("exact", "near")])
     member_of: dict[int, int] = {}
     for g, comp in enumerate(groups):
-        keeper = min((records[i] for i in comp), key=_anchor_order).id
+        keeper = min((records[i] for i in comp), key=_anchor_order).stored_id
         vecs = dict(zip(comp, store.vectors(comp)))
         for i in comp:
-            if i == keeper or records[i].sha256 == records[keeper].sha256 or features.same_picture(keeper, i, th):  # type: ignore[arg-type]
+            if i == keeper or records[i].sha256 == records[keeper].sha256 or features.same_picture(keeper, i, th):
                 member_of[i] = g
                 if i != keeper:
-                    key = (min(i, keeper), max(i, keeper))  # type: ignore[type-var]
+                    key = (min(i, keeper), max(i, keeper))
                     if pairs.get(key, ("", 0.0))[0] != "exact":
-                        pairs[key] = ("near", round(float(vecs[i] @ vecs[keeper]), 6))  # type: ignore[index]
+                        pairs[key] = ("near", round(float(vecs[i] @ vecs[keeper]), 6))
     for (a, b), (t, s) in list(pairs.items()):
         if t == "near" and (member_of.get(a, -1) != member_of.get(b, -2)):
             if s >= th.similar_cosine:
@@ -273,17 +273,17 @@ def _groups(store: VectorStore, records: dict[int, ImageRecord], pairs: dict[tup
         keeper = recs[0]
         kept, matches = [keeper], []
         for r in recs[1:]:
-            match = "exact" if r.sha256 == keeper.sha256 else "near" if r.id in near_of.get(keeper.id, ()) else "similar"  # type: ignore[arg-type]
+            match = "exact" if r.sha256 == keeper.sha256 else "near" if r.stored_id in near_of.get(keeper.stored_id, ()) else "similar"
             if match in tiers:
                 kept.append(r)
                 matches.append(match)
         if matches:
             found.append((min(matches, key=_STRENGTH.__getitem__), kept, matches))
     groups: list[DuplicateGroup] = []
-    for tier, recs, matches in sorted(found, key=lambda f: (_STRENGTH[f[0]], -len(f[1]), f[1][0].id)):
-        vecs = store.vectors([r.id for r in recs])  # type: ignore[misc]
+    for tier, recs, matches in sorted(found, key=lambda f: (_STRENGTH[f[0]], -len(f[1]), f[1][0].stored_id)):
+        vecs = store.vectors([r.stored_id for r in recs])
         scores = vecs @ vecs[0]
-        members = [DuplicateMember(r.id, r.path, round(float(min(1.0, s)), 6), r.width, r.height, r.size,  # type: ignore[arg-type]
+        members = [DuplicateMember(r.stored_id, r.path, round(float(min(1.0, s)), 6), r.width, r.height, r.size,
                                    keep=n == 0, match=None if n == 0 else matches[n - 1])
                    for n, (r, s) in enumerate(zip(recs, scores))]
         groups.append(DuplicateGroup(len(groups) + 1, tier, members))

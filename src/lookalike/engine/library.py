@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from PIL import Image
 
 from ..config import DEFAULT_MODEL, default_library
 from ..errors import Conflict, InvalidQuery, LookalikeError, ModelMismatchError, NotFound
@@ -193,8 +194,8 @@ class Library:
             path = absolute(p)
             rec = self.store.find_path(path)
             if rec is not None:
-                ids.append(rec.id)  # type: ignore[arg-type]
-            ids += [r.id for r in self.store.iter_records(where=SearchFilter(path.rstrip(os.sep) + os.sep))]
+                ids.append(rec.stored_id)
+            ids += [r.stored_id for r in self.store.iter_records(where=SearchFilter(path.rstrip(os.sep) + os.sep))]
         ids = sorted(set(ids))
         if ids:
             self.store.write(removes=ids)
@@ -207,7 +208,7 @@ class Library:
             next(iter(self.store.iter_records(limit=1, where=SearchFilter(p.rstrip(os.sep) + os.sep))), None) is not None
 
     def _prune(self, roots: list[str]) -> int:
-        gone = [r.id for r in self.store.iter_records()
+        gone = [r.stored_id for r in self.store.iter_records()
                 if _under(r.path, roots) and not os.path.exists(r.path)]
         if gone:
             self.store.write(removes=gone)
@@ -251,7 +252,8 @@ class Library:
         ext = self.extractor
         return ext.embed([load_image(im, ext.draft_size) for im in images])
 
-    def search(self, query: ImageSource | int | Sequence[ImageSource | int], k: int = 10, *,
+    # Only a list or tuple is several queries (a str or bytes is one).
+    def search(self, query: ImageSource | int | list[ImageSource | int] | tuple[ImageSource | int, ...], k: int = 10, *,
                min_score: float | None = None, where: str | SearchFilter | None = None, text: str | None = None,
                ef: int | None = None, negative: Sequence[ImageSource | int] = (),
                weights: Sequence[float] | None = None) -> list[Hit]:
@@ -278,12 +280,14 @@ class Library:
     def _query_vectors(self, queries: list[ImageSource | int]) -> tuple[np.ndarray, list[int]]:
         """Vectors of query images (indexed ones read from the store) and the ids to exclude."""
         vectors: list[np.ndarray | None] = []
-        images, exclude = [], []
+        images: list[Image.Image] = []
+        exclude: list[int] = []
         for query in queries:
             q = resolve(query, self.store, self.extractor.draft_size)
             vectors.append(q.vector)
             exclude += q.exclude
             if q.vector is None:
+                assert q.image is not None  # resolve() gives a vector or an image
                 images.append(q.image)
         if images:
             embedded = iter(self.extractor.embed(images))
@@ -310,7 +314,7 @@ class Library:
             return [(records[i], s) for i, s in scored if i in records]
 
         found = self._present(ask, k, gone)
-        return [Hit(rank, rec.id, rec.path, round(s, 6), rec.fields) for rank, (rec, s) in enumerate(found, start=1)]  # type: ignore[arg-type]
+        return [Hit(rank, rec.stored_id, rec.path, round(s, 6), rec.fields) for rank, (rec, s) in enumerate(found, start=1)]
 
     def _present(self, ask, k: int, gone: list[int]) -> list[tuple[ImageRecord, float]]:
         """The best `k` results whose files still exist. `ask(n)` returns the best n (record,
@@ -344,7 +348,7 @@ class Library:
         # Only when its folder is still there: a whole missing folder may be an unmounted
         # drive, whose images must come back when it does (`index --prune` forgets them).
         if record_folder_exists(rec.path):
-            self._gone.add(rec.id)  # type: ignore[arg-type]
+            self._gone.add(rec.stored_id)
 
     def _forget_gone(self) -> None:
         """Remove the queued gone images; a library that cannot be written now (read-only,
@@ -371,12 +375,12 @@ class Library:
                   if rec.id not in skip]
         if not tagged:
             return []
-        sims = self.store.vectors([rec.id for rec in tagged]) @ np.asarray(vector, np.float32)  # type: ignore[misc]
+        sims = self.store.vectors([rec.stored_id for rec in tagged]) @ np.asarray(vector, np.float32)
         order = sorted(range(len(tagged)), key=lambda i: (-float(sims[i]), tagged[i].id))
         ranked = [(tagged[i], round(float(sims[i]), 6)) for i in order if min_score is None or sims[i] >= min_score]
         gone: list[int] = []
         scored = self._present(lambda n: [(rec, s) for rec, s in ranked if rec.id not in gone][:n], k, gone)
-        return [Hit(rank, rec.id, rec.path, s, rec.fields) for rank, (rec, s) in enumerate(scored, start=1)]  # type: ignore[arg-type]
+        return [Hit(rank, rec.stored_id, rec.path, s, rec.fields) for rank, (rec, s) in enumerate(scored, start=1)]
 
     def search_text(self, text: str, k: int = 10, *, min_score: float | None = None,
                     where: str | SearchFilter | None = None) -> list[Hit]:
@@ -392,7 +396,7 @@ class Library:
             return [(rec, s) for rec, s in rank_by_tag(self.store, text, n + len(gone), where, min_score) if rec.id not in gone][:n]
 
         ranked = self._present(ask, k, gone)
-        return [Hit(rank, rec.id, rec.path, round(s, 6), rec.fields) for rank, (rec, s) in enumerate(ranked, start=1)]  # type: ignore[arg-type]
+        return [Hit(rank, rec.stored_id, rec.path, round(s, 6), rec.fields) for rank, (rec, s) in enumerate(ranked, start=1)]
 
     def expand(self, word: str) -> Expansion:
         """The ImageNet classes a search word names (through WordNet's hierarchy)."""

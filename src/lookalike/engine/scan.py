@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Sequence
 
 from ..imaging import is_image_name
 
@@ -21,7 +21,7 @@ def absolute(path: str | os.PathLike) -> str:
     return os.path.abspath(os.path.expanduser(os.fsdecode(path)))
 
 
-def scan(paths: list[str | os.PathLike], skip: list[Path] = ()) -> tuple[list[FileEntry], list[tuple[str, str]]]:
+def scan(paths: list[str | os.PathLike], skip: Sequence[str | os.PathLike] = ()) -> tuple[list[FileEntry], list[tuple[str, str]]]:
     """Walk files and folders recursively (hidden folders and `skip` excluded). Files named
     explicitly are always taken; inside folders only image extensions are. Returns the
     entries in a stable order and (path, reason) for what could not be looked at."""

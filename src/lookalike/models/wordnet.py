@@ -125,7 +125,7 @@ def build_table(directory: Path) -> dict:
                 continue
             parts = line.split(" ")
             offset, n_words = parts[0], int(parts[3], 16)
-            words = [_lemma(parts[4 + 2 * i]) for i in range(n_words)]
+            synset_words = [_lemma(parts[4 + 2 * i]) for i in range(n_words)]
             i = 4 + 2 * n_words
             n_ptrs = int(parts[i])
             ups = []
@@ -134,7 +134,7 @@ def build_table(directory: Path) -> dict:
                 if symbol in ("@", "@i") and pos == "n":
                     ups.append(target)
             hypernyms[offset] = ups
-            lemmas[offset] = words
+            lemmas[offset] = synset_words
     below: dict[str, set[int]] = {}
     for cls, wnid in enumerate(imagenet_wnids()):
         stack, seen = [wnid[1:]], set()
@@ -172,7 +172,7 @@ def build_table(directory: Path) -> dict:
                 exceptions[normalise(parts[0])] = [normalise(p) for p in parts[1:]]
     for plural, singulars in _EXTRA_EXCEPTIONS.items():
         exceptions.setdefault(plural, []).extend(s for s in singulars if s not in exceptions.get(plural, []))
-    broader = {}
+    broader: dict[str, str] = {}
     nearest: dict[str, str | None] = {}  # many lemmas share a synset: walk each once
     physical: dict[str, bool] = {}
     for lemma, sense1 in first_sense.items():

@@ -1,4 +1,4 @@
-"""The bad-file corpus (tests/badfiles.py) through the HTTP upload endpoints of a real server:
+"""The bad-file corpus (tests/support/badfiles.py) through the HTTP upload endpoints of a real server:
 every case gets a 2xx (a fine image) or a 4xx with a one-line JSON message naming the
 problem (413/415/422), never a 500; the server stays healthy and keeps answering correctly."""
 
@@ -11,9 +11,8 @@ import pytest
 
 from lookalike import Library
 from lookalike.api import create_app
-
-from ..badfiles import FAILED, INDEXED, content_cases
-from ..support.server import BackgroundServer
+from tests.support.badfiles import FAILED, INDEXED, content_cases
+from tests.support.server import BackgroundServer
 
 KEY = "k3y"
 

@@ -11,7 +11,7 @@ import pytest
 from lookalike import config
 from lookalike.errors import InvalidQuery
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENV_READ = re.compile(r"os\.environ|getenv\(|envvar=")
 
 

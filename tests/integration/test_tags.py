@@ -14,8 +14,7 @@ from lookalike.demo.samples import save_jpeg
 from lookalike.engine.tags import MIN_CONFIDENCE, match_labels
 from lookalike.models.imagenet_labels import imagenet_labels
 from lookalike.store import SearchFilter
-
-from .test_cli import run
+from tests.support.cli import run
 
 
 def test_label_matching_is_whole_word_synonyms_case_insensitive():

@@ -16,8 +16,7 @@ from lookalike.engine.combine import combine_vectors, reciprocal_rank_fusion
 from lookalike.engine.tags import expand, match_labels, suggest, unknown_words
 from lookalike.errors import InvalidQuery
 from lookalike.models.wordnet import wordnet_available, wordnet_table
-
-from .test_cli import run
+from tests.support.cli import run
 
 needs_wordnet = pytest.mark.skipif(not wordnet_available(), reason="Debian wordnet-base is not installed")
 

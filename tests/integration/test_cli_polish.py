@@ -7,8 +7,7 @@ from __future__ import annotations
 import pytest
 
 from lookalike.demo.samples import save_jpeg
-
-from .test_cli import run
+from tests.support.cli import run
 
 LONG = "a-folder-with-a-rather-long-name-that-would-not-fit-an-eighty-column-table-" * 2
 

@@ -13,11 +13,8 @@ import pytest
 from lookalike import Library
 from lookalike.api import create_app
 from lookalike.demo.samples import build_gallery
-
-from ..support.server import BackgroundServer
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("LOOKALIKE_ARTIFACTS") or Path(__file__).resolve().parents[2] / "artifacts")
+from tests.support.server import BackgroundServer
+from tests.support.web import CHROMIUM
 
 
 @dataclass

@@ -15,8 +15,7 @@ from lookalike import Library, LookalikeError, ModelMismatchError
 from lookalike.demo.samples import save_jpeg, variants
 from lookalike.models import get_extractor
 from lookalike.store import SearchFilter
-
-from .test_imaging import huge_png_header
+from tests.support.images import huge_png_header
 
 
 def test_each_variant_finds_its_source_first(originals_library, photos, tmp_path):

@@ -16,9 +16,8 @@ from PIL import ImageOps
 
 from lookalike import Library
 from lookalike.demo.samples import build_gallery
-
-from ..support.server import free_port, start_serve_process
-from .test_api import jpeg
+from tests.support.server import free_port, start_serve_process
+from tests.support.web import jpeg
 
 K = 8
 

@@ -18,20 +18,10 @@ from PIL import Image, ImageOps
 from lookalike import Library, LookalikeError
 from lookalike.api import create_app
 from lookalike.imaging import crop_relative
-
-from ..support.server import BackgroundServer
+from tests.support.server import BackgroundServer
+from tests.support.web import jpeg, upload
 
 HIT_KEYS = ["rank", "id", "path", "score", "name", "thumb_url", "image_url"]
-
-
-def jpeg(im: Image.Image, quality: int = 88) -> bytes:
-    buf = io.BytesIO()
-    im.convert("RGB").save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
-
-
-def upload(client: httpx.Client, data: bytes, name: str = "q.jpg", **params) -> httpx.Response:
-    return client.post("/api/search", params=params, files={"file": (name, data, "image/jpeg")})
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,7 @@ from PIL import Image
 
 from lookalike.errors import ImageLoadError
 from lookalike.imaging import decode_image, load_image
-
-from .badfiles import png_raw
+from tests.support.badfiles import png_raw
 
 pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning", "ignore::UserWarning")
 

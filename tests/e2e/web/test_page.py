@@ -14,9 +14,8 @@ from lookalike.api import create_app
 from lookalike.api.service import REGION_SCALE
 from lookalike.demo.samples import save_jpeg
 from lookalike.imaging import crop_relative, load_image
-
-from ..support.server import BackgroundServer
-from .conftest import ARTIFACTS
+from tests.support.server import BackgroundServer
+from tests.support.web import ARTIFACTS, card_ids, settle
 
 pytest.importorskip("playwright")
 from playwright.sync_api import Page, expect  # noqa: E402
@@ -28,16 +27,6 @@ K = 24  # results per search on the page (app.js)
 def site(gallery):
     with BackgroundServer(create_app(gallery.library)) as url:
         yield url
-
-
-def settle(page: Page, grid: str) -> None:
-    """Wait until the thumbnails on screen have loaded, for the screenshots."""
-    page.wait_for_function("g => [...document.querySelectorAll(g + ' img')].slice(0, 12).every(i => i.complete && i.naturalWidth > 0)",
-                           arg=grid)
-
-
-def card_ids(page: Page, grid: str = "#results") -> list[int]:
-    return [int(i) for i in page.locator(f"{grid} .card").evaluate_all("cards => cards.map(c => c.dataset.id)")]
 
 
 def test_search_click_crop_browse(watched: Page, site, lib, gallery, photos, tmp_path):

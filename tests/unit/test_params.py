@@ -20,6 +20,7 @@ from lookalike.engine.params import (
     parse_crop,
     parse_date,
 )
+from lookalike.engine.query import resolve
 from lookalike.errors import InvalidQuery, NotFound
 
 
@@ -63,6 +64,16 @@ def test_crop():
     for bad in ("0,0,1", "0.5,0,0.5,1", "nan,0,1,1", "0,0,inf,1", [0, 0, 2, 1]):
         with pytest.raises(InvalidQuery):
             parse_crop(bad)
+    # A form field sent as a file part, or a bare number, is refused with the field's name.
+    for not_a_box in (5, 0.5, object()):
+        with pytest.raises(InvalidQuery, match="crop must be x0,y0,x1,y1"):
+            parse_crop(not_a_box)
+
+
+def test_a_boolean_is_not_an_image_id():
+    # bool is an int subclass: True must not quietly mean image 1.
+    with pytest.raises(InvalidQuery, match="not True"):
+        resolve(True, None)  # refused before the store is used
 
 
 def test_tiers_labels_and_ids():

@@ -11,10 +11,8 @@ import pytest
 from lookalike import Library
 from lookalike.api import create_app
 from lookalike.demo.samples import save_jpeg
-
-from ..support.server import BackgroundServer
-from .conftest import ARTIFACTS
-from .test_page import card_ids, settle
+from tests.support.server import BackgroundServer
+from tests.support.web import ARTIFACTS, card_ids, settle
 
 pytest.importorskip("playwright")
 from playwright.sync_api import Page, expect  # noqa: E402

@@ -18,8 +18,7 @@ from lookalike.engine.cleanup import Choice
 from lookalike.engine.keep_policy import KeepPolicy, capture_time, has_copy_marker
 from lookalike.errors import Conflict, InvalidQuery
 from lookalike.store import ImageRecord
-
-from .test_cli import run
+from tests.support.cli import run
 
 OLD = 1_500_000_000  # 2017: the originals are the oldest files
 

@@ -13,8 +13,7 @@ import pytest
 from lookalike import Library
 from lookalike.api import create_app
 from lookalike.demo.samples import save_jpeg
-
-from ..support.server import BackgroundServer
+from tests.support.server import BackgroundServer
 
 KEY = "resolve-test-key"
 

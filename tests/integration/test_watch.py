@@ -138,8 +138,7 @@ def test_serve_watch_keeps_the_served_library_current(tmp_path, jpegs):
     import httpx
 
     from lookalike.api import create_app
-
-    from .support.server import BackgroundServer
+    from tests.support.server import BackgroundServer
 
     watched = tmp_path / "watched"
     watched.mkdir()

@@ -16,8 +16,7 @@ from lookalike import Library
 from lookalike.demo.samples import save_jpeg
 from lookalike.engine.duplicates import DuplicateThresholds
 from lookalike.eval.datasets import fashion_mnist_available, load_fashion_mnist
-
-from .test_cli import run
+from tests.support.cli import run
 
 UNRELATED = ("chelsea", "coffee", "rocket", "astronaut", "camera", "coins", "china")
 

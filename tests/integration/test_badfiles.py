@@ -1,4 +1,4 @@
-"""Bad and odd files (tests/badfiles.py, 70 cases): each is indexed correctly or refused with a
+"""Bad and odd files (tests/support/badfiles.py, 70 cases): each is indexed correctly or refused with a
 one-line reason; every good file is indexed; nothing crashes."""
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import pytest
 
 from lookalike import Library
 from lookalike.engine.scan import printable
-
-from .badfiles import FAILED, IGNORED, INDEXED, BadFile, build_corpus, deleted_path
+from tests.support.badfiles import FAILED, IGNORED, INDEXED, BadFile, build_corpus, deleted_path
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow on the corrupt-EXIF case
 

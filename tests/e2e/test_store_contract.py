@@ -20,8 +20,7 @@ from lookalike.demo.samples import save_jpeg, variants
 from lookalike.engine.migrate import migrate
 from lookalike.models import model_info
 from lookalike.store import ImageRecord, SearchFilter, Upsert, open_store
-
-from .milvus_server import milvus_server  # noqa: F401 - a session fixture
+from tests.support.milvus_server import milvus_server  # noqa: F401 - a session fixture
 
 BACKENDS = ["embedded", "milvus-lite", "milvus-standalone"]
 CLI = [sys.executable, "-m", "lookalike"]

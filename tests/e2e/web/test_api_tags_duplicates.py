@@ -7,8 +7,7 @@ import os
 
 from lookalike.engine.duplicates import DuplicateThresholds
 from lookalike.store import SearchFilter
-
-from .test_api import jpeg, upload
+from tests.support.web import jpeg, upload
 
 
 def ids_scores(results) -> list[tuple[int, float]]:

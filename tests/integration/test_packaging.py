@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXTRAS_ONLY = ["torch", "efficientnet_lite_pytorch", "pymilvus", "milvus_lite", "matplotlib", "cv2", "skimage", "sklearn"]
 
 # Prepended to each subprocess: importing any extra-only package fails as if not installed.

@@ -5,22 +5,13 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 
 from lookalike.demo.samples import save_jpeg
-
-CLI = [sys.executable, "-m", "lookalike"]
-
-
-def run(*args: str, stdin: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *map(str, args)], input=stdin, capture_output=True, timeout=300,
-                          env={**os.environ, **(env or {})})
+from tests.support.cli import run
 
 
 @pytest.fixture(scope="module")
