@@ -54,7 +54,7 @@ def test_far_future_until_is_never_a_traceback(lib):
 
 
 def test_unknown_label_is_one_line(lib):
-    assert_one_line(run("search", "--text", "qwxzv", "--library", lib / "lib"), 1, b"no ImageNet label matches")
+    assert_one_line(run("search", "--text", "qwxzv", "--library", lib / "lib"), 1, b"is not a word Lookalike can search for")
 
 
 def test_unknown_id_is_a_user_error(lib):

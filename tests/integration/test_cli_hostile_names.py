@@ -11,7 +11,7 @@ import sys
 from lookalike.demo.samples import save_jpeg
 
 # Each one is a real file; the photo is the same, so they are also exact duplicates of each other.
-HOSTILE = ["[red]red[/red].jpg", "[/].jpg", "[link=http://attacker.example]x[/link].jpg", "[bold.jpg",
+HOSTILE = ["[red]red[/red].jpg", "[/].jpg", "[link=https:attacker.example]x[/link].jpg", "[bold.jpg",
            "\x1b[31mescape.jpg", "back\\slash[/b].jpg", ":smile: emoji.jpg"]
 
 

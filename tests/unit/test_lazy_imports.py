@@ -28,7 +28,7 @@ def test_no_heavy_module_on_import(statement):
 
 def test_names_load_on_first_use():
     modules = loaded_after("import lookalike\nlookalike.Library\nlookalike.InvalidQuery")
-    assert "cv2" in modules  # the engine really loaded (duplicate detection uses OpenCV)
+    assert "numpy" in modules and "sqlite3" in modules  # the engine and its embedded store really loaded
     with pytest.raises(AttributeError):
         import lookalike
 

@@ -81,7 +81,7 @@ def test_tiers_labels_and_ids():
     with pytest.raises(InvalidQuery, match="'dup' is not one of"):
         check_tiers(["dup"])
     assert check_label_text("cat") == "cat"
-    with pytest.raises(InvalidQuery, match="no ImageNet label matches"):
+    with pytest.raises(InvalidQuery, match="is not a word Lookalike can search for"):
         check_label_text("qwxzv")
     assert isinstance(no_image(3), NotFound) and str(no_image(3)) == "no image with id 3 in this library"
 

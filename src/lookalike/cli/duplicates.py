@@ -15,7 +15,7 @@ from rich.table import Table
 from ..engine.keep_policy import CRITERIA, DEFAULT_KEEP, KeepPolicy
 from ..engine.params import TIERS, DuplicateThresholds, check_tiers, make_filter
 from ..errors import NotFound
-from .app import JsonOpt, LibraryOpt, StoreOpt, TokenOpt, app, err, open_library, out, usage_errors, user_errors
+from .app import JsonOpt, LibraryOpt, StoreOpt, TokenOpt, WhereOpt, app, err, open_library, out, usage_errors, user_errors
 from .progress import phase_tracker, progress_bar
 from .render import path_text, plural, print_table
 
@@ -38,6 +38,7 @@ def duplicates(
     neighbours: int = typer.Option(DuplicateThresholds.neighbours, "--neighbours", min=1,
                                    help="Nearest images examined per image."),
     under: Optional[Path] = typer.Option(None, "--under", help="Only images under this folder."),
+    where_text: Optional[str] = WhereOpt,
     keep: str = typer.Option(",".join(DEFAULT_KEEP), "--keep",
                              help=f"Which image of a group to keep: criteria in order, from {', '.join(CRITERIA)}."),
     move_to: Optional[Path] = typer.Option(None, "--move-to", help="Move every image not kept into this folder "
@@ -77,7 +78,8 @@ def duplicates(
             return
         with open_library(library, store, token=milvus_token) as lib:
             with progress_bar(err, label_width=9, transient=True, disable=as_json or as_csv) as bar:
-                report = lib.duplicates(thresholds, tiers, where=where, progress=phase_tracker(bar), keep=policy)
+                report = lib.duplicates(thresholds, tiers, where=lib.where(where_text, where), progress=phase_tracker(bar),
+                                        keep=policy)
             action = None
             if acting:
                 from ..engine.cleanup import choices_from_report

@@ -17,9 +17,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from ..config import cache_dir
+from ..config import cache_dir, wordnet_dir
 
-DEFAULT_WORDNET_DIR = Path("/usr/share/wordnet")
 TABLE_VERSION = 2
 PHYSICAL_ENTITY = "00001930"  # broader-word hints stay among things one can photograph
 BROADER_MAX_STEPS = 3  # "beach" -> geological formation (1 step): seashore, sandbar, cliff ...
@@ -29,10 +28,6 @@ _EXTRA_EXCEPTIONS = {"people": ["person"]}
 # Regular noun endings (WordNet's morphy rules): plural suffix -> singular suffix.
 _NOUN_SUFFIXES = (("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"),
                   ("men", "man"), ("ies", "y"), ("s", ""))
-
-
-def wordnet_dir() -> Path:
-    return Path(os.environ.get("LOOKALIKE_WORDNET_DIR") or DEFAULT_WORDNET_DIR)
 
 
 def wordnet_available() -> bool:

@@ -20,7 +20,7 @@ def test_extreme_and_bad_dates_never_500(client, params):
 
 def test_unknown_label_is_422_with_the_cli_message(client):
     r = client.get("/api/search", params={"q": "qwxzv"})
-    assert r.status_code == 422 and r.json()["detail"].startswith("no ImageNet label matches 'qwxzv'")
+    assert r.status_code == 422 and r.json()["detail"].startswith("'qwxzv' is not a word Lookalike can search for")
 
 
 def test_unknown_id_is_404_with_one_message(client):
