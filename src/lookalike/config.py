@@ -36,6 +36,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LOOKALIKE_ANN_MERGE_MIN": ("1000", "Embedded store ANN index: pending changes before they are merged into its files."),
     "LOOKALIKE_DECODE_BUDGET_MB": ("1500", "Memory all concurrent image decodes of one process may hold, in megabytes."),
     "LOOKALIKE_WORDNET_DIR": (DEFAULT_WORDNET_DIR, "WordNet database files for word search (Debian package wordnet-base)."),
+    "XDG_DATA_HOME": ("~/.local/share", "Where the system (freedesktop) trash is: `duplicates --trash` and its `--undo`."),
 }
 
 
@@ -94,6 +95,12 @@ def max_upload_bytes() -> int:
 
 def fashion_mnist_dir() -> Path:
     return Path(env("LOOKALIKE_FASHION_MNIST") or DEFAULT_FASHION_MNIST)
+
+
+def xdg_data_home() -> Path:
+    """$XDG_DATA_HOME (default ~/.local/share): where the freedesktop trash is, for undoing
+    `lookalike duplicates --trash`."""
+    return Path(env("XDG_DATA_HOME") or Path.home() / ".local" / "share")
 
 
 def ann_threshold() -> int:

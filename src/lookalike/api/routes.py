@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from ..engine import Hit as EngineHit
+from ..engine.cleanup import Choice
 from ..engine.duplicates import TIERS, DuplicateReport, DuplicateThresholds
 from ..engine.params import DATE_HELP, check_k, check_score, check_tiers, make_filter, parse_crop
 from ..engine.scan import printable
@@ -174,6 +175,18 @@ def duplicates(request: Request,
                                      near_min_coverage=near_coverage)
     svc = _svc(request)
     return _duplicates_response(svc, svc.duplicates(thresholds, tiers, svc.lib.where(where, make_filter(under, None, None))))
+
+
+@router.post("/api/duplicates/resolve", response_model=schemas.Resolved, responses={**WRITE_ERRORS, 409: {
+    "model": schemas.Error, "description": "an image is both kept and set aside"}}, dependencies=[Security(require_key)],
+             summary="Keep one image per group, set the others aside")
+def resolve_duplicates(request: Request, body: schemas.ResolveBody) -> schemas.Resolved:
+    """Moves (into the library's `set-aside` folder) or trashes each group's `remove` images,
+    never its `keep` image; files changed or gone since indexing are skipped. The images set
+    aside leave the library. The answer names the undo log (`lookalike duplicates --undo LOG`)."""
+    choices = [Choice(g.keep, list(g.remove)) for g in body.groups]
+    report, folder = _svc(request).resolve(choices, body.action, body.dry_run)
+    return schemas.Resolved(**report.to_dict(), set_aside=folder)
 
 
 @router.get("/api/images/{image_id}/similar", response_model=schemas.SearchResponse, responses=ERRORS,

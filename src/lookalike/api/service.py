@@ -17,6 +17,7 @@ from typing import BinaryIO
 from PIL import Image
 
 from ..engine import Hit, Library
+from ..engine.cleanup import Choice, CleanupReport
 from ..engine.duplicates import DuplicateReport, DuplicateThresholds
 from ..engine.entries import is_scan_entry, scan_picture
 from ..engine.fetch import Fetcher
@@ -42,6 +43,7 @@ from ..store import ImageRecord, SearchFilter
 log = logging.getLogger("lookalike.api")
 UPLOADS_DIR = "uploads"  # images added through the API live here, named by content hash
 THUMBS_DIR = "thumbs"  # cached thumbnails, named by content hash; safe to delete
+SET_ASIDE_DIR = "set-aside"  # where the web page's "move" puts duplicates not kept
 THUMB_PX = 320
 REGION_SCALE = 4
 DUPLICATES_TTL_S = 60.0
@@ -68,6 +70,11 @@ class Service:
         self._generation = 0  # bumped by every write through this server (cache keys)
         self._duplicates_lock = threading.Lock()
         self._duplicates_cache: dict[tuple, tuple[float, DuplicateReport]] = {}
+
+    @property
+    def write_lock(self) -> threading.Lock:
+        """Held by every write: uploads, deletes, duplicate resolving, the folder watcher."""
+        return self._write_lock
 
     # -- reading ------------------------------------------------------------------------
     def record(self, id_: int) -> ImageRecord:
@@ -227,6 +234,12 @@ class Service:
         if rec is None:  # another writer removed it in between
             raise Conflict(f"{label}: indexed but gone again; try once more")
         return rec, report.added > 0
+
+    def resolve(self, choices: list[Choice], action: str, dry_run: bool) -> tuple[CleanupReport, str | None]:
+        """Set aside every image the choices do not keep; (report, the move folder)."""
+        folder = str((self.lib.directory / SET_ASIDE_DIR).absolute()) if action == "move" else None
+        with self._write_lock:
+            return self.lib.cleanup(choices, action, folder, dry_run=dry_run), folder
 
     def delete(self, id_: int) -> bool:
         """Forget an image; its file is deleted only if it is one of our uploads."""

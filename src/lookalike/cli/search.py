@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .app import JsonOpt, LibraryOpt, StoreOpt, TokenOpt, WhereOpt, app, err, open_library, out, usage_errors, user_errors
+from .render import path_text, plural, print_table
 
 
 @app.command()
@@ -113,7 +115,9 @@ def search(
                           + (f" with confidence >= {min_score}" if min_score is not None else ""),
                           highlight=False, markup=False, soft_wrap=True)
                 return
-            title = f"{len(hits)} result{'' if len(hits) == 1 else 's'} for {label}" + (f" tagged {text!r}" if queries and text else "")
+            if queries and len(queries) == 1 and re.fullmatch(r"id:\d+", queries[0].strip()):  # name the image, not just its number
+                label = f"{label} ({printable(lib.get(int(queries[0].strip()[3:])).path)})"
+            title = f"{plural(len(hits), 'result')} for {label}" + (f" tagged {text!r}" if queries and text else "")
             # Text, not markup: a file named "m[/bold]x.jpg" is shown as it is.
             table = Table(title=Text(f"{title} ({took_ms:.1f} ms, {lib.model})"), title_justify="left")
             score_name = "confidence" if not queries else "score"
@@ -121,5 +125,5 @@ def search(
             for col, just in columns:
                 table.add_column(col, justify=just)
             for h in hits:
-                table.add_row(str(h.rank), f"{h.score:.4f}", str(h.id), Text(printable(h.path)))
-            out.print(table)
+                table.add_row(str(h.rank), f"{h.score:.4f}", str(h.id), path_text(h.path))  # text, never markup
+            print_table(out, table)

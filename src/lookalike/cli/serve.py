@@ -33,6 +33,8 @@ def serve(
     cors_origin: Optional[list[str]] = typer.Option(
         None, "--cors-origin", metavar="ORIGIN", help="A shop page origin (https://shop.example) whose scripts may call the API "
                                                       "(the catalogue widget); repeatable."),
+    watch: Optional[list[Path]] = typer.Option(
+        None, "--watch", metavar="FOLDER", help="Keep this folder indexed while serving (repeatable; see `lookalike watch`)."),
     store: Optional[str] = StoreOpt,
     milvus_token: Optional[str] = TokenOpt,
 ) -> None:
@@ -51,7 +53,7 @@ def serve(
                          max_upload_bytes=int(max_upload_mb * 1_000_000) if max_upload_mb else None,
                          url_queries=allow_url_queries, url_allow=url_allow or (), pixel_limit=max_pixels_opt,
                          allowed_hosts=[host, *(allowed_host or ())], any_ip_host=host in ("0.0.0.0", "::"),
-                         cors_origins=cors_origin or ())
+                         cors_origins=cors_origin or (), watch=watch or ())
         import uvicorn
 
         shown = f"[{host}]" if ":" in host else host

@@ -73,6 +73,29 @@ def _maybe_dicom(name: str) -> bool:
     return ext == "" or ext[1:].isdigit()
 
 
+# Records that are not local files: catalogue items (engine/catalogue) and PACS instances
+# (engine/dicomweb_index.py). They exist as long as the library says so.
+VIRTUAL_PREFIXES = ("item:", "dicomweb+")
+
+
+def record_file_exists(path: str) -> bool:
+    """Whether the file behind an indexed record's path still exists: the one check that
+    searches and duplicate reports use to leave deleted files out. A frame, slice or video
+    moment (`FILE#frame=N`, engine/entries.py) lives as long as its file."""
+    if path.startswith(VIRTUAL_PREFIXES):
+        return True
+    from .entries import file_of
+
+    return os.path.exists(file_of(path))
+
+
+def record_folder_exists(path: str) -> bool:
+    """Whether the folder of a record's file exists (a missing one may be an unplugged drive)."""
+    from .entries import file_of
+
+    return os.path.isdir(os.path.dirname(file_of(path)))
+
+
 def printable(path: str, controls: bool = True) -> str:
     """A path safe to print or put in JSON: bytes of a name that is not UTF-8 become `\\xNN`
     and (with `controls`) newlines, tabs and other control characters are escaped, so each
