@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+from functools import partial
 from typing import Any, BinaryIO, Iterator
 from urllib.parse import quote
 
@@ -20,6 +21,7 @@ from starlette.datastructures import UploadFile
 from ..engine import Hit as EngineHit
 from ..engine.cleanup import Choice
 from ..engine.duplicates import TIERS, DuplicateReport, DuplicateThresholds
+from ..engine.entries import is_scan_entry
 from ..engine.params import DATE_HELP, check_k, check_score, check_tiers, make_filter, parse_crop
 from ..engine.scan import printable
 from ..store import ImageRecord, SearchFilter
@@ -48,6 +50,11 @@ SINCE = Query(None, max_length=40, description=f"Only files modified on or after
 UNTIL = Query(None, max_length=40, description=f"Only files modified on or before this date (a date alone: that whole day): {DATE_HELP}.")
 WHERE = Query(None, max_length=2000, description="Filter on the images' fields, e.g. `format = \"jpeg\" and width >= 1000` "
                                                   "(docs/filters.md). Invalid: 422 with the offending column.")
+WINDOW = Query(None, max_length=40, description="Scans (DICOM, NIfTI): the window a DICOM query and the results' thumbnails "
+                                                "are shown in: `brain`, `lung`, `bone`, `soft`, `auto` or `CENTRE,WIDTH` "
+                                                "(docs/medical.md); default the library's.")
+GROUP = Query(None, max_length=20, description="`series`: one result per scan series (its best-matching slice), "
+                                               "with `series` and `series_entries` set.")
 DEFAULT_K = 10
 # Bounds on what one anonymous duplicates request may cost: each near pair is a keypoint match.
 MAX_NEIGHBOURS = 50
@@ -59,7 +66,7 @@ _image_body: dict[str, Any] = {"type": "object", "required": ["file"], "properti
 _search_form = {"type": "object", "required": ["file"], "properties": {
     **_image_body["properties"], "k": {"type": "integer"}, "min_score": {"type": "number"},
     "crop": {"type": "string", "description": "x0,y0,x1,y1 as fractions of the image"},
-    **{f: {"type": "string"} for f in ("q", "text", "under", "since", "until")}}}
+    **{f: {"type": "string"} for f in ("q", "text", "under", "since", "until", "window", "group")}}}
 SEARCH_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": _search_form},
     "application/json": {"schema": {"$ref": "#/components/schemas/SearchBody"}},
@@ -101,12 +108,13 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
                  crop: str | None = CROP, q: str | None = Query(None, max_length=500, description="Filter: " + TEXT_HELP),
                  text: str | None = Query(None, max_length=500, description="Same as `q`."),
                  under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL,
-                 where: str | None = WHERE, ef: int | None = EF) -> schemas.SearchResponse:
+                 where: str | None = WHERE, ef: int | None = EF, window: str | None = WINDOW,
+                 group: str | None = GROUP) -> schemas.SearchResponse:
     """Send the query image as multipart/form-data (field `file`), as a raw `image/*` body, or
     JSON `{"id": 42}` ("more like this") / `{"url": "https://..."}`. `k`, `min_score` and `crop`
     may be query parameters, form fields or JSON fields; so may the filters `q` (or `text`:
     only images tagged with a label it names), `under`, `since`, `until` and `where` (a filter
-    expression over the images' fields)."""
+    expression over the images' fields). For scans, `window` and `group=series` (docs/medical.md)."""
     svc, settings = _svc(request), request.app.state.settings
     params = {"q": q or text, "under": under, "since": since, "until": until, "where": where}
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -122,8 +130,9 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
         opts = _options(body.k or k, body.min_score if body.min_score is not None else min_score, body.crop or crop)
         flt, tag = _filters(svc, {"q": body.q or body.text, "under": body.under, "since": body.since, "until": body.until,
                                   "where": body.where}, params)
+        scan = {"window": body.window or window, "group": body.group or group}
         if body.id is not None:
-            result = await run_in_threadpool(svc.search_id, body.id, *opts, flt, tag, ef)
+            result = await run_in_threadpool(partial(svc.search_id, body.id, *opts, flt, tag, ef, **scan))
         else:
             url = body.url or ""  # SearchBody guarantees one of id and url
             if not settings.url_queries:
@@ -131,13 +140,14 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
             if not url.startswith(("http://", "https://")):
                 raise HTTPException(422, "url must start with http:// or https://")
             _rate_limit(request, settings.url_searches)
-            result = await run_in_threadpool(svc.search_url, url, *opts, flt, tag, ef)
+            result = await run_in_threadpool(partial(svc.search_url, url, *opts, flt, tag, ef, **scan))
     else:
         data, name, fields = await _read_image(request)
         opts = _options(fields.get("k") or k, fields.get("min_score") or min_score, fields.get("crop") or crop)
         flt, tag = _filters(svc, {"q": fields.get("q") or fields.get("text"),
                                   **{f: fields.get(f) for f in ("under", "since", "until", "where")}}, params)
-        result = await run_in_threadpool(svc.search_bytes, data, name, *opts, flt, tag, ef)
+        scan = {"window": fields.get("window") or window, "group": fields.get("group") or group}
+        result = await run_in_threadpool(partial(svc.search_bytes, data, name, *opts, flt, tag, ef, **scan))
     return _search_response(svc, result, opts[2])
 
 
@@ -194,12 +204,15 @@ def resolve_duplicates(request: Request, body: schemas.ResolveBody) -> schemas.R
 def similar(request: Request, image_id: int = ImageId, k: int | None = K, min_score: float | None = MIN_SCORE,
             q: str | None = Query(None, max_length=500, description="Filter: " + TEXT_HELP),
             under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL,
-            where: str | None = WHERE, ef: int | None = EF) -> schemas.SearchResponse:
+            where: str | None = WHERE, ef: int | None = EF, window: str | None = WINDOW,
+            group: str | None = GROUP) -> schemas.SearchResponse:
     """The indexed images most like image `image_id` (never itself), from its stored vector,
-    restricted by the same filters as POST /api/search."""
+    restricted by the same filters as POST /api/search. A scan entry with a `window` other than
+    the library's is rendered in that window and searched with that picture."""
     svc = _svc(request)
     flt, tag = _filters(svc, {}, {"q": q, "under": under, "since": since, "until": until, "where": where})
-    return _search_response(svc, svc.search_id(image_id, k or DEFAULT_K, min_score, None, flt, tag, ef=ef), None)
+    result = svc.search_id(image_id, k or DEFAULT_K, min_score, None, flt, tag, ef=ef, window=window, group=group)
+    return _search_response(svc, result, None)
 
 
 # -- browsing -------------------------------------------------------------------------------
@@ -236,9 +249,9 @@ def _chunks(f: BinaryIO, size: int) -> Iterator[bytes]:
 
 
 @router.get("/api/images/{image_id}/thumb", response_class=FileResponse, responses=ERRORS, summary="A cached JPEG thumbnail")
-def get_thumb(request: Request, image_id: int = ImageId) -> Response:
+def get_thumb(request: Request, image_id: int = ImageId, window: str | None = WINDOW) -> Response:
     # The URLs we hand out carry ?v=<content hash>, so a browser may keep a thumbnail for good.
-    thumb = _svc(request).thumbnail(image_id)
+    thumb = _svc(request).thumbnail(image_id, window)
     headers = {"Cache-Control": "private, max-age=86400"}
     if isinstance(thumb, bytes):
         return Response(thumb, media_type="image/jpeg", headers=headers)
@@ -289,7 +302,7 @@ async def _read_image(request: Request) -> tuple[bytes, str, dict[str, str]]:
         data = await upload.read()
         fields = {key: str(v) for key, v in form.items() if key != "file" and isinstance(v, str) and v != ""}
         return data, upload.filename or "<upload>", fields
-    if ctype.startswith("image/") or ctype == "application/octet-stream":
+    if ctype.startswith("image/") or ctype in ("application/octet-stream", "application/dicom"):
         return await request.body(), "<upload>", {}
     raise HTTPException(415, "send the image as multipart/form-data (field 'file') or as a raw image/* body"
                         + ('; or JSON {"id": N} / {"url": "..."}' if request.url.path == "/api/search" else ""))
@@ -332,8 +345,12 @@ def _image(rec: ImageRecord) -> schemas.Image:
 
 def _search_response(svc: Service, result: SearchResult, crop: tuple | None) -> schemas.SearchResponse:
     records = svc.lib.records_by_id([h.id for h in result.hits])
+    hits = [_hit(h, records[h.id].sha256 if h.id in records else "", result.window) for h in result.hits]
+    for hit, g in zip(hits, result.groups or ()):
+        hit.series, hit.series_entries = g.series, g.entries
     return schemas.SearchResponse(query=result.query, model=svc.lib.model, took_ms=result.took_ms, crop=crop,
-                                  results=[_hit(h, records[h.id].sha256 if h.id in records else "") for h in result.hits])
+                                  group="series" if result.groups is not None else None, window=result.window,
+                                  results=hits)
 
 
 def _duplicates_response(svc: Service, report: DuplicateReport) -> schemas.Duplicates:
@@ -346,10 +363,13 @@ def _duplicates_response(svc: Service, report: DuplicateReport) -> schemas.Dupli
     return schemas.Duplicates(**out, unreadable=report.unreadable)
 
 
-def _hit(h: EngineHit, sha256: str) -> schemas.Hit:
+def _hit(h: EngineHit, sha256: str, window: str | None = None) -> schemas.Hit:
     if h.item is not None:  # a catalogue item: its image lives in the download cache or the shop's folder
         image = f"/api/items/{quote(h.item, safe='')}/image"
         return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, name=h.item, fields=h.fields, item=h.item,
                            thumb_url=image, image_url=image)
+    urls = _urls(h.id, sha256)
+    if window is not None and is_scan_entry(h.path):  # the thumbnail in the window the search asked for
+        urls["thumb_url"] += f"&window={quote(window, safe='')}"
     return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, name=os.path.basename(h.path), fields=h.fields,
-                       **_urls(h.id, sha256))
+                       **urls)

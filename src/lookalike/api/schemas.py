@@ -24,6 +24,9 @@ class SearchBody(BaseModel):
     since: Optional[str] = Field(None, max_length=40, description="Only files modified on or after this date.")
     until: Optional[str] = Field(None, max_length=40, description="Only files modified on or before this date.")
     where: Optional[str] = Field(None, max_length=2000, description="Filter on the images' fields (docs/filters.md).")
+    window: Optional[str] = Field(None, max_length=40, description="Scans: the window of the query and of the thumbnails "
+                                                                   "(brain, lung, bone, soft, auto or CENTRE,WIDTH).")
+    group: Optional[str] = Field(None, max_length=20, description="`series`: one result per scan series.")
 
     @model_validator(mode="after")
     def _one_source(self) -> SearchBody:
@@ -42,6 +45,9 @@ class Hit(BaseModel):
     item: Optional[str] = Field(None, description="The catalogue item's id (docs/catalogue.md); null for an indexed file.")
     thumb_url: str
     image_url: str
+    series: Optional[str] = Field(None, description="group=series: the series (SeriesInstanceUID, or the file of a "
+                                                    "series without one); this hit is its best-matching slice.")
+    series_entries: Optional[int] = Field(None, description="group=series: slices of this series among the candidates.")
 
 
 class SearchResponse(BaseModel):
@@ -49,6 +55,8 @@ class SearchResponse(BaseModel):
     model: str
     took_ms: float = Field(description="Time the engine spent (decoding, model, search), server side.")
     crop: Optional[Crop] = None
+    group: Optional[str] = Field(None, description="`series` when the results are one per series.")
+    window: Optional[str] = Field(None, description="The window asked for (scans), as the library would store it.")
     results: list[Hit]
 
 

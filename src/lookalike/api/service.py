@@ -7,6 +7,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -19,12 +20,13 @@ from PIL import Image
 from ..engine import Hit, Library
 from ..engine.cleanup import Choice, CleanupReport
 from ..engine.duplicates import DuplicateReport, DuplicateThresholds
-from ..engine.entries import is_scan_entry, scan_picture
+from ..engine.entries import file_of, frame_entry, is_scan_entry, scan_picture
 from ..engine.fetch import Fetcher
 from ..engine.medical_index import WINDOW_META
 from ..engine.params import check_label_text as check_text
 from ..engine.scan import absolute
-from ..errors import Conflict, Forbidden, ImageLoadError, NotFound
+from ..engine.series import GroupedHit, group_hits, grouping_candidates
+from ..errors import Conflict, Forbidden, ImageLoadError, InvalidQuery, NotFound
 from ..imaging import (
     FORMAT_EXTENSIONS,
     TRIM_AFTER_BYTES,
@@ -38,6 +40,7 @@ from ..imaging import (
     release_free_memory,
 )
 from ..medical.dicom import has_preamble
+from ..medical.window import parse_window
 from ..store import ImageRecord, SearchFilter
 
 log = logging.getLogger("lookalike.api")
@@ -57,6 +60,8 @@ class SearchResult:
     query: str
     took_ms: float
     hits: list[Hit]
+    groups: list[GroupedHit] | None = None  # group=series: one per series, best entry first
+    window: str | None = None  # the window asked for (scan queries and thumbnails), None: the library's
 
 
 class Service:
@@ -84,31 +89,35 @@ class Service:
         return len(self.lib), self.lib.records(offset, limit, where=where)
 
     def search_bytes(self, data: bytes, label: str, k: int, min_score: float | None, crop: CropBox | None,
-                     where: SearchFilter | None = None, text: str | None = None, ef: int | None = None) -> SearchResult:
+                     where: SearchFilter | None = None, text: str | None = None, ef: int | None = None, *,
+                     window: str | None = None, group: str | None = None) -> SearchResult:
         t0 = time.perf_counter()
         check_text(text)
-        if has_preamble(data[:132]):  # a DICOM upload: windowed as the library windows its scans
-            image = scan_picture(data, label, self.lib.store.get_meta().get(WINDOW_META))
+        window, n = self._scan_options(window, group, k)
+        if has_preamble(data[:132]):  # a DICOM upload: windowed as asked, else as the library windows its scans
+            image = scan_picture(data, label, window or self.library_window())
             image = crop_relative(image, crop) if crop is not None else image
         elif crop is None:  # decoded exactly as the indexer decodes files, so a copy of one scores 1.0
             image = decode_image(data, label, self.lib.extractor.draft_size, self.pixel_limit)
         else:  # more pixels than a whole-image query: the region may be small
             image = crop_relative(decode_image(data, label, self._region_draft(), self.pixel_limit), crop)
-        hits = self.lib.search(image, k, min_score=min_score, where=where, text=text, ef=ef)
+        hits = self.lib.search(image, n, min_score=min_score, where=where, text=text, ef=ef)
         if decoded_bytes("RGB", original_size(image)) >= TRIM_AFTER_BYTES:
             del image  # the big pixels go now, and their memory back to the OS, not at the next peak
             release_free_memory()
-        return SearchResult(label, _ms(t0), hits)
+        return _result(label, t0, hits, k, group, window)
 
     def search_url(self, url: str, k: int, min_score: float | None, crop: CropBox | None,
-                   where: SearchFilter | None = None, text: str | None = None, ef: int | None = None) -> SearchResult:
+                   where: SearchFilter | None = None, text: str | None = None, ef: int | None = None, *,
+                   window: str | None = None, group: str | None = None) -> SearchResult:
         t0 = time.perf_counter()
         check_text(text)
+        self._scan_options(window, group, k)  # refused before the download
         if self.fetcher is None:
             raise Forbidden("this server does not download URLs; upload the image instead")
         data = self.fetcher.fetch(url)
         try:
-            result = self.search_bytes(data, url, k, min_score, crop, where, text, ef)
+            result = self.search_bytes(data, url, k, min_score, crop, where, text, ef, window=window, group=group)
         except ImageLoadError as e:  # what the URL serves is not the client's business beyond this
             log.warning("URL query %r: %s", url[:300], e.reason)
             reason = e.reason if e.reason.startswith("too large") else \
@@ -118,17 +127,35 @@ class Service:
         return result
 
     def search_id(self, id_: int, k: int, min_score: float | None, crop: CropBox | None,
-                  where: SearchFilter | None = None, text: str | None = None, ef: int | None = None) -> SearchResult:
+                  where: SearchFilter | None = None, text: str | None = None, ef: int | None = None, *,
+                  window: str | None = None, group: str | None = None) -> SearchResult:
         t0 = time.perf_counter()
         check_text(text)
+        window, n = self._scan_options(window, group, k)
         rec = self.record(id_)
-        if crop is None:
-            hits = self.lib.search(id_, k, min_score=min_score, where=where, text=text, ef=ef)  # the stored vector; no model run
+        rerender = window is not None and window != self.library_window() and is_scan_entry(rec.path)
+        if crop is None and not rerender:
+            hits = self.lib.search(id_, n, min_score=min_score, where=where, text=text, ef=ef)  # the stored vector; no model run
         else:
-            region = crop_relative(decode_image(self._indexed_bytes(id_), rec.path, self._region_draft()), crop)
+            if rerender:  # the frame or slice as the asked window shows it, not its stored vector
+                picture = scan_picture(self._indexed_bytes(id_), rec.path, window)
+            else:
+                picture = decode_image(self._indexed_bytes(id_), rec.path, self._region_draft())
+            region = crop_relative(picture, crop) if crop is not None else picture
             vector = self.lib.embed([region])[0]
-            hits = self.lib.search_vector(vector, k, min_score=min_score, where=where, exclude=[id_], ef=ef, text=text)
-        return SearchResult(f"id:{id_}", _ms(t0), hits)
+            hits = self.lib.search_vector(vector, n, min_score=min_score, where=where, exclude=[id_], ef=ef, text=text)
+        return _result(f"id:{id_}", t0, hits, k, group, window)
+
+    def library_window(self) -> str:
+        """The window the library's scans were indexed with (a spec of medical/window.py)."""
+        return self.lib.store.get_meta().get(WINDOW_META) or "auto"
+
+    def _scan_options(self, window: str | None, group: str | None, k: int) -> tuple[str | None, int]:
+        """(the window spec asked for, or None; how many per-image results to fetch)."""
+        if group not in (None, "", "series"):
+            raise InvalidQuery(f"group {group!r}: the only grouping is 'series'")
+        spec = parse_window(window).spec if window not in (None, "") else None
+        return spec, grouping_candidates(k) if group else k
 
     def search_text(self, text: str, k: int, min_score: float | None, where: SearchFilter | None = None) -> SearchResult:
         """Search by tag: scores are the classifier's confidence (engine/tags.py)."""
@@ -193,16 +220,23 @@ class Service:
         with f:
             return f.read()
 
-    def thumbnail(self, id_: int) -> Path | bytes:
-        """The cached thumbnail's path; its bytes when the library directory is read-only."""
+    def thumbnail(self, id_: int, window: str | None = None) -> Path | bytes:
+        """The cached thumbnail's path; its bytes when the library directory is read-only.
+        `window` renders a scan entry in that window instead of the library's (others ignore it)."""
         rec = self.record(id_)
-        thumb = self.thumbs / f"{rec.sha256}-{THUMB_PX}.jpg"
+        spec = parse_window(window).spec if window not in (None, "") else None
+        scan = is_scan_entry(rec.path)
+        if not scan or spec == self.library_window():
+            spec = None
+        # A window of its own is cached beside the library's rendering, named by a safe spelling of it.
+        suffix = "" if spec is None else "-w" + re.sub(r"[^a-z0-9.]", "_", spec)
+        thumb = self.thumbs / f"{rec.sha256}-{THUMB_PX}{suffix}.jpg"
         if thumb.exists():
             return thumb
         try:
             data = self._indexed_bytes(id_)
-            if is_scan_entry(rec.path):  # the frame or slice, in the library's window
-                im = scan_picture(data, rec.path, self.lib.store.get_meta().get(WINDOW_META))
+            if scan:  # the frame or slice, in the asked window or the library's
+                im = scan_picture(data, rec.path, spec or self.library_window())
             else:
                 im = decode_image(data, rec.path, draft_size=THUMB_PX)
         except ImageLoadError as e:
@@ -218,10 +252,16 @@ class Service:
 
     # -- writing ------------------------------------------------------------------------
     def upload(self, data: bytes, filename: str) -> tuple[ImageRecord, bool]:
-        """Keep the upload as uploads/<sha256>.<ext> and index it; returns (record, created)."""
+        """Keep the upload as uploads/<sha256>.<ext> and index it; returns (record, created).
+        A DICOM file is kept as uploads/<sha256>.dcm; the record of a multi-frame one is its first frame."""
         label = filename or "<upload>"
-        decode_image(data, label, draft_size=THUMB_PX, pixel_limit=self.pixel_limit)  # refuse non-images before touching disk
-        ext = FORMAT_EXTENSIONS[encoded_format(data) or "JPEG"]
+        # Unreadable uploads are refused before touching disk.
+        if has_preamble(data[:132]):  # a DICOM file: indexed as a scan, each frame an entry
+            scan_picture(data, label, self.library_window())
+            ext = ".dcm"
+        else:
+            decode_image(data, label, draft_size=THUMB_PX, pixel_limit=self.pixel_limit)
+            ext = FORMAT_EXTENSIONS[encoded_format(data) or "JPEG"]
         dest = self.uploads / f"{hashlib.sha256(data).hexdigest()}{ext}"
         with self._write_lock:
             if not dest.exists():
@@ -230,7 +270,7 @@ class Service:
             report = self.lib.add([dest], detect_moves=False)
             if report.failed:
                 raise ImageLoadError(label, report.failed[0][1])
-            rec = self.lib.find_path(dest)
+            rec = self.lib.find_path(dest) or self.lib.find_path(frame_entry(str(dest), 0))  # a multi-frame file: its first frame
         if rec is None:  # another writer removed it in between
             raise Conflict(f"{label}: indexed but gone again; try once more")
         return rec, report.added > 0
@@ -247,12 +287,23 @@ class Service:
             rec = self.record(id_)
             self._generation += 1
             self.lib.remove([rec.path])
-            owned = os.path.dirname(rec.path) == absolute(self.uploads)
+            file = file_of(rec.path)  # a frame of an uploaded multi-frame DICOM lives in that file
+            owned = os.path.dirname(file) == absolute(self.uploads)
+            if owned and file != rec.path:  # an upload is one file: all its frames go with it
+                self.lib.remove([file])
             if owned:
-                Path(rec.path).unlink(missing_ok=True)
+                Path(file).unlink(missing_ok=True)
             if not self.lib.has_content(rec.sha256):
-                (self.thumbs / f"{rec.sha256}-{THUMB_PX}.jpg").unlink(missing_ok=True)
+                for thumb in self.thumbs.glob(f"{rec.sha256}-{THUMB_PX}*.jpg"):  # every window's rendering
+                    thumb.unlink(missing_ok=True)
         return owned
+
+
+def _result(query: str, t0: float, hits: list[Hit], k: int, group: str | None, window: str | None) -> SearchResult:
+    if not group:
+        return SearchResult(query, _ms(t0), hits[:k], window=window)
+    groups = group_hits(hits, k)
+    return SearchResult(query, _ms(t0), [g.hit for g in groups], groups=groups, window=window)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

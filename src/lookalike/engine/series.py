@@ -24,7 +24,9 @@ from ..medical.reader import is_scan, read_scan
 from ..medical.window import parse_window
 from ..store import ImageRecord, SearchFilter
 from .entries import file_of
+from .library import Hit
 from .medical_index import PHI_META, WINDOW_META
+from .params import MAX_K
 from .scan import absolute, scan
 
 CANDIDATES_PER_RESULT = 20  # entries fetched per series asked for: a series has many slices
@@ -49,8 +51,36 @@ class SeriesHit:
                 "entries": self.entries, "fields": self.fields}
 
 
-def series_key(rec: ImageRecord) -> str:
+def series_key(rec: ImageRecord | Hit) -> str:
     return str(rec.fields.get("series_uid") or file_of(rec.path))
+
+
+def grouping_candidates(k: int) -> int:
+    """How many per-image results to fetch so that k series can be told apart."""
+    return min(MAX_K, max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT))
+
+
+@dataclass
+class GroupedHit:
+    """One series in a grouped result list: its best-matching entry, re-ranked."""
+
+    hit: Hit
+    series: str
+    entries: int  # entries of this series among the candidates
+
+
+def group_hits(hits: Sequence[Hit], k: int) -> list[GroupedHit]:
+    """The best hit per series (hits come best first), at most k, ranked 1.. again. Used by
+    the shells on results of `Library.search`, so every filter of a search still applies."""
+    best: dict[str, Hit] = {}
+    counts: dict[str, int] = {}
+    for h in hits:
+        key = series_key(h)
+        counts[key] = counts.get(key, 0) + 1
+        best.setdefault(key, h)
+    ranked = list(best.items())[:k]
+    return [GroupedHit(Hit(rank, h.id, h.path, h.score, h.fields), key, counts[key])
+            for rank, (key, h) in enumerate(ranked, start=1)]
 
 
 def scan_settings(lib: Any) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Scans through the REST API on a real server: a DICOM upload is a query like an image (windowed
-as the library windows its scans), results carry the DICOM fields, and a frame's thumbnail is
-that frame."""
+as the library windows its scans, or as the request asks), results carry the DICOM fields, a
+frame's thumbnail is that frame, results can be grouped by series, and DICOM files can be
+uploaded into the library."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def scan_server(tmp_path_factory):
     need_mricron()
     root = tmp_path_factory.mktemp("api-scans")
     ch2_dicom_series(root / "data" / "series", range(50, 140, 15))
+    ch2_dicom_series(root / "data" / "series2", range(55, 140, 20))  # the same brain again, another series
     copy_dicom_testfiles(["CT_small.dcm", "SC_rgb_2frame.dcm"], root / "data")
     with Library.open(root / "lib") as lib:
         assert lib.add([root / "data"]).failed == []
@@ -55,6 +57,89 @@ def test_frame_thumbnail_is_that_frame(scan_server):
     assert all(t.status_code == 200 and t.headers["content-type"] == "image/jpeg" for t in thumbs)
     pixels = [np.asarray(Image.open(io.BytesIO(t.content)).convert("RGB"), float) for t in thumbs]
     assert pixels[0].shape == (100, 100, 3) and np.abs(pixels[0] - pixels[1]).mean() > 1  # two different frames
+
+
+def _thumb(client: httpx.Client, url: str) -> np.ndarray:
+    r = client.get(url)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg", r.text
+    return np.asarray(Image.open(io.BytesIO(r.content)).convert("L"), float)
+
+
+def test_window_applies_to_the_query_and_the_thumbnails(scan_server):
+    root, client = scan_server
+    data = (root / "data" / "CT_small.dcm").read_bytes()
+    plain = client.post("/api/search", params={"k": 3}, files={"file": ("scan.dcm", data, "application/dicom")}).json()
+    bone = client.post("/api/search", params={"k": 3, "window": "bone"}, files={"file": ("scan.dcm", data, "application/dicom")})
+    assert bone.status_code == 200, bone.text
+    assert bone.json()["window"] == "bone" and plain["window"] is None
+    top, plain_top = bone.json()["results"][0], plain["results"][0]
+    assert top["path"] == plain_top["path"] == str(root / "data" / "CT_small.dcm")
+    assert top["score"] < plain_top["score"]  # the query was rendered in another window than the indexed file
+    assert top["thumb_url"].endswith("&window=bone") and "window" not in plain_top["thumb_url"]
+    soft, hard = _thumb(client, plain_top["thumb_url"]), _thumb(client, top["thumb_url"])
+    assert soft.shape == hard.shape and np.abs(soft - hard).mean() > 10  # bone window: soft tissue goes dark
+    assert np.abs(_thumb(client, top["thumb_url"]) - hard).max() == 0  # served again from its cache
+    custom = client.get(top["thumb_url"].replace("window=bone", "window=400,1800")).content  # bone's numbers
+    assert np.abs(np.asarray(Image.open(io.BytesIO(custom)).convert("L"), float) - hard).mean() < 1
+    # Same window as the library's: the stored vector, exactly as without one.
+    same = client.post("/api/search", params={"k": 1, "window": "40,400"}, files={"file": ("scan.dcm", data, "application/dicom")})
+    assert same.json()["results"][0]["score"] == plain_top["score"]
+    # As a JSON id search and as a form field too.
+    by_id = client.post("/api/search", json={"id": plain_top["id"], "window": "lung", "k": 2})
+    assert by_id.status_code == 200 and by_id.json()["window"] == "lung", by_id.text
+    form = client.post("/api/search", data={"window": "brain"}, files={"file": ("scan.dcm", data, "application/dicom")})
+    assert form.json()["window"] == "brain"
+    for bad in ("purple", "40,-5"):
+        r = client.post("/api/search", params={"window": bad}, files={"file": ("scan.dcm", data, "application/dicom")})
+        assert r.status_code == 422 and "window" in r.json()["detail"], r.text
+        assert client.get(plain_top["thumb_url"] + f"&window={bad}").status_code == 422
+
+
+def test_results_grouped_by_series(scan_server):
+    root, client = scan_server
+    query = (root / "data" / "series" / "IM0095").read_bytes()
+    flat = client.post("/api/search", params={"k": 4}, files={"file": ("IM0095", query, "application/dicom")}).json()
+    assert len({h["fields"]["series_uid"] for h in flat["results"]}) < 4  # slices of the same series crowd the list
+    r = client.post("/api/search", params={"k": 4, "group": "series"}, files={"file": ("IM0095", query, "application/dicom")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    results = body["results"]
+    assert body["group"] == "series" and [h["rank"] for h in results] == list(range(1, len(results) + 1))
+    assert len({h["series"] for h in results}) == len(results) == 4  # 2 Colin27 series, CT_small, the 2-frame file
+    first = results[0]
+    assert first["path"] == str(root / "data" / "series" / "IM0095") and first["score"] > 0.999
+    assert first["series"] == first["fields"]["series_uid"] and first["series_entries"] == 6
+    assert first["fields"]["series_description"] == "T1 Colin27 axial" and "slice_position" in first["fields"]
+    second = results[1]
+    assert second["path"].startswith(str(root / "data" / "series2")) and second["series_entries"] == 5
+    assert [h["score"] for h in results] == sorted((h["score"] for h in results), reverse=True)
+    # More like this, grouped: the query's own slice is left out, its series still answers with another slice.
+    similar = client.get(f"/api/images/{first['id']}/similar", params={"group": "series", "k": 2})
+    assert similar.status_code == 200, similar.text
+    hits = similar.json()["results"]
+    assert len(hits) == 2 and hits[0]["series_entries"] >= 5 and all(h["id"] != first["id"] for h in hits)
+    assert client.get(f"/api/images/{first['id']}/similar", params={"group": "study"}).status_code == 422
+
+
+def test_dicom_upload_into_the_library(scan_server):
+    """POST /api/images takes a DICOM file: kept as uploads/<sha256>.dcm and indexed as a scan."""
+    root, client = scan_server
+    before = client.get("/healthz").json()["images"]
+    two_frames = (root / "data" / "SC_rgb_2frame.dcm").read_bytes()
+    added = client.post("/api/images", files={"file": ("two.dcm", two_frames, "application/dicom")})
+    assert added.status_code == 201, added.text
+    rec = added.json()
+    assert rec["path"].endswith(".dcm#frame=0") and "/uploads/" in rec["path"] and rec["fields"]["format"] == "dicom"
+    assert client.get("/healthz").json()["images"] == before + 2
+    again = client.post("/api/images", content=two_frames, headers={"Content-Type": "application/dicom"})
+    assert again.status_code == 200 and again.json()["id"] == rec["id"]
+    cut = two_frames[:len(two_frames) - 500]
+    broken = client.post("/api/images", files={"file": ("cut.dcm", cut, "application/dicom")})
+    assert broken.status_code == 422 and "truncated pixel data" in broken.text
+    gone = client.delete(f"/api/images/{rec['id']}")
+    assert gone.status_code == 200 and gone.json()["file_removed"] is True
+    assert client.get("/healthz").json()["images"] == before  # both frames went with the file
+    assert not list((root / "lib" / "uploads").glob("*.dcm"))
 
 
 def test_page_searches_with_a_dicom_upload(scan_server, watched, tmp_path):
