@@ -21,7 +21,7 @@ from starlette.datastructures import UploadFile
 from ..engine import Hit as EngineHit
 from ..engine.cleanup import Choice
 from ..engine.duplicates import TIERS, DuplicateReport, DuplicateThresholds
-from ..engine.entries import is_scan_entry
+from ..engine.entries import is_scan_record
 from ..engine.params import DATE_HELP, check_k, check_score, check_tiers, make_filter, parse_crop
 from ..engine.scan import printable
 from ..store import ImageRecord, SearchFilter
@@ -369,7 +369,7 @@ def _hit(h: EngineHit, sha256: str, window: str | None = None) -> schemas.Hit:
         return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, name=h.item, fields=h.fields, item=h.item,
                            thumb_url=image, image_url=image)
     urls = _urls(h.id, sha256)
-    if window is not None and is_scan_entry(h.path):  # the thumbnail in the window the search asked for
+    if window is not None and is_scan_record(h.path, h.fields):  # the thumbnail in the window the search asked for
         urls["thumb_url"] += f"&window={quote(window, safe='')}"
     return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, name=os.path.basename(h.path), fields=h.fields,
                        **urls)

@@ -20,7 +20,7 @@ from PIL import Image
 from ..engine import Hit, Library
 from ..engine.cleanup import Choice, CleanupReport
 from ..engine.duplicates import DuplicateReport, DuplicateThresholds
-from ..engine.entries import file_of, frame_entry, is_scan_entry, scan_picture
+from ..engine.entries import file_of, frame_entry, is_scan_record, scan_picture
 from ..engine.fetch import Fetcher
 from ..engine.medical_index import WINDOW_META
 from ..engine.params import check_label_text as check_text
@@ -133,7 +133,7 @@ class Service:
         check_text(text)
         window, n = self._scan_options(window, group, k)
         rec = self.record(id_)
-        rerender = window is not None and window != self.library_window() and is_scan_entry(rec.path)
+        rerender = window is not None and window != self.library_window() and is_scan_record(rec.path, rec.fields)
         if crop is None and not rerender:
             hits = self.lib.search(id_, n, min_score=min_score, where=where, text=text, ef=ef)  # the stored vector; no model run
         else:
@@ -225,7 +225,7 @@ class Service:
         `window` renders a scan entry in that window instead of the library's (others ignore it)."""
         rec = self.record(id_)
         spec = parse_window(window).spec if window not in (None, "") else None
-        scan = is_scan_entry(rec.path)
+        scan = is_scan_record(rec.path, rec.fields)
         if not scan or spec == self.library_window():
             spec = None
         # A window of its own is cached beside the library's rendering, named by a safe spelling of it.

@@ -84,6 +84,12 @@ def is_scan_entry(path: str) -> bool:
     return (fragment is not None and not fragment.startswith("t=")) or is_scan_name(file)
 
 
+def is_scan_record(path: str, fields: dict) -> bool:
+    """An indexed scan entry: by its stored format, which also covers DICOM files without an
+    extension (`IM0001`), else by its path."""
+    return fields.get("format") in ("dicom", "nifti") or is_scan_entry(path)
+
+
 def scan_picture(data: bytes, path: str, window: str | None = None) -> Image.Image:
     """The picture of a scan entry from its file's bytes (already opened and checked by the
     caller); a file given without a fragment shows its middle frame."""

@@ -6,6 +6,7 @@ uploaded into the library."""
 from __future__ import annotations
 
 import io
+import re
 
 import httpx
 import numpy as np
@@ -110,6 +111,7 @@ def test_results_grouped_by_series(scan_server):
     assert first["path"] == str(root / "data" / "series" / "IM0095") and first["score"] > 0.999
     assert first["series"] == first["fields"]["series_uid"] and first["series_entries"] == 6
     assert first["fields"]["series_description"] == "T1 Colin27 axial" and "slice_position" in first["fields"]
+    assert sorted(_thumb(client, first["thumb_url"]).shape) == [181, 217]  # a DICOM file without an extension has its thumbnail
     second = results[1]
     assert second["path"].startswith(str(root / "data" / "series2")) and second["series_entries"] == 5
     assert [h["score"] for h in results] == sorted((h["score"] for h in results), reverse=True)
@@ -155,3 +157,41 @@ def test_page_searches_with_a_dicom_upload(scan_server, watched, tmp_path):
     expect(first).to_be_visible()
     expect(page.locator("#results .scan").first).to_contain_text("MR · T1 Colin27 axial")
     expect(page.locator("#results .scan").first).to_contain_text(" mm")
+
+
+def test_page_window_presets_and_series_view(scan_server, watched):
+    """The page's scan controls: the series toggle asks for one card per series, the window preset
+    re-renders the query and the thumbnails, and a bad custom window is a one-line message."""
+    pytest.importorskip("playwright")
+    from playwright.sync_api import expect
+
+    from tests.support.web import ARTIFACTS, card_ids, settle
+
+    root, client = scan_server
+    page = watched
+    page.goto(str(client.base_url) + "/")
+    expect(page.locator("#scan-controls")).to_be_visible()  # this library holds scans
+    page.locator("#file-input").set_input_files(str(root / "data" / "series" / "IM0095"))
+    expect(page.locator("#results .card").first).to_be_visible()
+    flat = card_ids(page)
+    page.locator("#scan-group").check()
+    expect(page.locator("#summary strong")).to_have_text("4 series")
+    grouped = card_ids(page)
+    assert len(grouped) == 4 and grouped[0] == flat[0] and len(flat) > 4
+    first = page.locator("#results .card-item").first
+    expect(first.locator(".series")).to_have_text("series · best of 6 matching slices")
+    expect(first.locator(".scan")).to_contain_text("MR · T1 Colin27 axial")
+    page.locator("#scan-window").select_option("bone")
+    expect(page.locator("#summary")).to_contain_text("window bone")
+    expect(page.locator("#results .card img").first).to_have_attribute("src", re.compile(r"window=bone$"))
+    settle(page, "#results")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "scans-series-bone.png"), full_page=True)
+    page.locator("#scan-window").select_option("custom")
+    page.locator("#scan-custom").fill("40,-5")
+    page.locator("#scan-custom").press("Enter")
+    expect(page.locator("#message")).to_contain_text("window '40,-5'")
+    page.locator("#scan-window").select_option("")  # back to the library's window: plain thumbnails
+    page.locator("#file-input").set_input_files(str(root / "data" / "series" / "IM0095"))
+    expect(page.locator("#summary strong")).to_have_text("4 series")
+    assert "window" not in page.locator("#results .card img").first.get_attribute("src")

@@ -180,6 +180,7 @@ function makeCard(item, score) {
     showView("search");
     setQueryById(item.id, item.name, item.image_url, true);
   });
+  if (window.scans) scans.decorate(li, item);
   return li;
 }
 
@@ -271,6 +272,7 @@ async function search() {
     options = { method: "POST", headers: { "Content-Type": "application/json" },
                 body: JSON.stringify(crop ? { id: q.id, crop } : { id: q.id }) };
   }
+  if (q.kind !== "tag" && window.scans) url += scans.params(q);  // window, series view (scans.js)
   el.summary.textContent = "Searching…";
   el.results.setAttribute("aria-busy", "true");
   const t0 = performance.now();
@@ -308,6 +310,7 @@ function renderResults(data, totalMs) {
   } else if (n === 0 && state.stats && state.stats.images > 0) {
     el.summary.append(" · nothing in the library scored high enough");
   }
+  if (window.scans) scans.summarise(data, el.summary);
 }
 
 // ---- dragging a region on the query image ---------------------------------------------------------
