@@ -151,6 +151,17 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
     return _search_response(svc, result, opts[2])
 
 
+@router.post("/api/scans/preview", response_class=Response, responses=ERRORS, openapi_extra=UPLOAD_BODY,
+             summary="A DICOM upload rendered as a JPEG")
+async def scan_preview(request: Request, window: str | None = WINDOW) -> Response:
+    """The picture the model sees for an uploaded DICOM file (its middle frame), in `window` or
+    the library's window, at most 640 px: what the web page shows for a DICOM query. Not
+    DICOM: 415."""
+    data, name, fields = await _read_image(request)
+    jpeg = await run_in_threadpool(_svc(request).scan_preview, data, name, fields.get("window") or window)
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
 @router.get("/api/search", response_model=schemas.SearchResponse, responses=ERRORS, summary="Search by tag")
 def search_by_tag(request: Request, q: str = Query(..., min_length=1, max_length=500, description=TEXT_HELP),
                   k: int | None = K, min_score: float | None = Query(None, ge=0, le=1, description="Drop results below this confidence."),

@@ -26,7 +26,7 @@ from ..engine.medical_index import WINDOW_META
 from ..engine.params import check_label_text as check_text
 from ..engine.scan import absolute
 from ..engine.series import GroupedHit, group_hits, grouping_candidates
-from ..errors import Conflict, Forbidden, ImageLoadError, InvalidQuery, NotFound
+from ..errors import Conflict, Forbidden, ImageLoadError, InvalidQuery, NotFound, Unsupported
 from ..imaging import (
     FORMAT_EXTENSIONS,
     TRIM_AFTER_BYTES,
@@ -249,6 +249,18 @@ class Service:
         except OSError:
             return buf.getvalue()
         return thumb
+
+    def scan_preview(self, data: bytes, label: str, window: str | None = None) -> bytes:
+        """A JPEG of an uploaded DICOM file as the model sees it (middle frame), in `window` or
+        the library's: browsers cannot show DICOM, and a crop is drawn on this picture."""
+        if not has_preamble(data[:132]):
+            raise Unsupported(f"{label}: not a DICOM file (no DICM preamble)")
+        spec, _ = self._scan_options(window, None, 1)
+        im = scan_picture(data, label, spec or self.library_window())
+        im.thumbnail((THUMB_PX * 2, THUMB_PX * 2), Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        im.convert("RGB").save(buf, "JPEG", quality=88)
+        return buf.getvalue()
 
     # -- writing ------------------------------------------------------------------------
     def upload(self, data: bytes, filename: str) -> tuple[ImageRecord, bool]:

@@ -96,6 +96,20 @@ def test_window_applies_to_the_query_and_the_thumbnails(scan_server):
         assert client.get(plain_top["thumb_url"] + f"&window={bad}").status_code == 422
 
 
+def test_preview_of_a_dicom_upload(scan_server):
+    root, client = scan_server
+    data = (root / "data" / "CT_small.dcm").read_bytes()
+    soft = client.post("/api/scans/preview", files={"file": ("scan.dcm", data, "application/dicom")})
+    bone = client.post("/api/scans/preview", params={"window": "bone"}, content=data, headers={"Content-Type": "application/dicom"})
+    assert soft.status_code == bone.status_code == 200 and soft.headers["content-type"] == "image/jpeg"
+    soft_px, bone_px = (np.asarray(Image.open(io.BytesIO(r.content)).convert("L"), float) for r in (soft, bone))
+    assert soft_px.shape == (128, 128) and np.abs(soft_px - bone_px).mean() > 10
+    thumb = client.get(client.post("/api/search", params={"k": 1}, files={"file": ("s.dcm", data)}).json()["results"][0]["thumb_url"])
+    assert np.abs(np.asarray(Image.open(io.BytesIO(thumb.content)).convert("L"), float) - soft_px).mean() < 3  # the same rendering
+    not_dicom = client.post("/api/scans/preview", files={"file": ("x.dcm", b"hello" * 100, "application/dicom")})
+    assert not_dicom.status_code == 415 and "x.dcm: not a DICOM file" in not_dicom.json()["detail"]
+
+
 def test_results_grouped_by_series(scan_server):
     root, client = scan_server
     query = (root / "data" / "series" / "IM0095").read_bytes()
@@ -179,10 +193,12 @@ def test_page_window_presets_and_series_view(scan_server, watched):
     grouped = card_ids(page)
     assert len(grouped) == 4 and grouped[0] == flat[0] and len(flat) > 4
     first = page.locator("#results .card-item").first
-    expect(first.locator(".series")).to_have_text("series · best of 6 matching slices")
+    expect(first.locator(".series")).to_have_text("best of 6 slices")
     expect(first.locator(".scan")).to_contain_text("MR · T1 Colin27 axial")
     page.locator("#scan-window").select_option("bone")
     expect(page.locator("#summary")).to_contain_text("window bone")
+    page.wait_for_function("() => { const i = document.getElementById('query-img'); return i.complete && i.naturalWidth > 0; }")
+    assert page.locator("#query-img").get_attribute("src").startswith("blob:")  # the server's rendering of the DICOM query
     expect(page.locator("#results .card img").first).to_have_attribute("src", re.compile(r"window=bone$"))
     settle(page, "#results")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -64,12 +64,35 @@ window.scans = (() => {
   }
   detect();
 
+  // Browsers cannot show DICOM: a DICOM query is shown as the server renders it for the model.
+  let previewUrl = null;
+  let previewKey = null;
+  async function preview(q, w) {
+    if (previewKey && previewKey.file === q.file && previewKey.w === w) return;
+    previewKey = { file: q.file, w };
+    const magic = new Uint8Array(await q.file.slice(128, 132).arrayBuffer());
+    if (String.fromCharCode(...magic) !== "DICM") return;
+    box.hidden = false;
+    const form = new FormData();
+    form.append("file", q.file, q.name);
+    try {
+      const res = await fetch(`/api/scans/preview${w ? `?window=${encodeURIComponent(w)}` : ""}`, { method: "POST", body: form });
+      if (!res.ok || state.query !== q) return;  // the search reports what is wrong with the file
+      if (previewUrl) URL.revokeObjectURL(previewUrl);
+      previewUrl = URL.createObjectURL(await res.blob());
+      el.queryImg.src = previewUrl;
+    } catch (e) {
+      // the file's own (broken) picture stays; the search says why
+    }
+  }
+
   return {
     // Query parameters for POST /api/search (image and id queries).
     params(q) {
       if (q.kind === "file" && SCAN_NAME.test(q.name)) box.hidden = false;
+      const w = box.hidden ? "" : chosenWindow();
+      if (q.kind === "file") preview(q, w);
       if (box.hidden) return "";
-      const w = chosenWindow();
       return (w ? `&window=${encodeURIComponent(w)}` : "") + (group.checked ? "&group=series" : "");
     },
     // A card of the series view: how many of the series' slices matched.
@@ -79,8 +102,8 @@ window.scans = (() => {
       const line = document.createElement("span");
       line.className = "series";
       const n = hit.series_entries;
-      line.textContent = `series · best of ${n} matching slice${n === 1 ? "" : "s"}`;
-      line.title = `series ${hit.series}`;
+      line.textContent = `best of ${n} slice${n === 1 ? "" : "s"}`;
+      line.title = `The best-matching slice of series ${hit.series} (${n} of its slices among the candidates)`;
       (li.querySelector(".scan") || li.querySelector(".meta")).after(line);
     },
     summarise(data, summary) {
