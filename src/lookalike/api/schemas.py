@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, model_serializer, model_validator
 
 Crop = tuple[float, float, float, float]
 CROP_HELP = "Search only this region of the query image: [x0, y0, x1, y1] as fractions (0..1) of its width and height."
@@ -35,6 +35,20 @@ class SearchBody(BaseModel):
         return self
 
 
+# Keys that only scan searches set (window, group=series): left out when unset, so the shape of
+# every other search answer stays what clients already parse.
+SCAN_ONLY_HIT = ("series", "series_entries")
+SCAN_ONLY_RESPONSE = ("group", "window")
+
+
+def _without_none(data: Any, keys: tuple[str, ...]) -> Any:
+    if isinstance(data, dict):
+        for key in keys:
+            if data.get(key, 0) is None:
+                del data[key]
+    return data
+
+
 class Hit(BaseModel):
     rank: int
     id: int
@@ -49,6 +63,10 @@ class Hit(BaseModel):
                                                     "series without one); this hit is its best-matching slice.")
     series_entries: Optional[int] = Field(None, description="group=series: slices of this series among the candidates.")
 
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: Any) -> Any:
+        return _without_none(handler(self), SCAN_ONLY_HIT)
+
 
 class SearchResponse(BaseModel):
     query: str
@@ -57,6 +75,10 @@ class SearchResponse(BaseModel):
     crop: Optional[Crop] = None
     group: Optional[str] = Field(None, description="`series` when the results are one per series.")
     window: Optional[str] = Field(None, description="The window asked for (scans), as the library would store it.")
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: Any) -> Any:
+        return _without_none(handler(self), SCAN_ONLY_RESPONSE)
     results: list[Hit]
 
 
