@@ -88,7 +88,7 @@ class Service:
         t0 = time.perf_counter()
         check_text(text)
         if has_preamble(data[:132]):  # a DICOM upload: windowed as the library windows its scans
-            image = scan_picture(data, label, self.lib.store.get_meta().get(WINDOW_META))
+            image = scan_picture(data, label, self.lib.setting(WINDOW_META))
             image = crop_relative(image, crop) if crop is not None else image
         elif crop is None:  # decoded exactly as the indexer decodes files, so a copy of one scores 1.0
             image = decode_image(data, label, self.lib.extractor.draft_size, self.pixel_limit)
@@ -202,7 +202,7 @@ class Service:
         try:
             data = self._indexed_bytes(id_)
             if is_scan_entry(rec.path):  # the frame or slice, in the library's window
-                im = scan_picture(data, rec.path, self.lib.store.get_meta().get(WINDOW_META))
+                im = scan_picture(data, rec.path, self.lib.setting(WINDOW_META))
             else:
                 im = decode_image(data, rec.path, draft_size=THUMB_PX)
         except ImageLoadError as e:

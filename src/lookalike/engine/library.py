@@ -499,6 +499,23 @@ class Library:
         """Records in id order; `where` restricts them (offset/limit count matching ones)."""
         return list(self.store.iter_records(offset, limit, self.where(where)))
 
+    def query_vector(self, query: ImageSource | int, window: str | None = None) -> tuple[np.ndarray, list[int]]:
+        """One query's vector (read from the store for an indexed image, else embedded; scans
+        windowed by `window`) and the ids it must not find (itself)."""
+        q = resolve(query, self.store, self.extractor.draft_size, window)
+        vec = q.vector if q.vector is not None else self.extractor.embed([q.image])[0]  # type: ignore[list-item]
+        return vec, list(q.exclude)
+
+    def setting(self, name: str) -> str | None:
+        """A library-wide setting (e.g. the scan window chosen when it was created)."""
+        return self.store.get_meta().get(name)
+
+    def export_items(self, path: Path | None) -> int:
+        """Write every catalogue item and its fields to `path` (.csv/.jsonl; None: stdout)."""
+        from .catalogue.export import export_items
+
+        return export_items(self.store, path)
+
     def records_by_id(self, ids: Sequence[int]) -> dict[int, ImageRecord]:
         """Records of those ids that exist (missing ones are left out, not an error)."""
         return self.store.get(list(ids)) if ids else {}
