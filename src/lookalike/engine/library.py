@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from PIL import Image
 
 from ..config import DEFAULT_MODEL, default_library
 from ..errors import Conflict, InvalidQuery, LookalikeError, ModelMismatchError, NotFound
@@ -23,7 +24,9 @@ from ..models import FeatureExtractor, TrainableExtractor, get_extractor, model_
 from ..models.imagenet_labels import imagenet_labels
 from ..store import ImageRecord, SearchFilter, VectorStore, library_exists, open_store
 from .combine import check_weights, combine_vectors
+from .confidence import calibration_for, check_min_confidence, keep_confident, verdict, with_confidence
 from .duplicates import TIERS, DuplicateProgressFn, DuplicateReport, DuplicateThresholds, find_duplicates
+from .explain import Explanation, agreement_maps
 from .indexer import AddReport, Indexer, ProgressFn
 from .params import check_ef, check_k, check_score, fit_sample, no_image
 from .query import resolve
@@ -41,6 +44,9 @@ class Hit:
     path: str
     score: float
     fields: dict[str, Any] = field(default_factory=dict)
+    # The probability that this image shows the same thing as the query (engine/confidence.py);
+    # None for a model without a confidence curve.
+    confidence: float | None = None
 
     def to_dict(self) -> dict:
         fields = {k: printable(v, controls=False) if isinstance(v, str) else v for k, v in self.fields.items()}
@@ -243,17 +249,19 @@ class Library:
     def search(self, query: ImageSource | int | Sequence[ImageSource | int], k: int = 10, *,
                min_score: float | None = None, where: str | SearchFilter | None = None, text: str | None = None,
                ef: int | None = None, negative: Sequence[ImageSource | int] = (),
-               weights: Sequence[float] | None = None) -> list[Hit]:
+               weights: Sequence[float] | None = None, min_confidence: float | None = None) -> list[Hit]:
         """Images that look like `query`: a path, URL, bytes, PIL image, array, id or "id:N",
         or a list of them (images like all of them, `weights` saying how much each counts),
         with `negative` examples of what not to find (engine/combine.py). Indexed query
         images never find themselves. `text` keeps only images tagged with a label it names
         (see `search_text`). `ef`: ANN candidates per query on large libraries (higher:
         better recall, slower; ignored where search is exact). `where`: a filter expression
-        over the images' fields (docs/filters.md) or a SearchFilter."""
+        over the images' fields (docs/filters.md) or a SearchFilter. Every hit has a calibrated
+        `confidence` (engine/confidence.py); `min_confidence` drops hits below it."""
         # Out-of-range values are refused before any model work; a threshold above every score
         # simply finds nothing (shells bound it to the score's range themselves).
         k, min_score, ef = check_k(k), check_score(min_score, low=None, high=None), check_ef(ef)
+        min_confidence = check_min_confidence(min_confidence, self.calibration, self.model)
         where = self.where(where)
         positives = list(query) if isinstance(query, (list, tuple)) else [query]
         if not positives:
@@ -262,7 +270,8 @@ class Library:
         pos, exclude = self._query_vectors(positives)
         neg, neg_exclude = self._query_vectors(list(negative))
         vec = combine_vectors(pos, neg if len(neg) else None, weights) if len(positives) > 1 or len(neg) else pos[0]
-        return self.search_vector(vec, k, min_score=min_score, where=where, exclude=exclude + neg_exclude, ef=ef, text=text)
+        return self.search_vector(vec, k, min_score=min_score, where=where, exclude=exclude + neg_exclude, ef=ef, text=text,
+                                  min_confidence=min_confidence)
 
     def _query_vectors(self, queries: list[ImageSource | int]) -> tuple[np.ndarray, list[int]]:
         """Vectors of query images (indexed ones read from the store) and the ids to exclude."""
@@ -281,11 +290,13 @@ class Library:
 
     def search_vector(self, vector: np.ndarray, k: int = 10, *, min_score: float | None = None,
                       where: str | SearchFilter | None = None, exclude: Sequence[int] = (),
-                      ef: int | None = None, text: str | None = None) -> list[Hit]:
+                      ef: int | None = None, text: str | None = None, min_confidence: float | None = None) -> list[Hit]:
         k, min_score, ef = check_k(k), check_score(min_score, low=None, high=None), check_ef(ef)
+        min_confidence = check_min_confidence(min_confidence, self.calibration, self.model)
         where = self.where(where)
         if text is not None:
-            return self._search_tagged(vector, text, k, min_score, where, exclude)
+            hits = self._search_tagged(vector, text, k, min_score, where, exclude)
+            return keep_confident(with_confidence(hits, self.calibration), min_confidence)
         q = np.asarray(vector, np.float32)[None]
         # Only pass `ef` when set, so stores written against the original protocol still work.
         scored = (self.store.search(q, k, where, exclude, ef=ef) if ef is not None
@@ -293,8 +304,19 @@ class Library:
         if min_score is not None:
             scored = [(i, s) for i, s in scored if s >= min_score]
         records = self.store.get([i for i, _ in scored])
-        return [Hit(rank, i, records[i].path, round(s, 6), records[i].fields)
+        hits = [Hit(rank, i, records[i].path, round(s, 6), records[i].fields)
                 for rank, (i, s) in enumerate(((i, s) for i, s in scored if i in records), start=1)]
+        return keep_confident(with_confidence(hits, self.calibration), min_confidence)
+
+    @property
+    def calibration(self):
+        """This model build's confidence curve (models/calibrate.py), or None."""
+        return calibration_for(self.model)
+
+    def verdict(self, hits: Sequence[Hit]) -> str | None:
+        """"good match" / "no good match" for an image search's hits (None: uncalibrated model)."""
+        cal = self.calibration
+        return verdict(hits, cal.good_match) if cal is not None else verdict(hits)
 
     def _search_tagged(self, vector: np.ndarray, text: str, k: int, min_score: float | None,
                        where: SearchFilter | None, exclude: Sequence[int]) -> list[Hit]:
@@ -311,15 +333,40 @@ class Library:
         scored = [(tagged[i], round(float(sims[i]), 6)) for i in order if min_score is None or sims[i] >= min_score]
         return [Hit(rank, rec.id, rec.path, s, rec.fields) for rank, (rec, s) in enumerate(scored, start=1)]  # type: ignore[arg-type]
 
+    def explain(self, query: ImageSource | int, result: ImageSource | int) -> tuple[Explanation, Image.Image, Image.Image]:
+        """Where `query` and `result` (paths, URLs, images, ids or "id:N") agree, as a heat map on
+        each (engine/explain.py), with the two images as the model saw them."""
+        ext = self.extractor
+        images = [self._image_of(x, ext.draft_size) for x in (query, result)]
+        score, a, b = agreement_maps(ext, *images)
+        cal = self.calibration
+        conf = None if cal is None else round(float(cal.confidence(score)), 4)
+        return Explanation(round(score, 6), conf, a, b), images[0], images[1]
+
+    def _image_of(self, source: ImageSource | int, draft_size: int | None) -> Image.Image:
+        """An image from any source; an id (or "id:N") is the indexed file, read as indexed."""
+        if isinstance(source, str) and source.strip().startswith("id:"):
+            source = self.record(source).id  # type: ignore[assignment]
+        if isinstance(source, (int, np.integer)) and not isinstance(source, bool):
+            return load_image(Path(self.get(int(source)).path), draft_size)
+        q = resolve(source, self.store, draft_size)
+        if q.image is not None:
+            return q.image
+        return load_image(Path(q.label), draft_size)  # an indexed, unchanged file: its vector was known
+
     def search_text(self, text: str, k: int = 10, *, min_score: float | None = None,
-                    where: str | SearchFilter | None = None) -> list[Hit]:
+                    where: str | SearchFilter | None = None, min_confidence: float | None = None) -> list[Hit]:
         """Images showing what `text` names: an English noun and every ImageNet class that
         is a kind of it in WordNet ("dog": every breed), or label words (engine/tags.py;
         commas separate alternatives). Here `score` is the classifier's confidence: the
-        summed probability of the image's matching classes, descending."""
+        summed probability of the image's matching classes, descending; being a probability
+        already, it is also the hit's `confidence`."""
         k, min_score = check_k(k), check_score(min_score, low=None, high=None)
+        min_confidence = check_score(min_confidence, "min_confidence", low=0.0, high=1.0)
         ranked = rank_by_tag(self.store, text, k, self.where(where), min_score)
-        return [Hit(rank, rec.id, rec.path, round(s, 6), rec.fields) for rank, (rec, s) in enumerate(ranked, start=1)]  # type: ignore[arg-type]
+        hits = [Hit(rank, rec.id, rec.path, round(s, 6), rec.fields, round(min(max(s, 0.0), 1.0), 4))  # type: ignore[arg-type]
+                for rank, (rec, s) in enumerate(ranked, start=1)]
+        return keep_confident(hits, min_confidence)
 
     def expand(self, word: str) -> Expansion:
         """The ImageNet classes a search word names (through WordNet's hierarchy)."""

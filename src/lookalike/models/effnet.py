@@ -136,16 +136,17 @@ def export_onnx(module, path: Path, input_size: int, with_probs: bool = True) ->
     return write_atomically(path, write)
 
 
-def build_onnx(spec: EffnetSpec, path: Path) -> Path:
+def build_onnx(spec: EffnetSpec, path: Path, with_feature_map: bool = False) -> Path:
     """The bundled model's graph, built from the checkpoint without PyTorch."""
     import onnx
 
-    model = build_effnet_lite(spec.arch, weights_path(spec), pooling=spec.pooling)
+    model = build_effnet_lite(spec.arch, weights_path(spec), pooling=spec.pooling, with_feature_map=with_feature_map)
     return write_atomically(path, lambda tmp: onnx.save(model, tmp))
 
 
-def onnx_path(spec: EffnetSpec) -> Path:
-    return cache_dir() / "onnx" / f"{spec.name}-v{EXPORT_VERSION}.onnx"
+def onnx_path(spec: EffnetSpec, with_feature_map: bool = False) -> Path:
+    # The explain graph is a separate file: the search graph stays as small and fast as before.
+    return cache_dir() / "onnx" / f"{spec.name}-v{EXPORT_VERSION}{'-fmap' if with_feature_map else ''}.onnx"
 
 
 def remove_stale_exports(folder: Path, old_s: float = 3600) -> list[Path]:
@@ -174,15 +175,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def ensure_onnx(spec: EffnetSpec) -> Path:
-    path = onnx_path(spec)
+def ensure_onnx(spec: EffnetSpec, with_feature_map: bool = False) -> Path:
+    path = onnx_path(spec, with_feature_map)
     if path.parent.exists():
         remove_stale_exports(path.parent)
     if not path.exists():
-        build_onnx(spec, path)
+        build_onnx(spec, path, with_feature_map)
     return path
 
 
 def effnet_extractor(name: str) -> OnnxExtractor:
     spec = EFFNET_SPECS.get(name) or EFFNET_VARIANTS[name]
-    return OnnxExtractor(name, ensure_onnx(spec), spec.input_size, FEATURE_DIM, labels=imagenet_labels())
+    return OnnxExtractor(name, ensure_onnx(spec), spec.input_size, FEATURE_DIM, labels=imagenet_labels(),
+                         feature_map_graph=lambda: ensure_onnx(spec, with_feature_map=True))

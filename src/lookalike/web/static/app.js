@@ -79,11 +79,12 @@ async function loadStats() {
 }
 
 // ---- cards ------------------------------------------------------------------------------------
-function makeCard(item, score) {
+function makeCard(item, score, confidence, goodMatch) {
   const li = el.card.content.firstElementChild.cloneNode(true);
   const button = li.querySelector(".card");
   button.dataset.id = item.id;
-  button.title = `${item.name}${score === undefined ? "" : ` · score ${score.toFixed(4)}`} — click for more like this`;
+  const conf = confidence === undefined || confidence === null ? "" : ` · confidence ${Math.round(confidence * 100)}%`;
+  button.title = `${item.name}${score === undefined ? "" : ` · score ${score.toFixed(4)}`}${conf} — click for more like this`;
   const img = li.querySelector("img");
   img.src = item.thumb_url;
   img.alt = item.name;
@@ -92,6 +93,11 @@ function makeCard(item, score) {
   const s = li.querySelector(".score");
   if (score === undefined) {
     s.remove();
+  } else if (conf && goodMatch !== undefined && goodMatch !== null) {
+    // Calibrated: show the probability that it is the same thing, not the raw cosine.
+    s.textContent = `${Math.round(confidence * 100)}%`;
+    li.dataset.confidence = confidence;
+    if (confidence >= goodMatch) s.classList.add("high");
   } else {
     s.textContent = score.toFixed(3);
     if (score >= 0.9) s.classList.add("high");
@@ -213,7 +219,14 @@ async function search() {
 
 function renderResults(data, totalMs) {
   el.placeholder.hidden = true;
-  el.results.replaceChildren(...data.results.map((hit) => makeCard(hit, hit.score)));
+  const good = data.good_match;
+  const cards = data.results.map((hit) => makeCard(hit, hit.score, hit.confidence, good));
+  if (data.verdict && good !== null && good !== undefined) {
+    // A line between the good matches and the rest; at the top when nothing is a good match.
+    const nGood = data.results.filter((hit) => hit.confidence !== null && hit.confidence >= good).length;
+    if (nGood < cards.length) cards.splice(nGood, 0, separator(nGood === 0 ? "No good match — the closest images:" : "Not good matches:"));
+  }
+  el.results.replaceChildren(...cards);
   const n = data.results.length;
   const what = data.crop ? " for the selected region" : "";
   el.summary.replaceChildren();
@@ -223,11 +236,26 @@ function renderResults(data, totalMs) {
   el.summary.append(strong, tag ? " · score = the classifier's confidence" : "",
                     ` · search ${data.took_ms.toFixed(0)} ms, ${totalMs} ms with transfer`);
   el.summary.dataset.tookMs = data.took_ms;
+  el.summary.dataset.verdict = data.verdict || "";
+  if (data.verdict === "no good match" && n > 0) {
+    const none = document.createElement("strong");
+    none.className = "no-match";
+    none.textContent = "no good match";
+    el.summary.append(" · ", none);
+  }
   if (n === 0 && tag) {
     el.summary.append(" · no image shows it");
   } else if (n === 0 && state.stats && state.stats.images > 0) {
     el.summary.append(" · nothing in the library scored high enough");
   }
+}
+
+function separator(text) {
+  const li = document.createElement("li");
+  li.className = "separator";
+  li.setAttribute("role", "separator");
+  li.textContent = text;
+  return li;
 }
 
 // ---- dragging a region on the query image ---------------------------------------------------------
