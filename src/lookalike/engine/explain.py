@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..errors import Unsupported
+from ..errors import Conflict
 
 PANEL = 320  # side of each image panel in the PNG
 ALPHA = 0.55  # how much of the heat colour covers the picture
@@ -36,7 +36,7 @@ class Explanation:
 def agreement_maps(extractor, query: Image.Image, result: Image.Image) -> tuple[float, np.ndarray, np.ndarray]:
     """(cosine, query map, result map) from one forward pass over both images."""
     if not getattr(extractor, "has_feature_maps", False):
-        raise Unsupported(f"explain needs a CNN model's feature maps; model {extractor.name!r} has none "
+        raise Conflict(f"explain needs a CNN model's feature maps; model {extractor.name!r} has none "
                           "(bundled EfficientNet models have them)")
     emb, fmaps = extractor.feature_maps([query, result])
     a = np.maximum(fmaps[0] @ emb[1], 0.0)  # each query location against the result's embedding

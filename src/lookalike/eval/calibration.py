@@ -51,7 +51,8 @@ def fit_curve(pairs: dict[str, tuple[np.ndarray, np.ndarray]], model: str, versi
     grid = np.round(np.arange(lo, hi + GRID_STEP / 2, GRID_STEP), 4)
     conf = np.round(iso.predict(grid), 4)
     keep = [0] + [i for i in range(1, len(grid) - 1) if not (conf[i - 1] == conf[i] == conf[i + 1])] + [len(grid) - 1]
-    return Calibration(model, version, tuple(float(grid[i]) for i in keep), tuple(float(conf[i]) for i in keep), GOOD_MATCH)
+    return Calibration(model, version, tuple(round(float(grid[i]), 4) for i in keep), tuple(round(float(conf[i]), 4) for i in keep),
+                       GOOD_MATCH)
 
 
 @dataclass

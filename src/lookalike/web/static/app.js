@@ -18,7 +18,7 @@ const el = {
   clearCrop: $("clear-crop"), newQuery: $("new-query"),
   summary: $("summary"), results: $("results"), placeholder: $("placeholder"),
   browse: $("browse"), prev: $("prev"), next: $("next"), pageInfo: $("page-info"),
-  card: $("card"),
+  card: $("card"), explainToggle: $("explain-toggle"),
 };
 
 const state = {
@@ -94,10 +94,15 @@ function makeCard(item, score, confidence, goodMatch) {
   if (score === undefined) {
     s.remove();
   } else if (conf && goodMatch !== undefined && goodMatch !== null) {
-    // Calibrated: show the probability that it is the same thing, not the raw cosine.
-    s.textContent = `${Math.round(confidence * 100)}%`;
+    // Calibrated: beside the cosine, the probability that it shows the same thing.
+    s.textContent = score.toFixed(3);
+    const c = document.createElement("span");
+    c.className = "confidence";
+    c.textContent = `${Math.round(confidence * 100)}%`;
+    c.title = "confidence: the probability that this shows the same thing as the query";
+    s.after(c);
     li.dataset.confidence = confidence;
-    if (confidence >= goodMatch) s.classList.add("high");
+    if (confidence >= goodMatch) { s.classList.add("high"); c.classList.add("high"); }
   } else {
     s.textContent = score.toFixed(3);
     if (score >= 0.9) s.classList.add("high");
@@ -227,6 +232,7 @@ function renderResults(data, totalMs) {
     if (nGood < cards.length) cards.splice(nGood, 0, separator(nGood === 0 ? "No good match — the closest images:" : "Not good matches:"));
   }
   el.results.replaceChildren(...cards);
+  if (el.explainToggle.checked) applyExplain();
   const n = data.results.length;
   const what = data.crop ? " for the selected region" : "";
   el.summary.replaceChildren();
@@ -249,6 +255,25 @@ function renderResults(data, totalMs) {
     el.summary.append(" · nothing in the library scored high enough");
   }
 }
+
+// "Why did it match?": each result's thumbnail becomes its heat map against the query
+// (GET /api/explain), for queries that are indexed images; off again restores the thumbnails.
+function applyExplain() {
+  const on = el.explainToggle.checked;
+  const q = state.query;
+  const canExplain = q && q.kind === "id" && !state.crop;
+  el.results.classList.toggle("explaining", on && canExplain);
+  for (const card of el.results.querySelectorAll(".card")) {
+    const img = card.querySelector("img");
+    if (!img.dataset.thumb) img.dataset.thumb = img.src;
+    const url = `/api/explain?query=${q && q.id}&result=${card.dataset.id}&side=result`;
+    const want = on && canExplain ? url : img.dataset.thumb;
+    if (img.getAttribute("src") !== want) img.src = want;
+  }
+  if (on && q && !canExplain) showMessage("“Why did it match?” works when the query is an image of the library: click a result to search from it.", "info");
+}
+
+el.explainToggle.addEventListener("change", applyExplain);
 
 function separator(text) {
   const li = document.createElement("li");
