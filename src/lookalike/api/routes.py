@@ -208,8 +208,8 @@ def explain(request: Request, query: int = Query(..., ge=0, le=2**63 - 1, descri
                               description="PNG only: both images side by side, or one of them.")) -> Response:
     """Where the two images agree, from the model's last feature map: each cell of one image
     scored against the other's embedding (bright = it carried the similarity)."""
-    grid, png = _svc(request).explain(query, result, side)
-    if format == "json":
+    grid, png = _svc(request).explain(query, result, None if format == "json" else side)
+    if format == "json" or png is None:
         return Response(json.dumps(grid), media_type="application/json")
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
 

@@ -65,10 +65,12 @@ def overlay(image: Image.Image, grid: np.ndarray, side: int = PANEL) -> Image.Im
 
 def render_png(query: Image.Image, result: Image.Image, explanation: Explanation, side: str = "both") -> bytes:
     """PNG of the overlays: "both" side by side with the score, or just "query" / "result"."""
-    panels = {"query": overlay(query, explanation.query), "result": overlay(result, explanation.result)}
-    if side in panels:
-        canvas = panels[side]
+    if side == "query":
+        canvas = overlay(query, explanation.query)
+    elif side == "result":
+        canvas = overlay(result, explanation.result)
     else:
+        panels = {"query": overlay(query, explanation.query), "result": overlay(result, explanation.result)}
         gap, label_h = 8, 22
         w = sum(p.width for p in panels.values()) + gap
         h = max(p.height for p in panels.values()) + label_h
@@ -79,5 +81,5 @@ def render_png(query: Image.Image, result: Image.Image, explanation: Explanation
         ImageDraw.Draw(canvas).text((4, 4), f"query | result: score {explanation.score:.3f}{conf} (bright = where they agree)",
                                     fill="black", font=ImageFont.load_default())
     buf = io.BytesIO()
-    canvas.save(buf, "PNG")
+    canvas.save(buf, "PNG", compress_level=1)  # fast: the page asks for one per result shown
     return buf.getvalue()
