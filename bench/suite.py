@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--calibrate", default="effnet-lite0-avg,effnet-lite0,effnet-lite2",
                     help="methods to fit confidence curves for (plain model names only)")
     ap.add_argument("--write-curves", action="store_true")
+    ap.add_argument("--no-diagram", action="store_true", help="with --write-curves: leave docs/eval/reliability.png as it is")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "suite.json")
     args = ap.parse_args()
     methods = [m for m in args.methods.split(",") if m]
@@ -47,7 +48,7 @@ def main() -> None:
         if args.write_curves:
             CURVES_DIR.mkdir(parents=True, exist_ok=True)
             curve_path(m).write_text(json.dumps(curve.to_dict(), indent=1) + "\n", encoding="utf-8")
-    if args.write_curves and checks:
+    if args.write_curves and checks and not args.no_diagram:
         print("wrote", reliability_diagram(checks, ROOT / "docs" / "eval" / "reliability.png"))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

@@ -63,3 +63,18 @@ def test_the_fitted_curve_is_monotone_and_separates(small):
     rel = np.concatenate([r for _, r in pairs.values()])
     conf = curve.confidence(scores)
     assert conf[rel].mean() > conf[~rel].mean() + 0.2
+
+
+def test_cli_eval_suite_prints_one_table_and_writes_json(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "lookalike", "eval", "suite", "--domains", "digits", "--methods",
+                           "effnet-lite0", "--out", tmp_path], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "| method | digits mAP@10 | digits ms | mean mAP@10 |" in proc.stdout and "| effnet-lite0 |" in proc.stdout
+    data = json.loads((tmp_path / "suite.json").read_text())
+    assert 0.5 < data["methods"]["effnet-lite0"]["digits"]["map10"] <= 1
+    bad = subprocess.run([sys.executable, "-m", "lookalike", "eval", "suite", "--domains", "flags"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "unknown suite domain 'flags'" in bad.stderr and "Traceback" not in bad.stderr
