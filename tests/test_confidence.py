@@ -19,7 +19,7 @@ from lookalike.eval.datasets import fashion_mnist_available, load_fashion_mnist
 from lookalike.models import model_info
 from lookalike.models.calibrate import CURVES_DIR, load_calibration
 
-BUNDLED = ("effnet-lite0", "effnet-lite2", "effnet-lite0-avg")
+BUNDLED = ("effnet-lite0", "effnet-lite2", "effnet-lite0-avg", "effnet-lite1")
 
 
 @pytest.fixture(scope="module")
