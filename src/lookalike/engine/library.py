@@ -310,8 +310,11 @@ class Library:
 
     @property
     def calibration(self):
-        """This model build's confidence curve (models/calibrate.py), or None."""
-        return calibration_for(self.model)
+        """This model build's confidence curve (models/calibrate.py), or None; looked up once
+        (the build cannot change while the library is open: `open` checks it)."""
+        if not hasattr(self, "_calibration"):
+            self._calibration = calibration_for(self.model)
+        return self._calibration
 
     def verdict(self, hits: Sequence[Hit]) -> str | None:
         """"good match" / "no good match" for an image search's hits (None: uncalibrated model)."""
