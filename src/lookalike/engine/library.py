@@ -21,6 +21,7 @@ from ..errors import Conflict, InvalidQuery, LookalikeError, ModelMismatchError,
 from ..filters import And, FieldTypes, parse
 from ..imaging import ImageSource, load_image
 from ..models import FeatureExtractor, TrainableExtractor, get_extractor, model_info
+from ..models.calibrate import Calibration
 from ..models.imagenet_labels import imagenet_labels
 from ..store import ImageRecord, SearchFilter, VectorStore, library_exists, open_store
 from .combine import check_weights, combine_vectors
@@ -309,7 +310,7 @@ class Library:
         return keep_confident(with_confidence(hits, self.calibration), min_confidence)
 
     @property
-    def calibration(self):
+    def calibration(self) -> Calibration | None:
         """This model build's confidence curve (models/calibrate.py), or None; looked up once
         (the build cannot change while the library is open: `open` checks it)."""
         if not hasattr(self, "_calibration"):
