@@ -137,6 +137,16 @@ class Service:
         hits = self.lib.search_text(text, k, min_score=min_score, where=where)
         return SearchResult(text, _ms(t0), hits)
 
+    def explain(self, query_id: int, result_id: int, side: str | None) -> tuple[dict, bytes | None]:
+        """(JSON grid, PNG or None when `side` is None) of where two indexed images agree
+        (engine/explain.py)."""
+        from ..engine.explain import render_png
+
+        t0 = time.perf_counter()
+        explanation, q_image, r_image = self.lib.explain(query_id, result_id)
+        grid = {**explanation.to_dict(), "took_ms": _ms(t0)}
+        return grid, None if side is None else render_png(q_image, r_image, explanation, side)
+
     def duplicates(self, thresholds: DuplicateThresholds, tiers: list[str], where: SearchFilter | None) -> DuplicateReport:
         """Cached per library state (this server's writes and the image count) for DUPLICATES_TTL_S
         (other processes' writes show after that); one computation at a time, so a burst of
