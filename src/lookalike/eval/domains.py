@@ -15,7 +15,6 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import Callable, Sequence
 
 import numpy as np
