@@ -148,7 +148,7 @@ class Service:
 
     def library_window(self) -> str:
         """The window the library's scans were indexed with (a spec of medical/window.py)."""
-        return self.lib.store.get_meta().get(WINDOW_META) or "auto"
+        return self.lib.setting(WINDOW_META) or "auto"
 
     def _scan_options(self, window: str | None, group: str | None, k: int) -> tuple[str | None, int]:
         """(the window spec asked for, or None; how many per-image results to fetch)."""
@@ -163,6 +163,16 @@ class Service:
         check_text(text)
         hits = self.lib.search_text(text, k, min_score=min_score, where=where)
         return SearchResult(text, _ms(t0), hits)
+
+    def explain(self, query_id: int, result_id: int, side: str | None) -> tuple[dict, bytes | None]:
+        """(JSON grid, PNG or None when `side` is None) of where two indexed images agree
+        (engine/explain.py)."""
+        from ..engine.explain import render_png
+
+        t0 = time.perf_counter()
+        explanation, q_image, r_image = self.lib.explain(query_id, result_id)
+        grid = {**explanation.to_dict(), "took_ms": _ms(t0)}
+        return grid, None if side is None else render_png(q_image, r_image, explanation, side)
 
     def duplicates(self, thresholds: DuplicateThresholds, tiers: list[str], where: SearchFilter | None) -> DuplicateReport:
         """Cached per library state (this server's writes and the image count) for DUPLICATES_TTL_S

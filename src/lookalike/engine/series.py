@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -79,7 +79,7 @@ def group_hits(hits: Sequence[Hit], k: int) -> list[GroupedHit]:
         counts[key] = counts.get(key, 0) + 1
         best.setdefault(key, h)
     ranked = list(best.items())[:k]
-    return [GroupedHit(Hit(rank, h.id, h.path, h.score, h.fields), key, counts[key])
+    return [GroupedHit(replace(h, rank=rank), key, counts[key])
             for rank, (key, h) in enumerate(ranked, start=1)]
 
 
