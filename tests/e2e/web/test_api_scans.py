@@ -86,8 +86,12 @@ def test_window_applies_to_the_query_and_the_thumbnails(scan_server):
     same = client.post("/api/search", params={"k": 1, "window": "40,400"}, files={"file": ("scan.dcm", data, "application/dicom")})
     assert same.json()["results"][0]["score"] == plain_top["score"]
     # As a JSON id search and as a form field too.
-    by_id = client.post("/api/search", json={"id": plain_top["id"], "window": "lung", "k": 2})
+    by_id = client.post("/api/search", json={"id": plain_top["id"], "window": "lung", "k": 3})
     assert by_id.status_code == 200 and by_id.json()["window"] == "lung", by_id.text
+    stored = client.post("/api/search", json={"id": plain_top["id"], "k": 3}).json()["results"]
+    lung = {h["id"]: h["score"] for h in by_id.json()["results"]}
+    assert plain_top["id"] not in lung  # never itself, even rendered again
+    assert any(abs(lung[h["id"]] - h["score"]) > 1e-3 for h in stored if h["id"] in lung)  # the lung rendering was searched
     form = client.post("/api/search", data={"window": "brain"}, files={"file": ("scan.dcm", data, "application/dicom")})
     assert form.json()["window"] == "brain"
     for bad in ("purple", "40,-5"):
