@@ -193,7 +193,7 @@ def test_page_window_presets_and_series_view(scan_server, watched):
     expect(page.locator("#results .card").first).to_be_visible()
     flat = card_ids(page)
     page.locator("#scan-group").check()
-    expect(page.locator("#summary strong")).to_have_text("4 series")
+    expect(page.locator("#summary strong").first).to_have_text("4 series")
     grouped = card_ids(page)
     assert len(grouped) == 4 and grouped[0] == flat[0] and len(flat) > 4
     first = page.locator("#results .card-item").first
@@ -207,11 +207,15 @@ def test_page_window_presets_and_series_view(scan_server, watched):
     settle(page, "#results")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "scans-series-bone.png"), full_page=True)
+    page.locator("#results .card").nth(1).click()  # more like this: the other Colin27 series' best slice
+    expect(page.locator("#query-img")).to_have_attribute("src", re.compile(r"/thumb\?window=bone$"))  # DICOM: its thumbnail
+    page.wait_for_function("() => { const i = document.getElementById('query-img'); return i.complete && i.naturalWidth > 0; }")
+    expect(page.locator("#summary strong").first).to_have_text(re.compile(r"^\d series$"))
     page.locator("#scan-window").select_option("custom")
     page.locator("#scan-custom").fill("40,-5")
     page.locator("#scan-custom").press("Enter")
     expect(page.locator("#message")).to_contain_text("window '40,-5'")
     page.locator("#scan-window").select_option("")  # back to the library's window: plain thumbnails
     page.locator("#file-input").set_input_files(str(root / "data" / "series" / "IM0095"))
-    expect(page.locator("#summary strong")).to_have_text("4 series")
+    expect(page.locator("#summary strong").first).to_have_text("4 series")
     assert "window" not in page.locator("#results .card img").first.get_attribute("src")

@@ -86,12 +86,23 @@ window.scans = (() => {
     }
   }
 
+  // "More like this" on a scan shows the indexed file, which a browser cannot show for DICOM:
+  // its thumbnail (in the chosen window) stands in.
+  function queryThumb(q, w) {
+    return `/api/images/${q.id}/thumb${w ? `?window=${encodeURIComponent(w)}` : ""}`;
+  }
+  el.queryImg.addEventListener("error", () => {
+    const q = state.query;
+    if (q && q.kind === "id" && !el.queryImg.src.includes("/thumb")) el.queryImg.src = queryThumb(q, box.hidden ? "" : chosenWindow());
+  });
+
   return {
     // Query parameters for POST /api/search (image and id queries).
     params(q) {
       if (q.kind === "file" && SCAN_NAME.test(q.name)) box.hidden = false;
       const w = box.hidden ? "" : chosenWindow();
       if (q.kind === "file") preview(q, w);
+      if (q.kind === "id" && el.queryImg.src.includes(`/api/images/${q.id}/thumb`)) el.queryImg.src = queryThumb(q, w);
       if (box.hidden) return "";
       return (w ? `&window=${encodeURIComponent(w)}` : "") + (group.checked ? "&group=series" : "");
     },
