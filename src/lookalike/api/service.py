@@ -40,6 +40,7 @@ from ..imaging import (
     release_free_memory,
 )
 from ..medical.dicom import has_preamble
+from ..medical.window import NAMES as WINDOW_NAMES
 from ..medical.window import parse_window
 from ..store import ImageRecord, SearchFilter
 
@@ -238,7 +239,7 @@ class Service:
         scan = is_scan_record(rec.path, rec.fields)
         if not scan or spec == self.library_window():
             spec = None
-        # A window of its own is cached beside the library's rendering, named by a safe spelling of it.
+        # A preset window is cached beside the library's rendering, named by a safe spelling of it.
         suffix = "" if spec is None else "-w" + re.sub(r"[^a-z0-9.]", "_", spec)
         thumb = self.thumbs / f"{rec.sha256}-{THUMB_PX}{suffix}.jpg"
         if thumb.exists():
@@ -254,6 +255,8 @@ class Service:
         im.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
         buf = io.BytesIO()
         im.save(buf, "JPEG", quality=82, optimize=True)
+        if spec is not None and spec not in WINDOW_NAMES:
+            return buf.getvalue()  # typed centre,width pairs are endless: never cached, so no client can fill the disk
         try:
             _write_atomic(thumb, buf.getvalue())
         except OSError:

@@ -80,8 +80,10 @@ def test_window_applies_to_the_query_and_the_thumbnails(scan_server):
     soft, hard = _thumb(client, plain_top["thumb_url"]), _thumb(client, top["thumb_url"])
     assert soft.shape == hard.shape and np.abs(soft - hard).mean() > 10  # bone window: soft tissue goes dark
     assert np.abs(_thumb(client, top["thumb_url"]) - hard).max() == 0  # served again from its cache
+    cached = set((root / "lib" / "thumbs").iterdir())
     custom = client.get(top["thumb_url"].replace("window=bone", "window=400,1800")).content  # bone's numbers
     assert np.abs(np.asarray(Image.open(io.BytesIO(custom)).convert("L"), float) - hard).mean() < 1
+    assert set((root / "lib" / "thumbs").iterdir()) == cached  # typed windows are not cached (no disk filling)
     # Same window as the library's: the stored vector, exactly as without one.
     same = client.post("/api/search", params={"k": 1, "window": "40,400"}, files={"file": ("scan.dcm", data, "application/dicom")})
     assert same.json()["results"][0]["score"] == plain_top["score"]
