@@ -221,3 +221,21 @@ def test_page_window_presets_and_series_view(scan_server, watched):
     page.locator("#file-input").set_input_files(str(root / "data" / "series" / "IM0095"))
     expect(page.locator("#summary strong").first).to_have_text("4 series")
     assert "window" not in page.locator("#results .card img").first.get_attribute("src")
+
+
+def test_page_adds_a_dicom_file_to_the_library(scan_server, watched):
+    pytest.importorskip("playwright")
+    from playwright.sync_api import expect
+
+    root, client = scan_server
+    page = watched
+    before = client.get("/healthz").json()["images"]
+    page.goto(str(client.base_url) + "/")
+    page.locator("#add-input").set_input_files(str(root / "data" / "SC_rgb_2frame.dcm"))
+    expect(page.locator("#message")).to_contain_text("Added 1 image")
+    assert client.get("/healthz").json()["images"] == before + 2  # one entry per frame
+    uploaded = client.get("/api/images", params={"where": 'format = "dicom"', "limit": 500}).json()["items"]
+    ids = [i["id"] for i in uploaded if "/uploads/" in i["path"]]
+    assert len(ids) == 2
+    assert client.delete(f"/api/images/{ids[0]}").status_code == 200  # leave the shared library as it was
+    assert client.get("/healthz").json()["images"] == before
