@@ -17,6 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .config import max_pixels
 from .errors import ImageLoadError, LookalikeError
+from .media.formats import STILL_EXTENSIONS, looks_like_heif, media_kind
 
 # A user's source of an image: a file path, encoded bytes, a decoded image or an HxW(xC) array.
 ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
@@ -32,9 +33,8 @@ warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 _SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8": "JPEG", b"GIF8": "GIF", b"BM": "BMP",
                b"II*\0": "TIFF", b"MM\0*": "TIFF"}
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"}
-)
+# Still images: Pillow's formats, HEIF/HEIC and camera RAW (media/formats.py; video is apart).
+IMAGE_EXTENSIONS = STILL_EXTENSIONS
 
 
 def is_image_name(path: str | os.PathLike) -> bool:
@@ -66,6 +66,12 @@ def decode_image(data: bytes, name: str = "<bytes>", draft_size: int | None = No
     (at least that many pixels on the short side), which is several times faster."""
     if not data:
         raise ImageLoadError(name, "empty file")
+    if media_kind(name) == "raw":
+        return _decode_raw(data, name, draft_size)
+    if looks_like_heif(data):
+        from .media.heif import register_heif
+
+        register_heif()
     try:
         im = Image.open(io.BytesIO(data))
         _check_size(im, name)
@@ -95,6 +101,17 @@ def decode_image(data: bytes, name: str = "<bytes>", draft_size: int | None = No
         raise ImageLoadError(name, "too large to decode in memory") from None
     rgb = to_rgb(im, name)
     rgb.info["original_size"] = original  # draft decoding shrinks the pixels, not the record
+    return rgb
+
+
+def _decode_raw(data: bytes, name: str, draft_size: int | None) -> Image.Image:
+    from .media.raw import decode_raw
+
+    im = decode_raw(data, name, draft_size)
+    _check_size(im, name)
+    original = im.info["original_size"]
+    rgb = to_rgb(im, name)
+    rgb.info["original_size"] = original
     return rgb
 
 

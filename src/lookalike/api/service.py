@@ -16,11 +16,12 @@ from PIL import Image
 
 from ..engine import Hit, Library
 from ..engine.duplicates import DuplicateReport, DuplicateThresholds
+from ..engine.entries import file_of, load_entry
 from ..engine.query import download
 from ..engine.scan import absolute
 from ..engine.tags import match_labels, tag_filter
 from ..errors import ImageLoadError, LookalikeError
-from ..imaging import CropBox, crop_relative, decode_image, load_image
+from ..imaging import CropBox, crop_relative, decode_image
 from ..store import ImageRecord, SearchFilter
 
 UPLOADS_DIR = "uploads"  # images added through the API live here, named by content hash
@@ -30,7 +31,8 @@ REGION_SCALE = 4
 _EXT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tiff"}
 _MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jfif": "image/jpeg", ".png": "image/png",
          ".webp": "image/webp", ".gif": "image/gif", ".bmp": "image/bmp", ".dib": "image/bmp",
-         ".tif": "image/tiff", ".tiff": "image/tiff"}
+         ".tif": "image/tiff", ".tiff": "image/tiff", ".avif": "image/avif", ".heic": "image/heic", ".heif": "image/heif",
+         ".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm", ".mkv": "video/x-matroska"}
 
 
 class NotFound(LookalikeError):
@@ -100,7 +102,7 @@ class Service:
         if crop is None:
             hits = self.lib.search(id_, k, min_score=min_score, where=where, text=text, ef=ef)  # the stored vector; no model run
         else:
-            region = crop_relative(load_image(rec.path, self._region_draft()), crop)
+            region = crop_relative(load_entry(rec.path, self._region_draft()), crop)
             vector = self.lib.embed([region])[0]
             flt = tag_filter(text, where) if text is not None else where
             hits = self.lib.search_vector(vector, k, min_score=min_score, where=flt, exclude=[id_], ef=ef)
@@ -126,16 +128,17 @@ class Service:
         """(path, media type) of an indexed image's file; the type comes from its content
         when the name does not say, so nothing is ever served as HTML or script."""
         rec = self.record(id_)
-        if not os.path.isfile(rec.path):
-            raise NotFound(f"the file of image {id_} is gone from disk: {rec.path}")
-        mime = _MIME.get(Path(rec.path).suffix.lower())
+        path = file_of(rec.path)  # a video frame's file is the whole video
+        if not os.path.isfile(path):
+            raise NotFound(f"the file of image {id_} is gone from disk: {path}")
+        mime = _MIME.get(Path(path).suffix.lower())
         if mime is None:
             try:
-                with Image.open(rec.path) as im:
+                with Image.open(path) as im:
                     mime = Image.MIME.get(im.format or "", "application/octet-stream")
             except OSError:
                 mime = "application/octet-stream"
-        return rec.path, mime
+        return path, mime
 
     def thumbnail(self, id_: int) -> Path | bytes:
         """The cached thumbnail's path; its bytes when the library directory is read-only."""
@@ -144,7 +147,7 @@ class Service:
         if thumb.exists():
             return thumb
         try:
-            im = load_image(rec.path, draft_size=THUMB_PX)
+            im = load_entry(rec.path, draft_size=THUMB_PX)
         except ImageLoadError as e:
             raise NotFound(f"cannot make a thumbnail of image {id_}: {e.reason}") from None
         im.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)

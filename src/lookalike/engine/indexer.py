@@ -9,15 +9,19 @@ import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import ImageLoadError
+from ..errors import ImageLoadError, LookalikeError
 from ..imaging import decode_image, original_size, read_file
+from ..media.formats import media_kind
 from ..models import FeatureExtractor
 from ..store import ImageRecord, Upsert, VectorStore
+from .entries import file_of, split_entry
+from .media_fields import image_fields, record_date
 from .scan import FileEntry, printable
+from .video_index import VideoIndexer
 
 # (done, total) -> None, called from the indexing thread.
 ProgressFn = Callable[[int, int], None]
@@ -33,6 +37,17 @@ class AddReport:
     embedded: int = 0  # images that actually went through the model
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    videos: int = 0  # video files (re-)indexed; each adds its sampled frames as entries
+    frames: int = 0  # video frames written
+    skipped_types: dict[str, int] = field(default_factory=dict)  # extension -> files not indexed
+
+    def skipped_summary(self) -> str:
+        """"skipped 3 files of unsupported types: .xyz (2), .psd (1)", or "" when none."""
+        if not self.skipped_types:
+            return ""
+        n = sum(self.skipped_types.values())
+        kinds = ", ".join(f"{ext} ({c})" for ext, c in sorted(self.skipped_types.items(), key=lambda kv: (-kv[1], kv[0])))
+        return f"skipped {n} file{'s' if n != 1 else ''} of unsupported types: {kinds}"
 
     @property
     def images_per_second(self) -> float:
@@ -44,6 +59,7 @@ class AddReport:
             "moved": self.moved, "removed": self.removed, "embedded": self.embedded,
             "failed": [{"path": printable(p, controls=False), "reason": r} for p, r in self.failed],
             "seconds": round(self.seconds, 3), "images_per_second": round(self.images_per_second, 2),
+            "videos": self.videos, "frames": self.frames, "skipped_types": dict(self.skipped_types),
         }
 
 
@@ -54,6 +70,7 @@ class _Prepared:
     pixels: np.ndarray | None = None  # model input; None when the content is already known
     size: tuple[int, int] = (0, 0)
     error: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 class Indexer:
@@ -67,17 +84,35 @@ class Indexer:
 
     def run(self, entries: list[FileEntry], report: AddReport) -> None:
         known_paths = {r.path: r for r in self.store.iter_records()}
-        todo = []
+        frames_of: dict[str, list[ImageRecord]] = {}  # a video file -> its frame entries
+        for r in known_paths.values():
+            file, fragment = split_entry(r.path)
+            if fragment is not None:
+                frames_of.setdefault(file, []).append(r)
+        todo, videos = [], []
         for e in entries:
+            if media_kind(e.path) == "video":
+                olds = frames_of.get(e.path, [])
+                if olds and all(o.size == e.size and o.mtime == e.mtime for o in olds):
+                    report.unchanged += 1
+                else:
+                    videos.append(e)
+                continue
             old = known_paths.get(e.path)
             if old is not None and old.size == e.size and old.mtime == e.mtime:
                 report.unchanged += 1
             else:
                 todo.append(e)
-        total = len(todo)
+        total = len(todo) + len(videos)
         self.progress(0, total)
-        if not todo:
-            return
+        if todo:
+            self._run_images(todo, entries, known_paths, report, total)
+        if videos:
+            VideoIndexer(self.store, self.extractor, self.batch_size, known_paths, frames_of).run(
+                videos, report, lambda n: self.progress(len(todo) + n, total))
+
+    def _run_images(self, todo: list[FileEntry], entries: list[FileEntry], known_paths: dict[str, ImageRecord],
+                    report: AddReport, total: int) -> None:
         self._hashes = self.store.hashes()
         self._paths = known_paths
         self._present = {e.path for e in entries}
@@ -116,9 +151,12 @@ class Indexer:
             if sha in self._hashes and not decode:
                 return _Prepared(e, sha)
             image = decode_image(data, e.path, draft_size=self.extractor.draft_size)
-            return _Prepared(e, sha, self.extractor.preprocess(image), original_size(image))
+            return _Prepared(e, sha, self.extractor.preprocess(image), original_size(image),
+                             fields=image_fields(data, e.mtime))
         except ImageLoadError as err:
             return _Prepared(e, error=err.reason)
+        except LookalikeError as err:  # e.g. MissingExtra for a HEIC without pillow-heif
+            return _Prepared(e, error=str(err))
         except Exception as err:  # never let one file stop the run
             return _Prepared(e, error=f"{type(err).__name__}: {err}")
 
@@ -144,7 +182,7 @@ class Indexer:
             # Another process removed every record with this content since we looked: embed it.
             self._embed_after_all(e, old, report, pending)
             return
-        gone = [r for r in records.values() if r.path not in self._present and not os.path.exists(r.path)]
+        gone = [r for r in records.values() if file_of(r.path) not in self._present and not os.path.exists(file_of(r.path))]
         if old is not None:
             removes.append(old.id)  # a different file now sits at this path
             self._forget(old)
@@ -163,7 +201,8 @@ class Indexer:
         except KeyError:  # removed by another process between the two reads
             self._embed_after_all(e, None, report, pending)
             return
-        rec = ImageRecord(e.path, prep.sha256, e.size, e.mtime, src.width, src.height, list(src.tags))
+        fields = {**src.fields, "date": record_date(src.fields.get("taken"), e.mtime)} if src.fields else {}
+        rec = ImageRecord(e.path, prep.sha256, e.size, e.mtime, src.width, src.height, list(src.tags), fields=fields)
         writes.append(Upsert(rec, vec))
         report.added += 1
 
@@ -192,7 +231,7 @@ class Indexer:
             e = prep.entry
             tags = feats.tags[i] if i < len(feats.tags) else []
             rec = ImageRecord(e.path, prep.sha256, e.size, e.mtime, prep.size[0], prep.size[1], tags,
-                              id=old.id if old is not None else None)
+                              id=old.id if old is not None else None, fields=prep.fields)
             if old is not None:
                 self._forget(old)
                 report.updated += 1

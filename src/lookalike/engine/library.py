@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from ..imaging import ImageSource, load_image
 from ..models import FeatureExtractor, TrainableExtractor, get_extractor, model_info
 from ..store import ImageRecord, SearchFilter, VectorStore, open_store
 from .duplicates import TIERS, DuplicateProgressFn, DuplicateReport, DuplicateThresholds, find_duplicates
+from .entries import file_of
 from .indexer import AddReport, Indexer, ProgressFn
 from .query import resolve
 from .scan import absolute, printable, scan
@@ -108,7 +110,9 @@ class Library:
             raise refusal
         t0 = time.perf_counter()
         report = AddReport()
-        entries, report.failed = scan(list(paths), skip=[self.directory])
+        skipped: Counter[str] = Counter()
+        entries, report.failed = scan(list(paths), skip=[self.directory], skipped=skipped)
+        report.skipped_types = dict(skipped)
         self._fit_if_needed(entries)
         Indexer(self.store, self.extractor, batch_size, workers, progress).run(entries, report)
         if prune:
@@ -125,7 +129,8 @@ class Library:
         return bool(sync(progress)) if sync is not None else False
 
     def remove(self, paths: Sequence[str | os.PathLike]) -> int:
-        """Forget these images (or every image under these folders). Files are untouched."""
+        """Forget these images (or every image under these folders, or every frame of these
+        videos). Files are untouched."""
         ids: list[int] = []
         for p in paths:
             path = absolute(p)
@@ -133,6 +138,7 @@ class Library:
             if rec is not None:
                 ids.append(rec.id)  # type: ignore[arg-type]
             ids += [r.id for r in self.store.iter_records(where=SearchFilter(path.rstrip(os.sep) + os.sep))]
+            ids += [r.id for r in self.store.iter_records(where=SearchFilter(path + "#")) if file_of(r.path) == path]
         ids = sorted(set(ids))
         if ids:
             self.store.write(removes=ids)
@@ -140,7 +146,7 @@ class Library:
 
     def _prune(self, roots: list[str]) -> int:
         gone = [r.id for r in self.store.iter_records()
-                if _under(r.path, roots) and not os.path.exists(r.path)]
+                if _under(file_of(r.path), roots) and not os.path.exists(file_of(r.path))]
         if gone:
             self.store.write(removes=gone)
         return len(gone)

@@ -7,7 +7,6 @@ import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -15,6 +14,7 @@ from PIL import Image
 from ..errors import ImageLoadError, LookalikeError
 from ..imaging import ImageSource, decode_image, load_image
 from ..store import VectorStore
+from .entries import file_of, load_entry
 from .scan import absolute
 
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
@@ -44,12 +44,12 @@ def resolve(query: ImageSource | int, store: VectorStore, draft_size: int | None
         rec = store.find_path(path)
         if rec is not None:
             try:
-                st = os.stat(path)
+                st = os.stat(file_of(path))  # a video frame's entry is checked against its file
                 if st.st_size == rec.size and st.st_mtime == rec.mtime:
                     return ResolvedQuery(path, vector=store.vectors([rec.id])[0], exclude=[rec.id])
             except OSError:
                 pass
-        return ResolvedQuery(os.fsdecode(query), image=load_image(Path(path), draft_size))
+        return ResolvedQuery(os.fsdecode(query), image=load_entry(path, draft_size))
     label = {bytes: "<bytes>", Image.Image: "<image>", np.ndarray: "<array>"}.get(type(query), "<image>")
     return ResolvedQuery(label, image=load_image(query, draft_size))
 

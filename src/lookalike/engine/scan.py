@@ -1,13 +1,14 @@
-"""Finding image files under the paths a user names."""
+"""Finding image and video files under the paths a user names."""
 
 from __future__ import annotations
 
 import errno
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..imaging import is_image_name
+from ..media.formats import MEDIA_EXTENSIONS, extension
 
 
 @dataclass(frozen=True)
@@ -21,10 +22,12 @@ def absolute(path: str | os.PathLike) -> str:
     return os.path.abspath(os.path.expanduser(os.fsdecode(path)))
 
 
-def scan(paths: list[str | os.PathLike], skip: list[Path] = ()) -> tuple[list[FileEntry], list[tuple[str, str]]]:
-    """Walk files and folders recursively (hidden folders and `skip` excluded). Files named
-    explicitly are always taken; inside folders only image extensions are. Returns the
-    entries in a stable order and (path, reason) for what could not be looked at."""
+def scan(paths: list[str | os.PathLike], skip: list[Path] = (),
+         skipped: Counter[str] | None = None) -> tuple[list[FileEntry], list[tuple[str, str]]]:
+    """Walk files and folders recursively (hidden files and folders and `skip` excluded).
+    Files named explicitly are always taken; inside folders only image and video extensions
+    are, and every other file is counted by extension in `skipped`. Returns the entries in a
+    stable order and (path, reason) for what could not be looked at."""
     skip_set = {absolute(p) for p in skip}
     entries: dict[str, FileEntry] = {}
     failed: list[tuple[str, str]] = []
@@ -53,8 +56,12 @@ def scan(paths: list[str | os.PathLike], skip: list[Path] = ()) -> tuple[list[Fi
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
                                      and os.path.join(dirpath, d) not in skip_set)
                 for name in sorted(filenames):
-                    if is_image_name(name) and not name.startswith("."):
+                    if name.startswith("."):
+                        continue
+                    if os.path.splitext(name)[1].lower() in MEDIA_EXTENSIONS:
                         take(os.path.join(dirpath, name))
+                    elif skipped is not None:
+                        skipped[extension(name)] += 1
         elif os.path.lexists(root):
             take(root)
         else:
