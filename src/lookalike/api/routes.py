@@ -161,9 +161,12 @@ def similar(request: Request, image_id: int = ImageId, k: int | None = K, min_sc
 
 # -- browsing -------------------------------------------------------------------------------
 @router.get("/api/images", response_model=schemas.ImagePage, summary="Browse the library")
-def list_images(request: Request, offset: int = Query(0, ge=0, le=2**62), limit: int = Query(50, ge=1, le=500)) -> schemas.ImagePage:
-    """Indexed images in id order, `limit` at a time."""
-    total, records = _svc(request).page(offset, limit)
+def list_images(request: Request, offset: int = Query(0, ge=0, le=2**62), limit: int = Query(50, ge=1, le=500),
+                sort: str | None = Query(None, pattern=r"^-?(id|date|folder|name)$",
+                                         description="id (default), date (capture time, else file time), folder or name; "
+                                                     "a leading '-' reverses")) -> schemas.ImagePage:
+    """Indexed images in id order (or `sort` order), `limit` at a time."""
+    total, records = _svc(request).page(offset, limit, sort)
     return schemas.ImagePage(total=total, offset=offset, limit=limit, items=[_image(r) for r in records])
 
 
@@ -288,7 +291,7 @@ def _urls(id_: int, sha256: str) -> dict[str, str]:
 def _image(rec: ImageRecord) -> schemas.Image:
     assert rec.id is not None
     return schemas.Image(id=rec.id, path=rec.path, name=os.path.basename(rec.path), sha256=rec.sha256, size=rec.size,
-                         mtime=rec.mtime, width=rec.width, height=rec.height, tags=rec.tags, added=rec.added,
+                         mtime=rec.mtime, width=rec.width, height=rec.height, tags=rec.tags, added=rec.added, fields=rec.fields,
                          similar_url=f"/api/images/{rec.id}/similar", **_urls(rec.id, rec.sha256))
 
 

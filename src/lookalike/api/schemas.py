@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -87,6 +87,9 @@ class Image(BaseModel):
     height: int
     tags: list[tuple[str, float]] = Field(description="Top ImageNet labels with probabilities.")
     added: float
+    fields: dict[str, Any] = Field(default_factory=dict, description=(
+        "Typed metadata: media (image|video), date, EXIF (taken, make, camera, lens, orientation, lat, lon), "
+        "video frames' video_time, duration, frame_index."))
     thumb_url: str
     image_url: str
     similar_url: str

@@ -72,8 +72,8 @@ class Service:
             raise NotFound(f"no image with id {id_} in this library")
         return rec
 
-    def page(self, offset: int, limit: int) -> tuple[int, list[ImageRecord]]:
-        return len(self.lib), self.lib.records(offset, limit)
+    def page(self, offset: int, limit: int, sort: str | None = None) -> tuple[int, list[ImageRecord]]:
+        return len(self.lib), self.lib.records(offset, limit, sort)
 
     def search_bytes(self, data: bytes, label: str, k: int, min_score: float | None, crop: CropBox | None,
                      where: SearchFilter | None = None, text: str | None = None, ef: int | None = None) -> SearchResult:

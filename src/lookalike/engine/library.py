@@ -17,6 +17,7 @@ from ..errors import LookalikeError, ModelMismatchError
 from ..imaging import ImageSource, load_image
 from ..models import FeatureExtractor, TrainableExtractor, get_extractor, model_info
 from ..store import ImageRecord, SearchFilter, VectorStore, open_store
+from .browse import check_sort, sort_records
 from .duplicates import TIERS, DuplicateProgressFn, DuplicateReport, DuplicateThresholds, find_duplicates
 from .entries import file_of
 from .indexer import AddReport, Indexer, ProgressFn
@@ -218,8 +219,13 @@ class Library:
             raise LookalikeError(f"no image with id {id_} in this library")
         return rec
 
-    def records(self, offset: int = 0, limit: int | None = None) -> list[ImageRecord]:
-        return list(self.store.iter_records(offset, limit))
+    def records(self, offset: int = 0, limit: int | None = None, sort: str | None = None) -> list[ImageRecord]:
+        """Records in id order, or by `sort`: "date" (capture time, else file time), "folder"
+        or "name"; "-date" etc. reverse it (engine/browse.py)."""
+        if check_sort(sort) in (None, "id"):
+            return list(self.store.iter_records(offset, limit))
+        ordered = sort_records(self.store.iter_records(), sort)  # type: ignore[arg-type]
+        return ordered[offset:None if limit is None else offset + limit]
 
     def __len__(self) -> int:
         return self.store.count()
