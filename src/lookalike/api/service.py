@@ -22,13 +22,15 @@ from ..engine.scan import absolute
 from ..engine.tags import match_labels, tag_filter
 from ..errors import ImageLoadError, LookalikeError
 from ..imaging import CropBox, crop_relative, decode_image
+from ..media.formats import media_kind
 from ..store import ImageRecord, SearchFilter
 
 UPLOADS_DIR = "uploads"  # images added through the API live here, named by content hash
 THUMBS_DIR = "thumbs"  # cached thumbnails, named by content hash; safe to delete
 THUMB_PX = 320
 REGION_SCALE = 4
-_EXT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tiff"}
+_EXT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tiff",
+        "HEIF": ".heic", "AVIF": ".avif"}
 _MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jfif": "image/jpeg", ".png": "image/png",
          ".webp": "image/webp", ".gif": "image/gif", ".bmp": "image/bmp", ".dib": "image/bmp",
          ".tif": "image/tiff", ".tiff": "image/tiff", ".avif": "image/avif", ".heic": "image/heic", ".heif": "image/heif",
@@ -164,8 +166,7 @@ class Service:
         """Keep the upload as uploads/<sha256>.<ext> and index it; returns (record, created)."""
         label = filename or "<upload>"
         decode_image(data, label, draft_size=THUMB_PX)  # refuse non-images before touching disk
-        with Image.open(io.BytesIO(data)) as im:
-            ext = _EXT.get(im.format or "", ".img")
+        ext = _upload_extension(data, label)
         dest = self.uploads / f"{hashlib.sha256(data).hexdigest()}{ext}"
         with self._write_lock:
             if not dest.exists():
@@ -189,6 +190,18 @@ class Service:
             if not self.lib.store.find_sha(rec.sha256):
                 (self.thumbs / f"{rec.sha256}-{THUMB_PX}.jpg").unlink(missing_ok=True)
         return owned
+
+
+def _upload_extension(data: bytes, label: str) -> str:
+    """The extension an upload is kept under: RAW is recognised by its name (its bytes look
+    like TIFF), everything else by its content."""
+    if media_kind(label) == "raw":
+        return Path(label).suffix.lower()
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return _EXT.get(im.format or "", ".img")
+    except (OSError, ValueError):
+        return ".img"
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
