@@ -168,3 +168,22 @@ def test_broken_video_is_one_failure_line(tmp_path, gallery):
     reasons = dict((os.path.basename(p), r) for p, r in report.failed)
     assert set(reasons) == {"empty.mp4", "cut.mp4", "text.mov"}, report.failed
     assert all("\n" not in r and r for r in reasons.values())
+
+
+def test_duplicates_across_videos_and_photos(tmp_path, gallery, photos):
+    folder = tmp_path / "dups"
+    folder.mkdir()
+    shutil.copy2(gallery / "clip.mp4", folder / "clip.mp4")
+    shutil.copy2(gallery / "clip.mp4", folder / "copy.mp4")
+    write_jpeg(folder / "coffee.jpg", photos["coffee"])
+    with Library.open(tmp_path / "lib") as lib:
+        lib.add([folder])
+        report = lib.duplicates()
+    groups = [(g.tier, sorted(os.path.basename(m.path) for m in g.members)) for g in report.groups]
+    exact = [members for tier, members in groups if tier == "exact"]
+    # Every frame of the copy is an exact copy of the same moment of the original.
+    assert len(exact) == len(SCENES) and all(m[0].startswith("clip.mp4#t=") and m[1] == "copy.mp4" + m[0][8:] for m in exact)
+    # The photo and the video frames showing it are the same picture (keypoints confirm it).
+    near = [members for tier, members in groups if tier == "near" and "coffee.jpg" in members]
+    assert near and all(3 <= entry_time(m) < 6 for m in near[0] if m != "coffee.jpg")
+    assert report.unreadable == []

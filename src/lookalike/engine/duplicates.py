@@ -33,9 +33,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import LookalikeError
-from ..imaging import load_image
 from ..keypoints import Keypoints, keypoints, match
 from ..store import ImageRecord, SearchFilter, VectorStore
+from .entries import load_entry
 
 TIERS = ("exact", "near", "similar")
 _STRENGTH = {t: i for i, t in enumerate(TIERS)}  # lower is stronger
@@ -173,7 +173,7 @@ class _KeypointCache:
 
     def _compute(self, id_: int) -> Keypoints | None:
         try:
-            return keypoints(load_image(self.records[id_].path, draft_size=512))
+            return keypoints(load_entry(self.records[id_].path, draft_size=512))  # a video frame too
         except LookalikeError:  # gone or unreadable since indexing: cannot confirm
             self.report.unreadable.append(self.records[id_].path)
             return None
