@@ -1,0 +1,41 @@
+"""`lookalike index` and `search` on a folder with photos, a video and files it does not use:
+the summary names the video's frames and counts unused files by extension; a search result
+names the video and the moment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from .media_samples import exif_block, write_heic, write_jpeg, write_mp4
+
+CLI = [sys.executable, "-m", "lookalike"]
+
+
+def run(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, timeout=300, text=True, env=dict(os.environ))
+
+
+def test_index_summary_and_search_names_the_moment(tmp_path, photos):
+    folder = tmp_path / "album"
+    folder.mkdir()
+    write_mp4(folder / "holiday.mp4", [photos["astronaut"], photos["coffee"], photos["rocket"]], 3.0)
+    write_heic(folder / "cat.heic", photos["chelsea"], exif_block(taken="2020:01:02 03:04:05", model="iPhone 12"))
+    for name in ("a.xyz", "b.xyz", "c.psd"):
+        (folder / name).write_bytes(b"\0" * 10)
+    lib = tmp_path / "lib"
+    r = run("index", folder, "--library", lib)
+    assert r.returncode == 0, r.stderr
+    assert "videos: 1 indexed as 3 frames" in r.stderr
+    assert "skipped 3 files of unsupported types: .xyz (2), .psd (1)" in r.stderr
+    query = tmp_path / "q.jpg"
+    write_jpeg(query, photos["rocket"])
+    r = run("search", query, "--library", lib, "-k", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    hit = json.loads(r.stdout)["results"][0]
+    assert hit["path"] == f"{folder / 'holiday.mp4'}#t=6.000"
+    r = run("index", folder, "--library", lib, "--json")
+    report = json.loads(r.stdout)
+    assert report["unchanged"] == 2 and report["embedded"] == 0 and report["skipped_types"] == {".xyz": 2, ".psd": 1}
