@@ -78,8 +78,9 @@ def write_avif(path: Path, im: Image.Image, exif: Image.Exif | None = None) -> P
 
 
 def write_mp4(path: Path, photos: list[Image.Image], seconds_each: float = 3.0, fps: int = 10,
-              size: tuple[int, int] = (320, 240), creation_time: str | None = None) -> Path:
-    """An H.264 MP4 showing each photo for `seconds_each` seconds, in order."""
+              size: tuple[int, int] = (320, 240), creation_time: str | None = None, gop: int | None = None) -> Path:
+    """An H.264 MP4 showing each photo for `seconds_each` seconds, in order (`gop`: frames
+    between keyframes; x264's default is 250)."""
     import av
 
     with av.open(str(path), "w") as out:
@@ -88,7 +89,7 @@ def write_mp4(path: Path, photos: list[Image.Image], seconds_each: float = 3.0, 
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "23", "preset": "veryfast"}
+        stream.options = {"crf": "23", "preset": "veryfast", **({"g": str(gop)} if gop else {})}
         for photo in photos:
             frame = av.VideoFrame.from_image(photo.convert("RGB").resize(size, Image.Resampling.BILINEAR))
             for _ in range(round(seconds_each * fps)):

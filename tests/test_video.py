@@ -71,9 +71,25 @@ def test_sampling_is_bounded(gallery):
     assert [f.time for f in capped.frames] == pytest.approx([0.0, 3.75, 7.5, 11.3], abs=0.11)  # 15 s / 4
 
 
-def test_seek_sampling_for_long_steps(gallery):
-    info = sample_frames(gallery / "clip.mp4", interval=9.0, min_change=0.0)  # above SEEK_ABOVE: seeks
-    assert [f.time for f in info.frames] == pytest.approx([0.0, 9.0], abs=0.11)
+def test_seek_sampling_gives_the_same_frames(gallery):
+    decoded = sample_frames(gallery / "clip.mp4", interval=2.5, seek_above=1e9)
+    sought = sample_frames(gallery / "clip.mp4", interval=2.5, seek_above=0.0)
+    assert [f.time for f in sought.frames] == [f.time for f in decoded.frames]
+    assert [f.image.tobytes() for f in sought.frames] == [f.image.tobytes() for f in decoded.frames]
+
+
+def test_keyframe_interval_is_measured(tmp_path, photos):
+    import av
+
+    from lookalike.media.video import _keyframe_interval
+
+    dense = write_mp4(tmp_path / "dense.mp4", [photos["coffee"], photos["rocket"]], 3.0, gop=10)  # a keyframe a second
+    assert _keyframe_interval(av, str(dense)) == pytest.approx(1.0, abs=0.11)
+    # x264 puts a keyframe at each cut (here at 3 s) and otherwise every 250 frames (25 s).
+    cut = write_mp4(tmp_path / "cut.mp4", [photos["coffee"], photos["rocket"]], 3.0)
+    assert _keyframe_interval(av, str(cut)) == pytest.approx(3.0, abs=0.11)
+    still = write_mp4(tmp_path / "still.mp4", [photos["coffee"]], 6.0)  # one keyframe: the probed span
+    assert _keyframe_interval(av, str(still)) >= 5.8
 
 
 def test_photo_finds_the_video_at_the_right_time(indexed, photos):
