@@ -18,6 +18,6 @@ def register_heif() -> None:
         return
     with _lock:
         if not _registered:
-            pillow_heif = require("pillow_heif", "HEIC/HEIF images", "photos")
+            pillow_heif = require("pillow_heif", "reading HEIC/HEIF images", "photos")
             pillow_heif.register_heif_opener()
             _registered = True

@@ -58,7 +58,7 @@ def sample_frames(path: str | os.PathLike, *, interval: float = DEFAULT_INTERVAL
     seek to each candidate when they are further apart than this many seconds (default: 1.5
     keyframe intervals, measured on the file), else decode every frame."""
     name = os.fsdecode(path)
-    av = require("av", "video files", "video")
+    av = require("av", "reading video files", "video")
     try:
         if seek_above is None:
             seek_above = SEEK_GOPS * _keyframe_interval(av, name)
@@ -92,7 +92,7 @@ def sample_frames(path: str | os.PathLike, *, interval: float = DEFAULT_INTERVAL
 def frame_at(path: str | os.PathLike, seconds: float, short_side: int | None = DEFAULT_SHORT_SIDE) -> Image.Image:
     """The frame shown at `seconds` (the last one at or before it)."""
     name = os.fsdecode(path)
-    av = require("av", "video files", "video")
+    av = require("av", "reading video files", "video")
     try:
         with av.open(name, metadata_errors="ignore") as container:
             stream = _video_stream(container, name)
