@@ -71,3 +71,9 @@ def test_date_is_capture_wall_clock_else_file_time(photos):
     plain = image_fields(encoded(photos["coffee"], "JPEG"), mtime)
     assert plain == {"media": "image", "date": "2024-03-04T05:06:07"}
     assert record_date(None, os.path.getmtime(__file__)) <= datetime.now().isoformat()
+
+
+def test_png_exif_is_not_read(photos):
+    # Pillow would decode the whole PNG to find an eXIf chunk: not worth it for metadata.
+    data = encoded(photos["coffee"], "PNG", exif=exif_block(model="iPhone 12").tobytes())
+    assert photo_fields(data) == {}

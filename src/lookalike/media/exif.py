@@ -1,6 +1,6 @@
 """Photo metadata (EXIF) as a record's `fields`: capture time, camera, lens, orientation and
-GPS position, from JPEG, TIFF, HEIC/HEIF, AVIF, WebP, PNG and TIFF-based camera RAW (DNG,
-NEF, CR2, ARW, ...). Missing or malformed tags are left out, never an error."""
+GPS position, from JPEG, TIFF, HEIC/HEIF, AVIF, WebP and TIFF-based camera RAW (DNG, NEF,
+CR2, ARW, ...). Missing or malformed tags are left out, never an error."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ _DATETIME_ORIGINAL, _OFFSET_TIME_ORIGINAL, _SUBSEC_ORIGINAL = 0x9003, 0x9011, 0x
 _LENS_MAKE, _LENS_MODEL = 0xA433, 0xA434
 _GPS_LAT_REF, _GPS_LAT, _GPS_LON_REF, _GPS_LON = 1, 2, 3, 4
 _OFFSET = re.compile(r"^[+-]\d{2}:\d{2}$")
+# Formats whose EXIF sits in the header. Not PNG: Pillow decodes a whole PNG to look for an
+# eXIf chunk after the pixels, which would double the cost of every PNG for a rare tag.
+EXIF_FORMATS = ("JPEG", "TIFF", "WEBP", "HEIF", "AVIF")
 
 
 def photo_fields(source: PhotoSource) -> dict[str, Any]:
@@ -63,7 +66,9 @@ def _exif(source: PhotoSource) -> Image.Exif | None:
             from .heif import register_heif
 
             register_heif()
-        with Image.open(io.BytesIO(data)) as im:
+        Image.init()
+        # Pillow refuses a format name it has no plugin for (HEIF before pillow-heif registers).
+        with Image.open(io.BytesIO(data), formats=[f for f in EXIF_FORMATS if f in Image.OPEN]) as im:
             return im.getexif()
     except Exception:  # metadata is a bonus: a file Pillow cannot parse simply has none
         return None
