@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps demo serve-demo test lint clean
+.PHONY: setup system-deps demo serve-demo test test-fast lint docs clean
 
 setup: $(STAMP)
 
@@ -30,10 +30,20 @@ serve-demo: setup
 
 test: setup system-deps
 	$(BIN)/ruff check .
+	$(BIN)/mkdocs build --strict --quiet --site-dir $$(mktemp -d)
 	$(BIN)/python -m pytest -q
+
+# The quick tier: everything but the tests marked slow (wheel build, fresh environments).
+test-fast: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# The documentation site (MkDocs, offline) into site/.
+docs: setup
+	$(BIN)/mkdocs build --strict
 
 lint: setup
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) demo-gallery demo-library .pytest_cache
+	rm -rf $(VENV) demo-gallery demo-library .pytest_cache site

@@ -33,8 +33,8 @@ import numpy as np
 import lookalike
 from lookalike import Library
 from lookalike.config import cache_dir
+from lookalike.demo.samples import sample_photos
 from lookalike.imaging import is_image_name
-from lookalike.samples import sample_photos
 from lookalike.store.embedded import DB_NAME
 
 

@@ -34,12 +34,12 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
 from lookalike import Library
+from lookalike.demo.samples import sample_photos, save_jpeg
 from lookalike.engine.duplicates import DuplicateThresholds, pair_tiers
+from lookalike.engine.keypoints import keypoints, match
 from lookalike.eval.datasets import fashion_mnist_available, load_fashion_mnist
 from lookalike.imaging import load_image
-from lookalike.keypoints import keypoints, match
-from lookalike.perceptual_hash import hamming, phash
-from lookalike.samples import sample_photos, save_jpeg
+from perceptual_hash import hamming, phash
 
 
 @dataclass

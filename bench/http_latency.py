@@ -28,9 +28,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from common import indexed_sample_gallery, unseen_queries
+from common import free_port, indexed_sample_gallery, start_serve_process, unseen_queries
 from lookalike import Library
-from lookalike.api.server import free_port, start_serve_process
 
 
 def summarise(latencies_ms: list[float], wall_s: float, errors: int) -> dict:

@@ -4,7 +4,7 @@ SQLite transaction per batch) on the same multi-megapixel JPEGs, in the same run
 
     python bench/index_throughput.py --n 200
 
-Photos: the bundled real photos (`lookalike.samples.sample_photos()`), randomly cropped and
+Photos: the bundled real photos (`lookalike.demo.samples.sample_photos()`), randomly cropped and
 resized to 2-12 MP JPEGs under --workdir (generated once). The raw rate is measured before
 and after the end-to-end run and averaged, so load drift on a shared machine hits both.
 Prints a table with the ratio (target >= 0.85) and writes JSON.
@@ -26,9 +26,9 @@ import numpy as np
 from PIL import Image
 
 from lookalike import Library
+from lookalike.demo.samples import sample_photos
 from lookalike.imaging import decode_image, read_file
 from lookalike.models import get_extractor
-from lookalike.samples import sample_photos
 
 
 def make_photos(folder: Path, n: int, seed: int = 0) -> list[Path]:

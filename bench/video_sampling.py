@@ -4,7 +4,7 @@ boundaries are known.
 
     python bench/video_sampling.py --seconds 60 --gop 30 --workdir /tmp/video-bench
 
-The video: the bundled real photos (`lookalike.samples.sample_photos()`) as scenes of random
+The video: the bundled real photos (`lookalike.demo.samples.sample_photos()`) as scenes of random
 length (1-12 s), each slowly zooming in (so consecutive frames differ, as in real footage),
 1280x720, 25 fps, x264 with a keyframe every `--gop` frames (phones: about one a second).
 Per setting: seconds to sample, frames kept, scenes covered (of all scenes, and of scenes at
@@ -25,9 +25,9 @@ import numpy as np
 from PIL import Image
 
 from lookalike import Library
+from lookalike.demo.samples import sample_photos
 from lookalike.engine.entries import entry_time
 from lookalike.media.video import DEFAULT_INTERVAL, DEFAULT_MAX_FRAMES, MIN_CHANGE, sample_frames
-from lookalike.samples import sample_photos
 
 SIZE = (1280, 720)
 FPS = 25

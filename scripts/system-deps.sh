@@ -5,6 +5,7 @@ set -u
 pkgs=()
 [ -d /usr/share/datasets/fashion-mnist ] || pkgs+=(dataset-fashion-mnist)
 [ -x /usr/bin/chromium ] || pkgs+=(chromium)
+[ -f /usr/share/wordnet/data.noun ] || pkgs+=(wordnet-base)  # word search: "dog" -> every breed
 [ ${#pkgs[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing Debian packages: ${pkgs[*]}"

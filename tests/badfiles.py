@@ -63,7 +63,7 @@ def _small(photos: dict[str, Image.Image], name: str, side: int = 200) -> Image.
 
 
 def content_cases(photos: dict[str, Image.Image]) -> list[BadFile]:
-    """Cases defined by their bytes; `photos` is `lookalike.samples.sample_photos()`."""
+    """Cases defined by their bytes; `photos` is `lookalike.demo.samples.sample_photos()`."""
     coffee, rocket, cat = _small(photos, "coffee"), _small(photos, "rocket"), _small(photos, "chelsea")
     astro, flower = _small(photos, "astronaut"), _small(photos, "flower")
     jpeg = encode(coffee, "JPEG", quality=90)
@@ -143,7 +143,11 @@ def content_cases(photos: dict[str, Image.Image]) -> list[BadFile]:
         BadFile("JPEG with trailing garbage", "odd/trailing.jpg", INDEXED, data=jpeg + b"\0garbage" * 100, size=coffee.size),
         BadFile("PNG named .jpg", "odd/png-inside.jpg", INDEXED, data=encode(flower, "PNG"), size=flower.size),
         BadFile("JPEG named .png", "odd/jpeg-inside.png", INDEXED, data=encode(flower, "JPEG"), size=flower.size),
-        BadFile("ICO named .png", "odd/icon.png", INDEXED, data=encode(cat.resize((64, 64)), "ICO", sizes=[(64, 64)]), size=(64, 64)),
+        # Only JPEG, PNG, WebP, GIF, BMP and TIFF are ever decoded (imaging.ALLOWED_FORMATS).
+        BadFile("ICO named .png", "bad/icon.png", FAILED, "not an image", data=encode(cat.resize((64, 64)), "ICO", sizes=[(64, 64)])),
+        BadFile("PPM named .jpg", "bad/portable.jpg", FAILED, "not an image", data=encode(cat, "PPM")),
+        BadFile("EPS named .jpg", "bad/postscript.jpg", FAILED, "postscript",
+                data=b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nnewpath 0 0 moveto 10 10 lineto stroke\nshowpage\n"),
         BadFile("upper-case extension", "odd/SHOUT.JPG", INDEXED, data=encode(astro, "JPEG", quality=70), size=astro.size),
     ]
 

@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("LOOKALIKE_CACHE", tempfile.mkdtemp(prefix="lookalike-cache-"))
 
 from lookalike import Library  # noqa: E402
-from lookalike.samples import build_gallery, sample_photos  # noqa: E402
+from lookalike.demo.samples import build_gallery, sample_photos  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lookalike.samples import save_jpeg
+from lookalike.demo.samples import save_jpeg
 
 CLI = [sys.executable, "-m", "lookalike"]
 
@@ -46,7 +46,7 @@ def test_search_json_shape(cli_lib):
     assert list(data) == ["query", "model", "took_ms", "results"]
     assert data["query"] == str(query) and data["model"] == "effnet-lite0"
     assert isinstance(data["took_ms"], float)
-    assert [list(r) for r in data["results"]] == [["rank", "id", "path", "score"]] * 3
+    assert [list(r) for r in data["results"]] == [["rank", "id", "path", "score", "fields"]] * 3
     assert data["results"][0]["path"].endswith("coffee.jpg")
     scores = [r["score"] for r in data["results"]]
     assert scores == sorted(scores, reverse=True) and [r["rank"] for r in data["results"]] == [1, 2, 3]

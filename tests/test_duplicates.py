@@ -13,9 +13,9 @@ import pytest
 from PIL import Image, ImageOps
 
 from lookalike import Library
+from lookalike.demo.samples import save_jpeg
 from lookalike.engine.duplicates import DuplicateThresholds
 from lookalike.eval.datasets import fashion_mnist_available, load_fashion_mnist
-from lookalike.samples import save_jpeg
 
 from .test_cli import run
 

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lookalike.demo.samples import save_jpeg, variants
 from lookalike.eval.datasets import fashion_mnist_available, load_folder_dataset
 from lookalike.eval.harness import EvalConfig, fit_pca_whitening, run_eval
 from lookalike.eval.metrics import evaluate_embeddings, near_duplicate_recall, precision_recall_curve
 from lookalike.eval.robustness import TRANSFORMS, make_queries
 from lookalike.models import get_extractor
-from lookalike.samples import save_jpeg, variants
 
 
 def test_precision_recall_curve_by_hand():

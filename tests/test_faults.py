@@ -16,8 +16,8 @@ import pytest
 from bench.crash_test import child_env, db_state, leftovers, run_crash_test, verify
 
 from lookalike import Library, LookalikeError
+from lookalike.demo.samples import save_jpeg, variants
 from lookalike.models.effnet import remove_stale_exports
-from lookalike.samples import save_jpeg, variants
 
 CLI = [sys.executable, "-m", "lookalike"]
 

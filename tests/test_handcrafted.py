@@ -7,11 +7,11 @@ import pytest
 from PIL import Image
 
 from lookalike import Library
+from lookalike.demo.samples import variants
 from lookalike.errors import LookalikeError
 from lookalike.models import get_extractor, model_info
 from lookalike.models.color_hist import BINS, SIZE
 from lookalike.models.sift_vlad import STATE_FILE
-from lookalike.samples import variants
 
 HANDCRAFTED = ["color-hist", "texture", "sift-vlad"]
 

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from lookalike import Library, LookalikeError, ModelMismatchError
+from lookalike.demo.samples import save_jpeg, variants
 from lookalike.models import get_extractor
-from lookalike.samples import save_jpeg, variants
 from lookalike.store import SearchFilter
 
 from .test_imaging import huge_png_header

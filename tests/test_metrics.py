@@ -54,7 +54,7 @@ def test_fashion_mnist_loads():
 
 
 def test_folder_dataset(tmp_path, photos):
-    from lookalike.samples import save_jpeg
+    from lookalike.demo.samples import save_jpeg
 
     save_jpeg(photos["chelsea"], tmp_path / "cats" / "a.jpg")
     save_jpeg(photos["coffee"], tmp_path / "cups" / "x" / "b.jpg")

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from lookalike import Library, LookalikeError, ModelMismatchError
+from lookalike.demo.samples import save_jpeg, variants
 from lookalike.engine.migrate import migrate
 from lookalike.models import model_info
-from lookalike.samples import save_jpeg, variants
 from lookalike.store import ImageRecord, SearchFilter, Upsert, open_store
 
 from .milvus_server import milvus_server  # noqa: F401 - a session fixture
@@ -277,3 +277,109 @@ def test_cli_on_milvus(target, photos, tmp_path, request):
     assert results[0]["path"] == str(tmp_path / "pics" / "coffee.jpg") and len(results) == 2
     info = json.loads(cli("info", "--library", tmp_path / "lib", "--json").stdout)
     assert info["images"] == 4 and info["store"] == "MilvusStore" and info["model"] == "effnet-lite0"
+
+
+# -- fields and `where` -------------------------------------------------------------------------
+
+def _with_fields(records: list[ImageRecord]) -> list[ImageRecord]:
+    """Typed fields on the reference records: every type, a list, names and values that need
+    escaping, and one record with no fields at all (as in a library indexed before fields)."""
+    formats = ["jpeg", "png", "webp"]
+    for i, r in enumerate(records):
+        if i == len(records) - 1:
+            r.fields = {}
+            continue
+        r.fields = {"format": formats[i % 3], "width": 100 * (i + 1), "ratio": round(0.5 + i / 7, 3),
+                    "flag": i % 2 == 0, "taken": f"2024-0{1 + i % 9}-15T10:00:00", "name": Path(r.path).name,
+                    "keywords": [f"k{i % 3}", "all"] if i % 4 else [], "note": 'q"uote\\ and _%' if i % 5 == 0 else "plain",
+                    "exif.Model": "Cam" + "_" * (i % 2)}
+    return records
+
+
+WHERE = [
+    'format = "jpeg"', 'format != "jpeg"', 'width >= 500 and width < 1000', 'ratio > 1.1', "flag = true", "flag != true",
+    'taken >= "2024-05-01"', 'taken like "2024-03%"', 'keywords = "k1"', 'keywords != "k1"', 'keywords in ["k0", "k2"]',
+    'keywords not in ["all"]', 'note = "q\\"uote\\\\ and _%"', 'note like "q\\"uote\\\\ and _%"', 'name like "c%"',
+    'not name like "c%"', 'exif.Model = "Cam_"', 'exif.Model like "Cam_%"',
+    'format in ["png", "webp"] and not (flag = true or width > 1200)',
+]
+
+
+def test_fields_round_trip_and_where_on_every_backend(backend, originals_library, queries, tmp_path):
+    from lookalike.filters import matches, parse
+
+    directory, spec = backend
+    records, vectors = _filter_records(originals_library)
+    records = _with_fields(records)
+    store = open_store(spec, directory)
+    try:
+        store.set_meta({"model": "effnet-lite0", "dim": str(vectors.shape[1]), "model_version": model_info("effnet-lite0").version})
+        ids = store.write([Upsert(r, v) for r, v in zip(records, vectors)])
+        expected_fields = {i: r.fields for i, r in zip(ids, records)}
+        assert {r.id: r.fields for r in store.iter_records()} == expected_fields
+        assert {i: r.fields for i, r in store.get(ids).items()} == expected_fields
+        assert store.find_path(records[0].path).fields == records[0].fields
+        assert store.find_sha(records[1].sha256)[0].fields == records[1].fields
+        types = store.field_types()
+        assert types["keywords"] == {"list"} and types["taken"] == {"date"} and types["flag"] == {"boolean"}
+        assert types["width"] == types["ratio"] == {"number"} and types["exif.Model"] == {"string"}
+        for text in WHERE:
+            expr = parse(text, types)
+            want = [i for i in ids if matches(expr, expected_fields[i])]
+            assert 0 < len(want) < len(ids), text
+            where = SearchFilter(expr=expr)
+            assert [r.id for r in store.iter_records(where=where)] == want, text
+            hits = store.search(queries[:2], 3, where)
+            assert all(len(h) == min(3, len(want)) and {i for i, _ in h} <= set(want) for h in hits), text
+        # Fields combine with the other filters (AND), and an update replaces them.
+        both = SearchFilter("/lib/a_b/", expr=parse('format = "jpeg"'))
+        assert [r.id for r in store.iter_records(where=both)] == [
+            i for i, r in zip(ids, records) if r.path.startswith("/lib/a_b/") and r.fields.get("format") == "jpeg"]
+        rec = store.get([ids[0]])[ids[0]]
+        rec.fields = {**rec.fields, "format": "gif", "rating": 5}
+        store.write([Upsert(rec)])
+        assert store.get([ids[0]])[ids[0]].fields["format"] == "gif" and store.field_types()["rating"] == {"number"}
+        with pytest.raises(LookalikeError, match="field 'gps' has a dict value"):
+            store.write([Upsert(ImageRecord("/bad.jpg", "1" * 64, 1, 0.0, 1, 1, fields={"gps": {"lat": 1.0}}), vectors[0])])
+        assert store.find_path("/bad.jpg") is None
+    finally:
+        store.close()
+
+
+def test_milvus_collection_from_before_fields_is_read_and_refused_for_fields(tmp_path):
+    """A collection created without the `fields` JSON field: records read with empty fields;
+    storing fields or filtering with `where` is a clear Conflict that names `migrate`."""
+    from pymilvus import DataType, MilvusClient
+
+    from lookalike.errors import Conflict
+    from lookalike.filters import parse
+
+    db = tmp_path / "old.db"
+    client = MilvusClient(uri=str(db))
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=4)
+    for name in ("path", "tags"):
+        schema.add_field(name, DataType.VARCHAR, max_length=4096)
+    schema.add_field("sha256", DataType.VARCHAR, max_length=64)
+    for name in ("size", "width", "height"):
+        schema.add_field(name, DataType.INT64)
+    for name in ("mtime", "added"):
+        schema.add_field(name, DataType.DOUBLE)
+    schema.add_field("labels", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=64, max_length=256)
+    params = client.prepare_index_params()
+    params.add_index("vector", index_type="FLAT", metric_type="COSINE")
+    client.create_collection("lookalike", schema=schema, index_params=params)
+    client.close()
+    store = open_store(f"milvus:{db}", tmp_path)
+    try:
+        vec = np.array([1, 0, 0, 0], np.float32)
+        store.set_meta({"model": "effnet-lite0", "dim": "4"})
+        [id_] = store.write([Upsert(ImageRecord("/a.jpg", "0" * 64, 1, 0.0, 1, 1), vec)])
+        assert store.get([id_])[id_].fields == {}
+        with pytest.raises(Conflict, match="created before Lookalike stored per-image fields.*lookalike migrate"):
+            store.write([Upsert(ImageRecord("/b.jpg", "1" * 64, 1, 0.0, 1, 1, fields={"x": 1}), vec)])
+        with pytest.raises(Conflict, match="lookalike migrate"):
+            list(store.iter_records(where=SearchFilter(expr=parse("x = 1"))))
+    finally:
+        store.close()

@@ -104,7 +104,6 @@ def test_photo_finds_the_video_at_the_right_time(indexed, photos):
         assert hit.score > 0.9
 
 
-@pytest.mark.xfail(reason="needs fields persisted by every store (the fdata branch); remove at the wave-1 merge", strict=False)
 def test_frame_records_and_fields(indexed):
     lib, folder, _ = indexed
     frames = [r for r in lib.records() if file_of(r.path) == str(folder / "clip.mp4")]

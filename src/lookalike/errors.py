@@ -62,12 +62,19 @@ class MissingExtra(LookalikeError):
 
 
 class ImageLoadError(LookalikeError):
-    """An image could not be read or decoded; `reason` is a short phrase for summaries."""
+    """An image could not be read or decoded; `reason` is a short phrase for summaries.
+    `kind` says which sort of failure it is, so shells never parse `reason`:
+    "invalid" (empty, truncated, corrupt, too many pixels, missing file), "unsupported"
+    (not an image format we read), "too_large" (a download over its byte limit) or
+    "unreachable" (a URL that could not be fetched)."""
 
-    def __init__(self, source: str, reason: str) -> None:
+    KINDS = ("invalid", "unsupported", "too_large", "unreachable")
+
+    def __init__(self, source: str, reason: str, *, kind: str = "invalid") -> None:
         super().__init__(f"{source}: {reason}")
         self.source = source
         self.reason = reason
+        self.kind = kind if kind in self.KINDS else "invalid"
 
 
 # Names older code and users' scripts import.

@@ -8,15 +8,17 @@ import io
 import os
 import re
 import struct
+import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .config import max_pixels
-from .errors import ImageLoadError, LookalikeError
+from .config import decode_budget_bytes, max_pixels
+from .errors import Busy, ImageLoadError
 from .media.formats import STILL_EXTENSIONS, looks_like_heif, media_kind
 
 # A user's source of an image: a file path, encoded bytes, a decoded image or an HxW(xC) array.
@@ -32,6 +34,18 @@ warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 # not "not an image".
 _SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8": "JPEG", b"GIF8": "GIF", b"BM": "BMP",
                b"II*\0": "TIFF", b"MM\0*": "TIFF"}
+
+# The only formats Pillow may decode, everywhere (uploads, URLs, indexed files): formats with
+# external helpers (EPS/PS run Ghostscript) or rare, little-tested decoders are never tried.
+# AVIF is Pillow's own plugin; HEIF is pillow-heif's, registered on the first HEIF file (a name
+# Pillow has no plugin for yet is left out, see `open_image`). Camera RAW (rawpy) and video
+# (PyAV) are decoded by their own libraries, chosen by extension (media/formats.py), never
+# through Pillow's auto-detection.
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF", "HEIF")
+# File extension an upload of each allowed format is stored under.
+FORMAT_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tiff",
+                     "AVIF": ".avif", "HEIF": ".heic"}
+MAX_FRAMES = 1000  # animated PNG / multi-page TIFF: more frames than this is refused unread
 
 # Still images: Pillow's formats, HEIF/HEIC and camera RAW (media/formats.py; video is apart).
 IMAGE_EXTENSIONS = STILL_EXTENSIONS
@@ -61,31 +75,125 @@ def read_file(path: str | os.PathLike) -> bytes:
     return data
 
 
-def decode_image(data: bytes, name: str = "<bytes>", draft_size: int | None = None) -> Image.Image:
+def open_image(fp, formats: tuple[str, ...] = ALLOWED_FORMATS) -> Image.Image:
+    """`Image.open` limited to the allowed formats (lazy: reads the header only)."""
+    return Image.open(fp, formats=_available(formats))
+
+
+def _available(formats: tuple[str, ...]) -> list[str]:
+    # Pillow raises KeyError for a format name without a plugin (HEIF until pillow-heif
+    # registers); AVIF's plugin is only loaded by Image.init().
+    if not all(f in Image.OPEN for f in formats):
+        Image.init()
+    return [f for f in formats if f in Image.OPEN]
+
+
+def encoded_format(data: bytes) -> str | None:
+    """The allowed format of encoded bytes (from the header), or None."""
+    try:
+        with open_image(io.BytesIO(data)) as im:
+            return im.format
+    except (OSError, ValueError, SyntaxError, struct.error, Image.DecompressionBombError):
+        return None
+
+
+class DecodeBudget:
+    """Bounds the memory all concurrent decodes may hold: each decode reserves its estimated
+    bytes first and waits (up to `wait_s`, then `Busy`) while others hold the budget. One image
+    larger than the whole budget waits until it can decode alone."""
+
+    def __init__(self, total_bytes: int, wait_s: float = 30.0) -> None:
+        self.total = max(1, total_bytes)
+        self.wait_s = wait_s
+        self.used = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def reserve(self, nbytes: int):
+        n = min(max(1, nbytes), self.total)
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.used + n <= self.total, timeout=self.wait_s):
+                raise Busy("the server is decoding too many large images at once; try again shortly")
+            self.used += n
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= n
+                self._cond.notify_all()
+            if n >= TRIM_AFTER_BYTES:
+                release_free_memory()
+
+
+TRIM_AFTER_BYTES = 64 * 1000 * 1000
+_LIBC = None
+
+
+def release_free_memory() -> None:
+    """Give freed heap memory back to the OS. glibc keeps what large decodes freed in its
+    per-thread arenas, so without this a server's RSS stays at its peak after a burst of big
+    images; malloc_trim returns it (a few ms). A no-op where there is no glibc."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            import ctypes
+
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim  # noqa: B018 - present only in glibc
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+DECODE_BUDGET = DecodeBudget(decode_budget_bytes())
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4, "CMYK": 4,
+                    "I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4, "LA": 4, "PA": 4}
+
+
+def decoded_bytes(mode: str, size: tuple[int, int]) -> int:
+    """Estimated peak bytes of decoding an image of this mode and size to RGB: the decoded
+    pixels (4-byte cells for most modes in Pillow's storage) plus the RGB copy."""
+    w, h = size
+    return w * h * (max(4, _BYTES_PER_PIXEL.get(mode, 4)) + 4)
+
+
+def decode_image(data: bytes, name: str = "<bytes>", draft_size: int | None = None,
+                 pixel_limit: int | None = None) -> Image.Image:
     """Decode encoded image bytes to RGB. `draft_size` lets JPEG decode at a reduced scale
-    (at least that many pixels on the short side), which is several times faster."""
+    (at least that many pixels on the short side), which is several times faster.
+    `pixel_limit` (default `$LOOKALIKE_MAX_PIXELS`) is checked against the header before any
+    pixel is decoded; a JPEG decoded at reduced scale is checked at that scale."""
     if not data:
         raise ImageLoadError(name, "empty file")
     if media_kind(name) == "raw":
-        return _decode_raw(data, name, draft_size)
+        return _decode_raw(data, name, draft_size, pixel_limit)
     if looks_like_heif(data):
         from .media.heif import register_heif
 
         register_heif()
     try:
-        im = Image.open(io.BytesIO(data))
-        _check_size(im, name)
-        original = _oriented_size(im)
+        im = open_image(io.BytesIO(data))
+        _check_frames(im, name)
+        original = None
         if draft_size and im.format == "JPEG":
+            _check_size(im, name, max(pixel_limit or 0, max_pixels()))  # the absolute limit on the header
+            original = _oriented_size(im)  # a JPEG's EXIF is in its header: nothing is decoded
             im.draft("RGB", _draft_target(im.size, draft_size))
-        im.load()
-    except ImageLoadError:
+        # Before anything that may decode: PNG's getexif() loads the whole image to find an
+        # eXIf chunk after the pixel data.
+        _check_size(im, name, pixel_limit)
+        with DECODE_BUDGET.reserve(decoded_bytes(im.mode, im.size)):
+            im.load()
+            original = original or _oriented_size(im)
+            rgb = to_rgb(im, name)
+    except (ImageLoadError, Busy):
         raise
     except UnidentifiedImageError:
         fmt = _signature(data)
         if fmt:
             raise ImageLoadError(name, f"corrupt {fmt} data (the header cannot be parsed)") from None
-        raise ImageLoadError(name, f"not an image (unrecognised format{_sniff(data)})") from None
+        raise ImageLoadError(name, f"not an image (unrecognised format{_sniff(data)})", kind="unsupported") from None
     except Image.DecompressionBombError as e:
         m = re.search(r"\((\d+) pixels\)", str(e))
         pixels = f"{int(m.group(1)):,} pixels" if m else "the image"
@@ -99,23 +207,24 @@ def decode_image(data: bytes, name: str = "<bytes>", draft_size: int | None = No
         raise ImageLoadError(name, f"corrupt image data ({_one_line(e)})") from None
     except MemoryError:
         raise ImageLoadError(name, "too large to decode in memory") from None
-    rgb = to_rgb(im, name)
+    fmt = im.format
     rgb.info["original_size"] = original  # draft decoding shrinks the pixels, not the record
+    rgb.info["format"] = fmt  # what the decoder recognised ("JPEG", "PNG", ...), whatever the name says
     return rgb
 
 
-def _decode_raw(data: bytes, name: str, draft_size: int | None) -> Image.Image:
+def _decode_raw(data: bytes, name: str, draft_size: int | None, pixel_limit: int | None) -> Image.Image:
     from .media.raw import decode_raw
 
-    im = decode_raw(data, name, draft_size)
-    _check_size(im, name)
+    im = decode_raw(data, name, draft_size, pixel_limit=pixel_limit or max_pixels())
     original = im.info["original_size"]
     rgb = to_rgb(im, name)
     rgb.info["original_size"] = original
+    rgb.info["format"] = Path(name).suffix.lstrip(".").upper() or "RAW"  # dng, nef, cr2, ... as the file says
     return rgb
 
 
-def load_image(source: ImageSource, draft_size: int | None = None) -> Image.Image:
+def load_image(source: ImageSource, draft_size: int | None = None, pixel_limit: int | None = None) -> Image.Image:
     """Any supported source -> RGB PIL image with EXIF orientation applied."""
     if isinstance(source, Image.Image):
         _check_size(source, "<image>")
@@ -125,9 +234,9 @@ def load_image(source: ImageSource, draft_size: int | None = None) -> Image.Imag
         _check_size(im, "<array>")
         return to_rgb(im, "<array>")
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return decode_image(bytes(source), "<bytes>", draft_size)
+        return decode_image(bytes(source), "<bytes>", draft_size, pixel_limit)
     name = os.fsdecode(source)
-    return decode_image(read_file(source), name, draft_size)
+    return decode_image(read_file(source), name, draft_size, pixel_limit)
 
 
 def to_rgb(im: Image.Image, name: str = "<image>") -> Image.Image:
@@ -153,13 +262,22 @@ def to_rgb(im: Image.Image, name: str = "<image>") -> Image.Image:
     return im
 
 
-def _check_size(im: Image.Image, name: str) -> None:
+def _check_size(im: Image.Image, name: str, limit: int | None = None) -> None:
     w, h = im.size
     if w < 1 or h < 1:
         raise ImageLoadError(name, f"invalid dimensions {w}x{h}")
-    limit = max_pixels()
+    limit = limit or max_pixels()
     if w * h > limit:
         raise ImageLoadError(name, f"too large: {w}x{h} pixels exceeds the {limit:,} pixel limit")
+
+
+def _check_frames(im: Image.Image, name: str) -> None:
+    # APNG states its frame count in a header chunk and TIFF pages are a cheap walk; GIF would
+    # need a scan of the whole file, and only its first frame is ever decoded.
+    if im.format in ("PNG", "TIFF"):
+        frames = getattr(im, "n_frames", 1)
+        if frames > MAX_FRAMES:
+            raise ImageLoadError(name, f"too many frames: {frames:,} (limit {MAX_FRAMES:,})")
 
 
 def _oriented_size(im: Image.Image) -> tuple[int, int]:
@@ -169,6 +287,21 @@ def _oriented_size(im: Image.Image) -> tuple[int, int]:
     except Exception:
         rotated = False
     return (h, w) if rotated else (w, h)
+
+
+def image_format(im: Image.Image) -> str | None:
+    """The decoder's name for the file format of a decoded image, lower case ("jpeg", "png")."""
+    fmt = im.info.get("format") or im.format
+    return str(fmt).lower() if fmt else None
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The file format from the header alone (no pixel decoding), lower case; None if unknown."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return str(im.format).lower() if im.format else None
+    except Exception:  # noqa: BLE001 - any unreadable header just has no format
+        return None
 
 
 def original_size(im: Image.Image) -> tuple[int, int]:
@@ -216,6 +349,8 @@ def _one_line(e: BaseException, limit: int = 120) -> str:
 
 def _sniff(data: bytes) -> str:
     head = data[:512].lstrip().lower()
+    if head.startswith((b"%!ps", b"\xc5\xd0\xd3\xc6")):
+        return ": looks like PostScript/EPS, which is not supported"
     if head.startswith(b"%pdf"):
         return ": looks like a PDF"
     if head.startswith((b"<!doctype html", b"<html")):
@@ -230,18 +365,15 @@ def _sniff(data: bytes) -> str:
 
 
 # (left, top, right, bottom) as fractions of the image's width and height, 0..1.
-CropBox = tuple[float, float, float, float]
+CropBox = tuple[float, float, float, float]  # same shape as engine/params.py's, which validates user input
 
 
 def crop_relative(im: Image.Image, box: CropBox) -> Image.Image:
     """The region `box` of an (oriented) image. Fractions rather than pixels, so a client that
     shows the image at any scale can send the box it drew."""
-    try:
-        x0, y0, x1, y1 = (float(v) for v in box)
-    except (TypeError, ValueError):
-        raise LookalikeError(f"crop box must be four numbers x0,y0,x1,y1, got {box!r}") from None
-    if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):
-        raise LookalikeError(f"crop box {x0:g},{y0:g},{x1:g},{y1:g} must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
+    from .engine.params import parse_crop  # the one validation of crop boxes (InvalidQuery)
+
+    x0, y0, x1, y1 = parse_crop(box, "crop box")  # type: ignore[misc]
     w, h = im.size
     left, top = int(x0 * w), int(y0 * h)
     right, bottom = max(left + 1, round(x1 * w)), max(top + 1, round(y1 * h))

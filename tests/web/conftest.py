@@ -12,8 +12,9 @@ import pytest
 
 from lookalike import Library
 from lookalike.api import create_app
-from lookalike.api.server import BackgroundServer
-from lookalike.samples import build_gallery
+from lookalike.demo.samples import build_gallery
+
+from ..support.server import BackgroundServer
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("LOOKALIKE_ARTIFACTS") or Path(__file__).resolve().parents[2] / "artifacts")

@@ -17,8 +17,9 @@ from PIL import Image, ImageOps
 
 from lookalike import Library, LookalikeError
 from lookalike.api import create_app
-from lookalike.api.server import BackgroundServer
 from lookalike.imaging import crop_relative
+
+from ..support.server import BackgroundServer
 
 HIT_KEYS = ["rank", "id", "path", "score", "name", "thumb_url", "image_url"]
 
@@ -182,7 +183,8 @@ def test_bad_input_gets_clear_json_errors(client, gallery):
         assert r.headers["content-type"] == "application/json" and r.json()["detail"].startswith(message), r.text
 
 
-def test_url_queries(client, gallery, tmp_path):
+def test_url_queries(gallery, tmp_path):
+    """Opted in, with the test's own loopback file server allow-listed."""
     import functools
     import http.server
     import threading
@@ -191,13 +193,15 @@ def test_url_queries(client, gallery, tmp_path):
     handler.log_message = lambda *a: None  # type: ignore[method-assign]
     files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=files.serve_forever, daemon=True).start()
+    app = create_app(gallery.library, url_queries=True, url_allow=["127.0.0.1/32"])
     try:
-        base = f"http://127.0.0.1:{files.server_address[1]}"
-        r = client.post("/api/search", json={"url": f"{base}/moon.jpg", "k": 1})
-        assert r.status_code == 200, r.text
-        assert r.json()["results"][0]["path"] == str(gallery.groups["moon"][0])
-        missing = client.post("/api/search", json={"url": f"{base}/nope.jpg"})
-        assert missing.status_code == 400 and "HTTP 404" in missing.json()["detail"]
+        with BackgroundServer(app) as url, httpx.Client(base_url=url, timeout=120) as client:
+            base = f"http://127.0.0.1:{files.server_address[1]}"
+            r = client.post("/api/search", json={"url": f"{base}/moon.jpg", "k": 1})
+            assert r.status_code == 200, r.text
+            assert r.json()["results"][0]["path"] == str(gallery.groups["moon"][0])
+            missing = client.post("/api/search", json={"url": f"{base}/nope.jpg"})
+            assert missing.status_code == 400 and missing.json()["detail"] == "could not fetch the URL"  # no status leaked
     finally:
         files.shutdown()
 

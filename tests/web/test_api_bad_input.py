@@ -11,9 +11,9 @@ import pytest
 
 from lookalike import Library
 from lookalike.api import create_app
-from lookalike.api.server import BackgroundServer
 
 from ..badfiles import FAILED, INDEXED, content_cases
+from ..support.server import BackgroundServer
 
 KEY = "k3y"
 

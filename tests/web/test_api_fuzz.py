@@ -13,7 +13,7 @@ from hypothesis.errors import Unsatisfiable
 
 from lookalike import Library
 from lookalike.api import create_app
-from lookalike.samples import sample_photos, save_jpeg
+from lookalike.demo.samples import sample_photos, save_jpeg
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis.checks import not_a_server_error  # noqa: E402
@@ -32,7 +32,8 @@ def _app(tmp_root):
     shutil.copyfile(first, folder / "copy.jpg")
     with Library.open(tmp_root / "lib") as lib:
         lib.add([folder])
-    return create_app(tmp_root / "lib", api_key=None, max_upload_bytes=2_000_000, url_queries=False)
+    return create_app(tmp_root / "lib", api_key=None, max_upload_bytes=2_000_000, url_queries=False,
+                      allowed_hosts=None)  # in-process requests carry Host: testserver
 
 
 

@@ -15,10 +15,10 @@ from PIL import Image
 
 from lookalike import Library
 from lookalike.api import create_app
-from lookalike.api.server import BackgroundServer
 from lookalike.engine.entries import entry_time, file_of
 
 from ..media_samples import exif_block, heic_bytes, write_heic, write_jpeg, write_mp4
+from ..support.server import BackgroundServer
 
 SCENES = ["astronaut", "coffee", "chelsea"]
 
@@ -61,7 +61,6 @@ def test_browse_by_folder_and_name(media_server):
     assert _paths(client, "-name")[0].startswith(str(folder / "clip.mp4"))
 
 
-@pytest.mark.xfail(reason="needs fields persisted by every store (the fdata branch); remove at the wave-1 merge", strict=False)
 def test_browse_by_capture_date(media_server):
     client, folder = media_server
     order = [os.path.relpath(file_of(p), folder) for p in _paths(client, "date")]

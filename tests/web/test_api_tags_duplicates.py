@@ -38,7 +38,7 @@ def test_unknown_text_is_422_like_the_cli(client, gallery):
               upload(client, gallery.groups["coffee"][0].read_bytes(), q="zzzqqq"),
               client.post("/api/search", json={"id": 1, "text": "zzzqqq"})):
         assert r.status_code == 422
-        assert r.json()["detail"] == "no ImageNet label matches 'zzzqqq': try a common noun such as 'cat', 'espresso' or 'rocket'"
+        assert r.json()["detail"] == "'zzzqqq' is not a word Lookalike can search for; see `lookalike tags` for every searchable word"
     r = client.get("/api/search")
     assert r.status_code == 422 and r.json()["detail"].startswith("query q:")
 

@@ -11,11 +11,11 @@ from PIL import ImageOps
 
 from lookalike import Library
 from lookalike.api import create_app
-from lookalike.api.server import BackgroundServer
 from lookalike.api.service import REGION_SCALE
+from lookalike.demo.samples import save_jpeg
 from lookalike.imaging import crop_relative, load_image
-from lookalike.samples import save_jpeg
 
+from ..support.server import BackgroundServer
 from .conftest import ARTIFACTS
 
 pytest.importorskip("playwright")

@@ -10,9 +10,9 @@ import pytest
 
 from lookalike import Library
 from lookalike.api import create_app
-from lookalike.api.server import BackgroundServer
-from lookalike.samples import save_jpeg
+from lookalike.demo.samples import save_jpeg
 
+from ..support.server import BackgroundServer
 from .conftest import ARTIFACTS
 from .test_page import card_ids, settle
 
@@ -104,4 +104,4 @@ def test_search_by_tag_box(watched: Page, dup_site):
     page.locator("#tag-input").fill("zzzqqq")
     page.locator("#tag-input").press("Enter")
     expect(page.locator("#message")).to_have_text(
-        "no ImageNet label matches 'zzzqqq': try a common noun such as 'cat', 'espresso' or 'rocket'")
+        "'zzzqqq' is not a word Lookalike can search for; see `lookalike tags` for every searchable word")

@@ -15,9 +15,9 @@ import numpy as np
 from PIL import ImageOps
 
 from lookalike import Library
-from lookalike.api.server import free_port, start_serve_process
-from lookalike.samples import build_gallery
+from lookalike.demo.samples import build_gallery
 
+from ..support.server import free_port, start_serve_process
 from .test_api import jpeg
 
 K = 8

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,19 +16,28 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from .. import __version__
+from ..config import DEFAULT_MAX_UPLOAD_MB
+from ..config import api_key as config_api_key
+from ..config import max_upload_bytes as config_max_upload_bytes
 from ..engine import Library
-from ..errors import ImageLoadError, LibraryBusyError, LookalikeError
+from ..engine.fetch import DEFAULT_DEADLINE_S, Fetcher, FetchPolicy, parse_networks
 from ..store import VectorStore
 from ..web import STATIC_DIR
-from .guard import Guard
+from .errors import install
+from .guard import LOOPBACK_NAMES, Guard
+from .ratelimit import RateLimited, TokenBuckets
 from .routes import router
-from .service import NotFound, Service, UnknownLabel
+from .service import Service
 
-DEFAULT_MAX_UPLOAD_BYTES = 20 * 1000 * 1000
+DEFAULT_MAX_UPLOAD_BYTES = int(DEFAULT_MAX_UPLOAD_MB * 1_000_000)
 API_KEY_ENV = "LOOKALIKE_API_KEY"
-MAX_UPLOAD_ENV = "LOOKALIKE_MAX_UPLOAD_MB"
 log = logging.getLogger("lookalike.api")
 _FROM_ENV = object()
+
+
+DEFAULT_SERVER_PIXELS = 40_000_000  # a client's image: far below the indexer's 150 MP
+DEFAULT_UPLOADS_PER_MINUTE = 60
+DEFAULT_URL_SEARCHES_PER_MINUTE = 20
 
 
 @dataclass(frozen=True)
@@ -35,28 +45,29 @@ class Settings:
     api_key: str | None  # write endpoints need it in X-API-Key when set
     max_upload_bytes: int
     url_queries: bool  # may a client make the server download a URL?
-
-
-def max_upload_from_env() -> int:
-    value = os.environ.get(MAX_UPLOAD_ENV)
-    if not value:
-        return DEFAULT_MAX_UPLOAD_BYTES
-    try:
-        mb = float(value)
-    except ValueError:
-        raise LookalikeError(f"${MAX_UPLOAD_ENV} must be a number of megabytes, got {value!r}") from None
-    if mb <= 0:
-        raise LookalikeError(f"${MAX_UPLOAD_ENV} must be positive, got {value!r}")
-    return int(mb * 1000 * 1000)
+    uploads: TokenBuckets = field(default_factory=lambda: TokenBuckets("uploads", DEFAULT_UPLOADS_PER_MINUTE, 20))
+    url_searches: TokenBuckets = field(
+        default_factory=lambda: TokenBuckets("URL searches", DEFAULT_URL_SEARCHES_PER_MINUTE, 5))
 
 
 def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None = None, *,
                api_key: str | None | object = _FROM_ENV, max_upload_bytes: int | None = None,
-               url_queries: bool = True) -> FastAPI:
+               url_queries: bool = False, url_allow: Sequence[str] = (), url_deadline_s: float = DEFAULT_DEADLINE_S,
+               allowed_hosts: Sequence[str] | None = (), any_ip_host: bool = False,
+               pixel_limit: int = DEFAULT_SERVER_PIXELS, uploads_per_minute: float = DEFAULT_UPLOADS_PER_MINUTE,
+               url_searches_per_minute: float = DEFAULT_URL_SEARCHES_PER_MINUTE) -> FastAPI:
     """The app over the existing library at `library_dir`. `api_key` defaults to
-    `$LOOKALIKE_API_KEY`; `max_upload_bytes` to `$LOOKALIKE_MAX_UPLOAD_MB` or 20 MB."""
-    key = (os.environ.get(API_KEY_ENV) or None) if api_key is _FROM_ENV else api_key
-    settings = Settings(key, max_upload_bytes or max_upload_from_env(), url_queries)  # type: ignore[arg-type]
+    `$LOOKALIKE_API_KEY`; `max_upload_bytes` to `$LOOKALIKE_MAX_UPLOAD_MB` or 20 MB.
+    URL queries are off unless `url_queries`; then only public addresses (and `url_allow`
+    CIDRs) are fetched. The Host header must be a loopback name or one of `allowed_hosts`
+    (None: any, for in-process test clients). docs/security.md explains every limit."""
+    key = config_api_key() if api_key is _FROM_ENV else api_key
+    limit = max_upload_bytes or config_max_upload_bytes()
+    settings = Settings(key, limit, url_queries,  # type: ignore[arg-type]
+                        TokenBuckets("uploads", uploads_per_minute, max(20, int(uploads_per_minute / 4))),
+                        TokenBuckets("URL searches", url_searches_per_minute, max(5, int(url_searches_per_minute / 4))))
+    fetcher = Fetcher(FetchPolicy(allow=parse_networks(tuple(url_allow)), max_bytes=limit,
+                                  deadline_s=url_deadline_s)) if url_queries else None
     library = Library.open(Path(library_dir), store=store, create=False)
     library.extractor  # noqa: B018 - resolve the model once, before requests race for it
 
@@ -73,9 +84,10 @@ def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None =
                   description="Reverse image search: find the indexed images that look like a query image. "
                               f"Write endpoints need the `X-API-Key` header when the server has ${API_KEY_ENV} set. "
                               "Errors are JSON: `{\"detail\": \"one-line message\"}`.")
-    app.state.service = Service(library)
+    app.state.service = Service(library, fetcher, pixel_limit)
     app.state.settings = settings
-    app.add_middleware(Guard, max_body_bytes=settings.max_upload_bytes)
+    hosts = None if allowed_hosts is None else LOOPBACK_NAMES + tuple(allowed_hosts)
+    app.add_middleware(Guard, max_body_bytes=settings.max_upload_bytes, allowed_hosts=hosts, any_ip_host=any_ip_host)
     app.include_router(router)
     _error_handlers(app)
 
@@ -88,37 +100,12 @@ def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None =
     return app
 
 
-def _status_for(e: ImageLoadError) -> int:
-    if e.reason.startswith("not an image"):
-        return 415
-    if e.reason.startswith("download larger"):
-        return 413
-    if e.reason.startswith("download failed"):
-        return 400
-    return 422  # empty, truncated, corrupt, too many pixels
-
-
 def _error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(NotFound)
-    async def not_found(request: Request, e: NotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(e)}, status_code=404)
+    install(app)  # LookalikeError types -> statuses (api/errors.py)
 
-    @app.exception_handler(LibraryBusyError)
-    async def busy(request: Request, e: LibraryBusyError) -> JSONResponse:
-        # Another process holds the library's write lock longer than the store waits: try again.
-        return JSONResponse({"detail": str(e)}, status_code=503, headers={"Retry-After": "2"})
-
-    @app.exception_handler(UnknownLabel)
-    async def unknown_label(request: Request, e: UnknownLabel) -> JSONResponse:
-        return JSONResponse({"detail": str(e)}, status_code=422)
-
-    @app.exception_handler(ImageLoadError)
-    async def bad_image(request: Request, e: ImageLoadError) -> JSONResponse:
-        return JSONResponse({"detail": str(e)}, status_code=_status_for(e))
-
-    @app.exception_handler(LookalikeError)
-    async def user_error(request: Request, e: LookalikeError) -> JSONResponse:
-        return JSONResponse({"detail": str(e)}, status_code=400)
+    @app.exception_handler(RateLimited)
+    async def rate_limited(request: Request, e: RateLimited) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=429, headers={"Retry-After": f"{e.retry_after:.0f}"})
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:

@@ -6,21 +6,24 @@ from __future__ import annotations
 import hmac
 import json
 import os
+from typing import BinaryIO, Iterator
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, Security
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.security import APIKeyHeader
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from ..engine import Hit as EngineHit
 from ..engine.duplicates import TIERS, DuplicateReport, DuplicateThresholds
+from ..engine.params import DATE_HELP, check_k, check_score, check_tiers, make_filter, parse_crop
 from ..engine.scan import printable
 from ..store import ImageRecord, SearchFilter
 from . import schemas
-from .filters import DATE_HELP, make_filter
+from .ratelimit import TokenBuckets
 from .service import SearchResult, Service
 
 router = APIRouter()
@@ -28,6 +31,7 @@ ERRORS = {code: {"model": schemas.Error, "description": why} for code, why in (
     (400, "bad request"), (404, "unknown id"), (413, "body over the upload limit"),
     (415, "not an image / unsupported body type"), (422, "corrupt image or invalid parameters"),
     (503, "library busy: another process is writing to it; retry"))}
+FILE_ERRORS = {**ERRORS, 409: {"model": schemas.Error, "description": "the file changed or was swapped since it was indexed"}}
 WRITE_ERRORS = {**ERRORS, 401: {"model": schemas.Error, "description": "API key missing"},
                 403: {"model": schemas.Error, "description": "API key wrong"}}
 ImageId = PathParam(..., ge=0, le=2**63 - 1, description="Image id (see /api/images).")
@@ -35,11 +39,18 @@ K = Query(None, ge=1, le=1000, description="Number of results (default 10).")
 MIN_SCORE = Query(None, ge=-1, le=1, description="Drop results below this cosine similarity.")
 EF = Query(None, ge=1, le=4096, description="ANN candidates per query on large libraries: higher is more exact, slower (default 96).")
 CROP = Query(None, description=schemas.CROP_HELP + " As a query parameter: x0,y0,x1,y1.")
-TEXT_HELP = "ImageNet label words, e.g. `espresso` or `cat` (commas: any of); matches label names and synonyms."
+TEXT_HELP = ("Words, e.g. `dog`, `bird`, `vehicle` or `espresso` (commas: any of): an ImageNet class or any "
+             "WordNet noun above classes (`lookalike tags` lists them).")
 UNDER = Query(None, max_length=4096, description="Only images under this folder (a path on the server).")
 SINCE = Query(None, max_length=40, description=f"Only files modified on or after this date: {DATE_HELP}.")
 UNTIL = Query(None, max_length=40, description=f"Only files modified on or before this date (a date alone: that whole day): {DATE_HELP}.")
+WHERE = Query(None, max_length=2000, description="Filter on the images' fields, e.g. `format = \"jpeg\" and width >= 1000` "
+                                                  "(docs/filters.md). Invalid: 422 with the offending column.")
 DEFAULT_K = 10
+# Bounds on what one anonymous duplicates request may cost: each near pair is a keypoint match.
+MAX_NEIGHBOURS = 50
+MIN_COSINE = 0.5
+MIN_COVERAGE = 0.3
 
 _image_body = {"type": "object", "required": ["file"], "properties": {
     "file": {"type": "string", "format": "binary", "description": "The image (JPEG, PNG, WebP, GIF, BMP, TIFF)."}}}
@@ -68,6 +79,15 @@ def require_key(request: Request, key: str | None = Security(api_key_header)) ->
         raise HTTPException(403, "wrong API key in the X-API-Key header")
 
 
+def _rate_limit(request: Request, buckets: TokenBuckets) -> None:
+    """Anonymous clients share the costly requests by address; a client with the API key is trusted."""
+    expected = request.app.state.settings.api_key
+    given = request.headers.get("x-api-key")
+    if expected and given and hmac.compare_digest(given.encode(), expected.encode()):
+        return
+    buckets.take(request.client.host if request.client else "?")
+
+
 def _svc(request: Request) -> Service:
     return request.app.state.service
 
@@ -79,37 +99,42 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
                  crop: str | None = CROP, q: str | None = Query(None, max_length=500, description="Filter: " + TEXT_HELP),
                  text: str | None = Query(None, max_length=500, description="Same as `q`."),
                  under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL,
-                 ef: int | None = EF) -> schemas.SearchResponse:
+                 where: str | None = WHERE, ef: int | None = EF) -> schemas.SearchResponse:
     """Send the query image as multipart/form-data (field `file`), as a raw `image/*` body, or
     JSON `{"id": 42}` ("more like this") / `{"url": "https://..."}`. `k`, `min_score` and `crop`
     may be query parameters, form fields or JSON fields; so may the filters `q` (or `text`:
-    only images tagged with a label it names), `under`, `since` and `until`."""
+    only images tagged with a label it names), `under`, `since`, `until` and `where` (a filter
+    expression over the images' fields)."""
     svc, settings = _svc(request), request.app.state.settings
-    params = {"q": q or text, "under": under, "since": since, "until": until}
+    params = {"q": q or text, "under": under, "since": since, "until": until, "where": where}
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
         try:
             body = schemas.SearchBody.model_validate(json.loads(await request.body() or b"null"))
         except json.JSONDecodeError as e:
             raise HTTPException(422, f"body is not valid JSON ({e.msg})") from None
+        except RecursionError:
+            raise HTTPException(422, "body is not valid JSON (nested too deeply)") from None
         except ValidationError as e:
             raise HTTPException(422, _first_error(e)) from None
         opts = _options(body.k or k, body.min_score if body.min_score is not None else min_score, body.crop or crop)
-        where, tag = _filters({"q": body.q or body.text, "under": body.under, "since": body.since, "until": body.until}, params)
+        flt, tag = _filters(svc, {"q": body.q or body.text, "under": body.under, "since": body.since, "until": body.until,
+                                  "where": body.where}, params)
         if body.id is not None:
-            result = await run_in_threadpool(svc.search_id, body.id, *opts, where, tag, ef)
+            result = await run_in_threadpool(svc.search_id, body.id, *opts, flt, tag, ef)
         else:
             if not settings.url_queries:
                 raise HTTPException(403, "this server does not download URLs; upload the image instead")
             if not body.url.startswith(("http://", "https://")):  # type: ignore[union-attr]
                 raise HTTPException(422, "url must start with http:// or https://")
-            result = await run_in_threadpool(svc.search_url, body.url, settings.max_upload_bytes, *opts, where, tag, ef)
+            _rate_limit(request, settings.url_searches)
+            result = await run_in_threadpool(svc.search_url, body.url, *opts, flt, tag, ef)
     else:
         data, name, fields = await _read_image(request)
         opts = _options(fields.get("k") or k, fields.get("min_score") or min_score, fields.get("crop") or crop)
-        where, tag = _filters({"q": fields.get("q") or fields.get("text"), **{f: fields.get(f) for f in ("under", "since", "until")}},
-                              params)
-        result = await run_in_threadpool(svc.search_bytes, data, name, *opts, where, tag, ef)
+        flt, tag = _filters(svc, {"q": fields.get("q") or fields.get("text"),
+                                  **{f: fields.get(f) for f in ("under", "since", "until", "where")}}, params)
+        result = await run_in_threadpool(svc.search_bytes, data, name, *opts, flt, tag, ef)
     return _search_response(svc, result, opts[2])
 
 
@@ -117,56 +142,61 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
 def search_by_tag(request: Request, q: str = Query(..., min_length=1, max_length=500, description=TEXT_HELP),
                   k: int | None = K, min_score: float | None = Query(None, ge=0, le=1, description="Drop results below this confidence."),
                   under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL,
-                 ef: int | None = EF) -> schemas.SearchResponse:
-    """Images whose stored ImageNet top-5 tags include a label that `q` names, ranked by the
-    classifier's confidence (the `score` of each result: the summed probability of its
-    matching labels). Text that names no label: 422. Same result shape as POST /api/search."""
+                  where: str | None = WHERE) -> schemas.SearchResponse:
+    """Images showing what `q` names (an English noun names every ImageNet class that is a
+    kind of it: `dog` finds every breed), ranked by the classifier's confidence (the `score`
+    of each result: the summed probability of its matching classes). Text that names no
+    class: 422, with the nearest searchable words. Same result shape as POST /api/search."""
     svc = _svc(request)
-    where = make_filter(under, since, until)
-    return _search_response(svc, svc.search_text(q, k or DEFAULT_K, min_score, where), None)
+    flt = svc.lib.where(where, make_filter(under, since, until))
+    return _search_response(svc, svc.search_text(q, k or DEFAULT_K, min_score, flt), None)
 
 
 @router.get("/api/duplicates", response_model=schemas.Duplicates, responses=ERRORS, summary="Duplicate groups")
 def duplicates(request: Request,
                tier: list[str] | None = Query(None, description=f"Report only these tiers (repeatable): {', '.join(TIERS)}; default all."),
-               near_cosine: float = Query(DuplicateThresholds.near_cosine, ge=-1, le=1,
+               near_cosine: float = Query(DuplicateThresholds.near_cosine, ge=MIN_COSINE, le=1,
                                           description="Near-duplicates: least cosine similarity of the CNN features."),
-               near_coverage: float = Query(DuplicateThresholds.near_min_coverage, ge=0, le=1,
+               near_coverage: float = Query(DuplicateThresholds.near_min_coverage, ge=MIN_COVERAGE, le=1,
                                             description="Near-duplicates: least share of each image the other must show."),
-               similar_cosine: float = Query(DuplicateThresholds.similar_cosine, ge=-1, le=1,
+               similar_cosine: float = Query(DuplicateThresholds.similar_cosine, ge=MIN_COSINE, le=1,
                                              description="Similar shots: least cosine similarity."),
-               neighbours: int = Query(DuplicateThresholds.neighbours, ge=1, le=200, description="Nearest images examined per image."),
-               under: str | None = UNDER) -> schemas.Duplicates:
+               neighbours: int = Query(DuplicateThresholds.neighbours, ge=1, le=MAX_NEIGHBOURS,
+                                       description="Nearest images examined per image."),
+               under: str | None = UNDER, where: str | None = WHERE) -> schemas.Duplicates:
     """Exact copies (same SHA-256), near-duplicates (re-encoded, resized, lightly cropped:
     CNN cosine confirmed by keypoint geometry) and similar shots, as groups; what
     `lookalike duplicates --json` prints, plus thumbnail and file URLs per member."""
-    tiers = tier or list(TIERS)
-    bad = [t for t in tiers if t not in TIERS]
-    if bad:
-        raise HTTPException(422, f"tier {bad[0]!r} is not one of {', '.join(TIERS)}")
+    tiers = check_tiers(tier)
     thresholds = DuplicateThresholds(near_cosine=near_cosine, similar_cosine=similar_cosine, neighbours=neighbours,
                                      near_min_coverage=near_coverage)
     svc = _svc(request)
-    return _duplicates_response(svc, svc.duplicates(thresholds, tiers, make_filter(under, None, None)))
+    return _duplicates_response(svc, svc.duplicates(thresholds, tiers, svc.lib.where(where, make_filter(under, None, None))))
 
 
 @router.get("/api/images/{image_id}/similar", response_model=schemas.SearchResponse, responses=ERRORS,
             summary="More like this / similar products")
 def similar(request: Request, image_id: int = ImageId, k: int | None = K, min_score: float | None = MIN_SCORE,
-            ef: int | None = EF) -> schemas.SearchResponse:
-    """The indexed images most like image `image_id` (never itself), from its stored vector."""
+            q: str | None = Query(None, max_length=500, description="Filter: " + TEXT_HELP),
+            under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL,
+            where: str | None = WHERE, ef: int | None = EF) -> schemas.SearchResponse:
+    """The indexed images most like image `image_id` (never itself), from its stored vector,
+    restricted by the same filters as POST /api/search."""
     svc = _svc(request)
-    return _search_response(svc, svc.search_id(image_id, k or DEFAULT_K, min_score, None, ef=ef), None)
+    flt, tag = _filters(svc, {}, {"q": q, "under": under, "since": since, "until": until, "where": where})
+    return _search_response(svc, svc.search_id(image_id, k or DEFAULT_K, min_score, None, flt, tag, ef=ef), None)
 
 
 # -- browsing -------------------------------------------------------------------------------
 @router.get("/api/images", response_model=schemas.ImagePage, summary="Browse the library")
 def list_images(request: Request, offset: int = Query(0, ge=0, le=2**62), limit: int = Query(50, ge=1, le=500),
+                where: str | None = WHERE,
                 sort: str | None = Query(None, pattern=r"^-?(id|date|folder|name)$",
                                          description="id (default), date (capture time, else file time), folder or name; "
                                                      "a leading '-' reverses")) -> schemas.ImagePage:
-    """Indexed images in id order (or `sort` order), `limit` at a time."""
-    total, records = _svc(request).page(offset, limit, sort)
+    """Indexed images in id order (or `sort` order), `limit` at a time; `where` keeps those
+    whose fields match (`total` then counts every image of the library)."""
+    total, records = _svc(request).page(offset, limit, where, sort)
     return schemas.ImagePage(total=total, offset=offset, limit=limit, items=[_image(r) for r in records])
 
 
@@ -175,11 +205,22 @@ def get_image(request: Request, image_id: int = ImageId) -> schemas.Image:
     return _image(_svc(request).record(image_id))
 
 
-@router.get("/api/images/{image_id}/file", response_class=FileResponse, responses=ERRORS, summary="The image file")
-def get_file(request: Request, image_id: int = ImageId) -> FileResponse:
-    path, media_type = _svc(request).file(image_id)
-    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=300"},
-                        content_disposition_type="inline", filename=os.path.basename(path))
+@router.get("/api/images/{image_id}/file", response_class=StreamingResponse, responses=FILE_ERRORS, summary="The image file")
+def get_file(request: Request, image_id: int = ImageId) -> StreamingResponse:
+    """The indexed file, only while it is still the file that was indexed (409 otherwise)."""
+    record, f, size, media_type = _svc(request).open_file(image_id)
+    name = quote(os.path.basename(record.path))
+    return StreamingResponse(_chunks(f, size), media_type=media_type, headers={
+        "Cache-Control": "private, max-age=300", "Content-Length": str(size),
+        "Content-Disposition": f"inline; filename*=utf-8''{name}"})
+
+
+def _chunks(f: BinaryIO, size: int) -> Iterator[bytes]:
+    """At most the `size` bytes checked when the file was opened (it matches Content-Length)."""
+    with f:
+        while size > 0 and (chunk := f.read(min(size, 1 << 16))):
+            size -= len(chunk)
+            yield chunk
 
 
 @router.get("/api/images/{image_id}/thumb", response_class=FileResponse, responses=ERRORS, summary="A cached JPEG thumbnail")
@@ -210,6 +251,7 @@ def healthz(request: Request) -> schemas.Health:
 async def upload(request: Request, response: Response) -> schemas.Image:
     """The image is kept as `<library>/uploads/<sha256>.<ext>` and indexed. 201 when new;
     200 with the existing record when that exact file was uploaded before."""
+    _rate_limit(request, request.app.state.settings.uploads)
     data, name, _ = await _read_image(request)
     record, created = await run_in_threadpool(_svc(request).upload, data, name)
     response.status_code = 201 if created else 200
@@ -241,39 +283,20 @@ async def _read_image(request: Request) -> tuple[bytes, str, dict[str, str]]:
                         + ('; or JSON {"id": N} / {"url": "..."}' if request.url.path == "/api/search" else ""))
 
 
-def _filters(given: dict[str, str | None], params: dict[str, str | None]) -> tuple[SearchFilter | None, str | None]:
-    """(store filter, tag text) from body/form fields, falling back to the query parameters."""
-    merged = {key: given.get(key) or params.get(key) for key in ("q", "under", "since", "until")}
+def _filters(svc: Service, given: dict[str, str | None], params: dict[str, str | None]) -> tuple[SearchFilter | None, str | None]:
+    """(store filter, tag text) from body/form fields, falling back to the query parameters;
+    `where` is parsed by the engine against the library's fields."""
+    merged = {key: given.get(key) or params.get(key) for key in ("q", "under", "since", "until", "where")}
     tag = merged["q"]
     if tag is not None and not tag.strip():
         tag = None
-    return make_filter(merged["under"], merged["since"], merged["until"]), tag
+    return svc.lib.where(merged["where"] or None, make_filter(merged["under"], merged["since"], merged["until"])), tag
 
 
 def _options(k: object, min_score: object, crop: object) -> tuple[int, float | None, tuple | None]:
-    try:
-        k_ = DEFAULT_K if k in (None, "") else int(k)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        raise HTTPException(422, f"k must be an integer, got {k!r}") from None
-    if not 1 <= k_ <= 1000:
-        raise HTTPException(422, f"k must be between 1 and 1000, got {k_}")
-    try:
-        score = None if min_score in (None, "") else float(min_score)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise HTTPException(422, f"min_score must be a number, got {min_score!r}") from None
-    box = None
-    if crop not in (None, ""):
-        parts = crop.split(",") if isinstance(crop, str) else crop
-        try:
-            box = tuple(float(v) for v in parts)  # type: ignore[union-attr]
-        except (TypeError, ValueError):
-            box = ()
-        if len(box) != 4:
-            raise HTTPException(422, f"crop must be x0,y0,x1,y1 (four numbers from 0 to 1), got {crop!r}")
-        x0, y0, x1, y1 = box
-        if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
-            raise HTTPException(422, f"crop box {x0:g},{y0:g},{x1:g},{y1:g} must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
-    return k_, score, box
+    """k, min_score and crop from query parameters, form fields or JSON, checked by the engine."""
+    return (DEFAULT_K if k in (None, "") else check_k(k), check_score(min_score),
+            parse_crop(crop))  # type: ignore[arg-type]
 
 
 def _first_error(e: ValidationError) -> str:
@@ -296,14 +319,14 @@ def _image(rec: ImageRecord) -> schemas.Image:
 
 
 def _search_response(svc: Service, result: SearchResult, crop: tuple | None) -> schemas.SearchResponse:
-    records = svc.lib.store.get([h.id for h in result.hits])
+    records = svc.lib.records_by_id([h.id for h in result.hits])
     return schemas.SearchResponse(query=result.query, model=svc.lib.model, took_ms=result.took_ms, crop=crop,
                                   results=[_hit(h, records[h.id].sha256 if h.id in records else "") for h in result.hits])
 
 
 def _duplicates_response(svc: Service, report: DuplicateReport) -> schemas.Duplicates:
     out = report.to_dict()
-    records = svc.lib.store.get([m.id for g in report.groups for m in g.members])
+    records = svc.lib.records_by_id([m.id for g in report.groups for m in g.members])
     for group in out["groups"]:
         for m in group["members"]:
             sha = records[m["id"]].sha256 if m["id"] in records else ""
@@ -312,4 +335,5 @@ def _duplicates_response(svc: Service, report: DuplicateReport) -> schemas.Dupli
 
 
 def _hit(h: EngineHit, sha256: str) -> schemas.Hit:
-    return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, name=os.path.basename(h.path), **_urls(h.id, sha256))
+    return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, name=os.path.basename(h.path), fields=h.fields,
+                       **_urls(h.id, sha256))

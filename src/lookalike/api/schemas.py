@@ -23,6 +23,7 @@ class SearchBody(BaseModel):
     under: Optional[str] = Field(None, max_length=4096, description="Only images under this folder (on the server).")
     since: Optional[str] = Field(None, max_length=40, description="Only files modified on or after this date.")
     until: Optional[str] = Field(None, max_length=40, description="Only files modified on or before this date.")
+    where: Optional[str] = Field(None, max_length=2000, description="Filter on the images' fields (docs/filters.md).")
 
     @model_validator(mode="after")
     def _one_source(self) -> SearchBody:
@@ -37,6 +38,7 @@ class Hit(BaseModel):
     path: str
     score: float = Field(description="Cosine similarity to the query, descending.")
     name: str = Field(description="File name, for display.")
+    fields: dict[str, Any] = Field(default_factory=dict, description="The image's metadata (folder, name, format, ...).")
     thumb_url: str
     image_url: str
 
@@ -88,8 +90,8 @@ class Image(BaseModel):
     tags: list[tuple[str, float]] = Field(description="Top ImageNet labels with probabilities.")
     added: float
     fields: dict[str, Any] = Field(default_factory=dict, description=(
-        "Typed metadata: media (image|video), date, EXIF (taken, make, camera, lens, orientation, lat, lon), "
-        "video frames' video_time, duration, frame_index."))
+        "The image's metadata, filterable with `where`: file facts, media (image|video), date, EXIF (taken, make, "
+        "camera, lens, orientation, lat, lon), a video frame's video_time, duration, frame_index."))
     thumb_url: str
     image_url: str
     similar_url: str

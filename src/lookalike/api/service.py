@@ -5,52 +5,49 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image
 
 from ..engine import Hit, Library
 from ..engine.duplicates import DuplicateReport, DuplicateThresholds
-from ..engine.entries import file_of, load_entry
-from ..engine.query import download
+from ..engine.entries import file_of, load_entry, split_entry
+from ..engine.fetch import Fetcher
+from ..engine.params import check_label_text as check_text
 from ..engine.scan import absolute
-from ..engine.tags import match_labels, tag_filter
-from ..errors import ImageLoadError, LookalikeError
-from ..imaging import CropBox, crop_relative, decode_image
+from ..errors import Conflict, Forbidden, ImageLoadError, NotFound
+from ..imaging import (
+    FORMAT_EXTENSIONS,
+    TRIM_AFTER_BYTES,
+    CropBox,
+    crop_relative,
+    decode_image,
+    decoded_bytes,
+    encoded_format,
+    open_image,
+    original_size,
+    release_free_memory,
+)
 from ..media.formats import media_kind
 from ..store import ImageRecord, SearchFilter
 
+log = logging.getLogger("lookalike.api")
 UPLOADS_DIR = "uploads"  # images added through the API live here, named by content hash
 THUMBS_DIR = "thumbs"  # cached thumbnails, named by content hash; safe to delete
 THUMB_PX = 320
 REGION_SCALE = 4
-_EXT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tiff",
-        "HEIF": ".heic", "AVIF": ".avif"}
+DUPLICATES_TTL_S = 60.0
 _MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jfif": "image/jpeg", ".png": "image/png",
          ".webp": "image/webp", ".gif": "image/gif", ".bmp": "image/bmp", ".dib": "image/bmp",
          ".tif": "image/tiff", ".tiff": "image/tiff", ".avif": "image/avif", ".heic": "image/heic", ".heif": "image/heif",
          ".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm", ".mkv": "video/x-matroska"}
-
-
-class NotFound(LookalikeError):
-    pass
-
-
-class UnknownLabel(LookalikeError):
-    """Search-by-tag text that names no ImageNet label (the CLI's message, answered as 422)."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(f"no ImageNet label matches {text!r}: try a common noun such as 'cat', 'espresso' or 'rocket'")
-
-
-def check_text(text: str | None) -> None:
-    if text is not None and not match_labels(text):
-        raise UnknownLabel(text)
 
 
 @dataclass
@@ -61,38 +58,52 @@ class SearchResult:
 
 
 class Service:
-    def __init__(self, library: Library) -> None:
+    def __init__(self, library: Library, fetcher: Fetcher | None = None, pixel_limit: int | None = None) -> None:
         self.lib = library
+        self.fetcher = fetcher  # None: this server does not download URLs
+        self.pixel_limit = pixel_limit  # largest image a client may make us decode
         self.uploads = library.directory / UPLOADS_DIR
         self.thumbs = library.directory / THUMBS_DIR
         self._write_lock = threading.Lock()
+        self._generation = 0  # bumped by every write through this server (cache keys)
+        self._duplicates_lock = threading.Lock()
+        self._duplicates_cache: dict[tuple, tuple[float, DuplicateReport]] = {}
 
     # -- reading ------------------------------------------------------------------------
     def record(self, id_: int) -> ImageRecord:
-        rec = self.lib.store.get([id_]).get(id_)
-        if rec is None:
-            raise NotFound(f"no image with id {id_} in this library")
-        return rec
+        return self.lib.record(id_)
 
-    def page(self, offset: int, limit: int, sort: str | None = None) -> tuple[int, list[ImageRecord]]:
-        return len(self.lib), self.lib.records(offset, limit, sort)
+    def page(self, offset: int, limit: int, where: str | None = None, sort: str | None = None) -> tuple[int, list[ImageRecord]]:
+        return len(self.lib), self.lib.records(offset, limit, where=where, sort=sort)
 
     def search_bytes(self, data: bytes, label: str, k: int, min_score: float | None, crop: CropBox | None,
                      where: SearchFilter | None = None, text: str | None = None, ef: int | None = None) -> SearchResult:
         t0 = time.perf_counter()
         check_text(text)
         if crop is None:  # decoded exactly as the indexer decodes files, so a copy of one scores 1.0
-            image = decode_image(data, label, self.lib.extractor.draft_size)
+            image = decode_image(data, label, self.lib.extractor.draft_size, self.pixel_limit)
         else:  # more pixels than a whole-image query: the region may be small
-            image = crop_relative(decode_image(data, label, self._region_draft()), crop)
+            image = crop_relative(decode_image(data, label, self._region_draft(), self.pixel_limit), crop)
         hits = self.lib.search(image, k, min_score=min_score, where=where, text=text, ef=ef)
+        if decoded_bytes("RGB", original_size(image)) >= TRIM_AFTER_BYTES:
+            del image  # the big pixels go now, and their memory back to the OS, not at the next peak
+            release_free_memory()
         return SearchResult(label, _ms(t0), hits)
 
-    def search_url(self, url: str, limit: int, k: int, min_score: float | None, crop: CropBox | None,
+    def search_url(self, url: str, k: int, min_score: float | None, crop: CropBox | None,
                    where: SearchFilter | None = None, text: str | None = None, ef: int | None = None) -> SearchResult:
         t0 = time.perf_counter()
         check_text(text)
-        result = self.search_bytes(download(url, limit=limit), url, k, min_score, crop, where, text, ef)
+        if self.fetcher is None:
+            raise Forbidden("this server does not download URLs; upload the image instead")
+        data = self.fetcher.fetch(url)
+        try:
+            result = self.search_bytes(data, url, k, min_score, crop, where, text, ef)
+        except ImageLoadError as e:  # what the URL serves is not the client's business beyond this
+            log.warning("URL query %r: %s", url[:300], e.reason)
+            reason = e.reason if e.reason.startswith("too large") else \
+                "the URL did not return a supported image (JPEG, PNG, WebP, GIF, BMP, TIFF)"
+            raise ImageLoadError("url", reason) from None
         result.took_ms = _ms(t0)
         return result
 
@@ -100,14 +111,13 @@ class Service:
                   where: SearchFilter | None = None, text: str | None = None, ef: int | None = None) -> SearchResult:
         t0 = time.perf_counter()
         check_text(text)
-        rec = self.record(id_)
+        self.record(id_)  # NotFound before any work
         if crop is None:
             hits = self.lib.search(id_, k, min_score=min_score, where=where, text=text, ef=ef)  # the stored vector; no model run
         else:
-            region = crop_relative(load_entry(rec.path, self._region_draft()), crop)
+            region = crop_relative(self._entry_image(id_, self._region_draft()), crop)
             vector = self.lib.embed([region])[0]
-            flt = tag_filter(text, where) if text is not None else where
-            hits = self.lib.search_vector(vector, k, min_score=min_score, where=flt, exclude=[id_], ef=ef)
+            hits = self.lib.search_vector(vector, k, min_score=min_score, where=where, exclude=[id_], ef=ef, text=text)
         return SearchResult(f"id:{id_}", _ms(t0), hits)
 
     def search_text(self, text: str, k: int, min_score: float | None, where: SearchFilter | None = None) -> SearchResult:
@@ -118,7 +128,19 @@ class Service:
         return SearchResult(text, _ms(t0), hits)
 
     def duplicates(self, thresholds: DuplicateThresholds, tiers: list[str], where: SearchFilter | None) -> DuplicateReport:
-        return self.lib.duplicates(thresholds, tiers, where=where)
+        """Cached per library state (this server's writes and the image count) for DUPLICATES_TTL_S
+        (other processes' writes show after that); one computation at a time, so a burst of
+        identical requests costs one run."""
+        key = (repr(thresholds), tuple(tiers), repr(where), len(self.lib), self._generation)
+        with self._duplicates_lock:
+            hit = self._duplicates_cache.get(key)
+            if hit is not None and time.monotonic() - hit[0] < DUPLICATES_TTL_S:
+                return hit[1]
+            report = self.lib.duplicates(thresholds, tiers, where=where)
+            if len(self._duplicates_cache) >= 16:
+                self._duplicates_cache.clear()
+            self._duplicates_cache[key] = (time.monotonic(), report)
+            return report
 
     def _region_draft(self) -> int | None:
         """JPEGs are decoded at reduced scale, keeping enough pixels for a region a quarter
@@ -126,21 +148,37 @@ class Service:
         size = self.lib.extractor.draft_size
         return size * REGION_SCALE if size else None
 
-    def file(self, id_: int) -> tuple[str, str]:
-        """(path, media type) of an indexed image's file; the type comes from its content
-        when the name does not say, so nothing is ever served as HTML or script."""
-        rec = self.record(id_)
-        path = file_of(rec.path)  # a video frame's file is the whole video
-        if not os.path.isfile(path):
-            raise NotFound(f"the file of image {id_} is gone from disk: {path}")
-        mime = _MIME.get(Path(path).suffix.lower())
+    def open_file(self, id_: int) -> tuple[ImageRecord, BinaryIO, int, str]:
+        """(record, open file, size, media type) of an indexed image's file, only while it is
+        still the file that was indexed (`Library.open_indexed_file`); the type comes from its
+        content when the name does not say, so nothing is ever served as HTML or script."""
+        rec, fd = self.lib.open_indexed_file(id_)
+        f = os.fdopen(fd, "rb")
+        size = os.fstat(fd).st_size
+        mime = _MIME.get(Path(file_of(rec.path)).suffix.lower())  # a video frame's file is its video
         if mime is None:
             try:
-                with Image.open(path) as im:
+                with open_image(f) as im:
                     mime = Image.MIME.get(im.format or "", "application/octet-stream")
-            except OSError:
+            except (OSError, ValueError, SyntaxError):
                 mime = "application/octet-stream"
-        return path, mime
+            f.seek(0)
+        return rec, f, size, mime
+
+    def _indexed_bytes(self, id_: int) -> bytes:
+        _, f, _, _ = self.open_file(id_)
+        with f:
+            return f.read()
+
+    def _entry_image(self, id_: int, draft_size: int | None) -> Image.Image:
+        """The picture of an indexed entry: the image file's bytes as indexed, or a video's
+        frame at the entry's time (once the video is checked to be the one indexed)."""
+        rec = self.record(id_)
+        if split_entry(rec.path)[1] is None:
+            return decode_image(self._indexed_bytes(id_), rec.path, draft_size)
+        _, f, _, _ = self.open_file(id_)
+        f.close()
+        return load_entry(rec.path, draft_size)
 
     def thumbnail(self, id_: int) -> Path | bytes:
         """The cached thumbnail's path; its bytes when the library directory is read-only."""
@@ -149,7 +187,7 @@ class Service:
         if thumb.exists():
             return thumb
         try:
-            im = load_entry(rec.path, draft_size=THUMB_PX)
+            im = self._entry_image(id_, THUMB_PX)
         except ImageLoadError as e:
             raise NotFound(f"cannot make a thumbnail of image {id_}: {e.reason}") from None
         im.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
@@ -165,43 +203,34 @@ class Service:
     def upload(self, data: bytes, filename: str) -> tuple[ImageRecord, bool]:
         """Keep the upload as uploads/<sha256>.<ext> and index it; returns (record, created)."""
         label = filename or "<upload>"
-        decode_image(data, label, draft_size=THUMB_PX)  # refuse non-images before touching disk
-        ext = _upload_extension(data, label)
+        decode_image(data, label, draft_size=THUMB_PX, pixel_limit=self.pixel_limit)  # refuse non-images before touching disk
+        # RAW is known by its name (its bytes look like TIFF); everything else by its content.
+        ext = Path(label).suffix.lower() if media_kind(label) == "raw" else FORMAT_EXTENSIONS[encoded_format(data) or "JPEG"]
         dest = self.uploads / f"{hashlib.sha256(data).hexdigest()}{ext}"
         with self._write_lock:
             if not dest.exists():
                 _write_atomic(dest, data)
-            report = self.lib.add([dest])
+            self._generation += 1
+            report = self.lib.add([dest], detect_moves=False)
             if report.failed:
                 raise ImageLoadError(label, report.failed[0][1])
-            rec = self.lib.store.find_path(absolute(dest))
+            rec = self.lib.find_path(dest)
         if rec is None:  # another writer removed it in between
-            raise LookalikeError(f"{label}: indexed but gone again; try once more")
+            raise Conflict(f"{label}: indexed but gone again; try once more")
         return rec, report.added > 0
 
     def delete(self, id_: int) -> bool:
         """Forget an image; its file is deleted only if it is one of our uploads."""
         with self._write_lock:
             rec = self.record(id_)
+            self._generation += 1
             self.lib.remove([rec.path])
             owned = os.path.dirname(rec.path) == absolute(self.uploads)
             if owned:
                 Path(rec.path).unlink(missing_ok=True)
-            if not self.lib.store.find_sha(rec.sha256):
+            if not self.lib.has_content(rec.sha256):
                 (self.thumbs / f"{rec.sha256}-{THUMB_PX}.jpg").unlink(missing_ok=True)
         return owned
-
-
-def _upload_extension(data: bytes, label: str) -> str:
-    """The extension an upload is kept under: RAW is recognised by its name (its bytes look
-    like TIFF), everything else by its content."""
-    if media_kind(label) == "raw":
-        return Path(label).suffix.lower()
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            return _EXT.get(im.format or "", ".img")
-    except (OSError, ValueError):
-        return ".img"
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

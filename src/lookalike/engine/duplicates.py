@@ -33,33 +33,15 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import LookalikeError
-from ..keypoints import Keypoints, keypoints, match
 from ..store import ImageRecord, SearchFilter, VectorStore
 from .entries import load_entry
+from .keypoints import Keypoints, keypoints, load_cv2, match
+from .params import TIERS, DuplicateThresholds, check_tiers
 
-TIERS = ("exact", "near", "similar")
 _STRENGTH = {t: i for i, t in enumerate(TIERS)}  # lower is stronger
 
 # (phase, done, total) -> None; phases: "comparing", "keypoints", "verifying".
 DuplicateProgressFn = Callable[[str, int, int], None]
-
-
-@dataclass
-class DuplicateThresholds:
-    near_cosine: float = 0.80
-    similar_cosine: float = 0.85
-    neighbours: int = 20  # nearest images examined per image
-    near_min_coverage: float = 0.75  # each image covers >= 75% of the other: crops up to ~13% a side
-    near_max_rotation: float = 3.0  # degrees
-    near_min_inliers: int = 20  # keypoint matches agreeing on the transform
-
-    def validate(self) -> None:
-        if not (-1.0 <= self.similar_cosine <= 1.0 and -1.0 <= self.near_cosine <= 1.0):
-            raise LookalikeError("cosine thresholds must be between -1 and 1")
-        if not 0.0 <= self.near_min_coverage <= 1.0:
-            raise LookalikeError("the near coverage threshold must be between 0 and 1")
-        if self.neighbours < 1:
-            raise LookalikeError("neighbours must be at least 1")
 
 
 @dataclass
@@ -108,9 +90,9 @@ def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None =
     t0 = time.perf_counter()
     th = thresholds or DuplicateThresholds()
     th.validate()
-    unknown = [t for t in tiers if t not in TIERS]
-    if unknown:
-        raise LookalikeError(f"unknown tier {unknown[0]!r}: choose from {', '.join(TIERS)}")
+    tiers = check_tiers(tiers)
+    if any(t != "exact" for t in tiers):
+        load_cv2()  # before any work: without OpenCV only the exact tier can be found
     progress = progress or (lambda phase, done, total: None)
     records = {r.id: r for r in store.iter_records(where=where)}
     ids = sorted(records)  # type: ignore[type-var]

@@ -14,12 +14,13 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import ImageLoadError, LookalikeError
-from ..imaging import decode_image, original_size, read_file
+from ..imaging import decode_image, image_format, original_size, read_file, sniff_format
 from ..media.formats import media_kind
 from ..models import FeatureExtractor
 from ..store import ImageRecord, Upsert, VectorStore
 from .entries import file_of, split_entry
-from .media_fields import image_fields, record_date
+from .fields import ImageInfo, has_file_fields, record_fields
+from .media_fields import image_fields, replace_media_fields, with_date
 from .scan import FileEntry, printable
 from .video_index import VideoIndexer
 
@@ -70,13 +71,17 @@ class _Prepared:
     pixels: np.ndarray | None = None  # model input; None when the content is already known
     size: tuple[int, int] = (0, 0)
     error: str | None = None
-    fields: dict[str, Any] = field(default_factory=dict)
+    format: str | None = None  # from the decoder (or the header when not decoded)
+    fields: dict[str, Any] = field(default_factory=dict)  # media, EXIF and date of new content
 
 
 class Indexer:
     def __init__(self, store: VectorStore, extractor: FeatureExtractor, batch_size: int = 32,
-                 workers: int | None = None, progress: ProgressFn | None = None) -> None:
+                 workers: int | None = None, progress: ProgressFn | None = None, detect_moves: bool = True) -> None:
         self.store = store
+        # A new file with the content of an indexed one whose file is gone is taken as a move of
+        # it; uploads turn that off, so an upload never takes over a gallery image's record.
+        self.detect_moves = detect_moves
         self.extractor = extractor
         self.batch_size = batch_size
         self.workers = workers or max(2, os.cpu_count() or 2)
@@ -90,6 +95,7 @@ class Indexer:
             if fragment is not None:
                 frames_of.setdefault(file, []).append(r)
         todo, videos = [], []
+        refresh: list[tuple[FileEntry, ImageRecord]] = []
         for e in entries:
             if media_kind(e.path) == "video":
                 olds = frames_of.get(e.path, [])
@@ -101,8 +107,11 @@ class Indexer:
             old = known_paths.get(e.path)
             if old is not None and old.size == e.size and old.mtime == e.mtime:
                 report.unchanged += 1
+                if not has_file_fields(old.fields) or "media" not in old.fields:  # indexed before fields existed
+                    refresh.append((e, old))
             else:
                 todo.append(e)
+        self._refresh_fields(refresh)
         total = len(todo) + len(videos)
         self.progress(0, total)
         if todo:
@@ -143,15 +152,33 @@ class Indexer:
         self._embed(pending, writes, report)
         self._flush(writes, removes)
 
+    def _refresh_fields(self, refresh: list[tuple[FileEntry, ImageRecord]]) -> None:
+        """Give unchanged records made before fields existed their file and photo fields: a
+        header read each (EXIF sits in the first megabyte), no decoding, no model, vectors kept."""
+        for start in range(0, len(refresh), 500):
+            writes = []
+            for e, old in refresh[start:start + 500]:
+                try:
+                    with open(e.path, "rb") as f:
+                        head = f.read(1 << 20)
+                except OSError:
+                    continue  # unreadable now: left as it is, as its content is unchanged
+                media = image_fields(head, e.mtime)
+                old.fields = record_fields(e.path, ImageInfo(sniff_format(head), old.width, old.height, e.size, e.mtime),
+                                           replace_media_fields(old.fields, media))
+                writes.append(Upsert(old))
+            if writes:
+                self.store.write(writes)
+
     # Runs in worker threads: no store access here.
     def _prepare(self, e: FileEntry, decode: bool = False) -> _Prepared:
         try:
             data = read_file(e.path)
             sha = hashlib.sha256(data).hexdigest()
             if sha in self._hashes and not decode:
-                return _Prepared(e, sha)
+                return _Prepared(e, sha, format=sniff_format(data))
             image = decode_image(data, e.path, draft_size=self.extractor.draft_size)
-            return _Prepared(e, sha, self.extractor.preprocess(image), original_size(image),
+            return _Prepared(e, sha, self.extractor.preprocess(image), original_size(image), format=image_format(image),
                              fields=image_fields(data, e.mtime))
         except ImageLoadError as err:
             return _Prepared(e, error=err.reason)
@@ -172,8 +199,9 @@ class Indexer:
             return
         same = list(self._hashes.get(prep.sha256, []))
         if old is not None and old.sha256 == prep.sha256:
-            # Touched but identical: refresh size/mtime only.
+            # Touched but identical: refresh size/mtime (and the fields that show them) only.
             old.size, old.mtime = e.size, e.mtime
+            old.fields = record_fields(e.path, self._info(prep, old.width, old.height), with_date(old.fields, e.mtime))
             writes.append(Upsert(old))
             report.unchanged += 1
             return
@@ -186,10 +214,11 @@ class Indexer:
         if old is not None:
             removes.append(old.id)  # a different file now sits at this path
             self._forget(old)
-        if gone:
+        if gone and self.detect_moves:
             rec = gone[0]
             del self._paths[rec.path]
             rec.path, rec.size, rec.mtime = e.path, e.size, e.mtime
+            rec.fields = record_fields(e.path, self._info(prep, rec.width, rec.height), with_date(rec.fields, e.mtime))
             self._paths[e.path] = rec
             writes.append(Upsert(rec))
             report.moved += 1
@@ -201,10 +230,15 @@ class Indexer:
         except KeyError:  # removed by another process between the two reads
             self._embed_after_all(e, None, report, pending)
             return
-        fields = {**src.fields, "date": record_date(src.fields.get("taken"), e.mtime)} if src.fields else {}
-        rec = ImageRecord(e.path, prep.sha256, e.size, e.mtime, src.width, src.height, list(src.tags), fields=fields)
+        rec = ImageRecord(e.path, prep.sha256, e.size, e.mtime, src.width, src.height, list(src.tags),
+                          fields=record_fields(e.path, self._info(prep, src.width, src.height),
+                                               with_date(replace_media_fields({}, src.fields), e.mtime)))
         writes.append(Upsert(rec, vec))
         report.added += 1
+
+    @staticmethod
+    def _info(prep: _Prepared, width: int, height: int) -> ImageInfo:
+        return ImageInfo(prep.format, width, height, prep.entry.size, prep.entry.mtime)
 
     def _embed_after_all(self, e: FileEntry, old: ImageRecord | None, report: AddReport, pending: list) -> None:
         """The content was known when the worker hashed it but is gone now: decode and queue it
@@ -231,7 +265,9 @@ class Indexer:
             e = prep.entry
             tags = feats.tags[i] if i < len(feats.tags) else []
             rec = ImageRecord(e.path, prep.sha256, e.size, e.mtime, prep.size[0], prep.size[1], tags,
-                              id=old.id if old is not None else None, fields=prep.fields)
+                              id=old.id if old is not None else None,
+                              fields=record_fields(e.path, self._info(prep, *prep.size),
+                                                   replace_media_fields(old.fields if old else {}, prep.fields)))
             if old is not None:
                 self._forget(old)
                 report.updated += 1

@@ -2,31 +2,40 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import json
 import os
+import stat
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..config import DEFAULT_MODEL, default_library
-from ..errors import LookalikeError, ModelMismatchError
+from ..errors import Conflict, InvalidQuery, LookalikeError, ModelMismatchError, NotFound
+from ..filters import And, FieldTypes, parse
 from ..imaging import ImageSource, load_image
 from ..models import FeatureExtractor, TrainableExtractor, get_extractor, model_info
-from ..store import ImageRecord, SearchFilter, VectorStore, open_store
+from ..models.imagenet_labels import imagenet_labels
+from ..store import ImageRecord, SearchFilter, VectorStore, library_exists, open_store
 from .browse import check_sort, sort_records
+from .combine import check_weights, combine_vectors
 from .duplicates import TIERS, DuplicateProgressFn, DuplicateReport, DuplicateThresholds, find_duplicates
-from .entries import file_of
+from .entries import file_of, split_entry
 from .indexer import AddReport, Indexer, ProgressFn
+from .params import check_ef, check_k, check_score, fit_sample, no_image
 from .query import resolve
 from .scan import absolute, printable, scan
-from .tags import rank_by_tag, tag_filter
+from .tags import FILTER_CONFIDENCE, Expansion, VocabularyEntry, expand, rank_by_tag, vocabulary
+from .video_index import frame_sha
 
 STATE_DIR = "model-state"
-FIT_SAMPLE = 500  # images a trainable extractor (e.g. a codebook) learns from
+ROOTS_META = "indexed_roots"  # JSON list of the real paths passed to add()
 
 
 @dataclass
@@ -35,9 +44,11 @@ class Hit:
     id: int
     path: str
     score: float
+    fields: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "path": printable(self.path, controls=False)}  # JSON-safe for any file name
+        fields = {k: printable(v, controls=False) if isinstance(v, str) else v for k, v in self.fields.items()}
+        return {**asdict(self), "path": printable(self.path, controls=False), "fields": fields}  # JSON-safe for any file name
 
 
 class Library:
@@ -55,15 +66,15 @@ class Library:
         """Open the library at `path` (default `$LOOKALIKE_LIBRARY` or ./lookalike-library),
         creating it with `model` if missing. `model` on an existing library must match."""
         directory = Path(path).expanduser() if path is not None else default_library()
-        if not create and not _exists(directory, store):
-            raise LookalikeError(f"no library at {directory} (create one with `lookalike index FOLDER --library {directory}`)")
+        if not create and not library_exists(store, directory):
+            raise NotFound(f"no library at {directory} (create one with `lookalike index FOLDER --library {directory}`)")
         st = open_store(store, directory)
         try:
             meta = st.get_meta()
             stored = meta.get("model")
             if stored is None:
                 if not create:  # a store without a library yet (e.g. a missing Milvus collection)
-                    raise LookalikeError(f"no library in {st!r} (create one with `lookalike index FOLDER --store ...`)")
+                    raise NotFound(f"no library in {st!r} (create one with `lookalike index FOLDER --store ...`)")
                 name = model or DEFAULT_MODEL
                 info = model_info(name)  # validates the name before anything is written
                 st.set_meta({"model": name, "dim": str(info.dim), "model_version": info.version, "created": _now_iso()})
@@ -100,13 +111,13 @@ class Library:
     # -- writing --------------------------------------------------------------------------
     def add(self, paths: Sequence[str | os.PathLike] | str | os.PathLike, *, prune: bool = False,
             batch_size: int = 32, workers: int | None = None,
-            progress: ProgressFn | None = None, sync_index: bool = True) -> AddReport:
+            progress: ProgressFn | None = None, sync_index: bool = True, detect_moves: bool = True) -> AddReport:
         """Index image files and folders (recursively, incrementally). With `prune`, forget
         indexed images under these paths whose files no longer exist. With `sync_index` the
         store's search index (if it has one) is brought up to date before returning."""
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
-        refusal = getattr(self.store, "write_refusal", None)  # read-only or full disk: say so before any model work
+        refusal = self.store.write_refusal()  # read-only or full disk: say so before any model work
         if refusal is not None:
             raise refusal
         t0 = time.perf_counter()
@@ -115,7 +126,9 @@ class Library:
         entries, report.failed = scan(list(paths), skip=[self.directory], skipped=skipped)
         report.skipped_types = dict(skipped)
         self._fit_if_needed(entries)
-        Indexer(self.store, self.extractor, batch_size, workers, progress).run(entries, report)
+        if entries:
+            self._remember_roots(paths)
+        Indexer(self.store, self.extractor, batch_size, workers, progress, detect_moves).run(entries, report)
         if prune:
             report.removed = self._prune([absolute(p) for p in paths])
         report.seconds = time.perf_counter() - t0
@@ -123,11 +136,57 @@ class Library:
             self.sync_index()
         return report
 
+    def _remember_roots(self, paths: Sequence[str | os.PathLike]) -> None:
+        """The real folders and files ever indexed: files are served only from under them."""
+        roots = set(self.indexed_roots())
+        new = {os.path.realpath(absolute(p)) for p in paths} - roots
+        if new:
+            self.store.set_meta({ROOTS_META: json.dumps(sorted(roots | new))})
+
+    def indexed_roots(self) -> list[str]:
+        try:
+            return list(json.loads(self.store.get_meta().get(ROOTS_META) or "[]"))
+        except ValueError:
+            return []
+
+    def open_indexed_file(self, id_: int) -> tuple[ImageRecord, int]:
+        """(record, open file descriptor) of image `id_`'s file, only if it is still the file that
+        was indexed: a regular file (not a symlink, which could have been swapped in), whose real
+        path lies under a folder or file passed to `add` (or the library's own folder), with the
+        indexed size and mtime or, when those changed, the indexed content. The caller closes the fd."""
+        rec = self.get(id_)
+        path, fragment = split_entry(rec.path)  # a video frame's file is its video
+        gone = f"the file of image {id_} is gone from disk: {path}"
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except FileNotFoundError:
+            raise NotFound(gone) from None
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise Conflict(f"the file of image {id_} was replaced by a symbolic link since it was indexed; "
+                               f"re-index it (lookalike index) to serve it") from None
+            raise NotFound(f"{gone} ({e.strerror})") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise Conflict(f"the file of image {id_} is no longer a regular file: {path}")
+            real = os.path.realpath(path)
+            roots = self.indexed_roots() + [os.path.realpath(self.directory)]
+            if not _under(real, roots) and real != os.path.abspath(path):
+                raise Conflict(f"the file of image {id_} now resolves outside the indexed folders: {path}")
+            if (st.st_size, st.st_mtime) != (rec.size, rec.mtime) and not _same_content(fd, rec.sha256, fragment):
+                raise Conflict(f"the file of image {id_} changed since it was indexed; re-index it (lookalike index) to serve it")
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.set_blocking(fd, True)
+            return rec, fd
+        except BaseException:
+            os.close(fd)
+            raise
+
     def sync_index(self, progress: ProgressFn | None = None) -> bool:
         """Build or update the store's ANN index now, so the next search does not pay for it.
         True when searches use an ANN index (stores without one: False, nothing to do)."""
-        sync = getattr(self.store, "sync_index", None)
-        return bool(sync(progress)) if sync is not None else False
+        return bool(self.store.sync_index(progress))
 
     def remove(self, paths: Sequence[str | os.PathLike]) -> int:
         """Forget these images (or every image under these folders, or every frame of these
@@ -156,8 +215,7 @@ class Library:
         ext = self.extractor
         if not isinstance(ext, TrainableExtractor) or ext.is_fitted():
             return
-        rng = np.random.default_rng(0)
-        sample = [entries[i] for i in sorted(rng.permutation(len(entries))[:FIT_SAMPLE])]
+        sample = [entries[i] for i in fit_sample(len(entries))]
         images = []
         for e in sample:
             try:
@@ -168,27 +226,75 @@ class Library:
             ext.fit(images)
             ext.save_state(self.directory / STATE_DIR)
 
+    # -- filtering ------------------------------------------------------------------------
+    def field_types(self) -> FieldTypes:
+        """Field names images in this library have, with their value types (for `where`)."""
+        return self.store.field_types()
+
+    def where(self, where: str | SearchFilter | None, base: SearchFilter | None = None) -> SearchFilter | None:
+        """A `where` expression (parsed and checked against this library's fields; errors
+        are `InvalidQuery` with the column) or a SearchFilter, ANDed with `base` (the
+        shells' --under/--since/--until). None when nothing restricts."""
+        if isinstance(where, str):
+            where = SearchFilter(expr=parse(where, self.store.field_types()))
+        if base is None or base.is_empty():
+            return where
+        if where is None or where.is_empty():
+            return base
+        return _both(base, where)
+
     # -- reading --------------------------------------------------------------------------
     def embed(self, images: Sequence[ImageSource]) -> np.ndarray:
         """Vectors for images from any source, decoded exactly as the indexer decodes them."""
         ext = self.extractor
         return ext.embed([load_image(im, ext.draft_size) for im in images])
 
-    def search(self, query: ImageSource | int, k: int = 10, *, min_score: float | None = None,
-               where: SearchFilter | None = None, text: str | None = None, ef: int | None = None) -> list[Hit]:
-        """Images that look like `query`: a path, URL, bytes, PIL image, array, id or "id:N".
-        An indexed image never finds itself. `text` keeps only images tagged with a label it
-        names (see `search_text`). `ef`: ANN candidates per query on large libraries (higher:
-        better recall, slower; ignored where search is exact)."""
-        if text is not None:
-            where = tag_filter(text, where)
-        q = resolve(query, self.store, self.extractor.draft_size)
-        vec = q.vector if q.vector is not None else self.extractor.embed([q.image])[0]
-        return self.search_vector(vec, k, min_score=min_score, where=where, exclude=q.exclude, ef=ef)
+    def search(self, query: ImageSource | int | Sequence[ImageSource | int], k: int = 10, *,
+               min_score: float | None = None, where: str | SearchFilter | None = None, text: str | None = None,
+               ef: int | None = None, negative: Sequence[ImageSource | int] = (),
+               weights: Sequence[float] | None = None) -> list[Hit]:
+        """Images that look like `query`: a path, URL, bytes, PIL image, array, id or "id:N",
+        or a list of them (images like all of them, `weights` saying how much each counts),
+        with `negative` examples of what not to find (engine/combine.py). Indexed query
+        images never find themselves. `text` keeps only images tagged with a label it names
+        (see `search_text`). `ef`: ANN candidates per query on large libraries (higher:
+        better recall, slower; ignored where search is exact). `where`: a filter expression
+        over the images' fields (docs/filters.md) or a SearchFilter."""
+        # Out-of-range values are refused before any model work; a threshold above every score
+        # simply finds nothing (shells bound it to the score's range themselves).
+        k, min_score, ef = check_k(k), check_score(min_score, low=None, high=None), check_ef(ef)
+        where = self.where(where)
+        positives = list(query) if isinstance(query, (list, tuple)) else [query]
+        if not positives:
+            raise InvalidQuery("no query image given")
+        check_weights(len(positives), weights)
+        pos, exclude = self._query_vectors(positives)
+        neg, neg_exclude = self._query_vectors(list(negative))
+        vec = combine_vectors(pos, neg if len(neg) else None, weights) if len(positives) > 1 or len(neg) else pos[0]
+        return self.search_vector(vec, k, min_score=min_score, where=where, exclude=exclude + neg_exclude, ef=ef, text=text)
+
+    def _query_vectors(self, queries: list[ImageSource | int]) -> tuple[np.ndarray, list[int]]:
+        """Vectors of query images (indexed ones read from the store) and the ids to exclude."""
+        vectors: list[np.ndarray | None] = []
+        images, exclude = [], []
+        for query in queries:
+            q = resolve(query, self.store, self.extractor.draft_size)
+            vectors.append(q.vector)
+            exclude += q.exclude
+            if q.vector is None:
+                images.append(q.image)
+        if images:
+            embedded = iter(self.extractor.embed(images))
+            vectors = [v if v is not None else next(embedded) for v in vectors]
+        return np.asarray(vectors, np.float32).reshape(len(vectors), self.dim), exclude
 
     def search_vector(self, vector: np.ndarray, k: int = 10, *, min_score: float | None = None,
-                      where: SearchFilter | None = None, exclude: Sequence[int] = (),
-                      ef: int | None = None) -> list[Hit]:
+                      where: str | SearchFilter | None = None, exclude: Sequence[int] = (),
+                      ef: int | None = None, text: str | None = None) -> list[Hit]:
+        k, min_score, ef = check_k(k), check_score(min_score, low=None, high=None), check_ef(ef)
+        where = self.where(where)
+        if text is not None:
+            return self._search_tagged(vector, text, k, min_score, where, exclude)
         q = np.asarray(vector, np.float32)[None]
         # Only pass `ef` when set, so stores written against the original protocol still work.
         scored = (self.store.search(q, k, where, exclude, ef=ef) if ef is not None
@@ -196,36 +302,116 @@ class Library:
         if min_score is not None:
             scored = [(i, s) for i, s in scored if s >= min_score]
         records = self.store.get([i for i, _ in scored])
-        return [Hit(rank, i, records[i].path, round(s, 6))
+        return [Hit(rank, i, records[i].path, round(s, 6), records[i].fields)
                 for rank, (i, s) in enumerate(((i, s) for i, s in scored if i in records), start=1)]
 
+    def _search_tagged(self, vector: np.ndarray, text: str, k: int, min_score: float | None,
+                       where: SearchFilter | None, exclude: Sequence[int]) -> list[Hit]:
+        """Exact similarity among the images that show what `text` names with at least
+        FILTER_CONFIDENCE: with 50 classes stored per image, "has a matching class" alone
+        would keep nearly every image."""
+        skip = set(exclude)
+        tagged = [rec for rec, _ in rank_by_tag(self.store, text, max(1, self.store.count()), where, FILTER_CONFIDENCE)
+                  if rec.id not in skip]
+        if not tagged:
+            return []
+        sims = self.store.vectors([rec.id for rec in tagged]) @ np.asarray(vector, np.float32)  # type: ignore[misc]
+        order = sorted(range(len(tagged)), key=lambda i: (-float(sims[i]), tagged[i].id))[:k]
+        scored = [(tagged[i], round(float(sims[i]), 6)) for i in order if min_score is None or sims[i] >= min_score]
+        return [Hit(rank, rec.id, rec.path, s, rec.fields) for rank, (rec, s) in enumerate(scored, start=1)]  # type: ignore[arg-type]
+
     def search_text(self, text: str, k: int = 10, *, min_score: float | None = None,
-                    where: SearchFilter | None = None) -> list[Hit]:
-        """Images whose stored ImageNet top-5 tags include a label that `text` names (whole
-        words of a label or its synonyms, case-insensitive; commas separate alternatives).
-        Here `score` is the classifier's confidence: the summed probability of the image's
-        matching labels (engine/tags.py), descending."""
-        ranked = rank_by_tag(self.store, text, k, where, min_score)
-        return [Hit(rank, rec.id, rec.path, round(s, 6)) for rank, (rec, s) in enumerate(ranked, start=1)]  # type: ignore[arg-type]
+                    where: str | SearchFilter | None = None) -> list[Hit]:
+        """Images showing what `text` names: an English noun and every ImageNet class that
+        is a kind of it in WordNet ("dog": every breed), or label words (engine/tags.py;
+        commas separate alternatives). Here `score` is the classifier's confidence: the
+        summed probability of the image's matching classes, descending."""
+        k, min_score = check_k(k), check_score(min_score, low=None, high=None)
+        ranked = rank_by_tag(self.store, text, k, self.where(where), min_score)
+        return [Hit(rank, rec.id, rec.path, round(s, 6), rec.fields) for rank, (rec, s) in enumerate(ranked, start=1)]  # type: ignore[arg-type]
+
+    def expand(self, word: str) -> Expansion:
+        """The ImageNet classes a search word names (through WordNet's hierarchy)."""
+        return expand(word)
+
+    def vocabulary(self, counts: bool = False, min_confidence: float = 0.5) -> list[tuple[VocabularyEntry, int | None]]:
+        """Every searchable word; with `counts`, the number of images in this library that
+        most likely show it (summed probability of its classes >= `min_confidence`)."""
+        entries = vocabulary()
+        if not counts:
+            return [(e, None) for e in entries]
+        labels = imagenet_labels()
+        index = {label: i for i, label in enumerate(dict.fromkeys(labels))}  # two labels occur twice ("crane")
+        per_image = []
+        for rec in self.store.iter_records():
+            probs = np.zeros(len(index), np.float32)
+            for label, p in rec.tags:
+                if label in index:
+                    probs[index[label]] = p
+            per_image.append(probs)
+        if not per_image:
+            return [(e, 0) for e in entries]
+        matrix = np.stack(per_image)
+        return [(e, int((matrix[:, sorted({index[labels[c]] for c in e.classes})].sum(1) >= min_confidence).sum()))
+                for e in entries]
+
+    def stored_classes(self, sample: int = 100) -> int:
+        """How many class probabilities this library keeps per image (libraries indexed before
+        word search kept 5: broad words then find fewer images until re-indexed)."""
+        return max((len(r.tags) for r in self.store.iter_records(0, sample)), default=0)
+
+    def image_tags(self, id_: int) -> list[tuple[str, float]]:
+        """An image's stored classes with their probabilities, most likely first."""
+        return list(self.get(id_).tags)
 
     def duplicates(self, thresholds: DuplicateThresholds | None = None, tiers: Sequence[str] = TIERS, *,
-                   where: SearchFilter | None = None, progress: DuplicateProgressFn | None = None) -> DuplicateReport:
-        """Groups of exact copies, near-duplicates and similar shots (engine/duplicates.py)."""
-        return find_duplicates(self.store, thresholds, tiers, where, progress)
+                   where: str | SearchFilter | None = None,
+                   progress: DuplicateProgressFn | None = None) -> DuplicateReport:
+        """Groups of exact copies, near-duplicates and similar shots (engine/duplicates.py)
+        among the images `where` selects."""
+        return find_duplicates(self.store, thresholds, tiers, self.where(where), progress)
 
     def get(self, id_: int) -> ImageRecord:
+        """The record of image `id_`; `NotFound` when there is none."""
         rec = self.store.get([id_]).get(id_)
         if rec is None:
-            raise LookalikeError(f"no image with id {id_} in this library")
+            raise no_image(id_)
         return rec
 
-    def records(self, offset: int = 0, limit: int | None = None, sort: str | None = None) -> list[ImageRecord]:
+    def record(self, id_: int | str) -> ImageRecord:
+        """One image's record, its `fields` included, by id or "id:N" (for `info id:N`)."""
+        if isinstance(id_, str):
+            text = id_.strip().removeprefix("id:")
+            if not text.isdigit():
+                raise NotFound(f"{id_!r} is not an image id (use id:N)")
+            id_ = int(text)
+        return self.get(id_)
+
+    def records(self, offset: int = 0, limit: int | None = None, where: str | SearchFilter | None = None,
+                sort: str | None = None) -> list[ImageRecord]:
         """Records in id order, or by `sort`: "date" (capture time, else file time), "folder"
-        or "name"; "-date" etc. reverse it (engine/browse.py)."""
+        or "name"; "-date" etc. reverse it (engine/browse.py). `where` restricts them
+        (offset/limit count matching ones)."""
+        flt = self.where(where)
         if check_sort(sort) in (None, "id"):
-            return list(self.store.iter_records(offset, limit))
-        ordered = sort_records(self.store.iter_records(), sort)  # type: ignore[arg-type]
+            return list(self.store.iter_records(offset, limit, flt))
+        ordered = sort_records(self.store.iter_records(where=flt), sort)  # type: ignore[arg-type]
         return ordered[offset:None if limit is None else offset + limit]
+
+    def records_by_id(self, ids: Sequence[int]) -> dict[int, ImageRecord]:
+        """Records of those ids that exist (missing ones are left out, not an error)."""
+        return self.store.get(list(ids)) if ids else {}
+
+    def find_path(self, path: str | os.PathLike) -> ImageRecord | None:
+        """The record indexed under this file path, if any."""
+        return self.store.find_path(absolute(path))
+
+    def has_content(self, sha256: str) -> bool:
+        """Whether any indexed image has exactly this content."""
+        return bool(self.store.find_sha(sha256))
+
+    def count(self) -> int:
+        return self.store.count()
 
     def __len__(self) -> int:
         return self.store.count()
@@ -254,10 +440,32 @@ def _check_model_version(directory: Path, name: str, meta: dict[str, str]) -> No
             f"its vectors are not comparable; re-index into a new library")
 
 
-def _exists(directory: Path, store: str | VectorStore | None) -> bool:
-    from ..store.embedded import DB_NAME
+def _both(a: SearchFilter, b: SearchFilter) -> SearchFilter:
+    """Both filters must hold. Labels intersect; the narrower path prefix and bounds win."""
+    prefixes = [p for p in (a.path_prefix, b.path_prefix) if p]
+    if len(prefixes) == 2 and not (prefixes[0].startswith(prefixes[1]) or prefixes[1].startswith(prefixes[0])):
+        return SearchFilter(labels=[])  # disjoint folders: nothing matches
+    labels = a.labels if b.labels is None else b.labels if a.labels is None else [x for x in a.labels if x in set(b.labels)]
+    lows = [x for x in (a.min_mtime, b.min_mtime) if x is not None]
+    highs = [x for x in (a.max_mtime, b.max_mtime) if x is not None]
+    exprs = [e for e in (a.expr, b.expr) if e is not None]
+    return replace(a, path_prefix=max(prefixes, key=len) if prefixes else None, labels=labels,
+                   min_mtime=max(lows) if lows else None, max_mtime=min(highs) if highs else None,
+                   expr=exprs[0] if len(exprs) == 1 else And(tuple(exprs)) if exprs else None)
 
-    return store not in (None, "embedded") or (directory / DB_NAME).exists()
+
+def _sha256_fd(fd: int) -> str:
+    h = hashlib.sha256()
+    os.lseek(fd, 0, os.SEEK_SET)
+    while chunk := os.read(fd, 1 << 20):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def _same_content(fd: int, sha256: str, fragment: str | None) -> bool:
+    """Whether the open file still has the indexed content (a frame's hash derives from its video's)."""
+    digest = _sha256_fd(fd)
+    return (frame_sha(digest, fragment) if fragment is not None else digest) == sha256
 
 
 def _under(path: str, roots: list[str]) -> bool:

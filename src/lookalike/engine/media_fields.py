@@ -23,10 +23,35 @@ def frame_fields(info: VideoInfo, frame: VideoFrame, mtime: float) -> dict[str, 
                               "duration": info.duration}
     if info.created:
         fields["taken"] = info.created
-    # A container's creation_time is UTC: shown as this machine's local time.
-    created = datetime.fromisoformat(info.created).astimezone().replace(tzinfo=None).isoformat() if info.created else None
-    fields["date"] = record_date(created, mtime)
+    fields["date"] = _video_date(info.created, mtime)
     return fields
+
+
+# Every field this module writes: replaced together when a file's content changes, so no
+# EXIF of an earlier version survives (other fields, e.g. catalogue columns, are kept).
+MEDIA_FIELDS = ("media", "date", "taken", "make", "camera", "lens", "orientation", "lat", "lon",
+                "video_time", "frame_index", "duration")
+
+
+def replace_media_fields(previous: dict[str, Any], media: dict[str, Any]) -> dict[str, Any]:
+    fields = {k: v for k, v in previous.items() if k not in MEDIA_FIELDS}
+    fields.update(media)
+    return fields
+
+
+def with_date(fields: dict[str, Any], mtime: float) -> dict[str, Any]:
+    """`fields` with `date` recomputed for a file whose modification time is now `mtime`
+    (it only moves when the date came from the file time, not from a capture time)."""
+    if "media" not in fields:
+        return fields  # no media fields yet: the refresh pass adds them all
+    taken = fields.get("taken")
+    return {**fields, "date": _video_date(taken, mtime) if fields["media"] == "video" else record_date(taken, mtime)}
+
+
+def _video_date(created: str | None, mtime: float) -> str:
+    # A container's creation_time is UTC: shown as this machine's local time.
+    local = datetime.fromisoformat(created).astimezone().replace(tzinfo=None).isoformat() if created else None
+    return record_date(local, mtime)
 
 
 def record_date(taken: str | None, mtime: float) -> str:

@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import LookalikeError
+from ..errors import Conflict, ModelMismatch
 from ..store import Upsert
 from .library import STATE_DIR, Library
 
@@ -28,10 +28,10 @@ def migrate(source: Library, target: Library, progress: Callable[[int, int], Non
 
     t0 = time.perf_counter()
     if source.model != target.model:  # Library.open already refuses this; a guard for direct callers
-        raise LookalikeError(f"target library uses model {target.model!r}, source {source.model!r}")
+        raise ModelMismatch(f"target library uses model {target.model!r}, source {source.model!r}")
     existing = target.store.count()
     if existing:
-        raise LookalikeError(f"target library already holds {existing} images; migrate into a new, empty one")
+        raise Conflict(f"target library already holds {existing} images; migrate into a new, empty one")
     total = source.store.count()
     target.store.set_meta(source.store.get_meta())  # model, dim, created (and any other settings)
     done = 0
@@ -51,7 +51,7 @@ def migrate(source: Library, target: Library, progress: Callable[[int, int], Non
         shutil.copytree(state, target.directory / STATE_DIR, dirs_exist_ok=True)  # a trained extractor's state
     copied = target.store.count()
     if copied != done:
-        raise LookalikeError(f"copied {done} images but the target reports {copied}; run migrate again into a new library")
+        raise Conflict(f"copied {done} images but the target reports {copied}; run migrate again into a new library")
     return MigrateReport(copied=copied, model=source.model, seconds=time.perf_counter() - t0)
 
 

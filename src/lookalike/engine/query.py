@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import os
 import re
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PIL import Image
 
-from ..errors import ImageLoadError, LookalikeError
 from ..imaging import ImageSource, decode_image, load_image
 from ..store import VectorStore
 from .entries import file_of, load_entry
+from .fetch import CLI_POLICY, fetch
+from .params import no_image
 from .scan import absolute
 
-MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
+MAX_DOWNLOAD_BYTES = CLI_POLICY.max_bytes
 _ID = re.compile(r"^id:(\d+)$")
 
 
@@ -58,20 +57,10 @@ def _by_id(id_: int, store: VectorStore) -> ResolvedQuery:
     try:
         vec = store.vectors([id_])[0]
     except KeyError:
-        raise LookalikeError(f"no image with id {id_} in this library") from None
+        raise no_image(id_) from None
     return ResolvedQuery(f"id:{id_}", vector=vec, exclude=[id_])
 
 
-def download(url: str, limit: int = MAX_DOWNLOAD_BYTES, timeout: float = 20.0) -> bytes:
-    req = urllib.request.Request(url, headers={"User-Agent": "lookalike"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            data = resp.read(limit + 1)
-    except urllib.error.HTTPError as e:
-        raise ImageLoadError(url, f"download failed: HTTP {e.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        reason = getattr(e, "reason", e)
-        raise ImageLoadError(url, f"download failed: {reason}") from None
-    if len(data) > limit:
-        raise ImageLoadError(url, f"download larger than {limit // (1024 * 1024)} MB")
-    return data
+def download(url: str, limit: int = MAX_DOWNLOAD_BYTES, timeout: float = 60.0) -> bytes:
+    """What the CLI fetches for its own user: any address, but a total deadline and size cap."""
+    return fetch(url, replace(CLI_POLICY, max_bytes=limit, deadline_s=timeout))

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import LookalikeError
+from ..config import fashion_mnist_dir
+from ..errors import InvalidQuery, NotFound, Unsupported
 from ..imaging import is_image_name, load_image
 
-FASHION_MNIST_DIR = Path(os.environ.get("LOOKALIKE_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
+FASHION_MNIST_DIR = fashion_mnist_dir()  # as at import; the functions re-read $LOOKALIKE_FASHION_MNIST
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
@@ -44,16 +45,18 @@ class LabelledImages:
                               None if self.paths is None else [self.paths[i] for i in idx])
 
 
-def fashion_mnist_available(root: Path = FASHION_MNIST_DIR) -> bool:
+def fashion_mnist_available(root: Path | None = None) -> bool:
+    root = root or fashion_mnist_dir()
     return (root / "t10k-images-idx3-ubyte.gz").exists()
 
 
-def load_fashion_mnist(split: str = "test", root: Path = FASHION_MNIST_DIR) -> LabelledImages:
+def load_fashion_mnist(split: str = "test", root: Path | None = None) -> LabelledImages:
     """split: "train" (60k) or "test" (10k); 28x28 greyscale product photos, 10 classes."""
+    root = root or fashion_mnist_dir()
     prefix = {"train": "train", "test": "t10k"}[split]
     if not fashion_mnist_available(root):
-        raise LookalikeError(f"Fashion-MNIST not found in {root}: install Debian's dataset-fashion-mnist "
-                             "(apt-get install dataset-fashion-mnist) or set LOOKALIKE_FASHION_MNIST")
+        raise NotFound(f"Fashion-MNIST not found in {root}: install Debian's dataset-fashion-mnist "
+                       "(apt-get install dataset-fashion-mnist) or set LOOKALIKE_FASHION_MNIST")
     images = _read_idx(root / f"{prefix}-images-idx3-ubyte.gz")
     labels = _read_idx(root / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
     return LabelledImages(labels, list(FASHION_CLASSES), pixels=images)
@@ -64,7 +67,7 @@ def load_folder_dataset(root: str | os.PathLike) -> LabelledImages:
     root = Path(root)
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
-        raise LookalikeError(f"{root} has no class folders (expected ROOT/<class>/<images>)")
+        raise InvalidQuery(f"{root} has no class folders (expected ROOT/<class>/<images>)")
     paths: list[Path] = []
     labels: list[int] = []
     for c, name in enumerate(classes):
@@ -73,7 +76,7 @@ def load_folder_dataset(root: str | os.PathLike) -> LabelledImages:
                 paths.append(p)
                 labels.append(c)
     if not paths:
-        raise LookalikeError(f"{root} has class folders but no images in them")
+        raise InvalidQuery(f"{root} has class folders but no images in them")
     return LabelledImages(np.array(labels, dtype=np.int64), classes, paths=paths)
 
 
@@ -82,6 +85,6 @@ def _read_idx(path: Path) -> np.ndarray:
         data = f.read()
     zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype_code != 0x08:
-        raise LookalikeError(f"{path}: not an unsigned-byte IDX file")
+        raise Unsupported(f"{path}: not an unsigned-byte IDX file")
     shape = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)

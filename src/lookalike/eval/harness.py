@@ -15,11 +15,12 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from ..engine.library import FIT_SAMPLE
-from ..errors import LookalikeError
+from ..demo.samples import sample_photos
+from ..engine.params import fit_sample
+from ..errors import InvalidQuery
+from ..extras import require
 from ..imaging import load_image
 from ..models import FeatureExtractor, TrainableExtractor, get_extractor, l2_normalize, model_info
-from ..samples import sample_photos
 from .datasets import LabelledImages, load_fashion_mnist, load_folder_dataset
 from .metrics import RetrievalResult, evaluate_rankings, near_duplicate_recall, precision_recall_curve, rank_gallery
 from .robustness import RobustnessQueries, RobustnessResult, make_queries
@@ -103,7 +104,7 @@ def load_dataset(spec: str) -> tuple[str, LabelledImages]:
         return "Fashion-MNIST (test split)", load_fashion_mnist("test")
     root = Path(spec).expanduser()
     if not root.is_dir():
-        raise LookalikeError(f"dataset {spec!r} is neither {FASHION!r} nor a folder (ROOT/<class>/<images>)")
+        raise InvalidQuery(f"dataset {spec!r} is neither {FASHION!r} nor a folder (ROOT/<class>/<images>)")
     return f"folder {root}", load_folder_dataset(root)
 
 
@@ -135,10 +136,10 @@ def embed_images(ext: FeatureExtractor, images: list[Image.Image], batch_size: i
 def fit_pca_whitening(train: np.ndarray, dim: int, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:
     """PCA-whitening learned on `train` vectors: project to `dim` components, scale each to
     unit variance, L2-normalise again (Jegou & Chum 2012)."""
-    from sklearn.decomposition import PCA
+    PCA = require("sklearn.decomposition", feature="PCA-whitening (--whiten)", extra="eval").PCA
 
     if dim > min(train.shape):
-        raise LookalikeError(f"cannot whiten to {dim} dims from {train.shape[0]} vectors of dimension {train.shape[1]}")
+        raise InvalidQuery(f"cannot whiten to {dim} dims from {train.shape[0]} vectors of dimension {train.shape[1]}")
     pca = PCA(n_components=dim, whiten=True, random_state=seed).fit(train)
     return lambda x: l2_normalize(pca.transform(x).astype(np.float32))
 
@@ -159,17 +160,17 @@ def _pick_examples(labels: np.ndarray, query_indices: np.ndarray, n: int) -> lis
 def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> EvalResult:
     t_start = time.perf_counter()
     if not config.methods:
-        raise LookalikeError("no methods to evaluate")
+        raise InvalidQuery("no methods to evaluate")
     for name in config.methods:
         model_info(name)  # unknown names fail before any work
     if config.whiten and config.dataset != FASHION:
-        raise LookalikeError("--whiten learns on the Fashion-MNIST train split: use it with the fashion-mnist dataset")
+        raise InvalidQuery("--whiten learns on the Fashion-MNIST train split: use it with the fashion-mnist dataset")
     dataset_name, data = load_dataset(config.dataset)
     rng = np.random.default_rng(config.seed)
     if config.limit is not None and config.limit < len(data):
         data = data.subset(np.sort(rng.permutation(len(data))[:config.limit]))
     if len(data) < 2:
-        raise LookalikeError(f"{dataset_name} has {len(data)} image(s): need at least 2 to evaluate retrieval")
+        raise InvalidQuery(f"{dataset_name} has {len(data)} image(s): need at least 2 to evaluate retrieval")
     n_q = min(config.n_queries, len(data))
     query_idx = np.sort(rng.choice(len(data), n_q, replace=False))
     result = EvalResult(config, dataset_name, data, query_idx, _pick_examples(data.labels, query_idx, EXAMPLE_QUERIES))
@@ -190,8 +191,7 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> EvalResu
         ext = get_extractor(name)
         if isinstance(ext, TrainableExtractor) and not ext.is_fitted():
             note(f"{name}: learning", 0, 1)
-            sample = np.random.default_rng(0).permutation(len(data))[:FIT_SAMPLE]
-            ext.fit([image_at(data, int(i), ext.draft_size) for i in sorted(sample)])
+            ext.fit([image_at(data, i, ext.draft_size) for i in fit_sample(len(data))])
             note(f"{name}: learning", 1, 1)
         stage = f"{name}: gallery"
         t0 = time.perf_counter()

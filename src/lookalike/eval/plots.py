@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..extras import require
 from .harness import EvalResult, MethodResult, image_at
 from .robustness import RobustnessResult
 
@@ -16,7 +17,7 @@ LABEL_W = 150
 
 
 def _pyplot():
-    import matplotlib
+    matplotlib = require("matplotlib", feature="evaluation plots", extra="eval")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import LookalikeError
+from ..errors import Conflict
 from . import plots
 from .harness import EvalResult
 from .robustness import RobustnessResult
@@ -51,7 +51,7 @@ def robustness_table(rob: RobustnessResult, source: str = "all") -> str:
 def write_report(result: EvalResult, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise LookalikeError(f"--out {out_dir} exists and is not a directory")
+        raise Conflict(f"--out {out_dir} exists and is not a directory")
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = result.config
     title = f"{result.dataset_name}: {len(result.gallery)} gallery images, {len(result.query_indices)} queries"

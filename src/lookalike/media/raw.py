@@ -8,7 +8,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from ..errors import ImageLoadError
+from ..errors import Busy, ImageLoadError
 from ..extras import require
 
 # A preview whose short side reaches this is used instead of demosaicing: the model sees
@@ -21,20 +21,29 @@ MIN_PREVIEW_SIDE = 320
 _FLIP = {3: Image.Transpose.ROTATE_180, 5: Image.Transpose.ROTATE_90, 6: Image.Transpose.ROTATE_270}
 
 
-def decode_raw(data: bytes, name: str, draft_size: int | None = None, min_preview: int = MIN_PREVIEW_SIDE) -> Image.Image:
+def decode_raw(data: bytes, name: str, draft_size: int | None = None, min_preview: int = MIN_PREVIEW_SIDE,
+               pixel_limit: int | None = None) -> Image.Image:
     """Upright RGB image of a RAW file's content, with `info["original_size"]` the sensor's
     (width, height). `draft_size`: short side the caller needs (a large preview is decoded at
-    reduced scale); `min_preview`: smallest preview worth using (0 forces the demosaic)."""
+    reduced scale); `min_preview`: smallest preview worth using (0 forces the demosaic);
+    `pixel_limit`: the largest sensor (width x height) decoded, checked before any decoding."""
+    from ..imaging import DECODE_BUDGET, decoded_bytes
+
     rawpy = require("rawpy", "reading camera RAW files", "photos")
     try:
         with rawpy.imread(io.BytesIO(data)) as raw:
             sizes = raw.sizes
             original = (sizes.height, sizes.width) if sizes.flip in (5, 6) else (sizes.width, sizes.height)
-            image = _preview(raw, rawpy, min_preview, draft_size) if min_preview else None
-            if image is None:
-                rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
-                image = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
-    except ImageLoadError:
+            if pixel_limit and sizes.raw_width * sizes.raw_height > pixel_limit:
+                raise ImageLoadError(name, f"too large: {sizes.raw_width}x{sizes.raw_height} sensor pixels "
+                                           f"exceeds the {pixel_limit:,} pixel limit")
+            # LibRaw holds the 16-bit mosaic plus the half-size RGB result.
+            with DECODE_BUDGET.reserve(sizes.raw_width * sizes.raw_height * 2 + decoded_bytes("RGB", original) // 4):
+                image = _preview(raw, rawpy, min_preview, draft_size) if min_preview else None
+                if image is None:
+                    rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
+                    image = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+    except (ImageLoadError, Busy):
         raise
     except rawpy.LibRawFileUnsupportedError:
         raise ImageLoadError(name, "not a camera RAW file LibRaw can read") from None

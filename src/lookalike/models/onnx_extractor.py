@@ -16,7 +16,10 @@ from ..config import cpu_threads
 from .base import BatchEmbedMixin, Features, Tags, l2_normalize
 from .preprocess import resize_square
 
-TOP_TAGS = 5
+# Class probabilities kept per image. Word search sums them over every class below a word
+# ("dog": 118 breeds); the top 50 keep 94 % of such a word's probability mass on average,
+# the top 5 only 74 % (bench/tag_topk.py, docs/search.md).
+TOP_TAGS = 50
 
 
 class OnnxExtractor(BatchEmbedMixin):
@@ -68,5 +71,7 @@ class OnnxExtractor(BatchEmbedMixin):
 
 
 def top_tags(probs: np.ndarray, labels: list[str], k: int = TOP_TAGS) -> list[Tags]:
+    """The k most likely classes per image, probabilities rounded to 4 decimals; classes that
+    round to 0 are dropped (they could never change a ranking)."""
     idx = np.argsort(-probs, axis=1)[:, :k]
-    return [[(labels[j], round(float(p[j]), 4)) for j in row] for p, row in zip(probs, idx)]
+    return [[(labels[j], round(float(p[j]), 4)) for j in row if round(float(p[j]), 4) > 0] for p, row in zip(probs, idx)]

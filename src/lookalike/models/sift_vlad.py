@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from ..errors import LookalikeError
+from ..errors import Conflict, InvalidQuery, ModelMismatch
 from .base import BatchEmbedMixin, Features, l2_normalize
 from .preprocess import resize_square_grey
 
@@ -57,7 +57,7 @@ class SiftVladExtractor(BatchEmbedMixin):
         descs = [self.descriptors(self.preprocess(im)) for im in images]
         data = np.concatenate(descs) if descs else np.zeros((0, DESCRIPTOR_DIM), np.float32)
         if len(data) < CODEWORDS:
-            raise LookalikeError(f"sift-vlad needs more images to learn its codebook (got {len(images)})")
+            raise InvalidQuery(f"sift-vlad needs more images to learn its codebook (got {len(images)})")
         rng = np.random.default_rng(0)
         if len(data) > MAX_FIT_DESCRIPTORS:
             data = data[rng.choice(len(data), MAX_FIT_DESCRIPTORS, replace=False)]
@@ -66,7 +66,7 @@ class SiftVladExtractor(BatchEmbedMixin):
 
     def save_state(self, directory: Path) -> None:
         if self.codebook is None:
-            raise LookalikeError("sift-vlad has no codebook to save")
+            raise Conflict("sift-vlad has no codebook to save")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / (STATE_FILE + ".tmp.npy")
@@ -76,7 +76,7 @@ class SiftVladExtractor(BatchEmbedMixin):
     def load_state(self, directory: Path) -> None:
         codebook = np.load(Path(directory) / STATE_FILE)
         if codebook.shape != (CODEWORDS, DESCRIPTOR_DIM):
-            raise LookalikeError(f"{directory / STATE_FILE}: codebook has shape {codebook.shape}, expected {(CODEWORDS, DESCRIPTOR_DIM)}")
+            raise ModelMismatch(f"{directory / STATE_FILE}: codebook has shape {codebook.shape}, expected {(CODEWORDS, DESCRIPTOR_DIM)}")
         self.codebook = codebook.astype(np.float32)
 
     # -- features -------------------------------------------------------------------------
@@ -98,7 +98,7 @@ class SiftVladExtractor(BatchEmbedMixin):
 
     def embed_batch(self, inputs: np.ndarray) -> Features:
         if self.codebook is None:
-            raise LookalikeError("sift-vlad has no codebook yet: it learns one from the images it indexes first")
+            raise Conflict("sift-vlad has no codebook yet: it learns one from the images it indexes first")
         vectors = np.stack([self._vlad(self.descriptors(g)) for g in inputs]) if len(inputs) else np.zeros((0, self.dim), np.float32)
         return Features(vectors=vectors, tags=[[] for _ in range(len(inputs))])
 

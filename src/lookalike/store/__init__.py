@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import LookalikeError
+from ..errors import InvalidQuery
 from .base import ImageRecord, ScoredIds, SearchFilter, Upsert, VectorStore
 from .embedded import EmbeddedStore
 
@@ -19,11 +19,22 @@ def open_store(spec: str | VectorStore | None, library_dir: Path, **options) -> 
         return spec
     scheme = spec.split(":", 1)[0]
     if scheme not in SCHEMES:
-        raise LookalikeError(f"unknown store {spec!r} (known: embedded, {', '.join(s + ':...' for s in SCHEMES)})")
+        raise InvalidQuery(f"unknown store {spec!r} (known: embedded, {', '.join(s + ':...' for s in SCHEMES)})")
     return SCHEMES[scheme](spec, library_dir, **options)
 
 
+def library_exists(spec: str | VectorStore | None, library_dir: Path) -> bool:
+    """Whether opening `spec` finds a library rather than creating one. Only the embedded
+    store can tell without connecting; other backends answer when opened (no meta: none)."""
+    if spec is None or spec == "embedded":
+        return EmbeddedStore.exists(library_dir)
+    return True
+
+
 def _milvus(spec: str, library_dir: Path, token: str | None = None) -> VectorStore:
+    from ..extras import require
+
+    require("pymilvus", feature="the Milvus store", extra="milvus")
     from .milvus import MilvusStore  # imported on use: the embedded path never loads pymilvus
 
     return MilvusStore.from_spec(spec, token=token)
@@ -32,4 +43,5 @@ def _milvus(spec: str, library_dir: Path, token: str | None = None) -> VectorSto
 # scheme -> factory(spec, library_dir, **options). Filled by optional backends.
 SCHEMES: dict = {"milvus": _milvus}
 
-__all__ = ["EmbeddedStore", "ImageRecord", "ScoredIds", "SearchFilter", "Upsert", "VectorStore", "open_store"]
+__all__ = ["EmbeddedStore", "ImageRecord", "ScoredIds", "SearchFilter", "Upsert", "VectorStore", "library_exists",
+           "open_store"]

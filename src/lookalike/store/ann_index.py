@@ -60,11 +60,11 @@ class AnnParams:
 
     @classmethod
     def from_env(cls) -> AnnParams:
+        from ..config import ann_overrides
+
         p = cls()
-        for key in asdict(p):
-            value = os.environ.get(f"LOOKALIKE_ANN_{key.upper()}")
-            if value:
-                setattr(p, key, int(value))
+        for key, value in ann_overrides().items():
+            setattr(p, key, value)
         return p
 
 

@@ -6,9 +6,12 @@ library-wide settings (`meta`: model name, dimension, ...). The engine talks onl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+
+from ..errors import LookalikeError
+from ..filters import Expr, FieldTypes
 
 Tags = list[tuple[str, float]]
 
@@ -35,15 +38,18 @@ class SearchFilter:
 
     - `path_prefix`: path starts with this string (pass a folder with a trailing separator);
     - `labels`: at least one of the image's stored tags is exactly one of these labels;
-    - `min_mtime` / `max_mtime`: file modification time (Unix seconds) within the bounds."""
+    - `min_mtime` / `max_mtime`: file modification time (Unix seconds) within the bounds;
+    - `expr`: a parsed `where` expression over the record's `fields` (`lookalike.filters.parse`)."""
 
     path_prefix: str | None = None
     labels: list[str] | None = None
     min_mtime: float | None = None
     max_mtime: float | None = None
+    expr: Expr | None = None
 
     def is_empty(self) -> bool:
-        return not self.path_prefix and self.labels is None and self.min_mtime is None and self.max_mtime is None
+        return (not self.path_prefix and self.labels is None and self.min_mtime is None and self.max_mtime is None
+                and self.expr is None)
 
 
 # (image id, cosine similarity), best first.
@@ -62,6 +68,24 @@ class Upsert:
 
 @runtime_checkable
 class VectorStore(Protocol):
+    """Every capability the engine uses. A backend also offers `exists(location) -> bool`
+    (a staticmethod: is there a library there, without creating one)."""
+
+    def write_refusal(self) -> LookalikeError | None:
+        """Why writes would fail now (read-only library, full disk, ...), or None: the engine
+        asks before any model work."""
+        ...
+
+    def sync_index(self, progress: Callable[[int, int], None] | None = None) -> bool:
+        """Bring a search index up to date now; True when searches use an ANN index that the
+        store maintains itself (False: nothing to do)."""
+        ...
+
+    def field_types(self) -> FieldTypes:
+        """Every `fields` name written to this library, with the types its values had: the
+        names and types `where` expressions are checked against."""
+        ...
+
     def get_meta(self) -> dict[str, str]: ...
 
     def set_meta(self, values: dict[str, str]) -> None: ...
@@ -80,7 +104,7 @@ class VectorStore(Protocol):
 
     def iter_records(self, offset: int = 0, limit: int | None = None,
                      where: SearchFilter | None = None) -> Iterator[ImageRecord]:
-        """Records in id order."""
+        """Records in id order (`offset`/`limit` count matching records)."""
         ...
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
@@ -88,7 +112,8 @@ class VectorStore(Protocol):
         ...
 
     def write(self, upserts: Sequence[Upsert] = (), removes: Sequence[int] = ()) -> list[int]:
-        """Apply removes then upserts atomically; return the ids of the upserts in order."""
+        """Apply removes then upserts atomically; return the ids of the upserts in order.
+        Records' `fields` are stored as given (validated: InvalidQuery names a bad one)."""
         ...
 
     def search(self, queries: np.ndarray, k: int, where: SearchFilter | None = None,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from pathlib import Path
@@ -24,12 +23,15 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import LookalikeError
+from ..config import milvus_token as config_milvus_token
+from ..errors import Conflict, LookalikeError
+from ..filters import FieldTypes, check_fields, matches, to_milvus
 from .base import ImageRecord, ScoredIds, SearchFilter, Upsert
 
 DEFAULT_COLLECTION = "lookalike"
 TOKEN_ENV = "LOOKALIKE_MILVUS_TOKEN"
 NEXT_ID = "_next_id"  # meta key of the id counter; keys starting with "_" are internal
+FIELD_TYPES = "_field_types"  # meta key: JSON {field name: [types]} of every field written
 MAX_PATH = 4096
 MAX_TAGS_JSON = 8192
 MAX_LABELS = 64
@@ -51,7 +53,7 @@ _BUILD_PARAMS: dict[str, dict] = {
 LITE_FLUSH_ROWS = 256
 LITE_WRITE_FLUSH_ROWS = 10_000
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
-_FIELDS = ["id", "path", "sha256", "size", "mtime", "width", "height", "tags", "added"]
+_FIELDS = ["id", "path", "sha256", "size", "mtime", "width", "height", "tags", "added"]  # + "fields" when present
 
 CONSISTENCY = ("Session", "Strong", "Bounded", "Eventually")
 
@@ -106,8 +108,9 @@ class MilvusStore:
             raise LookalikeError(f"unknown Milvus consistency level {consistency!r}; choose one of {', '.join(CONSISTENCY)}")
         self.consistency = consistency.capitalize()
         self._synced: set[str] = set()
-        self._client = self._connect(token if token is not None else os.environ.get(TOKEN_ENV, ""))
+        self._client = self._connect(token if token is not None else (config_milvus_token() or ""))
         self._dim: int | None = None
+        self._has_fields = True  # False on a collection created before `fields` existed
         self._meta_loaded = False
         self._unflushed = 0  # rows Lite holds in its slow unindexed path (searches ~0.5 ms per row)
         self._prefix_escapes = self._like_escapes()
@@ -199,6 +202,7 @@ class MilvusStore:
         schema.add_field("labels", DataType.ARRAY, element_type=DataType.VARCHAR,
                          max_capacity=MAX_LABELS, max_length=256)  # the tag labels, for filtering
         schema.add_field("added", DataType.DOUBLE)
+        schema.add_field("fields", DataType.JSON)  # ImageRecord.fields; `where` filters compile to it
         params = self._client.prepare_index_params()
         params.add_index("vector", index_type=self.index, metric_type="COSINE", params=_BUILD_PARAMS.get(self.index, {}))
         self._call(self._client.create_collection, self.collection, schema=schema,
@@ -213,6 +217,7 @@ class MilvusStore:
             return False
         desc = self._call(self._client.describe_collection, self.collection)
         vector = next(f for f in desc["fields"] if f["name"] == "vector")
+        self._has_fields = any(f["name"] == "fields" for f in desc["fields"])
         self._dim = int(vector["params"]["dim"])
         indexes = self._call(self._client.list_indexes, self.collection)
         if indexes:
@@ -260,6 +265,45 @@ class MilvusStore:
                           consistency_level=self._level(self.meta_collection))
         return {r["key"]: r["value"] for r in rows}
 
+    @staticmethod
+    def exists(location: str) -> bool:
+        """Unknown without connecting: opening the store tells (an empty collection has no meta)."""
+        return True
+
+    def write_refusal(self) -> LookalikeError | None:
+        return None  # Milvus reports its own write errors when they happen
+
+    def sync_index(self, progress: Callable[[int, int], None] | None = None) -> bool:
+        return False  # Milvus builds and maintains its index itself
+
+    def field_types(self) -> FieldTypes:
+        # Read each time (one small query): another process may have added fields.
+        raw = json.loads(self._meta_rows().get(FIELD_TYPES, "{}"))
+        return {name: set(kinds) for name, kinds in raw.items()}
+
+    def _learn_types(self, upserts: Sequence[Upsert]) -> None:
+        """Record new field names/types in meta before the rows that carry them."""
+        known = self.field_types()
+        changed = False
+        for up in upserts:
+            for name, kind in check_fields(up.record.fields, up.record.path).items():
+                if kind not in known.setdefault(name, set()):
+                    known[name].add(kind)
+                    changed = True
+        if changed:
+            self._ensure_meta()
+            value = json.dumps({name: sorted(kinds) for name, kinds in sorted(known.items())})
+            self._call(self._client.upsert, self.meta_collection, [{"key": FIELD_TYPES, "value": value, "v": [1.0, 0.0]}])
+
+    def _old_collection(self) -> LookalikeError:
+        return Conflict(
+            f"Milvus collection {self.collection!r} at {self.uri} was created before Lookalike stored per-image "
+            f"fields: copy it into a new collection (lookalike migrate --from milvus:{self.uri}#{self.collection} "
+            f"--to milvus:{self.uri}#NEW_NAME) and use that")
+
+    def _output(self) -> list[str]:
+        return [*_FIELDS, "fields"] if self._has_fields else _FIELDS
+
     def get_meta(self) -> dict[str, str]:
         return {k: v for k, v in self._meta_rows().items() if not k.startswith("_")}
 
@@ -289,12 +333,12 @@ class MilvusStore:
         return int(rows[0]["count(*)"])
 
     def get(self, ids: Sequence[int]) -> dict[int, ImageRecord]:
-        return {i: _record(row) for i, row in self._by_ids(ids, _FIELDS).items()}
+        return {i: _record(row) for i, row in self._by_ids(ids, self._output()).items()}
 
     def _select(self, filter: str) -> list[ImageRecord]:
         if not self._open_data():
             return []
-        rows = self._call(self._client.query, self.collection, filter=filter, output_fields=_FIELDS, limit=MAX_TOPK,
+        rows = self._call(self._client.query, self.collection, filter=filter, output_fields=self._output(), limit=MAX_TOPK,
                           consistency_level=self._level(self.collection))
         return sorted((_record(r) for r in rows), key=lambda r: r.id)
 
@@ -317,8 +361,9 @@ class MilvusStore:
                      where: SearchFilter | None = None) -> Iterator[ImageRecord]:
         if not self._open_data():
             return iter([])
-        rows = self._query_all(self.collection, self._filter(where), ["id", "path"])
-        ids = sorted(int(r["id"]) for r in rows if _path_ok(r["path"], where))
+        expr = where.expr if where is not None else None
+        rows = self._query_all(self.collection, self._filter(where), ["id", "path", "fields"] if expr else ["id", "path"])
+        ids = sorted(int(r["id"]) for r in rows if _path_ok(r["path"], where) and _expr_ok(r, expr))
         ids = ids[offset:] if limit is None else ids[offset:offset + max(0, int(limit))]
         return self._records_in_order(ids)
 
@@ -348,6 +393,9 @@ class MilvusStore:
         dim = next((len(u.vector) for u in upserts if u.vector is not None), None)
         if dim is not None:
             self._ensure_data(dim)
+        if not self._has_fields and any(u.record.fields for u in upserts):
+            raise self._old_collection()
+        self._learn_types(upserts)
         # Ids: new records get fresh ones; explicit ids (replacements, migrate) are kept.
         fresh = sum(1 for u in upserts if u.record.id is None)
         explicit = [int(u.record.id) for u in upserts if u.record.id is not None]
@@ -373,7 +421,10 @@ class MilvusStore:
             ids.append(id_)
             if vector is None:
                 continue  # replacing a record that no longer exists: nothing to do, as in SQL UPDATE
-            (rows if id_ in stored else new_rows).append(_row(id_, r, np.asarray(vector, dtype=np.float32), r.added or now))
+            row = _row(id_, r, np.asarray(vector, dtype=np.float32), r.added or now)
+            if not self._has_fields:
+                del row["fields"]
+            (rows if id_ in stored else new_rows).append(row)
         for batch, method in ((rows, self._client.upsert), (new_rows, self._client.insert)):
             for i in range(0, len(batch), ROWS_PER_REQUEST):
                 self._call(method, self.collection, batch[i:i + ROWS_PER_REQUEST])
@@ -408,18 +459,21 @@ class MilvusStore:
         params = {"HNSW": {"ef": breadth}, "HNSW_SQ": {"ef": breadth}, "DISKANN": {"search_list": breadth}}.get(
             self.index, {"nprobe": max(32, int(ef or 0))} if self.index.startswith(("IVF", "SCANN")) else {})
         check_paths = bool(where and where.path_prefix)
+        expr = where.expr if where is not None else None
+        # Path prefixes and `where` expressions compile to coarse Milvus filters: re-checked here.
+        output = ["path"] * check_paths + ["fields"] * (expr is not None)
         wanted = limit
         while True:
             results = self._call(self._client.search, self.collection, data=queries.tolist(), limit=limit,
-                                 filter=" and ".join(clauses), output_fields=["path"] if check_paths else [],
+                                 filter=" and ".join(clauses), output_fields=output,
                                  search_params={"metric_type": "COSINE", "params": params},
                                  consistency_level=self._level(self.collection))
             out: list[ScoredIds] = []
             for hits in results:
                 scored = [(int(h["id"]), float(h["distance"])) for h in hits
-                          if not check_paths or _path_ok(h["entity"]["path"], where)]
+                          if (not check_paths or _path_ok(h["entity"]["path"], where)) and _expr_ok(h["entity"], expr)]
                 out.append(sorted(scored, key=lambda s: (-s[1], s[0]))[:wanted])  # score desc, then id, like the embedded store
-            # A coarse path prefix may have let other folders take places: fetch more until k remain.
+            # A coarse filter may have let other images take places: fetch more until k remain.
             short = any(len(o) < wanted and len(h) == limit for o, h in zip(out, results))
             if not short or limit >= MAX_TOPK:
                 return out
@@ -441,6 +495,10 @@ class MilvusStore:
             clauses.append(f"mtime >= {float(where.min_mtime)!r}")
         if where.max_mtime is not None:
             clauses.append(f"mtime <= {float(where.max_mtime)!r}")
+        if where.expr is not None:
+            if not self._has_fields:
+                raise self._old_collection()
+            clauses.append(to_milvus(where.expr, "fields", self.field_types()))
         return " and ".join(f"({c})" for c in clauses)
 
     def _prefix_clause(self, prefix: str) -> str:
@@ -480,17 +538,23 @@ def _row(id_: int, r: ImageRecord, vector: np.ndarray, added: float) -> dict:
         raise LookalikeError(f"path longer than {MAX_PATH} bytes cannot be stored in Milvus: {r.path[:80]}...")
     return {"id": id_, "vector": vector.tolist(), "path": r.path, "sha256": r.sha256, "size": int(r.size),
             "mtime": float(r.mtime), "width": int(r.width), "height": int(r.height),
-            "tags": json.dumps(r.tags), "labels": [t[0] for t in r.tags][:MAX_LABELS], "added": float(added)}
+            "tags": json.dumps(r.tags), "labels": [t[0] for t in r.tags][:MAX_LABELS], "added": float(added),
+            "fields": dict(r.fields)}
 
 
 def _record(row: dict) -> ImageRecord:
     return ImageRecord(path=row["path"], sha256=row["sha256"], size=int(row["size"]), mtime=float(row["mtime"]),
                        width=int(row["width"]), height=int(row["height"]),
-                       tags=[(t[0], t[1]) for t in json.loads(row["tags"])], added=float(row["added"]), id=int(row["id"]))
+                       tags=[(t[0], t[1]) for t in json.loads(row["tags"])], added=float(row["added"]), id=int(row["id"]),
+                       fields=dict(row.get("fields") or {}))
 
 
 def _path_ok(path: str, where: SearchFilter | None) -> bool:
     return where is None or not where.path_prefix or path.startswith(where.path_prefix)
+
+
+def _expr_ok(row: dict, expr) -> bool:
+    return expr is None or matches(expr, row.get("fields") or {})
 
 
 def _message(e: Exception) -> str:

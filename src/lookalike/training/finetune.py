@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..config import cache_dir
-from ..errors import LookalikeError
+from ..errors import Conflict, InvalidQuery, NotFound
 from ..eval.datasets import LabelledImages
 from ..models import list_models
 from ..models.finetuned import model_dir
@@ -49,13 +49,13 @@ class FinetuneConfig:
 
     def check(self) -> None:
         if not NAME_RE.match(self.name):
-            raise LookalikeError(f"bad model name {self.name!r}: use letters, digits, '.', '_' or '-' (max 64)")
+            raise InvalidQuery(f"bad model name {self.name!r}: use letters, digits, '.', '_' or '-' (max 64)")
         if self.loss not in LOSSES:
-            raise LookalikeError(f"unknown loss {self.loss!r} (choose from {', '.join(LOSSES)})")
+            raise InvalidQuery(f"unknown loss {self.loss!r} (choose from {', '.join(LOSSES)})")
         if not 32 <= self.resolution <= 640:
-            raise LookalikeError(f"--resolution must be between 32 and 640, got {self.resolution}")
+            raise InvalidQuery(f"--resolution must be between 32 and 640, got {self.resolution}")
         if self.batch_size < 4:
-            raise LookalikeError("--batch-size must be at least 4 (metric learning needs pairs)")
+            raise InvalidQuery("--batch-size must be at least 4 (metric learning needs pairs)")
 
 
 @dataclass
@@ -92,10 +92,10 @@ def select_data(data: LabelledImages, config: FinetuneConfig) -> LabelledImages:
             elif key in lookup:
                 wanted.append(lookup[key])
             else:
-                raise LookalikeError(f"unknown class {c!r} (classes: {', '.join(data.class_names)})")
+                raise InvalidQuery(f"unknown class {c!r} (classes: {', '.join(data.class_names)})")
         wanted = list(dict.fromkeys(wanted))
         if len(wanted) < 2:
-            raise LookalikeError("--classes needs at least two classes")
+            raise InvalidQuery("--classes needs at least two classes")
         keep = np.flatnonzero(np.isin(data.labels, wanted))
         sub = data.subset(keep)
         remap = {old: new for new, old in enumerate(wanted)}
@@ -103,17 +103,17 @@ def select_data(data: LabelledImages, config: FinetuneConfig) -> LabelledImages:
                               [data.class_names[i] for i in wanted], sub.pixels, sub.paths)
     present = np.unique(data.labels)
     if len(present) < 2:
-        raise LookalikeError("fine-tuning needs at least two classes with images")
+        raise InvalidQuery("fine-tuning needs at least two classes with images")
     if config.limit is not None and config.limit < len(data):
         if config.limit < 4 * len(present):
-            raise LookalikeError(f"--limit {config.limit} is too small for {len(present)} classes (need {4 * len(present)})")
+            raise InvalidQuery(f"--limit {config.limit} is too small for {len(present)} classes (need {4 * len(present)})")
         rng = np.random.default_rng(config.seed)
         _, keep = split_train_val(data.labels, config.seed, fraction=config.limit / len(data), max_val=config.limit)
         keep = np.sort(rng.permutation(keep)[: config.limit])
         data = data.subset(keep)
     counts = np.bincount(data.labels)
     if (counts[counts > 0] < 3).any():
-        raise LookalikeError("every class needs at least 3 images (2 train, 1 validation)")
+        raise InvalidQuery("every class needs at least 3 images (2 train, 1 validation)")
     return data
 
 
@@ -141,12 +141,12 @@ def check_run(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fa
     """Refuse a run that cannot succeed before any data is loaded."""
     config.check()
     if config.name in {m.name for m in list_models() if m.kind != "fine-tuned"}:
-        raise LookalikeError(f"{config.name!r} is a bundled model's name; choose another --name")
+        raise InvalidQuery(f"{config.name!r} is a bundled model's name; choose another --name")
     if (model_dir(config.name) / "manifest.json").exists() and not overwrite:
-        raise LookalikeError(f"a fine-tuned model {config.name!r} already exists in {model_dir(config.name)} "
+        raise Conflict(f"a fine-tuned model {config.name!r} already exists in {model_dir(config.name)} "
                              "(choose another --name, or --overwrite: libraries built with it become stale)")
     if resume and not (work_dir(config.name) / "last.pt").exists():
-        raise LookalikeError(f"nothing to resume for {config.name!r} (no checkpoint in {work_dir(config.name)})")
+        raise NotFound(f"nothing to resume for {config.name!r} (no checkpoint in {work_dir(config.name)})")
 
 
 def finetune(config: FinetuneConfig, data: LabelledImages, data_desc: str,
@@ -166,7 +166,7 @@ def finetune(config: FinetuneConfig, data: LabelledImages, data_desc: str,
         saved = dict(state["config"])
         if {**saved, "epochs": None} != {**asdict(config), "epochs": None}:
             diff = sorted(k for k in saved if saved[k] != asdict(config).get(k) and k != "epochs")
-            raise LookalikeError(f"--resume with different settings than the interrupted run ({', '.join(diff)})")
+            raise Conflict(f"--resume with different settings than the interrupted run ({', '.join(diff)})")
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     data = select_data(data, config)

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InvalidQuery
+
 LOSSES = ("supcon", "cosface", "arcface", "triplet")
 
 
@@ -83,4 +85,4 @@ def make_loss(name: str, dim: int, n_classes: int) -> nn.Module:
         return MarginSoftmaxLoss(dim, n_classes, name)
     if name == "triplet":
         return BatchHardTripletLoss()
-    raise ValueError(f"unknown loss {name!r} (choose from {', '.join(LOSSES)})")
+    raise InvalidQuery(f"unknown loss {name!r} (choose from {', '.join(LOSSES)})")

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InvalidQuery
 from ..models.effnet import EFFNET_SPECS, FEATURE_DIM, load_torch_model
 from .data import normalise
 
@@ -21,12 +22,12 @@ class EmbeddingNet(nn.Module):
     def __init__(self, base: str, frozen_stages: int = 0, proj_dim: int = 0) -> None:
         super().__init__()
         if base not in EFFNET_SPECS:
-            raise ValueError(f"unknown base model {base!r} (choose from {', '.join(EFFNET_SPECS)})")
+            raise InvalidQuery(f"unknown base model {base!r} (choose from {', '.join(EFFNET_SPECS)})")
         self.net = load_torch_model(EFFNET_SPECS[base])
         self.net._fc = nn.Identity()  # the ImageNet classifier means nothing after fine-tuning
         ends = STAGE_ENDS[len(self.net._blocks)]
         if not 0 <= frozen_stages <= len(ends):
-            raise ValueError(f"--freeze must be between 0 and {len(ends)} (stages), got {frozen_stages}")
+            raise InvalidQuery(f"--freeze must be between 0 and {len(ends)} (stages), got {frozen_stages}")
         self.frozen_stages = frozen_stages
         self.n_frozen_blocks = ends[frozen_stages - 1] if frozen_stages else 0
         self.proj = nn.Linear(FEATURE_DIM, proj_dim, bias=False) if proj_dim else None
@@ -38,11 +39,6 @@ class EmbeddingNet(nn.Module):
         if not self.frozen_stages:
             return []
         return [self.net._conv_stem, self.net._bn0, *self.net._blocks[: self.n_frozen_blocks]]
-
-    def trainable_modules(self) -> list[nn.Module]:
-        frozen = {id(m) for m in self.frozen_modules()}
-        parts = [self.net._conv_stem, self.net._bn0, *self.net._blocks, self.net._conv_head, self.net._bn1]
-        return [m for m in parts if id(m) not in frozen] + ([self.proj] if self.proj is not None else [])
 
     def frozen_parameters(self) -> list[nn.Parameter]:
         return [p for m in self.frozen_modules() for p in m.parameters()]

@@ -224,7 +224,7 @@ function renderResults(data, totalMs) {
                     ` · search ${data.took_ms.toFixed(0)} ms, ${totalMs} ms with transfer`);
   el.summary.dataset.tookMs = data.took_ms;
   if (n === 0 && tag) {
-    el.summary.append(" · no image has a matching label among its top 5");
+    el.summary.append(" · no image shows it");
   } else if (n === 0 && state.stats && state.stats.images > 0) {
     el.summary.append(" · nothing in the library scored high enough");
   }

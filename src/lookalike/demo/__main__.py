@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from .engine import Library
+from ..engine import Library
 from .samples import build_gallery, save_jpeg, unseen_edits
 
 
@@ -20,7 +20,7 @@ def make_queries(root: Path) -> dict[str, Path]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m lookalike.demo", description=__doc__)
     ap.add_argument("--gallery", type=Path, default=Path("demo-gallery"), help="where to write the sample photos")
     ap.add_argument("--library", type=Path, default=Path("demo-library"), help="library directory")
     args = ap.parse_args()

@@ -19,46 +19,18 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..errors import LibraryBusyError, LookalikeError
-from . import ann_index
-from .ann_index import AnnIndex, AnnParams, BuildProgress
-from .base import ImageRecord, ScoredIds, SearchFilter, Upsert
+from ...config import ann_threshold as config_ann_threshold
+from ...errors import LookalikeError
+from ...filters import check_fields
+from .. import ann_index
+from ..ann_index import AnnIndex, AnnParams, BuildProgress
+from ..base import ImageRecord, ScoredIds, SearchFilter, Upsert
+from .schema import COLUMNS, DB_NAME, LOG_SCHEMA, SCHEMA, blob, chunks, missing_migrations, path_param, record, where_sql
+from .search import exact_top_k
+from .sqlite_errors import as_user_error, read_only_error
 
-DB_NAME = "library.sqlite"
-SCHEMA_VERSION = "1"
 ANN_THRESHOLD = 20_000  # below this many images exact search is fast enough (a few ms)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS images (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    path TEXT NOT NULL UNIQUE,
-    sha256 TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mtime REAL NOT NULL,
-    width INTEGER NOT NULL,
-    height INTEGER NOT NULL,
-    tags TEXT NOT NULL DEFAULT '[]',
-    added REAL NOT NULL,
-    vector BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS images_sha256 ON images (sha256);
-"""
-
-# Every vector change, in commit order, written by SQLite itself in the writer's transaction:
-# the ANN index records the last seq it covers and catches up from here (any process, any
-# code version that writes through SQL).
-_LOG_SCHEMA = """
-CREATE TABLE IF NOT EXISTS vector_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, id INTEGER NOT NULL);
-CREATE TRIGGER IF NOT EXISTS vector_log_insert AFTER INSERT ON images
-    BEGIN INSERT INTO vector_log (id) VALUES (NEW.id); END;
-CREATE TRIGGER IF NOT EXISTS vector_log_update AFTER UPDATE OF vector, id ON images
-    BEGIN INSERT INTO vector_log (id) VALUES (OLD.id); INSERT INTO vector_log (id) VALUES (NEW.id); END;
-CREATE TRIGGER IF NOT EXISTS vector_log_delete AFTER DELETE ON images
-    BEGIN INSERT INTO vector_log (id) VALUES (OLD.id); END;
-"""
-
-_COLUMNS = "id, path, sha256, size, mtime, width, height, tags, added"
+FILTER_CACHE = 8  # filters whose matching ids are kept (per store, until the next change)
 
 
 class EmbeddedStore:
@@ -67,36 +39,42 @@ class EmbeddedStore:
         """`ann_threshold`: image count from which searches use the ANN index (default
         $LOOKALIKE_ANN_THRESHOLD or 20,000); `ann_params`: its construction/search settings."""
         self.directory = Path(directory)
-        env_threshold = os.environ.get("LOOKALIKE_ANN_THRESHOLD")
-        self.ann_threshold = ann_threshold if ann_threshold is not None else int(env_threshold or ANN_THRESHOLD)
+        self.ann_threshold = ann_threshold if ann_threshold is not None else config_ann_threshold()
         self.ann_params = ann_params or AnnParams.from_env()
         # Set when the library can only be read (read-only directory or disk, or a disk too
         # full to open it normally): searching works, writes raise this error.
-        self.write_refusal: LookalikeError | None = None
+        self._refusal: LookalikeError | None = None
         db = self.directory / DB_NAME
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             if db.exists() and not os.access(self.directory, os.W_OK):
                 self._db = self._open_read_only(db, busy_timeout_s)
-                self.write_refusal = _read_only_error(self.directory)
+                self._refusal = read_only_error(self.directory)
             else:
                 self._db = self._open_read_write(db, busy_timeout_s)
         except sqlite3.DatabaseError as e:
-            error = _as_user_error(e, self.directory)
+            error = as_user_error(e, self.directory)
             if not (db.exists() and "disk is full" in str(error)):
                 raise error from None
             try:  # SQLite cannot even create its -shm file: still let people search
                 self._db = self._open_read_only(db, busy_timeout_s)
             except sqlite3.Error:
                 raise error from None
-            self.write_refusal = error
+            self._refusal = error
         except OSError as e:
             raise LookalikeError(f"cannot open library {self.directory}: {e.strerror or e}") from None
         try:
             self._log_id = self._ensure_log()
         except sqlite3.DatabaseError as e:
             self._db.close()
-            raise _as_user_error(e, self.directory) from None
+            raise as_user_error(e, self.directory) from None
+        # A read-only library from before `fields` existed cannot be migrated: read it as empty.
+        has_fields = any(r[1] == "fields" for r in self._db.execute("PRAGMA table_info(images)"))
+        self._columns = COLUMNS if has_fields else COLUMNS.replace(", fields", ", '{}'")
+        self._has_field_types = self._db.execute(
+            "SELECT name FROM sqlite_master WHERE name='field_types'").fetchone() is not None
+        self._filter_cache: dict[str, np.ndarray] = {}
+        self._filter_version: tuple[int, int] | None = None
         self._lock = threading.RLock()
         self._matrix: np.ndarray | None = None
         self._ids: np.ndarray | None = None
@@ -106,9 +84,14 @@ class EmbeddedStore:
         self._ann_checked_seq: int | None = None  # log position the exact/ANN choice was made at
 
     # -- plumbing -------------------------------------------------------------------------
-    @property
-    def read_only(self) -> bool:
-        return self.write_refusal is not None
+    @staticmethod
+    def exists(directory: str | Path) -> bool:
+        """Whether `directory` holds an embedded library (without creating one)."""
+        return (Path(directory) / DB_NAME).exists()
+
+    def write_refusal(self) -> LookalikeError | None:
+        """Why writes would fail (read-only directory or disk, disk full), or None."""
+        return self._refusal
 
     @staticmethod
     def _open_read_write(db: Path, timeout: float) -> sqlite3.Connection:
@@ -117,7 +100,16 @@ class EmbeddedStore:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
             if con.execute("SELECT name FROM sqlite_master WHERE name='images'").fetchone() is None:
-                con.executescript(_SCHEMA)  # idempotent: IF NOT EXISTS throughout
+                con.executescript(SCHEMA)  # idempotent: IF NOT EXISTS throughout
+            elif missing_migrations(con):
+                con.execute("BEGIN IMMEDIATE")  # another process may be migrating too: re-check inside
+                try:
+                    for stmt in missing_migrations(con):
+                        con.execute(stmt)
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
             return con
         except BaseException:
             con.close()
@@ -146,13 +138,13 @@ class EmbeddedStore:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'vector_log_id'").fetchone()
         if row is not None:
             return str(row[0])
-        if self.write_refusal is not None:
+        if self._refusal is not None:
             return None
         try:
             log_id = uuid.uuid4().hex
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for stmt in _LOG_SCHEMA.strip().split(";\n"):
+                for stmt in LOG_SCHEMA.strip().split(";\n"):
                     self._db.execute(stmt)
                 self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('vector_log_id', ?)", (log_id,))
                 self._db.execute("COMMIT")
@@ -190,22 +182,22 @@ class EmbeddedStore:
             try:
                 return self._db.execute(sql, params).fetchall()
             except sqlite3.DatabaseError as e:
-                raise _as_user_error(e, self.directory) from None
+                raise as_user_error(e, self.directory) from None
 
     # -- meta -----------------------------------------------------------------------------
     def get_meta(self) -> dict[str, str]:
         return dict(self._query("SELECT key, value FROM meta"))
 
     def set_meta(self, values: dict[str, str]) -> None:
-        if self.write_refusal is not None:
-            raise self.write_refusal
+        if self._refusal is not None:
+            raise self._refusal
         with self._lock:
             try:
                 with self._tx():
                     self._db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                                          [(k, str(v)) for k, v in values.items()])
             except sqlite3.DatabaseError as e:
-                raise _as_user_error(e, self.directory) from None
+                raise as_user_error(e, self.directory) from None
 
     # -- records --------------------------------------------------------------------------
     def count(self) -> int:
@@ -214,20 +206,20 @@ class EmbeddedStore:
     def get(self, ids: Sequence[int]) -> dict[int, ImageRecord]:
         out: dict[int, ImageRecord] = {}
         ids = [int(i) for i in ids]
-        for chunk in _chunks(ids, 500):
+        for chunk in chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
-            for row in self._query(f"SELECT {_COLUMNS} FROM images WHERE id IN ({marks})", chunk):
-                rec = _record(row)
+            for row in self._query(f"SELECT {self._columns} FROM images WHERE id IN ({marks})", chunk):
+                rec = record(row)
                 out[rec.id] = rec  # type: ignore[index]
         return out
 
     def find_path(self, path: str) -> ImageRecord | None:
-        rows = self._query(f"SELECT {_COLUMNS} FROM images WHERE path = ?", (_path_param(path),))
-        return _record(rows[0]) if rows else None
+        rows = self._query(f"SELECT {self._columns} FROM images WHERE path = ?", (path_param(path),))
+        return record(rows[0]) if rows else None
 
     def find_sha(self, sha256: str) -> list[ImageRecord]:
-        rows = self._query(f"SELECT {_COLUMNS} FROM images WHERE sha256 = ? ORDER BY id", (sha256,))
-        return [_record(r) for r in rows]
+        rows = self._query(f"SELECT {self._columns} FROM images WHERE sha256 = ? ORDER BY id", (sha256,))
+        return [record(r) for r in rows]
 
     def hashes(self) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
@@ -235,17 +227,25 @@ class EmbeddedStore:
             out.setdefault(sha, []).append(int(id_))
         return out
 
+    def field_types(self) -> dict[str, set[str]]:
+        """Every field name ever written, with the types its values had (never shrinks)."""
+        out: dict[str, set[str]] = {}
+        if self._has_field_types:
+            for name, kind in self._query("SELECT name, type FROM field_types"):
+                out.setdefault(name, set()).add(kind)
+        return out
+
     def iter_records(self, offset: int = 0, limit: int | None = None,
                      where: SearchFilter | None = None) -> Iterator[ImageRecord]:
-        clause, params = _where_sql(where)
-        sql = f"SELECT {_COLUMNS} FROM images {clause} ORDER BY id LIMIT ? OFFSET ?"
+        clause, params = where_sql(where)
+        sql = f"SELECT {self._columns} FROM images {clause} ORDER BY id LIMIT ? OFFSET ?"
         rows = self._query(sql, (*params, -1 if limit is None else int(limit), int(offset)))
-        return iter([_record(r) for r in rows])
+        return iter([record(r) for r in rows])
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         ids = [int(i) for i in ids]
         found: dict[int, bytes] = {}
-        for chunk in _chunks(ids, 500):
+        for chunk in chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
             found.update(self._query(f"SELECT id, vector FROM images WHERE id IN ({marks})", chunk))
         missing = [i for i in ids if i not in found]
@@ -258,10 +258,12 @@ class EmbeddedStore:
     def write(self, upserts: Sequence[Upsert] = (), removes: Sequence[int] = ()) -> list[int]:
         """See `VectorStore.write`; an id of -1 marks an upsert without a vector whose record
         another process removed meanwhile (nothing to update)."""
-        if self.write_refusal is not None and (upserts or removes):
-            raise self.write_refusal
+        if self._refusal is not None and (upserts or removes):
+            raise self._refusal
         ids: list[int] = []
         now = time.time()
+        # Validated before the transaction: a bad value names its file and field, nothing is written.
+        types = {(name, kind) for up in upserts for name, kind in check_fields(up.record.fields, up.record.path).items()}
         with self._lock:
             try:
                 with self._tx():
@@ -269,22 +271,24 @@ class EmbeddedStore:
                         self._db.executemany("DELETE FROM images WHERE id = ?", [(int(i),) for i in removes])
                     for up in upserts:
                         ids.append(self._upsert(up, now))
+                    if types:
+                        self._db.executemany("INSERT OR IGNORE INTO field_types (name, type) VALUES (?, ?)", sorted(types))
             except sqlite3.DatabaseError as e:
-                raise _as_user_error(e, self.directory) from None
+                raise as_user_error(e, self.directory) from None
             self._local_writes += 1
         return ids
 
     def _upsert(self, up: Upsert, now: float) -> int:
         r = up.record
-        values = (_path_param(r.path), r.sha256, int(r.size), float(r.mtime), int(r.width), int(r.height),
-                  json.dumps(r.tags), r.added or now)
+        values = (path_param(r.path), r.sha256, int(r.size), float(r.mtime), int(r.width), int(r.height),
+                  json.dumps(r.tags), r.added or now, json.dumps(r.fields))
         # Another process may have written the same path since our caller read the library
         # (two indexers, or a server taking uploads): one path keeps one record, last write wins.
         if r.id is not None:
             self._db.execute("DELETE FROM images WHERE path = ? AND id != ?", (values[0], r.id))
-            sets = "path=?, sha256=?, size=?, mtime=?, width=?, height=?, tags=?, added=?"
+            sets = "path=?, sha256=?, size=?, mtime=?, width=?, height=?, tags=?, added=?, fields=?"
             if up.vector is not None:
-                cur = self._db.execute(f"UPDATE images SET {sets}, vector=? WHERE id=?", (*values, _blob(up.vector), r.id))
+                cur = self._db.execute(f"UPDATE images SET {sets}, vector=? WHERE id=?", (*values, blob(up.vector), r.id))
             else:
                 cur = self._db.execute(f"UPDATE images SET {sets} WHERE id=?", (*values, r.id))
             if cur.rowcount:
@@ -296,11 +300,11 @@ class EmbeddedStore:
         # A new record (id None: SQLite assigns one), or an explicit id not stored yet (migrate
         # keeps ids; a record removed meanwhile comes back under its own id).
         row = self._db.execute(
-            "INSERT INTO images (id, path, sha256, size, mtime, width, height, tags, added, vector)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET"
+            "INSERT INTO images (id, path, sha256, size, mtime, width, height, tags, added, fields, vector)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET"
             " sha256=excluded.sha256, size=excluded.size, mtime=excluded.mtime, width=excluded.width,"
-            " height=excluded.height, tags=excluded.tags, vector=excluded.vector RETURNING id",
-            (None if r.id is None else int(r.id), *values, _blob(up.vector))).fetchone()
+            " height=excluded.height, tags=excluded.tags, fields=excluded.fields, vector=excluded.vector RETURNING id",
+            (None if r.id is None else int(r.id), *values, blob(up.vector))).fetchone()
         return int(row[0])
 
     # -- search ---------------------------------------------------------------------------
@@ -320,20 +324,48 @@ class EmbeddedStore:
     def search(self, queries: np.ndarray, k: int, where: SearchFilter | None = None,
                exclude: Sequence[int] = (), ef: int | None = None) -> list[ScoredIds]:
         """Exact below `ann_threshold` images; above, the ANN index with `ef` candidates per
-        query (default `ann_params.ef`; higher: better recall, slower), re-ranked exactly."""
+        query (default `ann_params.ef`; higher: better recall, slower), re-ranked exactly.
+        A filter is applied *before* ranking (an allow-list), so a filtered search returns k
+        hits whenever k images match."""
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         with self._lock:
             ann = self._ann_in_step()
             if ann is not None:
                 if k <= 0:
                     return [[] for _ in queries]
-                allowed = None
-                if where is not None and not where.is_empty():
-                    clause, params = _where_sql(where)
-                    allowed = np.array([r[0] for r in self._query(f"SELECT id FROM images {clause}", params)], np.int64)
+                allowed = self._matching_ids(where)
                 blocked = np.asarray(list(exclude), np.int64) if len(exclude) else None
-                return ann.search(queries, k, int(ef or self.ann_params.ef), blocked, allowed)
+                results = ann.search(queries, k, int(ef or self.ann_params.ef), blocked, allowed)
+                if allowed is None or all(len(r) >= k for r in results):
+                    return results
+                # A graph walk restricted to a filter can strand itself before finding k of the
+                # allowed images: when short, rank the allowed images exactly instead.
+                wanted = allowed if blocked is None else allowed[~np.isin(allowed, blocked)]
+                if all(len(r) >= min(k, len(wanted)) for r in results):
+                    return results
+                return exact_top_k(wanted, self.vectors(wanted.tolist()), queries, k, np.ones(len(wanted), bool))
         return self._exact_search(queries, k, where, exclude)
+
+    def _matching_ids(self, where: SearchFilter | None) -> np.ndarray | None:
+        """Ids the filter allows (sorted), or None when there is no filter. A filter reads
+        every image's fields JSON, so the last few answers are kept until the database
+        changes: paging through results or a search per query image pays it once."""
+        if where is None or where.is_empty():
+            return None
+        with self._lock:
+            version = (self._query("PRAGMA data_version")[0][0], self._local_writes)
+            key = repr(where)  # dataclasses of plain values and frozen AST nodes: a faithful key
+            if self._filter_version != version:
+                self._filter_cache.clear()
+                self._filter_version = version
+            ids = self._filter_cache.pop(key, None)
+            if ids is None:
+                clause, params = where_sql(where)
+                ids = np.array([r[0] for r in self._query(f"SELECT id FROM images {clause} ORDER BY id", params)], np.int64)
+            self._filter_cache[key] = ids  # most recent last
+            while len(self._filter_cache) > FILTER_CACHE:
+                self._filter_cache.pop(next(iter(self._filter_cache)))
+            return ids
 
     # -- ANN index ------------------------------------------------------------------------
     def _log_seq(self) -> int | None:
@@ -400,24 +432,12 @@ class EmbeddedStore:
         if len(ids) == 0 or k <= 0:
             return [[] for _ in queries]
         allowed = np.ones(len(ids), dtype=bool)
-        if where is not None and not where.is_empty():
-            clause, params = _where_sql(where)
-            keep = np.array([r[0] for r in self._query(f"SELECT id FROM images {clause}", params)], dtype=np.int64)
+        keep = self._matching_ids(where)
+        if keep is not None:
             allowed &= np.isin(ids, keep)
         if len(exclude):
             allowed &= ~np.isin(ids, np.asarray(list(exclude), dtype=np.int64))
-        scores = queries @ matrix.T
-        scores[:, ~allowed] = -np.inf
-        n_ok = int(allowed.sum())
-        k = min(k, n_ok)
-        if k == 0:
-            return [[] for _ in queries]
-        out: list[ScoredIds] = []
-        for row in scores:
-            top = np.argpartition(-row, k - 1)[:k] if k < len(row) else np.arange(len(row))
-            top = top[np.lexsort((ids[top], -row[top]))]  # score desc, then id for stable ties
-            out.append([(int(ids[j]), float(row[j])) for j in top[:k]])
-        return out
+        return exact_top_k(ids, matrix, queries, k, allowed)
 
     # -- housekeeping ---------------------------------------------------------------------
     def size_bytes(self) -> int:
@@ -430,76 +450,3 @@ class EmbeddedStore:
                 self._db.close()
             except sqlite3.Error:
                 pass
-
-
-def _record(row: tuple) -> ImageRecord:
-    id_, path, sha, size, mtime, w, h, tags, added = row
-    return ImageRecord(path=os.fsdecode(path), sha256=sha, size=size, mtime=mtime, width=w, height=h,
-                       tags=[(t[0], t[1]) for t in json.loads(tags)], added=added, id=int(id_))
-
-
-def _path_param(path: str) -> str | bytes:
-    """A file name that is not valid UTF-8 (Python holds its odd bytes as surrogates) is
-    stored as its raw bytes in a BLOB, so it round-trips exactly; all others as TEXT."""
-    try:
-        path.encode("utf-8")
-        return path
-    except UnicodeEncodeError:
-        return os.fsencode(path)
-
-
-def _blob(vector: np.ndarray) -> bytes:
-    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
-
-
-def _where_sql(where: SearchFilter | None) -> tuple[str, tuple]:
-    if where is None or where.is_empty():
-        return "", ()
-    clauses: list[str] = []
-    params: list = []
-    if where.path_prefix:
-        # Compared as bytes, so names stored as BLOBs (not UTF-8) are found too.
-        prefix = os.fsencode(where.path_prefix)
-        clauses.append("substr(CAST(path AS BLOB), 1, ?) = ?")
-        params += [len(prefix), prefix]
-    if where.labels is not None:
-        marks = ",".join("?" * len(where.labels)) or "NULL"
-        clauses.append(f"EXISTS (SELECT 1 FROM json_each(images.tags) WHERE json_extract(value, '$[0]') IN ({marks}))")
-        params += list(where.labels)
-    if where.min_mtime is not None:
-        clauses.append("mtime >= ?")
-        params.append(where.min_mtime)
-    if where.max_mtime is not None:
-        clauses.append("mtime <= ?")
-        params.append(where.max_mtime)
-    return "WHERE " + " AND ".join(clauses), tuple(params)
-
-
-def _nearly_full(directory: Path, margin: int = 1 << 20) -> bool:
-    """SQLite reports running out of space while growing its -shm/-wal files as an I/O error."""
-    try:
-        st = os.statvfs(directory)
-    except OSError:
-        return False
-    return st.f_bavail * st.f_frsize < margin
-
-
-def _read_only_error(directory: Path) -> LookalikeError:
-    return LookalikeError(f"library {directory} is read-only (no write permission or a read-only disk): "
-                          f"searching works, indexing and removing need write access")
-
-
-def _chunks(items: list[int], n: int) -> Iterator[list[int]]:
-    for i in range(0, len(items), n):
-        yield items[i:i + n]
-
-
-def _as_user_error(e: sqlite3.DatabaseError, directory: Path) -> LookalikeError:
-    msg = str(e).lower()
-    if "locked" in msg or "busy" in msg:
-        return LibraryBusyError(f"library {directory} is busy: another process is writing to it; try again")
-    if "readonly" in msg or "read-only" in msg or (("unable to open" in msg) and not os.access(directory, os.W_OK)):
-        return _read_only_error(directory)
-    if "disk is full" in msg or "full" in msg or ("disk i/o error" in msg and _nearly_full(directory)):
-        return LookalikeError(f"library {directory}: disk is full; nothing was lost: free some space and run the same command again")
-    return LookalikeError(f"library {directory}: {e}")

@@ -10,10 +10,12 @@ score different shots of the same scene, or two alike products, very high."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 
-import cv2
 import numpy as np
 from PIL import Image
+
+from ..extras import require
 
 SIDE = 512  # images are compared at this size (longer side)
 MAX_FEATURES = 500
@@ -39,6 +41,11 @@ class PictureMatch:
         return self.inliers >= min_inliers and abs(self.rotation) <= max_rotation and self.coverage >= min_coverage
 
 
+def load_cv2() -> ModuleType:
+    """OpenCV, an optional dependency: only the near-duplicate tier needs it."""
+    return require("cv2", feature="near-duplicate detection (keypoint matching)", extra="duplicates")
+
+
 def keypoints(im: Image.Image) -> Keypoints:
     """ORB keypoints at the comparison scale; none for images under MIN_SIDE pixels a side,
     which are too small to verify."""
@@ -49,7 +56,7 @@ def keypoints(im: Image.Image) -> Keypoints:
     s = SIDE / max(w, h)
     grey = grey.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BILINEAR)
     arr = np.asarray(grey)
-    found, desc = cv2.ORB_create(nfeatures=MAX_FEATURES).detectAndCompute(arr, None)
+    found, desc = load_cv2().ORB_create(nfeatures=MAX_FEATURES).detectAndCompute(arr, None)
     points = np.float32([k.pt for k in found]).reshape(-1, 2)
     return Keypoints((arr.shape[1], arr.shape[0]), points, desc)
 
@@ -59,6 +66,7 @@ def match(a: Keypoints, b: Keypoints) -> PictureMatch:
     none = PictureMatch(0, 0.0, 0.0, 0.0)
     if a.descriptors is None or b.descriptors is None or len(a.points) < _MIN_MATCHES or len(b.points) < _MIN_MATCHES:
         return none
+    cv2 = load_cv2()
     pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(a.descriptors, b.descriptors, k=2)
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.75 * p[1].distance]  # Lowe's ratio test
     if len(good) < _MIN_MATCHES:

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
+from ..extras import require
+
 # scikit-image photos that live inside its wheel (no download), colour ones first.
 SKIMAGE_PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina",
                   "immunohistochemistry", "camera", "moon", "coins", "brick", "grass"]
@@ -15,7 +17,7 @@ SKIMAGE_PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field
 
 def sample_photos() -> dict[str, Image.Image]:
     """name -> RGB photo."""
-    from skimage import data
+    data = require("skimage.data", feature="the sample photos (demo, evaluation)", extra="eval")
 
     photos: dict[str, Image.Image] = {}
     for name in SKIMAGE_PHOTOS:

@@ -1,5 +1,5 @@
-"""Running the app with uvicorn in a background thread on a free loopback port: what the
-tests and the HTTP benchmark use to talk to a real server."""
+"""Real servers for the tests: the app with uvicorn in a background thread on a free loopback
+port, and `lookalike serve` in a subprocess (stopped by the caller, by PID)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ class BackgroundServer:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))  # the kernel picks the port: no race with other processes
         self.url = f"http://{host}:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=2))
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=2,
+                                                        server_header=False))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self) -> str:
@@ -48,13 +49,13 @@ def free_port() -> int:
 
 
 def start_serve_process(library: str | os.PathLike, port: int, env: dict[str, str] | None = None,
-                        timeout_s: float = 120) -> subprocess.Popen:
+                        timeout_s: float = 120, args: tuple[str, ...] = ()) -> subprocess.Popen:
     """`lookalike serve` in a subprocess on 127.0.0.1:`port`, returned once /healthz answers
     (benchmarks and multi-process tests talk to a real, separate server)."""
     import httpx
 
     proc = subprocess.Popen([sys.executable, "-m", "lookalike", "serve", "--library", os.fspath(library),
-                             "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL,
+                             "--host", "127.0.0.1", "--port", str(port), *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env={**os.environ, "NO_PROXY": "127.0.0.1", **(env or {})})
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -1,0 +1,19 @@
+"""`lookalike` command line: thin shells over `Library`, one module per command group.
+Importing this package loads no heavy runtime; each command imports the engine when it runs."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from .app import app
+
+# Imported for their @app.command() registrations, in the order `lookalike --help` lists them.
+for _module in ("index", "search", "words", "duplicates", "info", "migrate", "serve", "evaluation", "finetune"):
+    import_module(f".{_module}", __name__)
+
+
+def main() -> None:
+    app(prog_name="lookalike")
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,69 @@
+"""`lookalike index` and `lookalike remove`: adding and forgetting images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .app import JsonOpt, LibraryOpt, StoreOpt, TokenOpt, app, err, open_library, out, user_errors
+from .progress import progress_bar
+
+
+@app.command()
+def index(
+    paths: List[Path] = typer.Argument(..., help="Image files and folders (searched recursively)."),
+    library: Optional[Path] = LibraryOpt,
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="Feature extractor, only when creating a library [default: effnet-lite0]; see `lookalike models`."),
+    prune: bool = typer.Option(False, "--prune", help="Also forget indexed images under PATHS whose files are gone."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per model batch."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads [default: CPU count]."),
+    store: Optional[str] = StoreOpt,
+    as_json: bool = JsonOpt,
+    milvus_token: Optional[str] = TokenOpt,
+) -> None:
+    """Index images: new files are added, changed ones updated, moved ones recognised."""
+    with user_errors():
+        from ..engine.scan import printable
+
+        with open_library(library, store, model, create=True, token=milvus_token) as lib:
+            with progress_bar(err, rate=True, disable=as_json) as bar:
+                task = bar.add_task("indexing", total=None)
+                report = lib.add(paths, prune=prune, batch_size=batch_size, workers=workers, sync_index=False,
+                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
+                # Large libraries: build/update the ANN index now rather than on the first search.
+                sync: list = []
+
+                def index_progress(done: int, total: int) -> None:
+                    if not sync:
+                        sync.append(bar.add_task("search index", total=total))
+                    bar.update(sync[0], completed=done, total=total)
+
+                lib.sync_index(progress=index_progress)
+            if as_json:
+                out.print_json(data=report.to_dict())
+                return
+            err.print(f"added {report.added}, updated {report.updated}, moved {report.moved}, "
+                      f"unchanged {report.unchanged}, removed {report.removed}, failed {len(report.failed)} "
+                      f"— {report.embedded} embedded in {report.seconds:.1f} s "
+                      f"({report.images_per_second:.1f} img/s); library has {len(lib)} images", highlight=False)
+            if report.videos:
+                err.print(f"videos: {report.videos} indexed as {report.frames} frames", highlight=False)
+            if report.skipped_types:
+                err.print(report.skipped_summary(), highlight=False, markup=False, soft_wrap=True)
+            for path, reason in report.failed:
+                err.print(f"  skipped {printable(path)}: {reason}", highlight=False, markup=False, soft_wrap=True)
+
+
+
+@app.command()
+def remove(paths: List[Path] = typer.Argument(..., help="Indexed files, or folders whose images to forget."),
+           library: Optional[Path] = LibraryOpt, store: Optional[str] = StoreOpt,
+           milvus_token: Optional[str] = TokenOpt) -> None:
+    """Forget images (the files themselves are not touched)."""
+    with user_errors():
+        with open_library(library, store, token=milvus_token) as lib:
+            n = lib.remove(paths)
+            err.print(f"removed {n} images; library has {len(lib)}", highlight=False)
