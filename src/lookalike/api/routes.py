@@ -42,8 +42,9 @@ CROP = Query(None, description=schemas.CROP_HELP + " As a query parameter: x0,y0
 TEXT_HELP = ("Words, e.g. `dog`, `bird`, `vehicle` or `espresso` (commas: any of): an ImageNet class or any "
              "WordNet noun above classes (`lookalike tags` lists them).")
 UNDER = Query(None, max_length=4096, description="Only images under this folder (a path on the server).")
-SINCE = Query(None, max_length=40, description=f"Only files modified on or after this date: {DATE_HELP}.")
-UNTIL = Query(None, max_length=40, description=f"Only files modified on or before this date (a date alone: that whole day): {DATE_HELP}.")
+SINCE = Query(None, max_length=40, description=f"Only images taken (else modified) on or after this date: {DATE_HELP}.")
+UNTIL = Query(None, max_length=40,
+              description=f"Only images taken (else modified) on or before this date (a date alone: that whole day): {DATE_HELP}.")
 WHERE = Query(None, max_length=2000, description="Filter on the images' fields, e.g. `format = \"jpeg\" and width >= 1000` "
                                                   "(docs/filters.md). Invalid: 422 with the offending column.")
 DEFAULT_K = 10

@@ -21,8 +21,8 @@ class SearchBody(BaseModel):
     q: Optional[str] = Field(None, max_length=500, description="Keep only images tagged with an ImageNet label naming this.")
     text: Optional[str] = Field(None, max_length=500, description="Same as `q`.")
     under: Optional[str] = Field(None, max_length=4096, description="Only images under this folder (on the server).")
-    since: Optional[str] = Field(None, max_length=40, description="Only files modified on or after this date.")
-    until: Optional[str] = Field(None, max_length=40, description="Only files modified on or before this date.")
+    since: Optional[str] = Field(None, max_length=40, description="Only images taken (else modified) on or after this date.")
+    until: Optional[str] = Field(None, max_length=40, description="Only images taken (else modified) on or before this date.")
     where: Optional[str] = Field(None, max_length=2000, description="Filter on the images' fields (docs/filters.md).")
 
     @model_validator(mode="after")
