@@ -6,6 +6,7 @@ another, and a DNG (camera RAW) mosaicked from a photo. Each writer uses the rea
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -100,9 +101,11 @@ def write_mp4(path: Path, photos: list[Image.Image], seconds_each: float = 3.0, 
     return path
 
 
-def write_dng(path: Path, im: Image.Image, make: str = "Lookalike", model: str = "Test DNG") -> Path:
+def write_dng(path: Path, im: Image.Image, make: str = "Lookalike", model: str = "Test DNG",
+              preview: Image.Image | None = None, orientation: int = 1) -> Path:
     """A DNG holding an RGGB Bayer mosaic of `im` (10-bit), as a camera's sensor would record
-    it; LibRaw demosaics it. pidng writes no embedded preview."""
+    it; LibRaw demosaics it. `preview`: a JPEG the camera embeds next to the sensor data (in a
+    second IFD, as cameras store theirs); `orientation`: the EXIF orientation the camera wrote."""
     from pidng.core import RAW2DNG, DNGTags, Tag
     from pidng.defs import CalibrationIlluminant, CFAPattern, DNGVersion, PhotometricInterpretation
 
@@ -116,7 +119,7 @@ def write_dng(path: Path, im: Image.Image, make: str = "Lookalike", model: str =
     bayer[1::2, 1::2] = rgb[1::2, 1::2, 2]
     t = DNGTags()
     for tag, value in ((Tag.ImageWidth, w), (Tag.ImageLength, h), (Tag.TileWidth, w), (Tag.TileLength, h),
-                       (Tag.Orientation, 1), (Tag.PhotometricInterpretation, PhotometricInterpretation.Color_Filter_Array),
+                       (Tag.Orientation, orientation), (Tag.PhotometricInterpretation, PhotometricInterpretation.Color_Filter_Array),
                        (Tag.SamplesPerPixel, 1), (Tag.BitsPerSample, 16), (Tag.CFARepeatPatternDim, [2, 2]),
                        (Tag.CFAPattern, CFAPattern.RGGB), (Tag.BlackLevel, 0), (Tag.WhiteLevel, 1023),
                        (Tag.ColorMatrix1, [[1, 1], [0, 1], [0, 1], [0, 1], [1, 1], [0, 1], [0, 1], [0, 1], [1, 1]]),
@@ -131,7 +134,36 @@ def write_dng(path: Path, im: Image.Image, make: str = "Lookalike", model: str =
     written = Path(stem + ".dng")
     if written != path:
         written.rename(path)
+    if preview is not None:
+        _add_jpeg_ifd(path, encoded(preview.convert("RGB"), "JPEG", quality=90), preview.size)
     return path
+
+
+def _add_jpeg_ifd(path: Path, jpeg: bytes, size: tuple[int, int]) -> None:
+    """Chain a reduced-resolution IFD (NewSubfileType 1) holding a baseline JPEG after IFD0 of
+    a little-endian TIFF/DNG: the layout LibRaw reads camera previews from."""
+    buf = bytearray(path.read_bytes())
+    assert buf[:4] == b"II*\0"
+    ifd0 = struct.unpack_from("<I", buf, 4)[0]
+    next_pointer = ifd0 + 2 + 12 * struct.unpack_from("<H", buf, ifd0)[0]
+    buf += b"\0" * (len(buf) % 2)
+    jpeg_at = len(buf)
+    buf += jpeg + b"\0" * (len(jpeg) % 2)
+    bps_at = len(buf)
+    buf += struct.pack("<HHH", 8, 8, 8)
+    w, h = size
+    short, long_ = 3, 4  # TIFF field types
+    entries = [(254, long_, 1, 1), (256, long_, 1, w), (257, long_, 1, h), (258, short, 3, bps_at), (259, short, 1, 7),
+               (262, short, 1, 6), (273, long_, 1, jpeg_at), (277, short, 1, 3), (278, long_, 1, h),
+               (279, long_, 1, len(jpeg))]
+    ifd1 = len(buf)
+    buf += struct.pack("<H", len(entries))
+    for tag, kind, count, value in entries:
+        buf += struct.pack("<HHIHH", tag, kind, count, value, 0) if kind == short and count == 1 else \
+            struct.pack("<HHII", tag, kind, count, value)
+    buf += struct.pack("<I", 0)
+    struct.pack_into("<I", buf, next_pointer, ifd1)
+    path.write_bytes(bytes(buf))
 
 
 def encoded(im: Image.Image, fmt: str, **kw) -> bytes:

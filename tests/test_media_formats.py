@@ -61,6 +61,27 @@ def test_raw_dng_demosaics_to_the_photo(tmp_path, photos):
     assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.9
 
 
+def test_raw_uses_a_large_embedded_preview(tmp_path, photos):
+    pytest.importorskip("pidng")
+    # Sensor data and preview show different photos, so the result says which one was used.
+    preview = photos["coffee"].resize((480, 320))
+    path = write_dng(tmp_path / "p.dng", photos["astronaut"], preview=preview)
+    im = load_image(path)
+    assert im.size == (480, 320) and _close(im, preview) < 6
+    assert original_size(im) == (512, 512)  # the record keeps the sensor's size
+    small = write_dng(tmp_path / "s.dng", photos["astronaut"], preview=photos["coffee"].resize((160, 107)))
+    assert load_image(small).size == (256, 256)  # too small for the model: demosaiced instead
+
+
+def test_raw_preview_is_turned_upright(tmp_path, photos):
+    pytest.importorskip("pidng")
+    preview = photos["coffee"].resize((480, 320))
+    path = write_dng(tmp_path / "r.dng", photos["astronaut"], preview=preview, orientation=6)  # camera held upright
+    im = load_image(path)
+    assert im.size == (320, 480) and _close(im, preview.transpose(Image.Transpose.ROTATE_270)) < 6
+    assert decode_raw(path.read_bytes(), "r.dng", min_preview=0).size == (256, 256)
+
+
 def test_raw_without_preview_takes_the_demosaic_either_way(tmp_path, photos):
     pytest.importorskip("pidng")
     data = write_dng(tmp_path / "a.dng", photos["chelsea"]).read_bytes()

@@ -12,8 +12,8 @@ from ..errors import Busy, ImageLoadError
 from ..extras import require
 
 # A preview whose short side reaches this is used instead of demosaicing: the model sees
-# at most a few hundred pixels, and a draft-decoded 24 MP JPEG takes ~0.03 s where LibRaw's
-# half-size demosaic of a 24 MP DNG takes ~0.4 s (measured here, see docs/photos.md).
+# at most a few hundred pixels, and a 24 MP DNG's full-size preview loads in 0.06 s of CPU
+# where LibRaw's half-size demosaic takes 0.36 s (measured here, see docs/photos.md).
 MIN_PREVIEW_SIDE = 320
 
 # LibRaw's `flip` -> the transpose that shows the image upright (the demosaic applies it
