@@ -77,3 +77,27 @@ def test_png_exif_is_not_read(photos):
     # Pillow would decode the whole PNG to find an eXIf chunk: not worth it for metadata.
     data = encoded(photos["coffee"], "PNG", exif=exif_block(model="iPhone 12").tobytes())
     assert photo_fields(data) == {}
+
+
+def test_older_records_get_photo_fields_without_the_model(tmp_path, photos):
+    from lookalike import Library
+    from lookalike.engine.fields import FILE_FIELDS
+    from lookalike.store import Upsert
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    write_jpeg(folder / "a.jpg", photos["rocket"], exif_block(**IPHONE))
+    write_heic(folder / "b.heic", photos["coffee"], exif_block(taken="2020:01:02 03:04:05", model="Pixel 5"))
+    with Library.open(tmp_path / "lib") as lib:
+        lib.add([folder])
+        before = {r.path: r.fields for r in lib.records()}
+        assert before[str(folder / "a.jpg")]["camera"] == "iPhone 12"
+        # As written by a version without photo fields: file facts only.
+        olds = lib.records()
+        for r in olds:
+            r.fields = {k: v for k, v in r.fields.items() if k in FILE_FIELDS}
+        lib.store.write([Upsert(r) for r in olds])
+        assert all("taken" not in r.fields and "media" not in r.fields for r in lib.records())
+        report = lib.add([folder])
+        assert (report.embedded, report.unchanged) == (0, 2)
+        assert {r.path: r.fields for r in lib.records()} == before
