@@ -191,8 +191,13 @@ def test_duplicates_across_videos_and_photos(tmp_path, gallery, photos):
     shutil.copy2(gallery / "clip.mp4", folder / "clip.mp4")
     shutil.copy2(gallery / "clip.mp4", folder / "copy.mp4")
     write_jpeg(folder / "coffee.jpg", photos["coffee"])
+    shot = photos["coins"]  # in no other file
+    w, h = shot.size
+    zoom = [shot.crop((int(w * f), int(h * f), int(w * (1 - f)), int(h * (1 - f)))) for f in (0.0, 0.08)]
+    write_mp4(folder / "zoom.mp4", zoom, 2.0)  # one shot, pushing in: several frames of one scene
     with Library.open(tmp_path / "lib") as lib:
         lib.add([folder])
+        assert len([r for r in lib.records() if file_of(r.path).endswith("zoom.mp4")]) >= 2
         report = lib.duplicates()
     groups = [(g.tier, sorted(os.path.basename(m.path) for m in g.members)) for g in report.groups]
     exact = [members for tier, members in groups if tier == "exact"]
@@ -201,4 +206,7 @@ def test_duplicates_across_videos_and_photos(tmp_path, gallery, photos):
     # The photo and the video frames showing it are the same picture (keypoints confirm it).
     near = [members for tier, members in groups if tier == "near" and "coffee.jpg" in members]
     assert near and all(3 <= entry_time(m) < 6 for m in near[0] if m != "coffee.jpg")
+    # Frames of one video are not duplicates of each other: no group is made of one video alone
+    # (its frames may still join a group through another picture they all look like).
+    assert all(len({file_of(m) for m in members}) > 1 for _, members in groups), groups
     assert report.unreadable == []
