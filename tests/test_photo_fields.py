@@ -88,10 +88,14 @@ def test_older_records_get_photo_fields_without_the_model(tmp_path, photos):
     folder.mkdir()
     write_jpeg(folder / "a.jpg", photos["rocket"], exif_block(**IPHONE))
     write_heic(folder / "b.heic", photos["coffee"], exif_block(taken="2020:01:02 03:04:05", model="Pixel 5"))
+    pytest.importorskip("pidng")
+    write_dng(folder / "c.dng", photos["chelsea"], model="EOS R5")
     with Library.open(tmp_path / "lib") as lib:
         lib.add([folder])
         before = {r.path: r.fields for r in lib.records()}
         assert before[str(folder / "a.jpg")]["camera"] == "iPhone 12"
+        assert [before[str(folder / n)]["format"] for n in ("a.jpg", "b.heic", "c.dng")] == ["jpeg", "heif", "dng"]
+        assert before[str(folder / "c.dng")]["camera"] == "EOS R5"
         # As written by a version without photo fields: file facts only.
         olds = lib.records()
         for r in olds:
@@ -99,5 +103,5 @@ def test_older_records_get_photo_fields_without_the_model(tmp_path, photos):
         lib.store.write([Upsert(r) for r in olds])
         assert all("taken" not in r.fields and "media" not in r.fields for r in lib.records())
         report = lib.add([folder])
-        assert (report.embedded, report.unchanged) == (0, 2)
+        assert (report.embedded, report.unchanged) == (0, 3)
         assert {r.path: r.fields for r in lib.records()} == before

@@ -115,6 +115,7 @@ def test_frame_records_and_fields(indexed):
         assert r.fields["duration"] == pytest.approx(15.0, abs=0.2)
         assert r.fields["frame_index"] == round(entry_time(r.path) * 10)
         assert r.fields["taken"] == "2022-07-14T18:30:00+00:00"
+        assert (r.fields["name"], r.fields["format"], r.fields["folder"]) == ("clip.mp4", "mp4", str(folder))
     assert len({r.sha256 for r in frames}) == len(frames)  # a frame is its own content
 
 

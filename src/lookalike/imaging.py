@@ -19,7 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .config import decode_budget_bytes, max_pixels
 from .errors import Busy, ImageLoadError
-from .media.formats import STILL_EXTENSIONS, looks_like_heif, media_kind
+from .media.formats import STILL_EXTENSIONS, looks_like_heif, media_kind, raw_format
 
 # A user's source of an image: a file path, encoded bytes, a decoded image or an HxW(xC) array.
 ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
@@ -220,7 +220,7 @@ def _decode_raw(data: bytes, name: str, draft_size: int | None, pixel_limit: int
     original = im.info["original_size"]
     rgb = to_rgb(im, name)
     rgb.info["original_size"] = original
-    rgb.info["format"] = Path(name).suffix.lstrip(".").upper() or "RAW"  # dng, nef, cr2, ... as the file says
+    rgb.info["format"] = (raw_format(name) or "raw").upper()  # DNG, NEF, CR2, ...: the header alone says TIFF
     return rgb
 
 

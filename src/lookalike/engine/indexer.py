@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ImageLoadError, LookalikeError
 from ..imaging import decode_image, image_format, original_size, read_file, sniff_format
-from ..media.formats import media_kind
+from ..media.formats import media_kind, raw_format
 from ..models import FeatureExtractor
 from ..store import ImageRecord, Upsert, VectorStore
 from .entries import file_of, split_entry
@@ -164,7 +164,8 @@ class Indexer:
                 except OSError:
                     continue  # unreadable now: left as it is, as its content is unchanged
                 media = image_fields(head, e.mtime)
-                old.fields = record_fields(e.path, ImageInfo(sniff_format(head), old.width, old.height, e.size, e.mtime),
+                fmt = raw_format(e.path) or sniff_format(head)
+                old.fields = record_fields(e.path, ImageInfo(fmt, old.width, old.height, e.size, e.mtime),
                                            replace_media_fields(old.fields, media))
                 writes.append(Upsert(old))
             if writes:
@@ -176,7 +177,7 @@ class Indexer:
             data = read_file(e.path)
             sha = hashlib.sha256(data).hexdigest()
             if sha in self._hashes and not decode:
-                return _Prepared(e, sha, format=sniff_format(data))
+                return _Prepared(e, sha, format=raw_format(e.path) or sniff_format(data))  # RAW headers look like TIFF
             image = decode_image(data, e.path, draft_size=self.extractor.draft_size)
             return _Prepared(e, sha, self.extractor.preprocess(image), original_size(image), format=image_format(image),
                              fields=image_fields(data, e.mtime))

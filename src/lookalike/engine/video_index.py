@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from ..errors import ImageLoadError, LookalikeError
+from ..media.formats import video_format
 from ..media.video import DEFAULT_SHORT_SIDE, VideoInfo, sample_frames
 from ..models import FeatureExtractor
 from ..store import ImageRecord, Upsert, VectorStore
 from .entries import split_entry, time_entry
-from .media_fields import frame_fields
+from .fields import ImageInfo, record_fields
+from .media_fields import frame_fields, with_date
 from .scan import FileEntry
 
 if TYPE_CHECKING:
@@ -57,6 +59,10 @@ def file_sha256(path: str) -> str:
     except OSError as e:
         raise ImageLoadError(path, f"unreadable ({e.strerror})") from None
     return h.hexdigest()
+
+
+def _info(e: FileEntry, width: int, height: int) -> ImageInfo:
+    return ImageInfo(video_format(e.path), width, height, e.size, e.mtime)
 
 
 class VideoIndexer:
@@ -103,6 +109,7 @@ class VideoIndexer:
         if prep.info is None:
             for old in olds:
                 old.size, old.mtime = e.size, e.mtime
+                old.fields = record_fields(e.path, _info(e, old.width, old.height), with_date(old.fields, e.mtime))
             self.store.write([Upsert(old) for old in olds])
             report.unchanged += 1
             return
@@ -115,8 +122,10 @@ class VideoIndexer:
         upserts = []
         for frame, vec, frame_tags in zip(info.frames, vectors, tags):
             path = time_entry(e.path, frame.time)
+            # File facts (folder, name, ...) describe the video file; the rest the frame.
+            fields = record_fields(e.path, _info(e, info.width, info.height), frame_fields(info, frame, e.mtime))
             rec = ImageRecord(path, frame_sha(prep.sha256, split_entry(path)[1] or ""), e.size, e.mtime,
-                              info.width, info.height, list(frame_tags), fields=frame_fields(info, frame, e.mtime))
+                              info.width, info.height, list(frame_tags), fields=fields)
             upserts.append(Upsert(rec, np.asarray(vec, np.float32)))
         removes = [o.id for o in olds if o.id is not None]
         whole = self.known_paths.get(e.path)  # indexed before as a single entry (e.g. named explicitly)

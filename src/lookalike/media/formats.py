@@ -56,6 +56,17 @@ def media_kind(path: str | os.PathLike) -> MediaKind | None:
     return None
 
 
+def raw_format(path: str | os.PathLike) -> str | None:
+    """The `format` field of a camera RAW file: its extension ("dng", "nef", ...); None otherwise."""
+    ext = Path(path).suffix.lower()
+    return ext[1:] if ext in RAW_EXTENSIONS else None
+
+
+def video_format(path: str | os.PathLike) -> str:
+    """The `format` field of a video's frames: the container's extension ("mp4", "mov", ...)."""
+    return Path(path).suffix.lower()[1:] or "video"
+
+
 def looks_like_heif(data: bytes) -> bool:
     """An ISO-BMFF `ftyp` box naming a HEIF brand (AVIF is left to Pillow's own plugin)."""
     if data[4:8] != b"ftyp" or data[8:12] in (b"avif", b"avis"):
