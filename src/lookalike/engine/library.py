@@ -198,7 +198,8 @@ class Library:
             if rec is not None:
                 ids.append(rec.id)  # type: ignore[arg-type]
             ids += [r.id for r in self.store.iter_records(where=SearchFilter(path.rstrip(os.sep) + os.sep))]
-            ids += [r.id for r in self.store.iter_records(where=SearchFilter(path + "#")) if file_of(r.path) == path]
+            ids += [r.id for r in self.store.iter_records(where=SearchFilter(path + "#"))
+                    if r.id is not None and file_of(r.path) == path]  # a video's frames
         ids = sorted(set(ids))
         if ids:
             self.store.write(removes=ids)

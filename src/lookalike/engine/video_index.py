@@ -114,7 +114,8 @@ class VideoIndexer:
             report.unchanged += 1
             return
         info = prep.info
-        vectors, tags = [], []
+        vectors: list[np.ndarray] = []
+        tags: list = []
         for start in range(0, len(prep.pixels), self.batch_size):
             feats = self.extractor.embed_batch(np.stack(prep.pixels[start:start + self.batch_size]))
             vectors.extend(feats.vectors)

@@ -63,13 +63,13 @@ def _preview(raw, rawpy, min_side: int, draft_size: int | None) -> Image.Image |
     if thumb.format != rawpy.ThumbFormat.JPEG:
         return None
     try:
-        im = Image.open(io.BytesIO(thumb.data), formats=("JPEG",))
-        if min(im.size) < min_side:
+        jpeg = Image.open(io.BytesIO(thumb.data), formats=("JPEG",))
+        if min(jpeg.size) < min_side:
             return None
         if draft_size:
-            im.draft("RGB", (draft_size, draft_size))  # keeps the short side >= draft_size
+            jpeg.draft("RGB", (draft_size, draft_size))  # keeps the short side >= draft_size
         # Fresh pixels without the preview's own metadata: LibRaw's flip is the orientation.
-        im = Image.fromarray(np.asarray(im.convert("RGB")), "RGB")
+        im = Image.fromarray(np.asarray(jpeg.convert("RGB")), "RGB")
     except (OSError, ValueError, SyntaxError):
         return None  # a damaged preview: the sensor data may still be fine
     turn = _FLIP.get(raw.sizes.flip)
