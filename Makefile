@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps demo serve-demo test test-fast lint docs clean
+.PHONY: setup system-deps demo serve-demo test test-fast typecheck lint docs clean
 
 setup: $(STAMP)
 
@@ -28,15 +28,22 @@ serve-demo: setup
 	test -f demo-library/library.sqlite || $(BIN)/python -m lookalike.demo
 	$(BIN)/lookalike serve --library demo-library --host 127.0.0.1 --port $(PORT)
 
+# Everything CI runs: lint, types, docs, then all three test tiers (tests/unit,
+# tests/integration, tests/e2e; see CONTRIBUTING.md).
 test: setup system-deps
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/mkdocs build --strict --quiet --site-dir $$(mktemp -d)
 	$(BIN)/python -m pytest -q
 
-# The quick tier: everything but the tests marked slow (wheel build, fresh environments).
+# The quick tier while editing: lint and tests/unit (no model, no server).
 test-fast: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q tests/unit
+
+# Static type check of src/ (configured in pyproject.toml [tool.mypy]).
+typecheck: setup
+	$(BIN)/mypy
 
 # The documentation site (MkDocs, offline) into site/.
 docs: setup

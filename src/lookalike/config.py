@@ -15,6 +15,7 @@ DEFAULT_MAX_PIXELS = 150_000_000
 DEFAULT_MAX_UPLOAD_MB = 20.0
 DEFAULT_ANN_THRESHOLD = 20_000
 DEFAULT_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+DEFAULT_WORDNET_DIR = "/usr/share/wordnet"
 
 # name -> (default shown to users, meaning); docs/configuration.md is written from this table.
 VARIABLES: dict[str, tuple[str, str]] = {
@@ -32,6 +33,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LOOKALIKE_ANN_EF_CONSTRUCTION": ("80", "Embedded store ANN index: HNSW construction effort."),
     "LOOKALIKE_ANN_EF": ("96", "Embedded store ANN index: candidates per query (--ef overrides it per search)."),
     "LOOKALIKE_ANN_MERGE_MIN": ("1000", "Embedded store ANN index: pending changes before they are merged into its files."),
+    "LOOKALIKE_DECODE_BUDGET_MB": ("1500", "Memory all concurrent image decodes of one process may hold, in megabytes."),
+    "LOOKALIKE_WORDNET_DIR": (DEFAULT_WORDNET_DIR, "WordNet database files for word search (Debian package wordnet-base)."),
 }
 
 
@@ -100,7 +103,17 @@ def ann_overrides() -> dict[str, int]:
 
 def decode_budget_bytes() -> int:
     """Memory all concurrent image decodes of one process may hold (`$LOOKALIKE_DECODE_BUDGET_MB`)."""
-    return int(float(os.environ.get("LOOKALIKE_DECODE_BUDGET_MB", 1500)) * 1_000_000)
+    value = env("LOOKALIKE_DECODE_BUDGET_MB")
+    try:
+        megabytes = float(value) if value else 1500.0
+    except ValueError:
+        raise InvalidQuery(f"$LOOKALIKE_DECODE_BUDGET_MB must be a number of megabytes, got {value!r}") from None
+    return int(megabytes * 1_000_000)
+
+
+def wordnet_dir() -> Path:
+    """Where WordNet's database files are (`$LOOKALIKE_WORDNET_DIR`, else Debian's wordnet-base)."""
+    return Path(env("LOOKALIKE_WORDNET_DIR") or DEFAULT_WORDNET_DIR)
 
 
 def cpu_threads() -> int:

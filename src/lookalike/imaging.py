@@ -12,14 +12,17 @@ import threading
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Literal, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .config import decode_budget_bytes, max_pixels
-from .errors import Busy, ImageLoadError
+from .errors import Busy, ImageLoadError, InvalidQuery
 from .media.formats import STILL_EXTENSIONS, looks_like_heif, media_kind, raw_format
+
+if TYPE_CHECKING:
+    import ctypes
 
 # A user's source of an image: a file path, encoded bytes, a decoded image or an HxW(xC) array.
 ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
@@ -126,7 +129,7 @@ class DecodeBudget:
 
 
 TRIM_AFTER_BYTES = 64 * 1000 * 1000
-_LIBC = None
+_LIBC: ctypes.CDLL | Literal[False] | None = None  # False: no glibc malloc_trim here
 
 
 def release_free_memory() -> None:
@@ -190,9 +193,9 @@ def decode_image(data: bytes, name: str = "<bytes>", draft_size: int | None = No
     except (ImageLoadError, Busy):
         raise
     except UnidentifiedImageError:
-        fmt = _signature(data)
-        if fmt:
-            raise ImageLoadError(name, f"corrupt {fmt} data (the header cannot be parsed)") from None
+        signature = _signature(data)
+        if signature:
+            raise ImageLoadError(name, f"corrupt {signature} data (the header cannot be parsed)") from None
         raise ImageLoadError(name, f"not an image (unrecognised format{_sniff(data)})", kind="unsupported") from None
     except Image.DecompressionBombError as e:
         m = re.search(r"\((\d+) pixels\)", str(e))
@@ -306,7 +309,8 @@ def sniff_format(data: bytes) -> str | None:
 
 def original_size(im: Image.Image) -> tuple[int, int]:
     """Full-resolution (width, height) of a decoded image, even if it was draft-decoded."""
-    return tuple(im.info.get("original_size", im.size))  # type: ignore[return-value]
+    width, height = im.info.get("original_size", im.size)
+    return width, height
 
 
 def _draft_target(size: tuple[int, int], short_side: int) -> tuple[int, int]:
@@ -373,7 +377,10 @@ def crop_relative(im: Image.Image, box: CropBox) -> Image.Image:
     shows the image at any scale can send the box it drew."""
     from .engine.params import parse_crop  # the one validation of crop boxes (InvalidQuery)
 
-    x0, y0, x1, y1 = parse_crop(box, "crop box")  # type: ignore[misc]
+    checked = parse_crop(box, "crop box")
+    if checked is None:
+        raise InvalidQuery("crop box is empty")
+    x0, y0, x1, y1 = checked
     w, h = im.size
     left, top = int(x0 * w), int(y0 * h)
     right, bottom = max(left + 1, round(x1 * w)), max(top + 1, round(y1 * h))

@@ -6,6 +6,7 @@ import logging
 import os
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Sequence
 
@@ -32,8 +33,15 @@ from .service import Service
 DEFAULT_MAX_UPLOAD_BYTES = int(DEFAULT_MAX_UPLOAD_MB * 1_000_000)
 API_KEY_ENV = "LOOKALIKE_API_KEY"
 log = logging.getLogger("lookalike.api")
-_FROM_ENV = object()
 
+
+class _FromEnv(Enum):
+    """Default of `api_key`: read it from the environment (None means no key)."""
+
+    TOKEN = 0
+
+
+_FROM_ENV = _FromEnv.TOKEN
 
 DEFAULT_SERVER_PIXELS = 40_000_000  # a client's image: far below the indexer's 150 MP
 DEFAULT_UPLOADS_PER_MINUTE = 60
@@ -51,7 +59,7 @@ class Settings:
 
 
 def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None = None, *,
-               api_key: str | None | object = _FROM_ENV, max_upload_bytes: int | None = None,
+               api_key: str | None | _FromEnv = _FROM_ENV, max_upload_bytes: int | None = None,
                url_queries: bool = False, url_allow: Sequence[str] = (), url_deadline_s: float = DEFAULT_DEADLINE_S,
                allowed_hosts: Sequence[str] | None = (), any_ip_host: bool = False,
                pixel_limit: int = DEFAULT_SERVER_PIXELS, uploads_per_minute: float = DEFAULT_UPLOADS_PER_MINUTE,
@@ -63,7 +71,7 @@ def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None =
     (None: any, for in-process test clients). docs/security.md explains every limit."""
     key = config_api_key() if api_key is _FROM_ENV else api_key
     limit = max_upload_bytes or config_max_upload_bytes()
-    settings = Settings(key, limit, url_queries,  # type: ignore[arg-type]
+    settings = Settings(key, limit, url_queries,
                         TokenBuckets("uploads", uploads_per_minute, max(20, int(uploads_per_minute / 4))),
                         TokenBuckets("URL searches", url_searches_per_minute, max(5, int(url_searches_per_minute / 4))))
     fetcher = Fetcher(FetchPolicy(allow=parse_networks(tuple(url_allow)), max_bytes=limit,

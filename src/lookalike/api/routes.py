@@ -6,7 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, Security
@@ -27,12 +27,13 @@ from .ratelimit import TokenBuckets
 from .service import SearchResult, Service
 
 router = APIRouter()
-ERRORS = {code: {"model": schemas.Error, "description": why} for code, why in (
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": schemas.Error, "description": why} for code, why in (
     (400, "bad request"), (404, "unknown id"), (413, "body over the upload limit"),
     (415, "not an image / unsupported body type"), (422, "corrupt image or invalid parameters"),
     (503, "library busy: another process is writing to it; retry"))}
-FILE_ERRORS = {**ERRORS, 409: {"model": schemas.Error, "description": "the file changed or was swapped since it was indexed"}}
-WRITE_ERRORS = {**ERRORS, 401: {"model": schemas.Error, "description": "API key missing"},
+FILE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS, 409: {"model": schemas.Error, "description": "the file changed or was swapped since it was indexed"}}
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 401: {"model": schemas.Error, "description": "API key missing"},
                 403: {"model": schemas.Error, "description": "API key wrong"}}
 ImageId = PathParam(..., ge=0, le=2**63 - 1, description="Image id (see /api/images).")
 K = Query(None, ge=1, le=1000, description="Number of results (default 10).")
@@ -53,7 +54,7 @@ MAX_NEIGHBOURS = 50
 MIN_COSINE = 0.5
 MIN_COVERAGE = 0.3
 
-_image_body = {"type": "object", "required": ["file"], "properties": {
+_image_body: dict[str, Any] = {"type": "object", "required": ["file"], "properties": {
     "file": {"type": "string", "format": "binary", "description": "The image (JPEG, PNG, WebP, GIF, BMP, TIFF)."}}}
 _search_form = {"type": "object", "required": ["file"], "properties": {
     **_image_body["properties"], "k": {"type": "integer"}, "min_score": {"type": "number"},
@@ -124,12 +125,13 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
         if body.id is not None:
             result = await run_in_threadpool(svc.search_id, body.id, *opts, flt, tag, ef)
         else:
+            url = body.url or ""  # SearchBody guarantees one of id and url
             if not settings.url_queries:
                 raise HTTPException(403, "this server does not download URLs; upload the image instead")
-            if not body.url.startswith(("http://", "https://")):  # type: ignore[union-attr]
+            if not url.startswith(("http://", "https://")):
                 raise HTTPException(422, "url must start with http:// or https://")
             _rate_limit(request, settings.url_searches)
-            result = await run_in_threadpool(svc.search_url, body.url, *opts, flt, tag, ef)
+            result = await run_in_threadpool(svc.search_url, url, *opts, flt, tag, ef)
     else:
         data, name, fields = await _read_image(request)
         opts = _options(fields.get("k") or k, fields.get("min_score") or min_score, fields.get("crop") or crop)
@@ -297,7 +299,7 @@ def _filters(svc: Service, given: dict[str, str | None], params: dict[str, str |
 def _options(k: object, min_score: object, crop: object) -> tuple[int, float | None, tuple | None]:
     """k, min_score and crop from query parameters, form fields or JSON, checked by the engine."""
     return (DEFAULT_K if k in (None, "") else check_k(k), check_score(min_score),
-            parse_crop(crop))  # type: ignore[arg-type]
+            parse_crop(crop))
 
 
 def _first_error(e: ValidationError) -> str:

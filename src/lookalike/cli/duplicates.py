@@ -13,7 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..engine.params import TIERS, DuplicateThresholds, check_tiers, make_filter
-from .app import JsonOpt, LibraryOpt, StoreOpt, TokenOpt, app, err, open_library, out, usage_errors, user_errors
+from ..engine.scan import printable
+from .app import JsonOpt, LibraryOpt, StoreOpt, TokenOpt, WhereOpt, app, err, open_library, out, usage_errors, user_errors
 from .progress import phase_tracker, progress_bar
 
 
@@ -32,6 +33,7 @@ def duplicates(
     neighbours: int = typer.Option(DuplicateThresholds.neighbours, "--neighbours", min=1,
                                    help="Nearest images examined per image."),
     under: Optional[Path] = typer.Option(None, "--under", help="Only images under this folder."),
+    where_text: Optional[str] = WhereOpt,
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
     milvus_token: Optional[str] = TokenOpt,
@@ -48,7 +50,7 @@ def duplicates(
     with user_errors():
         with open_library(library, store, token=milvus_token) as lib:
             with progress_bar(err, label_width=9, transient=True, disable=as_json or as_csv) as bar:
-                report = lib.duplicates(thresholds, tiers, where=where, progress=phase_tracker(bar))
+                report = lib.duplicates(thresholds, tiers, where=lib.where(where_text, where), progress=phase_tracker(bar))
             if as_json:
                 print(json.dumps(report.to_dict()))
                 return
@@ -64,11 +66,11 @@ def duplicates(
             for g in report.groups:
                 for n, m in enumerate(g.members):
                     table.add_row(str(g.group) if n == 0 else "", g.tier if n == 0 else "", f"{m.score:.4f}",
-                                  f"{m.width}x{m.height}", f"{m.size:,}", Text(m.path), end_section=n == len(g.members) - 1)
+                                  f"{m.width}x{m.height}", f"{m.size:,}", Text(printable(m.path)), end_section=n == len(g.members) - 1)
             out.print(table)
             counts = report.counts()
             err.print(", ".join(f"{counts[t]} {t}" for t in TIERS if t in tiers) + " groups; the first image of each "
                       "group has the most pixels; score = cosine similarity to it", highlight=False)
             for path in report.unreadable:
-                err.print(f"  could not re-read {path} to check for near-duplicates (run `lookalike index --prune`)",
+                err.print(f"  could not re-read {printable(path)} to check for near-duplicates (run `lookalike index --prune`)",
                           highlight=False, markup=False)

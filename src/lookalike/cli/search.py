@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.console import JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -90,8 +91,9 @@ def search(
             # Text, not markup: a file named "m[/bold]x.jpg" is shown as it is.
             table = Table(title=Text(f"{title} ({took_ms:.1f} ms, {lib.model})"), title_justify="left")
             score_name = "confidence" if not queries else "score"
-            for col, just in (("rank", "right"), (score_name, "right"), ("id", "right"), ("path", "left")):
-                table.add_column(col, justify=just)  # type: ignore[arg-type]
+            columns: list[tuple[str, JustifyMethod]] = [("rank", "right"), (score_name, "right"), ("id", "right"), ("path", "left")]
+            for col, just in columns:
+                table.add_column(col, justify=just)
             for h in hits:
                 table.add_row(str(h.rank), f"{h.score:.4f}", str(h.id), Text(printable(h.path)))
             out.print(table)

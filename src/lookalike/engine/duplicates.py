@@ -94,8 +94,8 @@ def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None =
     if any(t != "exact" for t in tiers):
         load_cv2()  # before any work: without OpenCV only the exact tier can be found
     progress = progress or (lambda phase, done, total: None)
-    records = {r.id: r for r in store.iter_records(where=where)}
-    ids = sorted(records)  # type: ignore[type-var]
+    records = {r.stored_id: r for r in store.iter_records(where=where)}
+    ids = sorted(records)
     report = DuplicateReport([], th, len(ids))
     # pair (a < b) -> (tier, cosine)
     pairs: dict[tuple[int, int], tuple[str, float]] = {}
@@ -115,8 +115,8 @@ def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None =
         features.prepare(sorted({i for p, _ in near_todo for i in p}), progress)
         progress("verifying", 0, len(near_todo))
         with ThreadPoolExecutor(max_workers=_workers()) as pool:  # OpenCV releases the GIL
-            same = pool.map(lambda ps: features.same_picture(ps[0][0], ps[0][1], th), near_todo)
-            for n, ((p, s), ok) in enumerate(zip(near_todo, same), start=1):
+            verdicts = pool.map(lambda ps: features.same_picture(ps[0][0], ps[0][1], th), near_todo)
+            for n, ((p, s), ok) in enumerate(zip(near_todo, verdicts), start=1):
                 if ok:
                     pairs[p] = ("near", s)
                 progress("verifying", n, len(near_todo))
@@ -202,15 +202,15 @@ def _confirm_near_groups(store: VectorStore, records: dict[int, ImageRecord], pa
     groups = _components(involved, [p for p, (t, _) in pairs.items() if t in ("exact", "near")])
     member_of: dict[int, int] = {}
     for g, comp in enumerate(groups):
-        keeper = min((records[i] for i in comp), key=_keeper_order).id
+        keeper = min((records[i] for i in comp), key=_keeper_order).stored_id
         vecs = dict(zip(comp, store.vectors(comp)))
         for i in comp:
-            if i == keeper or records[i].sha256 == records[keeper].sha256 or features.same_picture(keeper, i, th):  # type: ignore[arg-type]
+            if i == keeper or records[i].sha256 == records[keeper].sha256 or features.same_picture(keeper, i, th):
                 member_of[i] = g
                 if i != keeper:
-                    key = (min(i, keeper), max(i, keeper))  # type: ignore[type-var]
+                    key = (min(i, keeper), max(i, keeper))
                     if pairs.get(key, ("", 0.0))[0] != "exact":
-                        pairs[key] = ("near", round(float(vecs[i] @ vecs[keeper]), 6))  # type: ignore[index]
+                        pairs[key] = ("near", round(float(vecs[i] @ vecs[keeper]), 6))
     for (a, b), (t, s) in list(pairs.items()):
         if t == "near" and (member_of.get(a, -1) != member_of.get(b, -2)):
             if s >= th.similar_cosine:
@@ -257,9 +257,9 @@ def _groups(store: VectorStore, records: dict[int, ImageRecord], pairs: dict[tup
     groups: list[DuplicateGroup] = []
     for tier, comp in sorted(found, key=lambda tc: (_STRENGTH[tc[0]], -len(tc[1]), tc[1][0])):
         recs = sorted((records[i] for i in comp), key=_keeper_order)
-        vecs = store.vectors([r.id for r in recs])
+        vecs = store.vectors([r.stored_id for r in recs])
         scores = vecs @ vecs[0]
-        members = [DuplicateMember(r.id, r.path, round(float(min(1.0, s)), 6), r.width, r.height, r.size)  # type: ignore[arg-type]
+        members = [DuplicateMember(r.stored_id, r.path, round(float(min(1.0, s)), 6), r.width, r.height, r.size)
                    for r, s in zip(recs, scores)]
         groups.append(DuplicateGroup(len(groups) + 1, tier, members))
     return groups

@@ -192,7 +192,7 @@ def _resolve(host: str, port: int, policy: FetchPolicy, url: str) -> ipaddress.I
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as e:
         raise _failed(policy, url, f"cannot resolve host ({_one_line(e)})") from None
-    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     refused = [ip for ip in addresses if not address_allowed(ip, policy)]
     if refused or not addresses:
         log.warning("URL query %r refused: %s resolves to non-public address %s", url[:300], host, refused[:1])

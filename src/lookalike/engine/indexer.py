@@ -213,7 +213,7 @@ class Indexer:
             return
         gone = [r for r in records.values() if file_of(r.path) not in self._present and not os.path.exists(file_of(r.path))]
         if old is not None:
-            removes.append(old.id)  # a different file now sits at this path
+            removes.append(old.stored_id)  # a different file now sits at this path
             self._forget(old)
         if gone and self.detect_moves:
             rec = gone[0]
@@ -227,7 +227,7 @@ class Indexer:
         # A copy of an indexed image: reuse its vector and tags, no model run needed.
         src = next(iter(records.values()))
         try:
-            vec = self.store.vectors([src.id])[0]
+            vec = self.store.vectors([src.stored_id])[0]
         except KeyError:  # removed by another process between the two reads
             self._embed_after_all(e, None, report, pending)
             return

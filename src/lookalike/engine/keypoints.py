@@ -57,7 +57,7 @@ def keypoints(im: Image.Image) -> Keypoints:
     grey = grey.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BILINEAR)
     arr = np.asarray(grey)
     found, desc = load_cv2().ORB_create(nfeatures=MAX_FEATURES).detectAndCompute(arr, None)
-    points = np.float32([k.pt for k in found]).reshape(-1, 2)
+    points = np.array([k.pt for k in found], np.float32).reshape(-1, 2)
     return Keypoints((arr.shape[1], arr.shape[0]), points, desc)
 
 

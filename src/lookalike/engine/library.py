@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from PIL import Image
 
 from ..config import DEFAULT_MODEL, default_library
 from ..errors import Conflict, InvalidQuery, LookalikeError, ModelMismatchError, NotFound
@@ -196,17 +197,17 @@ class Library:
             path = absolute(p)
             rec = self.store.find_path(path)
             if rec is not None:
-                ids.append(rec.id)  # type: ignore[arg-type]
-            ids += [r.id for r in self.store.iter_records(where=SearchFilter(path.rstrip(os.sep) + os.sep))]
-            ids += [r.id for r in self.store.iter_records(where=SearchFilter(path + "#"))
-                    if r.id is not None and file_of(r.path) == path]  # a video's frames
+                ids.append(rec.stored_id)
+            ids += [r.stored_id for r in self.store.iter_records(where=SearchFilter(path.rstrip(os.sep) + os.sep))]
+            ids += [r.stored_id for r in self.store.iter_records(where=SearchFilter(path + "#"))
+                    if file_of(r.path) == path]  # a video's frames
         ids = sorted(set(ids))
         if ids:
             self.store.write(removes=ids)
         return len(ids)
 
     def _prune(self, roots: list[str]) -> int:
-        gone = [r.id for r in self.store.iter_records()
+        gone = [r.stored_id for r in self.store.iter_records()
                 if _under(file_of(r.path), roots) and not os.path.exists(file_of(r.path))]
         if gone:
             self.store.write(removes=gone)
@@ -250,7 +251,8 @@ class Library:
         ext = self.extractor
         return ext.embed([load_image(im, ext.draft_size) for im in images])
 
-    def search(self, query: ImageSource | int | Sequence[ImageSource | int], k: int = 10, *,
+    # Only a list or tuple is several queries (a str or bytes is one).
+    def search(self, query: ImageSource | int | list[ImageSource | int] | tuple[ImageSource | int, ...], k: int = 10, *,
                min_score: float | None = None, where: str | SearchFilter | None = None, text: str | None = None,
                ef: int | None = None, negative: Sequence[ImageSource | int] = (),
                weights: Sequence[float] | None = None) -> list[Hit]:
@@ -277,12 +279,14 @@ class Library:
     def _query_vectors(self, queries: list[ImageSource | int]) -> tuple[np.ndarray, list[int]]:
         """Vectors of query images (indexed ones read from the store) and the ids to exclude."""
         vectors: list[np.ndarray | None] = []
-        images, exclude = [], []
+        images: list[Image.Image] = []
+        exclude: list[int] = []
         for query in queries:
             q = resolve(query, self.store, self.extractor.draft_size)
             vectors.append(q.vector)
             exclude += q.exclude
             if q.vector is None:
+                assert q.image is not None  # resolve() gives a vector or an image
                 images.append(q.image)
         if images:
             embedded = iter(self.extractor.embed(images))
@@ -316,10 +320,10 @@ class Library:
                   if rec.id not in skip]
         if not tagged:
             return []
-        sims = self.store.vectors([rec.id for rec in tagged]) @ np.asarray(vector, np.float32)  # type: ignore[misc]
+        sims = self.store.vectors([rec.stored_id for rec in tagged]) @ np.asarray(vector, np.float32)
         order = sorted(range(len(tagged)), key=lambda i: (-float(sims[i]), tagged[i].id))[:k]
         scored = [(tagged[i], round(float(sims[i]), 6)) for i in order if min_score is None or sims[i] >= min_score]
-        return [Hit(rank, rec.id, rec.path, s, rec.fields) for rank, (rec, s) in enumerate(scored, start=1)]  # type: ignore[arg-type]
+        return [Hit(rank, rec.stored_id, rec.path, s, rec.fields) for rank, (rec, s) in enumerate(scored, start=1)]
 
     def search_text(self, text: str, k: int = 10, *, min_score: float | None = None,
                     where: str | SearchFilter | None = None) -> list[Hit]:
@@ -329,7 +333,7 @@ class Library:
         summed probability of the image's matching classes, descending."""
         k, min_score = check_k(k), check_score(min_score, low=None, high=None)
         ranked = rank_by_tag(self.store, text, k, self.where(where), min_score)
-        return [Hit(rank, rec.id, rec.path, round(s, 6), rec.fields) for rank, (rec, s) in enumerate(ranked, start=1)]  # type: ignore[arg-type]
+        return [Hit(rank, rec.stored_id, rec.path, round(s, 6), rec.fields) for rank, (rec, s) in enumerate(ranked, start=1)]
 
     def expand(self, word: str) -> Expansion:
         """The ImageNet classes a search word names (through WordNet's hierarchy)."""

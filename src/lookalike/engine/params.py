@@ -94,7 +94,7 @@ def check_score(value: object, name: str = "min_score", low: float | None = -1.0
     if value is None or value == "":
         return None
     try:
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]  # any object: what float() refuses is refused below
     except (TypeError, ValueError):
         raise InvalidQuery(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(number):
@@ -104,13 +104,18 @@ def check_score(value: object, name: str = "min_score", low: float | None = -1.0
     return number
 
 
-def parse_crop(crop: str | Sequence[object] | None, name: str = "crop") -> CropBox | None:
-    """"x0,y0,x1,y1" or four numbers, fractions of the image: 0 <= x0 < x1 <= 1, same for y."""
-    if crop is None or crop == "" or (not isinstance(crop, str) and len(crop) == 0):
+def parse_crop(crop: object, name: str = "crop") -> CropBox | None:
+    """"x0,y0,x1,y1" or four numbers, fractions of the image: 0 <= x0 < x1 <= 1, same for y.
+    Any other value (a form field sent as a file, a number) is refused, not a crash."""
+    if crop is None or crop == "":
+        return None
+    if not isinstance(crop, (str, Sequence)):
+        raise InvalidQuery(f"{name} must be x0,y0,x1,y1 (four numbers from 0 to 1), got {type(crop).__name__}")
+    if len(crop) == 0:
         return None
     parts = crop.split(",") if isinstance(crop, str) else list(crop)
     try:
-        box = tuple(float(v) for v in parts)  # type: ignore[arg-type]
+        box = tuple(float(v) for v in parts)
     except (TypeError, ValueError):
         box = ()
     if len(box) != 4 or not all(math.isfinite(v) for v in box):
@@ -118,7 +123,7 @@ def parse_crop(crop: str | Sequence[object] | None, name: str = "crop") -> CropB
     x0, y0, x1, y1 = box
     if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
         raise InvalidQuery(f"{name} box {x0:g},{y0:g},{x1:g},{y1:g} must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
-    return box  # type: ignore[return-value]
+    return box
 
 
 def check_tiers(tiers: Sequence[str] | None, name: str = "tier") -> list[str]:
@@ -160,7 +165,7 @@ def fit_sample(count: int, size: int = FIT_SAMPLE, seed: int = 0) -> list[int]:
 
 def _integer(value: object, name: str) -> int:
     try:
-        number = int(value)  # type: ignore[call-overload]
+        number = int(value)  # type: ignore[call-overload]  # any object: what int() refuses is refused below
         if isinstance(value, float) and not value.is_integer():
             raise ValueError
     except (TypeError, ValueError, OverflowError):

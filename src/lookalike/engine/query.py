@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from PIL import Image
 
+from ..errors import InvalidQuery
 from ..imaging import ImageSource, decode_image, load_image
 from ..store import VectorStore
 from .entries import file_of, load_entry
@@ -30,7 +31,9 @@ class ResolvedQuery:
 
 def resolve(query: ImageSource | int, store: VectorStore, draft_size: int | None = None) -> ResolvedQuery:
     """`draft_size` must match the indexer's, so a file queried gives exactly its indexed vector."""
-    if isinstance(query, (int, np.integer)) and not isinstance(query, bool):
+    if isinstance(query, bool):  # an int subclass, but never meant as an id
+        raise InvalidQuery(f"a query is an image or an image id, not {query}")
+    if isinstance(query, (int, np.integer)):
         return _by_id(int(query), store)
     if isinstance(query, str):
         m = _ID.match(query.strip())
@@ -45,7 +48,7 @@ def resolve(query: ImageSource | int, store: VectorStore, draft_size: int | None
             try:
                 st = os.stat(file_of(path))  # a video frame's entry is checked against its file
                 if st.st_size == rec.size and st.st_mtime == rec.mtime:
-                    return ResolvedQuery(path, vector=store.vectors([rec.id])[0], exclude=[rec.id])
+                    return ResolvedQuery(path, vector=store.vectors([rec.stored_id])[0], exclude=[rec.stored_id])
             except OSError:
                 pass
         return ResolvedQuery(os.fsdecode(query), image=load_entry(path, draft_size))

@@ -6,7 +6,7 @@ import errno
 import os
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Sequence
 
 from ..media.formats import MEDIA_EXTENSIONS, extension
 
@@ -22,7 +22,7 @@ def absolute(path: str | os.PathLike) -> str:
     return os.path.abspath(os.path.expanduser(os.fsdecode(path)))
 
 
-def scan(paths: list[str | os.PathLike], skip: list[Path] = (),
+def scan(paths: list[str | os.PathLike], skip: Sequence[str | os.PathLike] = (),
          skipped: Counter[str] | None = None) -> tuple[list[FileEntry], list[tuple[str, str]]]:
     """Walk files and folders recursively (hidden files and folders and `skip` excluded).
     Files named explicitly are always taken; inside folders only image and video extensions

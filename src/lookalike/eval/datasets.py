@@ -36,7 +36,9 @@ class LabelledImages:
     def image(self, i: int) -> Image.Image:
         if self.pixels is not None:
             return Image.fromarray(self.pixels[i]).convert("RGB")
-        return load_image(self.paths[i])  # type: ignore[index]
+        if self.paths is None:
+            raise ValueError("a dataset holds either pixels or paths")
+        return load_image(self.paths[i])
 
     def subset(self, idx: np.ndarray) -> LabelledImages:
         idx = np.asarray(idx)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -115,6 +116,11 @@ def image_at(data: LabelledImages, i: int, draft_size: int | None = None) -> Ima
     return data.image(i)
 
 
+def _stage_progress(note: ProgressFn, stage: str, total: int) -> Callable[[int], None]:
+    """A progress callback for one stage, bound to its name and total now (not to loop variables)."""
+    return lambda done: note(stage, done, total)
+
+
 def embed_all(ext: FeatureExtractor, data: LabelledImages, indices: np.ndarray, batch_size: int,
               progress: Callable[[int], None] | None = None) -> np.ndarray:
     out = np.empty((len(indices), ext.dim), dtype=np.float32)
@@ -195,7 +201,7 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> EvalResu
             note(f"{name}: learning", 1, 1)
         stage = f"{name}: gallery"
         t0 = time.perf_counter()
-        gallery = embed_all(ext, data, all_idx, config.batch_size, lambda d, s=stage: note(s, d, len(data)))
+        gallery = embed_all(ext, data, all_idx, config.batch_size, _stage_progress(note, stage, len(data)))
         ips = len(data) / max(time.perf_counter() - t0, 1e-9)
         query_ms = _query_latency(ext, data, query_idx[:LATENCY_QUERIES], gallery)
         # Queries are gallery images: their vectors are the gallery's, the image itself excluded.
@@ -205,7 +211,7 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> EvalResu
         if train is not None and wanted:
             stage = f"{name}: whitening set"
             train_vecs = embed_all(ext, train, np.arange(len(train)), config.batch_size,
-                                   lambda d, s=stage: note(s, d, len(train)))
+                                   _stage_progress(note, stage, len(train)))
             for dim in config.whiten:
                 project = fit_pca_whitening(train_vecs, dim, config.seed)
                 g = project(gallery)
@@ -213,7 +219,7 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> EvalResu
                                              result.example_queries, ips, query_ms, derived_from=name))
         if rob_queries is not None and result.robustness is not None:
             result.robustness.recall[name] = _robustness(ext, gallery, rob_queries, config.batch_size,
-                                                         lambda d, t, s=f"{name}: robustness": note(s, d, t))
+                                                         partial(note, f"{name}: robustness"))
     result.seconds = time.perf_counter() - t_start
     return result
 

@@ -50,7 +50,7 @@ def map_bar(methods: list[MethodResult], path: Path, title: str) -> Path:
 def pr_curves(methods: list[MethodResult], path: Path, title: str) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4), dpi=90)
-    levels = np.linspace(0, 1, len(methods[0].pr_curve)) if methods else []
+    levels = np.linspace(0, 1, len(methods[0].pr_curve) if methods else 0)
     for m in methods:
         ax.plot(levels, m.pr_curve, marker=".", linestyle="-" if m.kind != "handcrafted" else "--", label=m.name)
     ax.set_xlabel("recall")

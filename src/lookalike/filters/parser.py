@@ -183,7 +183,7 @@ class _Parser:
             op = self._take()
             value = self._literal()
             self._check_literal(field, value, op=str(op.value))
-            return Compare(field, str(op.value), value.value)  # type: ignore[arg-type]
+            return Compare(field, str(op.value), value.value)  # type: ignore[arg-type]  # _literal(): a str or number token
         negate = False
         if self._is("keyword", "not"):
             self._take()
@@ -221,7 +221,7 @@ class _Parser:
         while True:
             tok = self._literal()
             self._check_literal(field, tok, op="in")
-            values.append(tok.value)  # type: ignore[arg-type]
+            values.append(tok.value)  # type: ignore[arg-type]  # _literal(): a str or number token
             if self._is("]"):
                 self._take()
                 return tuple(values)

@@ -30,15 +30,32 @@ def register(info: ModelInfo, factory: Callable[[Path | None], FeatureExtractor]
     _REGISTRY[info.name] = (info, factory)
 
 
+def _effnet_factory(name: str) -> Callable[[Path | None], FeatureExtractor]:
+    """The bundled EfficientNets keep no state: the state directory is ignored."""
+    def factory(_state: Path | None) -> FeatureExtractor:
+        from .effnet import effnet_extractor
+
+        return effnet_extractor(name)
+    return factory
+
+
+def _finetuned_factory(manifest: dict) -> Callable[[Path | None], FeatureExtractor]:
+    def factory(_state: Path | None) -> FeatureExtractor:
+        from .finetuned import finetuned_extractor
+
+        return finetuned_extractor(manifest)
+    return factory
+
+
 def _register_bundled() -> None:
-    from .effnet import EFFNET_SPECS, EXPORT_VERSION, FEATURE_DIM, effnet_extractor
+    from .effnet import EFFNET_SPECS, EXPORT_VERSION, FEATURE_DIM
 
     for spec in EFFNET_SPECS.values():
         register(
             ModelInfo(spec.name, FEATURE_DIM, "bundled",
                       f"EfficientNet-{spec.arch.split('-')[-1].capitalize()} ImageNet, {spec.input_size}px, "
                       f"{spec.pooling.upper()} pooling, ONNX Runtime", version=f"export-v{EXPORT_VERSION}"),
-            lambda _state, n=spec.name: effnet_extractor(n),
+            _effnet_factory(spec.name),
         )
 
 
@@ -73,14 +90,14 @@ def _register_handcrafted() -> None:
 
 
 def _register_variants() -> None:
-    from .effnet import EFFNET_VARIANTS, EXPORT_VERSION, FEATURE_DIM, effnet_extractor
+    from .effnet import EFFNET_VARIANTS, EXPORT_VERSION, FEATURE_DIM
 
     for spec in EFFNET_VARIANTS.values():  # measured against the defaults, not a default
         register(ModelInfo(spec.name, FEATURE_DIM, "bundled",
                            f"EfficientNet-{spec.arch.split('-')[-1].capitalize()} ImageNet, {spec.input_size}px, "
                            f"{spec.pooling.upper()} pooling (for comparison, see README \"Evaluation\")",
                            version=f"export-v{EXPORT_VERSION}"),
-                 lambda _state, n=spec.name: effnet_extractor(n))
+                 _effnet_factory(spec.name))
 
 
 _register_handcrafted()
@@ -88,14 +105,14 @@ _register_variants()
 def _all_models() -> dict[str, tuple[ModelInfo, Callable[[Path | None], FeatureExtractor]]]:
     """Registered models plus the fine-tuned ones in the cache, read now (the cache can
     change while we run, e.g. `lookalike finetune` in another shell)."""
-    from .finetuned import describe, finetuned_extractor, read_manifests
+    from .finetuned import describe, read_manifests
 
     found = dict(_REGISTRY)
     for name, manifest in read_manifests().items():
         if name not in found or found[name][0].kind == "fine-tuned":  # never shadow a bundled model
             info = ModelInfo(name, int(manifest["dim"]), "fine-tuned", describe(manifest),
                              version=str(manifest.get("date", "1")))  # --overwrite makes a new build
-            found[name] = (info, lambda _state, m=manifest: finetuned_extractor(m))
+            found[name] = (info, _finetuned_factory(manifest))
     return found
 
 

@@ -67,8 +67,8 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 class BatchEmbedMixin:
     """`embed` in terms of `preprocess` + `embed_batch`, for extractors that have both."""
 
-    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+    def embed(self: FeatureExtractor, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
-            return np.zeros((0, self.dim), dtype=np.float32)  # type: ignore[attr-defined]
-        batch = np.stack([self.preprocess(im) for im in images])  # type: ignore[attr-defined]
-        return self.embed_batch(batch).vectors  # type: ignore[attr-defined]
+            return np.zeros((0, self.dim), dtype=np.float32)
+        batch = np.stack([self.preprocess(im) for im in images])
+        return self.embed_batch(batch).vectors

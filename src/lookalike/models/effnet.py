@@ -16,7 +16,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..config import cache_dir
 from ..extras import require
@@ -80,7 +80,9 @@ def build_export_module(net, with_probs: bool = True, pooling: str = "avg"):
     if pooling not in ("avg", "gem"):
         raise ValueError(f"unknown pooling {pooling!r}")
 
-    class Exported(torch.nn.Module):
+    module_base: Any = torch.nn.Module  # torch is imported at run time: no static base class
+
+    class Exported(module_base):
         def __init__(self) -> None:
             super().__init__()
             self.net = net

@@ -86,7 +86,7 @@ class SiftVladExtractor(BatchEmbedMixin):
 
         sift = getattr(self._local, "sift", None)
         if sift is None:
-            sift = self._local.sift = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS)
+            sift = self._local.sift = cv2.SIFT.create(nfeatures=MAX_KEYPOINTS)
         keypoints = list(sift.detect(grey, None))
         half = GRID_STEP // 2
         keypoints += [cv2.KeyPoint(float(x), float(y), float(GRID_STEP))

@@ -17,9 +17,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from ..config import cache_dir
+from ..config import cache_dir, wordnet_dir
 
-DEFAULT_WORDNET_DIR = Path("/usr/share/wordnet")
 TABLE_VERSION = 2
 PHYSICAL_ENTITY = "00001930"  # broader-word hints stay among things one can photograph
 BROADER_MAX_STEPS = 3  # "beach" -> geological formation (1 step): seashore, sandbar, cliff ...
@@ -29,10 +28,6 @@ _EXTRA_EXCEPTIONS = {"people": ["person"]}
 # Regular noun endings (WordNet's morphy rules): plural suffix -> singular suffix.
 _NOUN_SUFFIXES = (("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"),
                   ("men", "man"), ("ies", "y"), ("s", ""))
-
-
-def wordnet_dir() -> Path:
-    return Path(os.environ.get("LOOKALIKE_WORDNET_DIR") or DEFAULT_WORDNET_DIR)
 
 
 def wordnet_available() -> bool:
@@ -125,7 +120,7 @@ def build_table(directory: Path) -> dict:
                 continue
             parts = line.split(" ")
             offset, n_words = parts[0], int(parts[3], 16)
-            words = [_lemma(parts[4 + 2 * i]) for i in range(n_words)]
+            synset_words = [_lemma(parts[4 + 2 * i]) for i in range(n_words)]
             i = 4 + 2 * n_words
             n_ptrs = int(parts[i])
             ups = []
@@ -134,7 +129,7 @@ def build_table(directory: Path) -> dict:
                 if symbol in ("@", "@i") and pos == "n":
                     ups.append(target)
             hypernyms[offset] = ups
-            lemmas[offset] = words
+            lemmas[offset] = synset_words
     below: dict[str, set[int]] = {}
     for cls, wnid in enumerate(imagenet_wnids()):
         stack, seen = [wnid[1:]], set()
@@ -172,7 +167,7 @@ def build_table(directory: Path) -> dict:
                 exceptions[normalise(parts[0])] = [normalise(p) for p in parts[1:]]
     for plural, singulars in _EXTRA_EXCEPTIONS.items():
         exceptions.setdefault(plural, []).extend(s for s in singulars if s not in exceptions.get(plural, []))
-    broader = {}
+    broader: dict[str, str] = {}
     nearest: dict[str, str | None] = {}  # many lemmas share a synset: walk each once
     physical: dict[str, bool] = {}
     for lemma, sense1 in first_sense.items():

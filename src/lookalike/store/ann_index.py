@@ -228,7 +228,7 @@ class AnnIndex:
                 bitmap = self._bitmap
             else:
                 bitmap = np.packbits(mask, bitorder="little")
-            params = faiss.SearchParametersHNSW(efSearch=want)
+            params = faiss.SearchParametersHNSW(efSearch=want)  # type: ignore[attr-defined]  # missing from faiss's own stubs
             if len(bitmap):
                 sel = faiss.IDSelectorBitmap(len(self.ids), faiss.swig_ptr(bitmap))
                 params.sel = sel
@@ -296,7 +296,8 @@ def build(library_dir: Path, db_path: Path, dim: int, log_id: str, params: AnnPa
     sample = np.asarray(vectors[np.sort(rng.choice(n, min(n, PCA_SAMPLE), replace=False))]) if n else np.zeros((0, dim), np.float32)
     pca = _learn_projection(sample, pca_dim)
     np.save(directory / f"pca-{build_id}.npy", pca)
-    graph = faiss.IndexHNSWSQ(pca_dim, faiss.ScalarQuantizer.QT_8bit, params.m, faiss.METRIC_INNER_PRODUCT)
+    # faiss's stubs type the quantizer argument as a ScalarQuantizer; SWIG takes the QT_8bit enum int
+    graph = faiss.IndexHNSWSQ(pca_dim, faiss.ScalarQuantizer.QT_8bit, params.m, faiss.METRIC_INNER_PRODUCT)  # type: ignore[arg-type]
     graph.hnsw.efConstruction = params.ef_construction
     with _threads(1 if n < 50_000 else None):
         if len(sample):
@@ -365,7 +366,7 @@ def _map(path: Path, n: int, dim: int) -> np.ndarray:
         return np.zeros((0, dim), np.float32)
     vectors = np.memmap(path, dtype=np.float32, mode="r", shape=(n, dim))
     with contextlib.suppress(AttributeError, OSError, ValueError):
-        vectors._mmap.madvise(mmap.MADV_RANDOM)  # type: ignore[attr-defined]
+        vectors._mmap.madvise(mmap.MADV_RANDOM)  # type: ignore[attr-defined]  # numpy's private mmap handle
     return vectors
 
 

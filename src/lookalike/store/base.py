@@ -31,6 +31,13 @@ class ImageRecord:
     # file facts (folder, name, format, ...), EXIF, catalogue columns, DICOM tags. Filterable with `where`.
     fields: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def stored_id(self) -> int:
+        """The id of a record read back from a store, where it is always set."""
+        if self.id is None:
+            raise ValueError(f"{self.path}: record has no id (never written to a store)")
+        return self.id
+
 
 @dataclass
 class SearchFilter:

@@ -340,7 +340,7 @@ class MilvusStore:
             return []
         rows = self._call(self._client.query, self.collection, filter=filter, output_fields=self._output(), limit=MAX_TOPK,
                           consistency_level=self._level(self.collection))
-        return sorted((_record(r) for r in rows), key=lambda r: r.id)
+        return sorted((_record(r) for r in rows), key=lambda r: r.stored_id)
 
     def find_path(self, path: str) -> ImageRecord | None:
         found = self._select(f"path == {_literal(path)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,7 +15,7 @@ from ..models.finetuned import model_dir
 from .network import EmbeddingNet, UInt8Input, embed_inputs
 
 
-def export_finetuned(model: EmbeddingNet, manifest: dict, check_inputs: np.ndarray) -> os.PathLike:
+def export_finetuned(model: EmbeddingNet, manifest: dict, check_inputs: np.ndarray) -> Path:
     """Write models/<name>/model.onnx, verify it reproduces the PyTorch embeddings on
     `check_inputs`, then write manifest.json last (its presence marks a complete model)."""
     import onnxruntime as ort

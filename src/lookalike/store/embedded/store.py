@@ -130,7 +130,8 @@ class EmbeddedStore:
             except sqlite3.Error as e:
                 con.close()
                 last = e
-        raise last  # type: ignore[misc]
+        assert last is not None  # the loop runs at least once
+        raise last
 
     def _ensure_log(self) -> str | None:
         """Create the change log on libraries made before it existed; its id (in meta) ties an
@@ -210,7 +211,7 @@ class EmbeddedStore:
             marks = ",".join("?" * len(chunk))
             for row in self._query(f"SELECT {self._columns} FROM images WHERE id IN ({marks})", chunk):
                 rec = record(row)
-                out[rec.id] = rec  # type: ignore[index]
+                out[rec.stored_id] = rec
         return out
 
     def find_path(self, path: str) -> ImageRecord | None:
@@ -319,7 +320,8 @@ class EmbeddedStore:
                 self._matrix = (np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
                                 .reshape(len(rows), dim) if rows else np.zeros((0, dim), np.float32))
                 self._seen_version = version
-            return self._ids, self._matrix  # type: ignore[return-value]
+            assert self._ids is not None and self._matrix is not None  # loaded above
+            return self._ids, self._matrix
 
     def search(self, queries: np.ndarray, k: int, where: SearchFilter | None = None,
                exclude: Sequence[int] = (), ef: int | None = None) -> list[ScoredIds]:
@@ -383,7 +385,7 @@ class EmbeddedStore:
         ann = self._ann
         if ann is None and dim:
             # A persisted index answers without counting a large table first.
-            ann = AnnIndex.load(self.directory, dim, self._log_id)  # type: ignore[arg-type]
+            ann = AnnIndex.load(self.directory, dim, self._log_id)  # type: ignore[arg-type]  # set: _log_seq() was not None
         if ann is None:
             if dim == 0 or self.count() < self.ann_threshold:
                 self._ann_checked_seq = seq
@@ -397,7 +399,7 @@ class EmbeddedStore:
             ann.catch_up(self._db, seq)
         elif ann.needs_merge() and not ann.merge():
             # Another process wrote a newer generation: use it.
-            ann = AnnIndex.load(self.directory, dim, self._log_id) or self._build(dim, progress)  # type: ignore[arg-type]
+            ann = AnnIndex.load(self.directory, dim, self._log_id) or self._build(dim, progress)  # type: ignore[arg-type]  # set: _log_seq() was not None
             ann.catch_up(self._db, seq)
         if ann.live_count < self.ann_threshold:
             ann = None
@@ -406,7 +408,7 @@ class EmbeddedStore:
         return ann
 
     def _build(self, dim: int, progress: BuildProgress | None) -> AnnIndex:
-        return ann_index.build(self.directory, self.directory / DB_NAME, dim, self._log_id,  # type: ignore[arg-type]
+        return ann_index.build(self.directory, self.directory / DB_NAME, dim, self._log_id,  # type: ignore[arg-type]  # only called with a change log
                                self.ann_params, progress)
 
     def sync_index(self, progress: BuildProgress | None = None, persist: bool = False) -> bool:
