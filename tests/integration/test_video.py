@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from lookalike import Library
-from lookalike.engine.entries import entry_time, file_of, split_entry, time_entry
+from lookalike.engine.entries import entry_time, file_of, split_entry
 from lookalike.errors import Unsupported
 from lookalike.media.video import sample_frames
 from tests.support.media import write_jpeg, write_mp4
@@ -42,15 +42,6 @@ def indexed(tmp_path, gallery):
     report = lib.add([folder])
     yield lib, folder, report
     lib.close()
-
-
-def test_entry_paths():
-    assert split_entry("/x/clip.mp4#t=12.500") == ("/x/clip.mp4", "t=12.500")
-    assert split_entry("/x/ct.dcm#frame=7") == ("/x/ct.dcm", "frame=7")
-    assert split_entry("/x/photo#1.jpg") == ("/x/photo#1.jpg", None)  # a '#' in a file name is not a fragment
-    assert split_entry("/x/a#t=1.jpg") == ("/x/a#t=1.jpg", None)
-    assert time_entry("/x/clip.mp4", 4) == "/x/clip.mp4#t=4.000"
-    assert entry_time("/x/clip.mp4#t=4.000") == 4.0 and entry_time("/x/a.jpg") is None
 
 
 def test_sampling_keeps_one_frame_per_scene(gallery):

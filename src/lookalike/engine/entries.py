@@ -11,7 +11,6 @@ still one entry: only a fragment of exactly these forms is recognised."""
 
 from __future__ import annotations
 
-import os
 import re
 
 from PIL import Image
@@ -49,10 +48,6 @@ def entry_time(path: str) -> float | None:
     """Seconds into the video for a `#t=` entry, else None."""
     fragment = split_entry(path)[1]
     return float(fragment[2:]) if fragment and fragment.startswith("t=") else None
-
-
-def entry_exists(path: str) -> bool:
-    return os.path.exists(file_of(path))
 
 
 def load_entry(path: str, draft_size: int | None = None) -> Image.Image:

@@ -30,10 +30,6 @@ VIDEO_EXTENSIONS = frozenset(
 STILL_EXTENSIONS = PILLOW_EXTENSIONS | HEIF_EXTENSIONS | RAW_EXTENSIONS
 MEDIA_EXTENSIONS = STILL_EXTENSIONS | VIDEO_EXTENSIONS
 
-# Pillow format names the image decoder may auto-detect (Image.open(..., formats=...)).
-# HEIF is registered by pillow-heif on first use; RAW and video never go through Pillow.
-PILLOW_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "AVIF", "MPO", "HEIF")
-
 NO_EXTENSION = "(no extension)"
 
 
