@@ -6,6 +6,10 @@ pkgs=()
 [ -d /usr/share/datasets/fashion-mnist ] || pkgs+=(dataset-fashion-mnist)
 [ -x /usr/bin/chromium ] || pkgs+=(chromium)
 [ -f /usr/share/wordnet/data.noun ] || pkgs+=(wordnet-base)  # word search: "dog" -> every breed
+[ -f /usr/share/mricron/templates/ch2.nii.gz ] || pkgs+=(mricron-data)  # scans: the Colin27 template (eval brain-slices)
+[ -x /usr/sbin/Orthanc ] || pkgs+=(orthanc)  # scans: a real PACS for the DICOMweb tests
+[ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || pkgs+=(orthanc-dicomweb)
+[ -f /usr/share/orthanc/plugins/libOrthancGdcm.so ] || pkgs+=(orthanc-gdcm)
 [ ${#pkgs[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing Debian packages: ${pkgs[*]}"

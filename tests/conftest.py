@@ -14,6 +14,9 @@ os.environ.setdefault("LOOKALIKE_CACHE", tempfile.mkdtemp(prefix="lookalike-cach
 from lookalike import Library  # noqa: E402
 from lookalike.demo.samples import build_gallery, sample_photos  # noqa: E402
 
+# Catalogue fixtures (products, photo_files, image_server) for the catalogue tests of every tier.
+pytest_plugins = ["tests.support.catalogue"]
+
 
 @pytest.fixture(scope="session")
 def photos():

@@ -22,6 +22,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LOOKALIKE_LIBRARY": (DEFAULT_LIBRARY, "Library directory when --library is not given."),
     "LOOKALIKE_STORE": ("embedded", "Store backend when --store is not given (e.g. milvus:http://127.0.0.1:19530#images)."),
     "LOOKALIKE_MILVUS_TOKEN": ("(none)", "Token or user:password for a milvus:http(s)://... store."),
+    "LOOKALIKE_DICOMWEB_AUTH": ("(none)", "`lookalike scans index dicomweb+http(s)://...`: user:password (HTTP basic) or a bearer token."),
     "LOOKALIKE_CACHE": ("~/.cache/lookalike", "Where exported ONNX models and fine-tuned models are kept."),
     "LOOKALIKE_MAX_PIXELS": (f"{DEFAULT_MAX_PIXELS:_}", "Largest image (width x height) decoded; a guard against decompression bombs."),
     "LOOKALIKE_API_KEY": ("(none)", "`lookalike serve`: write endpoints need this key in the X-API-Key header."),
@@ -35,6 +36,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LOOKALIKE_ANN_MERGE_MIN": ("1000", "Embedded store ANN index: pending changes before they are merged into its files."),
     "LOOKALIKE_DECODE_BUDGET_MB": ("1500", "Memory all concurrent image decodes of one process may hold, in megabytes."),
     "LOOKALIKE_WORDNET_DIR": (DEFAULT_WORDNET_DIR, "WordNet database files for word search (Debian package wordnet-base)."),
+    "XDG_DATA_HOME": ("~/.local/share", "Where the system (freedesktop) trash is: `duplicates --trash` and its `--undo`."),
 }
 
 
@@ -64,6 +66,10 @@ def milvus_token() -> str | None:
     return env("LOOKALIKE_MILVUS_TOKEN")
 
 
+def dicomweb_auth() -> str | None:
+    return env("LOOKALIKE_DICOMWEB_AUTH")
+
+
 def api_key() -> str | None:
     return env("LOOKALIKE_API_KEY")
 
@@ -89,6 +95,12 @@ def max_upload_bytes() -> int:
 
 def fashion_mnist_dir() -> Path:
     return Path(env("LOOKALIKE_FASHION_MNIST") or DEFAULT_FASHION_MNIST)
+
+
+def xdg_data_home() -> Path:
+    """$XDG_DATA_HOME (default ~/.local/share): where the freedesktop trash is, for undoing
+    `lookalike duplicates --trash`."""
+    return Path(env("XDG_DATA_HOME") or Path.home() / ".local" / "share")
 
 
 def ann_threshold() -> int:

@@ -112,7 +112,8 @@ def test_remove_and_prune(tmp_path, photos):
     assert json.loads(run("info", "-l", tmp_path / "lib", "--json").stdout)["images"] == 2
 
 
-@pytest.mark.parametrize("cmd", ["index", "search", "info", "remove", "models", "duplicates", "migrate", "serve", "eval", "finetune"])
+@pytest.mark.parametrize("cmd", ["index", "watch", "search", "info", "remove", "models", "duplicates", "migrate", "serve", "eval",
+                                 "finetune"])
 def test_every_command_has_help(cmd):
     proc = run(cmd, "--help")
     assert proc.returncode == 0 and b"Usage" in proc.stdout

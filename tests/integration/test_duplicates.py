@@ -86,16 +86,20 @@ def test_cli_json_and_csv(dup_lib):
     proc = run("duplicates", "-l", lib, "--json")
     assert proc.returncode == 0, proc.stderr.decode()
     data = json.loads(proc.stdout)
-    assert list(data) == ["images", "thresholds", "counts", "seconds", "groups"]
+    assert list(data) == ["images", "thresholds", "keep_policy", "counts", "seconds", "groups"]
     assert list(data["counts"]) == ["exact", "near", "similar"] and data["counts"]["exact"] == 1
     assert all(list(g) == ["group", "tier", "members"] for g in data["groups"])
-    assert all(list(m) == ["id", "path", "score", "width", "height", "size"] for g in data["groups"] for m in g["members"])
+    assert all(list(m) == ["id", "path", "score", "width", "height", "size", "keep", "match"]
+               for g in data["groups"] for m in g["members"])
+    assert all([m["keep"] for m in g["members"]] == [True] + [False] * (len(g["members"]) - 1) for g in data["groups"])
     proc = run("duplicates", "-l", lib, "--csv", "--tier", "exact", "--tier", "near")
     assert proc.returncode == 0, proc.stderr.decode()
     rows = list(csv.reader(io.StringIO(proc.stdout.decode())))
-    assert rows[0] == ["group", "tier", "id", "path", "score", "width", "height", "size"]
-    json_rows = [(str(g["group"]), g["tier"], m["path"]) for g in data["groups"] if g["tier"] != "similar" for m in g["members"]]
-    assert [(r[0], r[1], r[3]) for r in rows[1:]] == json_rows
+    assert rows[0] == ["group", "tier", "keep", "match", "id", "path", "score", "width", "height", "size"]
+    near = json.loads(run("duplicates", "-l", lib, "--json", "--tier", "exact", "--tier", "near").stdout)
+    json_rows = [(str(g["group"]), g["tier"], str(m["keep"]).lower(), m["match"] or "", m["path"])
+                 for g in near["groups"] for m in g["members"]]
+    assert [(r[0], r[1], r[2], r[3], r[5]) for r in rows[1:]] == json_rows and json_rows
     human = run("duplicates", "-l", lib, env={"COLUMNS": "200"})
     assert human.returncode == 0 and b"exact" in human.stdout and b"copies/coffee.jpg" in human.stdout
     assert b"1 exact" in human.stderr

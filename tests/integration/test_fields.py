@@ -101,7 +101,11 @@ def test_filtered_ann_search_returns_k_hits(tmp_path):
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     store = EmbeddedStore(tmp_path / "lib", ann_threshold=500, ann_params=AnnParams(pca_dim=64, m=16, ef_construction=40, ef=32))
     store.set_meta({"model": "effnet-lite0", "dim": str(dim), "model_version": model_info("effnet-lite0").version})
-    store.write([Upsert(ImageRecord(f"/s/{i}.jpg", f"{i:064x}", 1, 0.0, 1, 1,
+    files = tmp_path / "s"
+    files.mkdir()
+    for i in range(n):  # results are files that exist (a search drops deleted ones)
+        (files / f"{i}.jpg").touch()
+    store.write([Upsert(ImageRecord(str(files / f"{i}.jpg"), f"{i:064x}", 1, 0.0, 1, 1,
                                     fields={"cluster": i % 30, "shard": i % 7, "even": i % 2 == 0}), v)
                  for i, v in enumerate(vecs)])
     exact = EmbeddedStore(tmp_path / "lib", ann_threshold=10**9)

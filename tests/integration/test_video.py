@@ -191,9 +191,12 @@ def test_duplicates_across_videos_and_photos(tmp_path, gallery, photos):
         assert len([r for r in lib.records() if file_of(r.path).endswith("zoom.mp4")]) >= 2
         report = lib.duplicates()
     groups = [(g.tier, sorted(os.path.basename(m.path) for m in g.members)) for g in report.groups]
-    exact = [members for tier, members in groups if tier == "exact"]
-    # Every frame of the copy is an exact copy of the same moment of the original.
-    assert len(exact) == len(SCENES) and all(m[0].startswith("clip.mp4#t=") and m[1] == "copy.mp4" + m[0][8:] for m in exact)
+    # Every frame of the copy is grouped with the same moment of the original (an exact copy;
+    # the group is "near" where a photo of that scene joins it).
+    together = {m[len("clip.mp4"):] for _, members in groups for m in members
+                if m.startswith("clip.mp4#") and "copy.mp4" + m[len("clip.mp4"):] in members}
+    assert len(together) == len(SCENES)
+    assert sum(tier == "exact" for tier, _ in groups) >= len(SCENES) - 1
     # The photo and the video frames showing it are the same picture (keypoints confirm it).
     near = [members for tier, members in groups if tier == "near" and "coffee.jpg" in members]
     assert near and all(3 <= entry_time(m) < 6 for m in near[0] if m != "coffee.jpg")

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Sequence
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
@@ -26,9 +28,11 @@ from ..store import VectorStore
 from ..web import STATIC_DIR
 from .errors import install
 from .guard import LOOPBACK_NAMES, Guard
+from .items import router as items_router
 from .ratelimit import RateLimited, TokenBuckets
 from .routes import router
 from .service import Service
+from .widget import router as widget_router
 
 DEFAULT_MAX_UPLOAD_BYTES = int(DEFAULT_MAX_UPLOAD_MB * 1_000_000)
 API_KEY_ENV = "LOOKALIKE_API_KEY"
@@ -63,12 +67,17 @@ def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None =
                url_queries: bool = False, url_allow: Sequence[str] = (), url_deadline_s: float = DEFAULT_DEADLINE_S,
                allowed_hosts: Sequence[str] | None = (), any_ip_host: bool = False,
                pixel_limit: int = DEFAULT_SERVER_PIXELS, uploads_per_minute: float = DEFAULT_UPLOADS_PER_MINUTE,
-               url_searches_per_minute: float = DEFAULT_URL_SEARCHES_PER_MINUTE) -> FastAPI:
+               url_searches_per_minute: float = DEFAULT_URL_SEARCHES_PER_MINUTE,
+               cors_origins: Sequence[str] = (), watch: Sequence[str | os.PathLike] = (),
+               watch_debounce: float | None = None) -> FastAPI:
     """The app over the existing library at `library_dir`. `api_key` defaults to
     `$LOOKALIKE_API_KEY`; `max_upload_bytes` to `$LOOKALIKE_MAX_UPLOAD_MB` or 20 MB.
     URL queries are off unless `url_queries`; then only public addresses (and `url_allow`
     CIDRs) are fetched. The Host header must be a loopback name or one of `allowed_hosts`
-    (None: any, for in-process test clients). docs/security.md explains every limit."""
+    (None: any, for in-process test clients). docs/security.md explains every limit.
+    `cors_origins`: shop pages (scheme://host[:port]) whose scripts may call the read
+    endpoints, e.g. the catalogue widget (none by default). `watch`: folders kept indexed
+    while the server runs (engine/watch.py, docs/watch.md)."""
     key = config_api_key() if api_key is _FROM_ENV else api_key
     limit = max_upload_bytes or config_max_upload_bytes()
     settings = Settings(key, limit, url_queries,
@@ -79,12 +88,20 @@ def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None =
     library = Library.open(Path(library_dir), store=store, create=False)
     library.extractor  # noqa: B018 - resolve the model once, before requests race for it
 
+    service = Service(library, fetcher, pixel_limit)
+    watcher = _watcher(service, watch, watch_debounce) if watch else None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         _ = library.extractor.session if hasattr(library.extractor, "session") else None  # load ONNX Runtime now
+        if watcher is not None:
+            # started here, so the catch-up scan runs before requests are served
+            await run_in_threadpool(watcher.start)
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.stop()
             library.close()
 
     # FastAPIOffline serves Swagger UI / ReDoc assets from the package, so /docs works offline.
@@ -92,11 +109,18 @@ def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None =
                   description="Reverse image search: find the indexed images that look like a query image. "
                               f"Write endpoints need the `X-API-Key` header when the server has ${API_KEY_ENV} set. "
                               "Errors are JSON: `{\"detail\": \"one-line message\"}`.")
-    app.state.service = Service(library, fetcher, pixel_limit)
+    app.state.service = service
+    app.state.watcher = watcher
     app.state.settings = settings
     hosts = None if allowed_hosts is None else LOOPBACK_NAMES + tuple(allowed_hosts)
-    app.add_middleware(Guard, max_body_bytes=settings.max_upload_bytes, allowed_hosts=hosts, any_ip_host=any_ip_host)
+    app.add_middleware(Guard, max_body_bytes=settings.max_upload_bytes, allowed_hosts=hosts, any_ip_host=any_ip_host,
+                       embed_origins=tuple(cors_origins))
     app.include_router(router)
+    app.include_router(items_router)
+    app.include_router(widget_router)
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET"],
+                           allow_headers=["Content-Type"], max_age=600)
     _error_handlers(app)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -106,6 +130,22 @@ def create_app(library_dir: str | os.PathLike, store: str | VectorStore | None =
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     return app
+
+
+def _watcher(service: Service, folders: Sequence[str | os.PathLike], debounce: float | None):
+    from ..engine.watch import DEFAULT_DEBOUNCE, Watcher
+
+    def on_error(message: str) -> None:
+        log.warning("watch: %s", message)
+
+    def on_batch(batch) -> None:
+        r = batch.report
+        log.info("watch: added %d, updated %d, moved %d, removed %d, failed %d", r.added, r.updated, r.moved,
+                 batch.removed, len(r.failed))
+
+    # The service's write lock: uploads, deletes, duplicate resolving and the watcher never write at once.
+    return Watcher(service.lib, folders, debounce=debounce or DEFAULT_DEBOUNCE, lock=service.write_lock,
+                   on_batch=on_batch, on_error=on_error)
 
 
 def _error_handlers(app: FastAPI) -> None:

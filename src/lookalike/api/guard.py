@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException
@@ -20,6 +21,11 @@ CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script
        "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 DOCS_CSP = "frame-ancestors 'none'"
 NO_CSP = ("/docs", "/redoc")
+# The catalogue widget (api/widget.py): with shop origins configured (--cors-origin), its page
+# may be framed by those origins, and its script, stylesheet and item images may be loaded by
+# their pages; everything else stays same-origin and unframeable.
+WIDGET_PAGE = "/widget/"
+WIDGET_ASSET = re.compile(r"^(/widget\.js|/static/widget\.css|/api/items/[^/]+/image)$")
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 UNSAFE_METHODS = (b"POST", b"PUT", b"PATCH", b"DELETE")
 
@@ -35,8 +41,9 @@ class Guard:
     an IP address cannot be rebound by DNS)."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int, allowed_hosts: tuple[str, ...] | None = LOOPBACK_NAMES,
-                 any_ip_host: bool = False) -> None:
+                 any_ip_host: bool = False, embed_origins: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.embed_origins = tuple(embed_origins)
         self.max_body_bytes = max_body_bytes
         self.allowed_hosts = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
         self.any_ip_host = any_ip_host
@@ -47,6 +54,11 @@ class Guard:
             return
         headers = dict(scope["headers"])
         csp = CSP if not scope["path"].startswith(NO_CSP) else DOCS_CSP
+        frame, resource_policy = b"DENY", b"same-origin"
+        if self.embed_origins and scope["path"].startswith(WIDGET_PAGE):
+            csp, frame = csp.replace("frame-ancestors 'none'", "frame-ancestors " + " ".join(self.embed_origins)), b""
+        elif self.embed_origins and WIDGET_ASSET.match(scope["path"]):
+            resource_policy = b"cross-origin"
         head = scope["method"] == "HEAD"
         if head:  # answered by the GET route; the body is dropped below
             scope = {**scope, "method": "GET"}
@@ -54,8 +66,8 @@ class Guard:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-                         (b"x-frame-options", b"DENY"), (b"content-security-policy", csp.encode()),
-                         (b"cross-origin-resource-policy", b"same-origin")]
+                         *([(b"x-frame-options", frame)] if frame else []), (b"content-security-policy", csp.encode()),
+                         (b"cross-origin-resource-policy", resource_policy)]
                 message["headers"] = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"] + extra
             elif head and message["type"] == "http.response.body":
                 message = {**message, "body": b""}

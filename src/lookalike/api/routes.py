@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from ..engine import Hit as EngineHit
+from ..engine.cleanup import Choice
 from ..engine.duplicates import TIERS, DuplicateReport, DuplicateThresholds
 from ..engine.params import DATE_HELP, check_k, check_score, check_tiers, make_filter, parse_crop
 from ..engine.scan import printable
@@ -175,6 +176,18 @@ def duplicates(request: Request,
                                      near_min_coverage=near_coverage)
     svc = _svc(request)
     return _duplicates_response(svc, svc.duplicates(thresholds, tiers, svc.lib.where(where, make_filter(under, None, None))))
+
+
+@router.post("/api/duplicates/resolve", response_model=schemas.Resolved, responses={**WRITE_ERRORS, 409: {
+    "model": schemas.Error, "description": "an image is both kept and set aside"}}, dependencies=[Security(require_key)],
+             summary="Keep one image per group, set the others aside")
+def resolve_duplicates(request: Request, body: schemas.ResolveBody) -> schemas.Resolved:
+    """Moves (into the library's `set-aside` folder) or trashes each group's `remove` images,
+    never its `keep` image; files changed or gone since indexing are skipped. The images set
+    aside leave the library. The answer names the undo log (`lookalike duplicates --undo LOG`)."""
+    choices = [Choice(g.keep, list(g.remove)) for g in body.groups]
+    report, folder = _svc(request).resolve(choices, body.action, body.dry_run)
+    return schemas.Resolved(**report.to_dict(), set_aside=folder)
 
 
 @router.get("/api/images/{image_id}/similar", response_model=schemas.SearchResponse, responses=ERRORS,
@@ -338,5 +351,9 @@ def _duplicates_response(svc: Service, report: DuplicateReport) -> schemas.Dupli
 
 
 def _hit(h: EngineHit, sha256: str) -> schemas.Hit:
+    if h.item is not None:  # a catalogue item: its image lives in the download cache or the shop's folder
+        image = f"/api/items/{quote(h.item, safe='')}/image"
+        return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, name=h.item, fields=h.fields, item=h.item,
+                           thumb_url=image, image_url=image)
     return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, name=os.path.basename(h.path), fields=h.fields,
                        **_urls(h.id, sha256))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -39,6 +39,7 @@ class Hit(BaseModel):
     score: float = Field(description="Cosine similarity to the query, descending.")
     name: str = Field(description="File name, for display.")
     fields: dict[str, Any] = Field(default_factory=dict, description="The image's metadata (folder, name, format, ...).")
+    item: Optional[str] = Field(None, description="The catalogue item's id (docs/catalogue.md); null for an indexed file.")
     thumb_url: str
     image_url: str
 
@@ -55,10 +56,12 @@ class DuplicateMember(BaseModel):
     id: int
     path: str
     name: str
-    score: float = Field(description="Cosine similarity to the group's first member (1.0 for itself).")
+    score: float = Field(description="Cosine similarity to the group's keeper, its first member (1.0 for itself).")
     width: int
     height: int
     size: int
+    keep: bool = Field(description="The image of its group the keep policy keeps.")
+    match: Optional[str] = Field(description="How it matches the keeper: exact, near or similar; null for the keeper.")
     thumb_url: str
     image_url: str
 
@@ -66,16 +69,55 @@ class DuplicateMember(BaseModel):
 class DuplicateGroup(BaseModel):
     group: int
     tier: str = Field(description="exact, near or similar.")
-    members: list[DuplicateMember] = Field(description="The one to keep first: most pixels, then largest file.")
+    members: list[DuplicateMember] = Field(description="The keeper first (see keep_policy), then the others.")
 
 
 class Duplicates(BaseModel):
     images: int = Field(description="Images examined.")
     thresholds: dict[str, float]
+    keep_policy: str = Field(description="Criteria choosing each group's keeper, in order (e.g. resolution,oldest,path).")
     counts: dict[str, int] = Field(description="Groups per tier.")
     seconds: float
     groups: list[DuplicateGroup]
     unreadable: list[str] = Field(description="Files gone or unreadable when checking near-duplicates.")
+
+
+class ResolveGroup(BaseModel):
+    keep: int = Field(ge=0, le=2**63 - 1, description="The image kept (never moved or trashed).")
+    remove: list[Annotated[int, Field(ge=0, le=2**63 - 1)]] = Field(min_length=1, max_length=10_000,
+                                                                   description="Images to set aside.")
+
+
+class ResolveBody(BaseModel):
+    """Keep one image per group and set the others aside: `move` puts them in the library's
+    `set-aside` folder (sub-folders mirror where they were), `trash` in the system trash.
+    Both are undone with `lookalike duplicates --undo LOG`, LOG being the `log` answered."""
+
+    action: Literal["move", "trash"]
+    groups: list[ResolveGroup] = Field(min_length=1, max_length=10_000)
+    dry_run: bool = Field(False, description="Only say what would happen.")
+
+
+class ResolveAction(BaseModel):
+    id: int
+    path: str
+    keeper: int
+    dest: Optional[str] = Field(None, description="Where a move put it; null for the trash.")
+
+
+class Skipped(BaseModel):
+    path: str
+    reason: str
+
+
+class Resolved(BaseModel):
+    mode: str
+    dry_run: bool
+    actions: list[ResolveAction] = Field(description="Done (or, on a dry run, planned).")
+    skipped: list[Skipped] = Field(description="Left alone: changed or gone since indexed, or could not be moved.")
+    log: Optional[str] = Field(description="The undo log on the server (null on a dry run or when nothing was done).")
+    bytes: int = Field(description="Total size of the files set aside.")
+    set_aside: Optional[str] = Field(None, description="The folder moved images went to.")
 
 
 class Image(BaseModel):

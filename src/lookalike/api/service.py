@@ -17,9 +17,11 @@ from typing import BinaryIO
 from PIL import Image
 
 from ..engine import Hit, Library
+from ..engine.cleanup import Choice, CleanupReport
 from ..engine.duplicates import DuplicateReport, DuplicateThresholds
-from ..engine.entries import file_of, load_entry, split_entry
+from ..engine.entries import entry_time, file_of, is_scan_entry, load_entry, scan_picture
 from ..engine.fetch import Fetcher
+from ..engine.medical_index import WINDOW_META
 from ..engine.params import check_label_text as check_text
 from ..engine.scan import absolute
 from ..errors import Conflict, Forbidden, ImageLoadError, NotFound
@@ -36,11 +38,13 @@ from ..imaging import (
     release_free_memory,
 )
 from ..media.formats import media_kind
+from ..medical.dicom import has_preamble
 from ..store import ImageRecord, SearchFilter
 
 log = logging.getLogger("lookalike.api")
 UPLOADS_DIR = "uploads"  # images added through the API live here, named by content hash
 THUMBS_DIR = "thumbs"  # cached thumbnails, named by content hash; safe to delete
+SET_ASIDE_DIR = "set-aside"  # where the web page's "move" puts duplicates not kept
 THUMB_PX = 320
 REGION_SCALE = 4
 DUPLICATES_TTL_S = 60.0
@@ -69,6 +73,11 @@ class Service:
         self._duplicates_lock = threading.Lock()
         self._duplicates_cache: dict[tuple, tuple[float, DuplicateReport]] = {}
 
+    @property
+    def write_lock(self) -> threading.Lock:
+        """Held by every write: uploads, deletes, duplicate resolving, the folder watcher."""
+        return self._write_lock
+
     # -- reading ------------------------------------------------------------------------
     def record(self, id_: int) -> ImageRecord:
         return self.lib.record(id_)
@@ -80,7 +89,10 @@ class Service:
                      where: SearchFilter | None = None, text: str | None = None, ef: int | None = None) -> SearchResult:
         t0 = time.perf_counter()
         check_text(text)
-        if crop is None:  # decoded exactly as the indexer decodes files, so a copy of one scores 1.0
+        if has_preamble(data[:132]):  # a DICOM upload: windowed as the library windows its scans
+            image = scan_picture(data, label, self.lib.store.get_meta().get(WINDOW_META))
+            image = crop_relative(image, crop) if crop is not None else image
+        elif crop is None:  # decoded exactly as the indexer decodes files, so a copy of one scores 1.0
             image = decode_image(data, label, self.lib.extractor.draft_size, self.pixel_limit)
         else:  # more pixels than a whole-image query: the region may be small
             image = crop_relative(decode_image(data, label, self._region_draft(), self.pixel_limit), crop)
@@ -152,7 +164,7 @@ class Service:
         """(record, open file, size, media type) of an indexed image's file, only while it is
         still the file that was indexed (`Library.open_indexed_file`); the type comes from its
         content when the name does not say, so nothing is ever served as HTML or script."""
-        rec, fd = self.lib.open_indexed_file(id_)
+        rec, fd = self._open_item_image(id_) or self.lib.open_indexed_file(id_)
         f = os.fdopen(fd, "rb")
         size = os.fstat(fd).st_size
         mime = _MIME.get(Path(file_of(rec.path)).suffix.lower())  # a video frame's file is its video
@@ -165,17 +177,34 @@ class Service:
             f.seek(0)
         return rec, f, size, mime
 
+    def _open_item_image(self, id_: int) -> tuple[ImageRecord, int] | None:
+        """A catalogue item's image (its listed file or downloaded copy: engine/catalogue/), or
+        None for an ordinary indexed file."""
+        rec = self.record(id_)
+        if not rec.path.startswith("item:"):
+            return None
+        from ..engine.catalogue.edit import item_image_file
+
+        path = item_image_file(self.lib, rec)
+        if path is None:
+            raise NotFound(f"the image of item {rec.path[5:]!r:.80} is not on this server")
+        return rec, os.open(path, os.O_RDONLY)
+
     def _indexed_bytes(self, id_: int) -> bytes:
         _, f, _, _ = self.open_file(id_)
         with f:
             return f.read()
 
     def _entry_image(self, id_: int, draft_size: int | None) -> Image.Image:
-        """The picture of an indexed entry: the image file's bytes as indexed, or a video's
-        frame at the entry's time (once the video is checked to be the one indexed)."""
+        """The picture of an indexed entry: an image file's bytes as indexed, a scan's frame or
+        slice in the library's window, or a video's frame at the entry's time (once the video is
+        checked to be the one indexed)."""
         rec = self.record(id_)
-        if split_entry(rec.path)[1] is None:
-            return decode_image(self._indexed_bytes(id_), rec.path, draft_size)
+        if entry_time(rec.path) is None:
+            data = self._indexed_bytes(id_)
+            if is_scan_entry(rec.path):
+                return scan_picture(data, rec.path, self.lib.store.get_meta().get(WINDOW_META))
+            return decode_image(data, rec.path, draft_size)
         _, f, _, _ = self.open_file(id_)
         f.close()
         return load_entry(rec.path, draft_size)
@@ -218,6 +247,12 @@ class Service:
         if rec is None:  # another writer removed it in between
             raise Conflict(f"{label}: indexed but gone again; try once more")
         return rec, report.added > 0
+
+    def resolve(self, choices: list[Choice], action: str, dry_run: bool) -> tuple[CleanupReport, str | None]:
+        """Set aside every image the choices do not keep; (report, the move folder)."""
+        folder = str((self.lib.directory / SET_ASIDE_DIR).absolute()) if action == "move" else None
+        with self._write_lock:
+            return self.lib.cleanup(choices, action, folder, dry_run=dry_run), folder
 
     def delete(self, id_: int) -> bool:
         """Forget an image; its file is deleted only if it is one of our uploads."""

@@ -15,7 +15,8 @@ from .progress import phase_tracker, progress_bar
 @app.command("eval")
 def eval_(
     dataset: str = typer.Argument(
-        ..., help="'fashion-mnist' (Debian's dataset-fashion-mnist, test split) or a folder ROOT/<class>/<images>."),
+        ..., help="'fashion-mnist' (Debian's dataset-fashion-mnist, test split), 'brain-slices' (scans: slice height "
+                  "across two brains, docs/medical.md) or a folder ROOT/<class>/<images>."),
     methods: str = typer.Option("effnet-lite0,effnet-lite2,color-hist,texture,sift-vlad", "--methods",
                                 help="Comma-separated model names (see `lookalike models`)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Use a seeded sample of N gallery images (quick runs)."),
@@ -35,6 +36,10 @@ def eval_(
     from ..eval.harness import EvalConfig, run_eval
     from ..eval.report import retrieval_table, write_report
 
+    if dataset == "brain-slices":
+        from .scans import eval_brain_slices
+
+        return eval_brain_slices(methods, out_dir)
     with user_errors():
         try:
             dims = tuple(int(d) for d in whiten.split(",") if d.strip()) if whiten else ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .app import JsonOpt, LibraryOpt, StoreOpt, TokenOpt, WhereOpt, app, err, open_library, out, usage_errors, user_errors
+from .render import path_text, plural, print_table
 
 
 @app.command()
@@ -42,6 +44,12 @@ def search(
         None, "--not", help="An image (path, URL, id:N) the results should NOT look like; repeatable."),
     weight: Optional[List[float]] = typer.Option(
         None, "--weight", help="How much each QUERY counts, in order (one per QUERY; default 1 each)."),
+    group: Optional[str] = typer.Option(
+        None, "--group", help="'series': scans (DICOM, NIfTI) grouped by series, the best slice of each (one QUERY; docs/medical.md)."),
+    colour: Optional[str] = typer.Option(
+        None, "--colour", "--color", help="any (style only), same (style and colour) or a colour weight 0..1 (docs/catalogue.md)."),
+    collapse: Optional[str] = typer.Option(None, "--collapse", help="At most one result per value of this field (e.g. group_id)."),
+    distinct: bool = typer.Option(False, "--distinct", help="Drop results that are near-duplicates of a higher result."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
     milvus_token: Optional[str] = TokenOpt,
@@ -51,8 +59,13 @@ def search(
         ctx.fail("Missing argument 'QUERY' (give an image query, --text, or both).")
     if (negative or weight) and not queries:
         ctx.fail("--not and --weight need at least one QUERY image.")
+    rules = colour is not None or collapse is not None or distinct
+    if rules and (len(queries or []) != 1 or text is not None or negative or weight):
+        ctx.fail("--colour, --collapse and --distinct take one QUERY image (or item:ID), without --text, --not or --weight.")
     from ..engine.params import check_k, check_label_text, check_score, make_filter
 
+    if group is not None and (group not in ("image", "series") or (group == "series" and (len(queries or []) != 1 or negative or text))):
+        ctx.fail("--group takes 'image' or 'series'; 'series' takes one QUERY image and no --not or --text.")
     with usage_errors():  # checked before the library or the model is opened: a bad option costs nothing
         base = make_filter(under, since, until, names=("--under", "--since", "--until"))
         check_k(k, "-k"), check_score(min_score, "--min-score")
@@ -62,7 +75,22 @@ def search(
 
         with open_library(library, store, token=milvus_token) as lib:
             flt = lib.where(where, base)  # an unknown field or a syntax error: one line pointing at the token
+            if group == "series":  # scans: one row per series (cli/scans.py)
+                from .scans import series_search
+
+                series_search(lib, (queries or [""])[0], k, flt, as_json)
+                return
             t0 = time.perf_counter()
+            if rules and queries:
+                from ..engine.catalogue.similar import similar
+                from .catalogue import print_item_hits
+
+                query = queries[0]
+                source = sys.stdin.buffer.read() if query == "-" else query
+                item_hits = similar(lib, source, k, where=flt, colour=colour or "any", collapse=collapse, distinct=distinct,
+                                    min_score=min_score, ef=ef, items_only=query.startswith("item:"))
+                print_item_hits(printable(query, controls=False), item_hits, as_json)
+                return
             if not queries:
                 hits = lib.search_text(text or "", k=k, min_score=min_score, where=flt)
                 label = text or ""
@@ -87,7 +115,9 @@ def search(
                           + (f" with confidence >= {min_score}" if min_score is not None else ""),
                           highlight=False, markup=False, soft_wrap=True)
                 return
-            title = f"{len(hits)} result{'' if len(hits) == 1 else 's'} for {label}" + (f" tagged {text!r}" if queries and text else "")
+            if queries and len(queries) == 1 and re.fullmatch(r"id:\d+", queries[0].strip()):  # name the image, not just its number
+                label = f"{label} ({printable(lib.get(int(queries[0].strip()[3:])).path)})"
+            title = f"{plural(len(hits), 'result')} for {label}" + (f" tagged {text!r}" if queries and text else "")
             # Text, not markup: a file named "m[/bold]x.jpg" is shown as it is.
             table = Table(title=Text(f"{title} ({took_ms:.1f} ms, {lib.model})"), title_justify="left")
             score_name = "confidence" if not queries else "score"
@@ -95,5 +125,5 @@ def search(
             for col, just in columns:
                 table.add_column(col, justify=just)
             for h in hits:
-                table.add_row(str(h.rank), f"{h.score:.4f}", str(h.id), Text(printable(h.path)))
-            out.print(table)
+                table.add_row(str(h.rank), f"{h.score:.4f}", str(h.id), path_text(h.path))  # text, never markup
+            print_table(out, table)

@@ -30,6 +30,11 @@ def serve(
         None, "--allowed-host", metavar="NAME", help="A host name clients reach the server by (e.g. behind a reverse proxy; repeatable)."),
     max_pixels_opt: int = typer.Option(
         40_000_000, "--max-pixels", min=1, help="Largest image (width x height) a client may make the server decode."),
+    cors_origin: Optional[list[str]] = typer.Option(
+        None, "--cors-origin", metavar="ORIGIN", help="A shop page origin (https://shop.example) whose scripts may call the API "
+                                                      "(the catalogue widget); repeatable."),
+    watch: Optional[list[Path]] = typer.Option(
+        None, "--watch", metavar="FOLDER", help="Keep this folder indexed while serving (repeatable; see `lookalike watch`)."),
     store: Optional[str] = StoreOpt,
     milvus_token: Optional[str] = TokenOpt,
 ) -> None:
@@ -47,7 +52,8 @@ def serve(
         web = create_app(directory, store_spec(store, directory, milvus_token),
                          max_upload_bytes=int(max_upload_mb * 1_000_000) if max_upload_mb else None,
                          url_queries=allow_url_queries, url_allow=url_allow or (), pixel_limit=max_pixels_opt,
-                         allowed_hosts=[host, *(allowed_host or ())], any_ip_host=host in ("0.0.0.0", "::"))
+                         allowed_hosts=[host, *(allowed_host or ())], any_ip_host=host in ("0.0.0.0", "::"),
+                         cors_origins=cors_origin or (), watch=watch or ())
         import uvicorn
 
         shown = f"[{host}]" if ":" in host else host

@@ -19,8 +19,16 @@ Groups: exact and near groups are connected components (both relations are close
 transitive: a copy of a copy is a copy). Similar groups start from those and merge along
 similar pairs, best first, only while the average cosine between the two groups stays at
 least `similar_cosine` (greedy average linkage), so chains of merely alike images (a
-catalogue of plain T-shirts) do not collapse into one huge group. A group is reported at
-the strongest tier that forms it; a weaker tier reports only groups that differ."""
+catalogue of plain T-shirts) do not collapse into one huge group.
+
+The three levels nest (an exact group lies inside one near group, which lies inside one
+similar group), and the report is the partition at the weakest tier asked for, so groups
+are disjoint: every image is in one group and acting on a report never touches an image
+twice. Each group keeps one image, chosen by a stated policy (keep_policy.py), and every
+other member says how it matches that keeper (`match`): `exact` (same bytes), `near` (in
+the keeper's near group) or `similar`. Members whose match is not a tier asked for are left
+out (`--tier similar` lists each keeper with its similar shots only). A group's `tier` is
+the strongest match in it; groups left with the keeper alone are dropped."""
 
 from __future__ import annotations
 
@@ -35,8 +43,10 @@ import numpy as np
 from ..errors import LookalikeError
 from ..store import ImageRecord, SearchFilter, VectorStore
 from .entries import load_entry, split_entry
+from .keep_policy import KeepPolicy
 from .keypoints import Keypoints, keypoints, load_cv2, match
 from .params import TIERS, DuplicateThresholds, check_tiers
+from .scan import record_file_exists
 
 _STRENGTH = {t: i for i, t in enumerate(TIERS)}  # lower is stronger
 
@@ -48,10 +58,12 @@ DuplicateProgressFn = Callable[[str, int, int], None]
 class DuplicateMember:
     id: int
     path: str
-    score: float  # cosine similarity to the group's first member (1.0 for itself)
+    score: float  # cosine similarity to the group's keeper, its first member (1.0 for itself)
     width: int
     height: int
     size: int
+    keep: bool = False  # the one image of the group the keep policy keeps
+    match: str | None = None  # how it matches the keeper: exact, near or similar; None for the keeper
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,7 +73,11 @@ class DuplicateMember:
 class DuplicateGroup:
     group: int  # 1-based, in report order
     tier: str
-    members: list[DuplicateMember]  # the one to keep first: most pixels, then largest file
+    members: list[DuplicateMember]  # the keeper first, then the others in keep-policy order
+
+    @property
+    def keeper(self) -> DuplicateMember:
+        return self.members[0]
 
     def to_dict(self) -> dict:
         return {"group": self.group, "tier": self.tier, "members": [m.to_dict() for m in self.members]}
@@ -72,6 +88,7 @@ class DuplicateReport:
     groups: list[DuplicateGroup]
     thresholds: DuplicateThresholds
     images: int  # images examined
+    keep: KeepPolicy = field(default_factory=KeepPolicy)
     seconds: float = 0.0
     verified: int = 0  # candidate pairs checked geometrically
     unreadable: list[str] = field(default_factory=list)  # files gone or unreadable when verifying
@@ -80,14 +97,16 @@ class DuplicateReport:
         return {t: sum(g.tier == t for g in self.groups) for t in TIERS}
 
     def to_dict(self) -> dict:
-        return {"images": self.images, "thresholds": asdict(self.thresholds), "counts": self.counts(),
-                "seconds": round(self.seconds, 3), "groups": [g.to_dict() for g in self.groups]}
+        return {"images": self.images, "thresholds": asdict(self.thresholds), "keep_policy": str(self.keep),
+                "counts": self.counts(), "seconds": round(self.seconds, 3), "groups": [g.to_dict() for g in self.groups]}
 
 
 def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None = None,
                     tiers: Sequence[str] = TIERS, where: SearchFilter | None = None,
-                    progress: DuplicateProgressFn | None = None, batch_size: int = 256) -> DuplicateReport:
+                    progress: DuplicateProgressFn | None = None, batch_size: int = 256,
+                    keep: KeepPolicy | None = None) -> DuplicateReport:
     t0 = time.perf_counter()
+    keep = keep or KeepPolicy()
     th = thresholds or DuplicateThresholds()
     th.validate()
     tiers = check_tiers(tiers)
@@ -96,7 +115,7 @@ def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None =
     progress = progress or (lambda phase, done, total: None)
     records = {r.stored_id: r for r in store.iter_records(where=where)}
     ids = sorted(records)
-    report = DuplicateReport([], th, len(ids))
+    report = DuplicateReport([], th, len(ids), keep)
     # pair (a < b) -> (tier, cosine)
     pairs: dict[tuple[int, int], tuple[str, float]] = {}
     by_sha: dict[str, list[int]] = {}
@@ -126,7 +145,7 @@ def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None =
             if p not in pairs and s >= th.similar_cosine:
                 pairs[p] = ("similar", s)
 
-    report.groups = _groups(store, records, pairs, tiers, th.similar_cosine)
+    report.groups = _groups(store, records, pairs, tiers, th.similar_cosine, keep)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -157,7 +176,7 @@ class _KeypointCache:
 
     def _compute(self, id_: int) -> Keypoints | None:
         try:
-            return keypoints(load_entry(self.records[id_].path, draft_size=512))  # a video frame too
+            return keypoints(load_entry(self.records[id_].path, draft_size=512))
         except LookalikeError:  # gone or unreadable since indexing: cannot confirm
             self.report.unreadable.append(self.records[id_].path)
             return None
@@ -183,8 +202,11 @@ def _workers() -> int:
     return max(2, os.cpu_count() or 2)
 
 
-def _keeper_order(r: ImageRecord) -> tuple:
-    return (-r.width * r.height, -r.size, r.id)  # most pixels, then largest file, then oldest id
+def _anchor_order(r: ImageRecord) -> tuple:
+    """The image near-duplicates are verified against: most pixels, then largest file, then
+    oldest id (geometry is best checked against the fullest version; independent of which
+    image the keep policy keeps)."""
+    return (-r.width * r.height, -r.size, r.id)
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -197,12 +219,12 @@ def _confirm_near_groups(store: VectorStore, records: dict[int, ImageRecord], pa
                          features: _KeypointCache, th: DuplicateThresholds) -> None:
     """Near-duplicate links chain (a 15% crop matches a 10% crop, which matches the original),
     so every member of a near group must itself be the same picture as the group's first
-    image (its keeper); the others drop to the similar tier. Rewrites `pairs` in place."""
+    image (its anchor, the fullest version); the others drop to the similar tier. Rewrites `pairs` in place."""
     involved = sorted({i for p, (t, _) in pairs.items() if t in ("exact", "near") for i in p})
     groups = _components(involved, [p for p, (t, _) in pairs.items() if t in ("exact", "near")])
     member_of: dict[int, int] = {}
     for g, comp in enumerate(groups):
-        keeper = min((records[i] for i in comp), key=_keeper_order).stored_id
+        keeper = min((records[i] for i in comp), key=_anchor_order).stored_id
         vecs = dict(zip(comp, store.vectors(comp)))
         for i in comp:
             if i == keeper or records[i].sha256 == records[keeper].sha256 or features.same_picture(keeper, i, th):
@@ -239,28 +261,39 @@ def _components(ids: list[int], edges: list[tuple[int, int]]) -> list[list[int]]
 
 
 def _groups(store: VectorStore, records: dict[int, ImageRecord], pairs: dict[tuple[int, int], tuple[str, float]],
-            tiers: Sequence[str], similar_cosine: float) -> list[DuplicateGroup]:
+            tiers: Sequence[str], similar_cosine: float, keep: KeepPolicy) -> list[DuplicateGroup]:
+    """The disjoint groups at the weakest tier asked for, each listing its keeper and the
+    members whose match to the keeper is a tier asked for."""
     involved = sorted({i for p in pairs for i in p})
     exact = _components(involved, [p for p, (t, _) in pairs.items() if t == "exact"])
     near = _components(involved, [p for p, (t, _) in pairs.items() if t in ("exact", "near")])
-    similar = _average_linkage(store, involved, near, pairs, similar_cosine)
-    seen: set[frozenset[int]] = set()
-    found: list[tuple[str, list[int]]] = []
-    for tier, comps in (("exact", exact), ("near", near), ("similar", similar)):
-        for comp in comps:
-            key = frozenset(comp)
-            if key in seen:
-                continue  # the same group at a stronger tier
-            seen.add(key)
-            if tier in tiers:
-                found.append((tier, comp))
+    weakest = max(tiers, key=_STRENGTH.__getitem__)
+    partition = exact if weakest == "exact" else near if weakest == "near" else \
+        _average_linkage(store, involved, near, pairs, similar_cosine)
+    near_of = {i: frozenset(c) for c in near for i in c}
+    found: list[tuple[str, list[ImageRecord], list[str]]] = []
+    for comp in partition:
+        # A file deleted since indexing is neither kept nor offered for removal (a stat per
+        # grouped image only; `index --prune` forgets it).
+        recs = sorted((records[i] for i in comp if record_file_exists(records[i].path)), key=keep.order)
+        if len(recs) < 2:
+            continue
+        keeper = recs[0]
+        kept, matches = [keeper], []
+        for r in recs[1:]:
+            match = "exact" if r.sha256 == keeper.sha256 else "near" if r.stored_id in near_of.get(keeper.stored_id, ()) else "similar"
+            if match in tiers:
+                kept.append(r)
+                matches.append(match)
+        if matches:
+            found.append((min(matches, key=_STRENGTH.__getitem__), kept, matches))
     groups: list[DuplicateGroup] = []
-    for tier, comp in sorted(found, key=lambda tc: (_STRENGTH[tc[0]], -len(tc[1]), tc[1][0])):
-        recs = sorted((records[i] for i in comp), key=_keeper_order)
+    for tier, recs, matches in sorted(found, key=lambda f: (_STRENGTH[f[0]], -len(f[1]), f[1][0].stored_id)):
         vecs = store.vectors([r.stored_id for r in recs])
         scores = vecs @ vecs[0]
-        members = [DuplicateMember(r.stored_id, r.path, round(float(min(1.0, s)), 6), r.width, r.height, r.size)
-                   for r, s in zip(recs, scores)]
+        members = [DuplicateMember(r.stored_id, r.path, round(float(min(1.0, s)), 6), r.width, r.height, r.size,
+                                   keep=n == 0, match=None if n == 0 else matches[n - 1])
+                   for n, (r, s) in enumerate(zip(recs, scores))]
         groups.append(DuplicateGroup(len(groups) + 1, tier, members))
     return groups
 
@@ -298,16 +331,21 @@ def _average_linkage(store: VectorStore, involved: list[int], seeds: list[list[i
 
 
 def pair_tiers(report: DuplicateReport) -> dict[tuple[int, int], str]:
-    """Every pair of images that share a group, with the group's tier (for evaluation)."""
+    """Every pair of images that share a group, with the tier that relates them (for
+    evaluation): a member's match to the keeper; between two other members, the weaker
+    of their matches."""
     out: dict[tuple[int, int], str] = {}
     for g in report.groups:
-        ids = sorted(m.id for m in g.members)
+        tier_of = {m.id: m.match or "exact" for m in g.members}  # the keeper matches itself exactly
+        ids = sorted(tier_of)
         for i, a in enumerate(ids):
             for b in ids[i + 1:]:
-                if (a, b) not in out or _STRENGTH[g.tier] < _STRENGTH[out[(a, b)]]:
-                    out[(a, b)] = g.tier
+                keeper_pair = g.keeper.id in (a, b)
+                tier = tier_of[b if a == g.keeper.id else a] if keeper_pair else \
+                    max(tier_of[a], tier_of[b], key=_STRENGTH.__getitem__)
+                out[(a, b)] = tier
     return out
 
 
-__all__ = ["DuplicateGroup", "DuplicateMember", "DuplicateReport", "DuplicateThresholds", "TIERS",
+__all__ = ["DuplicateGroup", "DuplicateMember", "DuplicateReport", "DuplicateThresholds", "KeepPolicy", "TIERS",
            "find_duplicates", "pair_tiers"]

@@ -16,11 +16,13 @@ import numpy as np
 from ..errors import ImageLoadError, LookalikeError
 from ..imaging import decode_image, image_format, original_size, read_file, sniff_format
 from ..media.formats import media_kind, raw_format
+from ..medical.reader import is_scan
 from ..models import FeatureExtractor
 from ..store import ImageRecord, Upsert, VectorStore
 from .entries import file_of, split_entry
 from .fields import ImageInfo, has_file_fields, record_fields
 from .media_fields import image_fields, replace_media_fields, with_date
+from .medical_index import ScanIndexer, entries_by_file
 from .scan import FileEntry, printable
 from .video_index import VideoIndexer
 
@@ -92,12 +94,19 @@ class Indexer:
         frames_of: dict[str, list[ImageRecord]] = {}  # a video file -> its frame entries
         for r in known_paths.values():
             file, fragment = split_entry(r.path)
-            if fragment is not None:
+            if fragment is not None and fragment.startswith("t="):
                 frames_of.setdefault(file, []).append(r)
-        todo, videos = [], []
+        todo, scans, videos = [], [], []
+        scan_indexer = ScanIndexer(self.store, self.extractor, self.batch_size, entries_by_file(known_paths), self.workers)
         refresh: list[tuple[FileEntry, ImageRecord]] = []
         for e in entries:
-            if media_kind(e.path) == "video":
+            if is_scan(e.path):  # DICOM / NIfTI: one file, many entries (engine/medical_index.py)
+                if scan_indexer.is_unchanged(e):
+                    report.unchanged += 1
+                else:
+                    scans.append(e)
+                continue
+            if media_kind(e.path) == "video":  # one file, one entry per sampled frame (engine/video_index.py)
                 olds = frames_of.get(e.path, [])
                 if olds and all(o.size == e.size and o.mtime == e.mtime for o in olds):
                     report.unchanged += 1
@@ -112,16 +121,18 @@ class Indexer:
             else:
                 todo.append(e)
         self._refresh_fields(refresh)
-        total = len(todo) + len(videos)
+        total = len(todo) + len(scans) + len(videos)
         self.progress(0, total)
-        if todo:
-            self._run_images(todo, entries, known_paths, report, total)
+        if scans:
+            scan_indexer.run(scans, report, lambda n: self.progress(n, total))
         if videos:
             VideoIndexer(self.store, self.extractor, self.batch_size, known_paths, frames_of).run(
-                videos, report, lambda n: self.progress(len(todo) + n, total))
+                videos, report, lambda n: self.progress(len(scans) + n, total))
+        if todo:
+            self._run_images(todo, entries, known_paths, report, len(scans) + len(videos), total)
 
     def _run_images(self, todo: list[FileEntry], entries: list[FileEntry], known_paths: dict[str, ImageRecord],
-                    report: AddReport, total: int) -> None:
+                    report: AddReport, done_before: int, total: int) -> None:
         self._hashes = self.store.hashes()
         self._paths = known_paths
         self._present = {e.path for e in entries}
@@ -148,7 +159,7 @@ class Indexer:
                 if len(writes) >= self.batch_size or removes:
                     self._flush(writes, removes)
                 done += 1
-                self.progress(done, total)
+                self.progress(done_before + done, total)
         self._embed(pending, writes, report)
         self._flush(writes, removes)
 
@@ -211,7 +222,9 @@ class Indexer:
             # Another process removed every record with this content since we looked: embed it.
             self._embed_after_all(e, old, report, pending)
             return
-        gone = [r for r in records.values() if file_of(r.path) not in self._present and not os.path.exists(file_of(r.path))]
+        # Catalogue items (virtual `item:` paths) are never a file that moved.
+        gone = [r for r in records.values() if file_of(r.path) not in self._present and not r.path.startswith("item:")
+                and not os.path.exists(file_of(r.path))]
         if old is not None:
             removes.append(old.stored_id)  # a different file now sits at this path
             self._forget(old)

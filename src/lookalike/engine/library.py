@@ -24,14 +24,17 @@ from ..imaging import ImageSource, load_image
 from ..models import FeatureExtractor, TrainableExtractor, get_extractor, model_info
 from ..models.imagenet_labels import imagenet_labels
 from ..store import ImageRecord, SearchFilter, VectorStore, library_exists, open_store
+from . import cleanup
 from .browse import check_sort, sort_records
+from .cleanup import Choice, CleanupReport, UndoReport
 from .combine import check_weights, combine_vectors
 from .duplicates import TIERS, DuplicateProgressFn, DuplicateReport, DuplicateThresholds, find_duplicates
 from .entries import file_of, split_entry
 from .indexer import AddReport, Indexer, ProgressFn
+from .keep_policy import KeepPolicy
 from .params import check_ef, check_k, check_score, fit_sample, no_image
 from .query import resolve
-from .scan import absolute, printable, scan
+from .scan import absolute, printable, record_file_exists, record_folder_exists, scan
 from .tags import FILTER_CONFIDENCE, Expansion, VocabularyEntry, expand, rank_by_tag, vocabulary
 from .video_index import frame_sha
 
@@ -47,9 +50,17 @@ class Hit:
     score: float
     fields: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def item(self) -> str | None:
+        """The catalogue item's id (engine/catalogue/), None for an indexed file."""
+        return self.path[len("item:"):] if self.path.startswith("item:") else None
+
     def to_dict(self) -> dict:
         fields = {k: printable(v, controls=False) if isinstance(v, str) else v for k, v in self.fields.items()}
-        return {**asdict(self), "path": printable(self.path, controls=False), "fields": fields}  # JSON-safe for any file name
+        out = {**asdict(self), "path": printable(self.path, controls=False), "fields": fields}  # JSON-safe for any file name
+        if self.item is not None:  # catalogue items carry their id; file results keep their shape
+            out["item"] = self.item
+        return out
 
 
 class Library:
@@ -59,6 +70,7 @@ class Library:
         self.model = model
         self.dim = model_info(model).dim
         self._extractor: FeatureExtractor | None = None
+        self._gone: set[int] = set()  # images found deleted at search time, to remove from the store
 
     # -- opening --------------------------------------------------------------------------
     @classmethod
@@ -140,7 +152,8 @@ class Library:
     def _remember_roots(self, paths: Sequence[str | os.PathLike]) -> None:
         """The real folders and files ever indexed: files are served only from under them."""
         roots = set(self.indexed_roots())
-        new = {os.path.realpath(absolute(p)) for p in paths} - roots
+        # Paths under a known root add nothing (a watcher adds single files all day long).
+        new = {real for real in (os.path.realpath(absolute(p)) for p in paths) if not _under(real, list(roots))}
         if new:
             self.store.set_meta({ROOTS_META: json.dumps(sorted(roots | new))})
 
@@ -156,7 +169,7 @@ class Library:
         path lies under a folder or file passed to `add` (or the library's own folder), with the
         indexed size and mtime or, when those changed, the indexed content. The caller closes the fd."""
         rec = self.get(id_)
-        path, fragment = split_entry(rec.path)  # a video frame's file is its video
+        path, fragment = split_entry(rec.path)  # a video's frame or a scan's slice is served as its file
         gone = f"the file of image {id_} is gone from disk: {path}"
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
@@ -199,12 +212,17 @@ class Library:
             if rec is not None:
                 ids.append(rec.stored_id)
             ids += [r.stored_id for r in self.store.iter_records(where=SearchFilter(path.rstrip(os.sep) + os.sep))]
-            ids += [r.stored_id for r in self.store.iter_records(where=SearchFilter(path + "#"))
-                    if file_of(r.path) == path]  # a video's frames
+            ids += [r.stored_id for r in self.store.iter_records(where=SearchFilter(path + "#")) if file_of(r.path) == path]
         ids = sorted(set(ids))
         if ids:
             self.store.write(removes=ids)
         return len(ids)
+
+    def is_indexed(self, path: str | os.PathLike) -> bool:
+        """Whether an image is indexed at `path`, or under it when it names a folder."""
+        p = absolute(path)
+        return self.store.find_path(p) is not None or \
+            next(iter(self.store.iter_records(limit=1, where=SearchFilter(p.rstrip(os.sep) + os.sep))), None) is not None
 
     def _prune(self, roots: list[str]) -> int:
         gone = [r.stored_id for r in self.store.iter_records()
@@ -301,14 +319,68 @@ class Library:
         if text is not None:
             return self._search_tagged(vector, text, k, min_score, where, exclude)
         q = np.asarray(vector, np.float32)[None]
-        # Only pass `ef` when set, so stores written against the original protocol still work.
-        scored = (self.store.search(q, k, where, exclude, ef=ef) if ef is not None
-                  else self.store.search(q, k, where, exclude))[0]
-        if min_score is not None:
-            scored = [(i, s) for i, s in scored if s >= min_score]
-        records = self.store.get([i for i, _ in scored])
-        return [Hit(rank, i, records[i].path, round(s, 6), records[i].fields)
-                for rank, (i, s) in enumerate(((i, s) for i, s in scored if i in records), start=1)]
+        gone: list[int] = []
+
+        def ask(n: int) -> list[tuple[ImageRecord, float]]:
+            # Only pass `ef` when set, so stores written against the original protocol still work.
+            skip = [*exclude, *gone]
+            scored = (self.store.search(q, n, where, skip, ef=ef) if ef is not None else self.store.search(q, n, where, skip))[0]
+            if min_score is not None:
+                scored = [(i, s) for i, s in scored if s >= min_score]
+            records = self.store.get([i for i, _ in scored])
+            return [(records[i], s) for i, s in scored if i in records]
+
+        found = self._present(ask, k, gone)
+        return [Hit(rank, rec.stored_id, rec.path, round(s, 6), rec.fields) for rank, (rec, s) in enumerate(found, start=1)]
+
+    def _present(self, ask, k: int, gone: list[int]) -> list[tuple[ImageRecord, float]]:
+        """The best `k` results whose files still exist. `ask(n)` returns the best n (record,
+        score) pairs leaving out `gone`; it is asked for a few more than k, and again while
+        files turn out to be gone, so deleted files never come back in results. Costs one
+        stat per hit returned (plus one per gone file); gone images are queued for removal."""
+        extra = max(2, k // 4)
+        found: list[tuple[ImageRecord, float]] = []
+        for _ in range(4):
+            found = []
+            batch = ask(k + extra)
+            news = 0
+            for rec, s in batch:
+                if len(found) == k:
+                    break
+                if rec.id in gone:
+                    continue
+                if record_file_exists(rec.path):
+                    found.append((rec, s))
+                else:
+                    gone.append(rec.id)
+                    self._queue_gone(rec)
+                    news += 1
+            if len(found) == k or len(batch) < k + extra or not news:
+                break
+            extra *= 4
+        self._forget_gone()
+        return found
+
+    def _queue_gone(self, rec: ImageRecord) -> None:
+        # Only when its folder is still there: a whole missing folder may be an unmounted
+        # drive, whose images must come back when it does (`index --prune` forgets them).
+        if record_folder_exists(rec.path):
+            self._gone.add(rec.stored_id)
+
+    def _forget_gone(self) -> None:
+        """Remove the queued gone images; a library that cannot be written now (read-only,
+        busy) keeps them queued for the next search."""
+        if not self._gone:
+            return
+        ids = sorted(self._gone)
+        try:
+            records = self.store.get(ids)
+            still_gone = [i for i, r in records.items() if not record_file_exists(r.path)]  # not re-created meanwhile
+            if still_gone:
+                self.store.write(removes=still_gone)
+            self._gone.difference_update(ids)
+        except LookalikeError:
+            pass
 
     def _search_tagged(self, vector: np.ndarray, text: str, k: int, min_score: float | None,
                        where: SearchFilter | None, exclude: Sequence[int]) -> list[Hit]:
@@ -321,8 +393,10 @@ class Library:
         if not tagged:
             return []
         sims = self.store.vectors([rec.stored_id for rec in tagged]) @ np.asarray(vector, np.float32)
-        order = sorted(range(len(tagged)), key=lambda i: (-float(sims[i]), tagged[i].id))[:k]
-        scored = [(tagged[i], round(float(sims[i]), 6)) for i in order if min_score is None or sims[i] >= min_score]
+        order = sorted(range(len(tagged)), key=lambda i: (-float(sims[i]), tagged[i].id))
+        ranked = [(tagged[i], round(float(sims[i]), 6)) for i in order if min_score is None or sims[i] >= min_score]
+        gone: list[int] = []
+        scored = self._present(lambda n: [(rec, s) for rec, s in ranked if rec.id not in gone][:n], k, gone)
         return [Hit(rank, rec.stored_id, rec.path, s, rec.fields) for rank, (rec, s) in enumerate(scored, start=1)]
 
     def search_text(self, text: str, k: int = 10, *, min_score: float | None = None,
@@ -332,7 +406,13 @@ class Library:
         commas separate alternatives). Here `score` is the classifier's confidence: the
         summed probability of the image's matching classes, descending."""
         k, min_score = check_k(k), check_score(min_score, low=None, high=None)
-        ranked = rank_by_tag(self.store, text, k, self.where(where), min_score)
+        where = self.where(where)
+        gone: list[int] = []
+
+        def ask(n: int) -> list[tuple[ImageRecord, float]]:
+            return [(rec, s) for rec, s in rank_by_tag(self.store, text, n + len(gone), where, min_score) if rec.id not in gone][:n]
+
+        ranked = self._present(ask, k, gone)
         return [Hit(rank, rec.stored_id, rec.path, round(s, 6), rec.fields) for rank, (rec, s) in enumerate(ranked, start=1)]
 
     def expand(self, word: str) -> Expansion:
@@ -370,11 +450,39 @@ class Library:
         return list(self.get(id_).tags)
 
     def duplicates(self, thresholds: DuplicateThresholds | None = None, tiers: Sequence[str] = TIERS, *,
-                   where: str | SearchFilter | None = None,
-                   progress: DuplicateProgressFn | None = None) -> DuplicateReport:
-        """Groups of exact copies, near-duplicates and similar shots (engine/duplicates.py)
-        among the images `where` selects."""
-        return find_duplicates(self.store, thresholds, tiers, self.where(where), progress)
+                   where: str | SearchFilter | None = None, progress: DuplicateProgressFn | None = None,
+                   keep: KeepPolicy | str | None = None) -> DuplicateReport:
+        """Disjoint groups of exact copies, near-duplicates and similar shots among the images
+        `where` selects, each naming the image to keep by the `keep` policy
+        (engine/duplicates.py, engine/keep_policy.py)."""
+        policy = keep if isinstance(keep, KeepPolicy) else KeepPolicy.parse(keep)
+        return find_duplicates(self.store, thresholds, tiers, self.where(where), progress, keep=policy)
+
+    def cleanup(self, choices: Sequence[Choice], mode: str, move_to: str | os.PathLike | None = None, *,
+                dry_run: bool = True, log: str | os.PathLike | None = None) -> CleanupReport:
+        """Move (`mode="move"`, into `move_to`) or trash the images each choice does not keep;
+        only a plan unless `dry_run` is False; an undo log is written (engine/cleanup.py)."""
+        planned = cleanup.plan(self, choices, mode, move_to)
+        return planned if dry_run else cleanup.apply(self, planned, log)
+
+    def undo_cleanup(self, log: str | os.PathLike) -> UndoReport:
+        """Put back every file a cleanup's undo log names."""
+        return cleanup.undo(self, log)
+
+    # -- catalogue (engine/catalogue/) ----------------------------------------------------------
+    def import_items(self, source: str | os.PathLike, id_column: str, image_columns: Sequence[str], **options):
+        """Upsert a shop's product file (CSV/TSV/JSONL/parquet); see engine/catalogue/sync.py."""
+        from .catalogue import import_items
+
+        return import_items(self, source, id_column, list(image_columns), **options)
+
+    def similar_items(self, item: str, k: int = 10, **options):
+        """Items that look like item `item` (never itself): where=, colour=, collapse=, distinct=
+        (engine/catalogue/similar.py)."""
+        from .catalogue.items import item_path
+        from .catalogue.similar import similar
+
+        return similar(self, item_path(item), k, **options)
 
     def get(self, id_: int) -> ImageRecord:
         """The record of image `id_`; `NotFound` when there is none."""
@@ -470,7 +578,7 @@ def _sha256_fd(fd: int) -> str:
 def _same_content(fd: int, sha256: str, fragment: str | None) -> bool:
     """Whether the open file still has the indexed content (a frame's hash derives from its video's)."""
     digest = _sha256_fd(fd)
-    return (frame_sha(digest, fragment) if fragment is not None else digest) == sha256
+    return (frame_sha(digest, fragment) if fragment is not None and fragment.startswith("t=") else digest) == sha256
 
 
 def _under(path: str, roots: list[str]) -> bool:

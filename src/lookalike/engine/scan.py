@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..media.formats import MEDIA_EXTENSIONS, extension
+from ..medical.reader import is_scan_name, sniff_dicom
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,10 @@ def scan(paths: list[str | os.PathLike], skip: Sequence[str | os.PathLike] = (),
                 for name in sorted(filenames):
                     if name.startswith("."):
                         continue
-                    if os.path.splitext(name)[1].lower() in MEDIA_EXTENSIONS:
-                        take(os.path.join(dirpath, name))
+                    full = os.path.join(dirpath, name)
+                    if (os.path.splitext(name)[1].lower() in MEDIA_EXTENSIONS or is_scan_name(name)
+                            or (_maybe_dicom(name) and sniff_dicom(full))):
+                        take(full)
                     elif skipped is not None:
                         skipped[extension(name)] += 1
         elif os.path.lexists(root):
@@ -67,6 +70,36 @@ def scan(paths: list[str | os.PathLike], skip: Sequence[str | os.PathLike] = (),
         else:
             failed.append((root, "no such file or directory"))
     return list(entries.values()), failed
+
+
+def _maybe_dicom(name: str) -> bool:
+    """PACS exports name DICOM files IM0001, 1.2.840.113619.2..., DICOM/I0: no extension, or a
+    numeric one. Only those are opened to look for the DICM preamble."""
+    ext = os.path.splitext(name)[1]
+    return ext == "" or ext[1:].isdigit()
+
+
+# Records that are not local files: catalogue items (engine/catalogue) and PACS instances
+# (engine/dicomweb_index.py). They exist as long as the library says so.
+VIRTUAL_PREFIXES = ("item:", "dicomweb+")
+
+
+def record_file_exists(path: str) -> bool:
+    """Whether the file behind an indexed record's path still exists: the one check that
+    searches and duplicate reports use to leave deleted files out. A frame, slice or video
+    moment (`FILE#frame=N`, engine/entries.py) lives as long as its file."""
+    if path.startswith(VIRTUAL_PREFIXES):
+        return True
+    from .entries import file_of
+
+    return os.path.exists(file_of(path))
+
+
+def record_folder_exists(path: str) -> bool:
+    """Whether the folder of a record's file exists (a missing one may be an unplugged drive)."""
+    from .entries import file_of
+
+    return os.path.isdir(os.path.dirname(file_of(path)))
 
 
 def printable(path: str, controls: bool = True) -> str:

@@ -21,7 +21,7 @@ from lookalike.imaging import crop_relative
 from tests.support.server import BackgroundServer
 from tests.support.web import jpeg, upload
 
-HIT_KEYS = ["rank", "id", "path", "score", "name", "fields", "thumb_url", "image_url"]
+HIT_KEYS = ["rank", "id", "path", "score", "name", "fields", "item", "thumb_url", "image_url"]
 
 
 @pytest.fixture(scope="module")

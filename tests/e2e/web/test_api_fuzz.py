@@ -40,8 +40,11 @@ def _app(tmp_root):
 
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory):
-    app = _app(tmp_path_factory.mktemp("fuzz"))
-    return schemathesis.openapi.from_asgi("/openapi.json", app)
+    root = tmp_path_factory.mktemp("fuzz")
+    app = _app(root)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_DATA_HOME", str(root / "xdg"))  # fuzzed "trash" actions use a trash of their own
+        yield schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
 def test_no_server_errors(api_schema):

@@ -19,7 +19,15 @@ const el = {
   summary: $("summary"), results: $("results"), placeholder: $("placeholder"),
   browse: $("browse"), prev: $("prev"), next: $("next"), pageInfo: $("page-info"),
   card: $("card"),
+  addImages: $("add-images"), addInput: $("add-input"),
+  dupsActions: $("dups-actions"), dupsSelection: $("dups-selection"), dupsMove: $("dups-move"), dupsTrash: $("dups-trash"),
+  viewer: $("viewer"), viewerImg: $("viewer-img"), viewerName: $("viewer-name"), viewerPath: $("viewer-path"),
+  viewerCopy: $("viewer-copy"), viewerFacts: $("viewer-facts"), viewerTags: $("viewer-tags"), viewerFields: $("viewer-fields"),
+  viewerPrev: $("viewer-prev"), viewerNext: $("viewer-next"), viewerSimilar: $("viewer-similar"), viewerClose: $("viewer-close"),
+  confirmDialog: $("confirm-dialog"), confirmText: $("confirm-text"), confirmOk: $("confirm-ok"),
+  keyDialog: $("key-dialog"), keyInput: $("key-input"),
 };
+const KEY_STORE = "lookalike-api-key";
 
 const state = {
   stats: null,
@@ -28,10 +36,25 @@ const state = {
   objectUrl: null,
   offset: 0,
   searchSeq: 0,    // answers to superseded searches are dropped
+  view: "search",  // the view on screen; a message belongs to the view it was shown in
+  dups: null,      // {report, keep: Map(group -> kept id), include: Set(group)} of the Duplicates view
 };
 
 // ---- talking to the API -------------------------------------------------------------------
 async function api(path, options = {}) {
+  const { res, body } = await request(path, options);
+  if (!res.ok) {
+    const detail = body && typeof body.detail === "string" ? body.detail : `${res.status} ${res.statusText}`;
+    const error = new Error(detail);
+    error.status = res.status;
+    if (res.status === 401 || res.status === 403) sessionStorage.removeItem(KEY_STORE);  // ask again next time
+    throw error;
+  }
+  return body;
+}
+
+// The response and its JSON body (null when it has none), whatever the status.
+async function request(path, options = {}) {
   let res;
   try {
     res = await fetch(path, options);
@@ -40,11 +63,50 @@ async function api(path, options = {}) {
   }
   let body = null;
   try { body = await res.json(); } catch { /* not JSON */ }
-  if (!res.ok) {
-    const detail = body && typeof body.detail === "string" ? body.detail : `${res.status} ${res.statusText}`;
-    throw new Error(detail);
+  return { res, body };
+}
+
+// Headers for a write: the API key when the server wants one (asked once per tab), or
+// null when the user declined to give it.
+async function writeHeaders() {
+  if (!state.stats || !state.stats.writes_need_key) return {};
+  let key = sessionStorage.getItem(KEY_STORE);
+  if (!key) {
+    key = await ask(el.keyDialog, () => { el.keyInput.value = ""; }) ? el.keyInput.value.trim() : "";
+    if (!key) return null;
+    sessionStorage.setItem(KEY_STORE, key);
   }
-  return body;
+  return { "X-API-Key": key };
+}
+
+// Opens a <dialog> whose form has OK ("ok") and Cancel buttons; resolves true on OK.
+function ask(dialog, prepare) {
+  return new Promise((resolve) => {
+    dialog.returnValue = "";
+    if (prepare) prepare();
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+    dialog.showModal();
+  });
+}
+function confirmAction(text, okLabel) {
+  return ask(el.confirmDialog, () => { el.confirmText.textContent = text; el.confirmOk.textContent = okLabel; });
+}
+
+const plural = (n, word, many = `${word}s`) => `${n.toLocaleString()} ${n === 1 ? word : many}`;
+function formatBytes(n) {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(1)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+  if (n >= 1e3) return `${Math.round(n / 1e3)} kB`;
+  return `${n} bytes`;
+}
+// "/photos/2023/rome/IMG_1.jpg" -> ["/photos/2023/rome", "IMG_1.jpg"] (server paths: / or \\).
+function splitPath(path) {
+  const i = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  return i < 0 ? ["", path] : [path.slice(0, i) || path.slice(0, 1), path.slice(i + 1)];
+}
+function shortFolder(folder) {
+  const parts = folder.split(/[\\/]/).filter(Boolean);
+  return parts.length > 2 ? `…/${parts.slice(-2).join("/")}` : folder;
 }
 
 // ---- messages -------------------------------------------------------------------------------
@@ -79,16 +141,34 @@ async function loadStats() {
 }
 
 // ---- cards ------------------------------------------------------------------------------------
+function scanLabel(f) {
+  if (f.format !== "dicom" && f.format !== "nifti") return "";
+  const parts = [f.modality, f.series_description || f.study_description];
+  if (typeof f.slice_position === "number") parts.push(`${f.slice_position} mm`);
+  return parts.filter(Boolean).join(" · ");
+}
+
 function makeCard(item, score) {
   const li = el.card.content.firstElementChild.cloneNode(true);
   const button = li.querySelector(".card");
   button.dataset.id = item.id;
-  button.title = `${item.name}${score === undefined ? "" : ` · score ${score.toFixed(4)}`} — click for more like this`;
+  const full = item.path || item.name;
+  button.title = `${full}${score === undefined ? "" : ` · score ${score.toFixed(4)}`} — click for more like this`;
+  const folder = li.querySelector(".folder");
+  folder.textContent = item.path ? shortFolder(splitPath(item.path)[0]) : "";
+  li.querySelector(".view").addEventListener("click", () => openViewer(item.id, li));
   const img = li.querySelector("img");
   img.src = item.thumb_url;
   img.alt = item.name;
   img.addEventListener("error", () => { img.alt = `${item.name} (file missing)`; }, { once: true });
   li.querySelector(".name").textContent = item.name;
+  const scan = scanLabel(item.fields || {});
+  if (scan) {  // a DICOM frame or NIfTI slice: what and where it is
+    const line = document.createElement("span");
+    line.className = "scan";
+    line.textContent = scan;
+    li.querySelector(".meta").after(line);
+  }
   const s = li.querySelector(".score");
   if (score === undefined) {
     s.remove();
@@ -341,6 +421,9 @@ async function loadPage(offset) {
     const page = await api(`/api/images?offset=${offset}&limit=${PAGE}`);
     state.offset = page.offset;
     el.browse.replaceChildren(...page.items.map((item) => makeCard(item)));
+    if (page.total === 0) el.browse.replaceChildren(placeholder("browse-empty",
+      "This library is empty. Add pictures with the Add images button above, or index a folder on the server with "
+      + "`lookalike index PHOTOS --library DIR`."));
     const first = page.total ? page.offset + 1 : 0;
     const last = page.offset + page.items.length;
     el.pageInfo.textContent = page.total ? `${first}–${last} of ${page.total.toLocaleString()}` : "No images yet";
@@ -350,6 +433,14 @@ async function loadPage(offset) {
     showMessage(e.message, "error");
   }
 }
+function placeholder(id, text) {
+  const li = document.createElement("li");
+  li.className = "placeholder wide";
+  li.id = id;
+  li.textContent = text;
+  return li;
+}
+
 el.prev.addEventListener("click", () => { history.pushState(null, "", `#browse/${Math.max(0, state.offset - PAGE)}`); route(); });
 el.next.addEventListener("click", () => { history.pushState(null, "", `#browse/${state.offset + PAGE}`); route(); });
 
@@ -361,6 +452,8 @@ async function loadDuplicates(tier) {
   const seq = ++dupsSeq;
   el.dupsTier.value = tier;
   el.dups.replaceChildren();
+  el.dupsActions.hidden = true;
+  state.dups = null;
   el.dupsSummary.textContent = "Looking for duplicates…";
   el.dups.setAttribute("aria-busy", "true");
   try {
@@ -399,11 +492,16 @@ function renderDuplicates(report, tier) {
     el.dups.replaceChildren(p);
     return;
   }
-  el.dupsSummary.append(" · the first image of each group has the most pixels; score = similarity to it");
+  el.dupsSummary.append(` · the first image of each group is kept (policy: ${report.keep_policy}); score = similarity to it`);
+  // Exact copies and near-duplicates are set aside by default; similar shots only when ticked.
+  state.dups = { report, keep: new Map(report.groups.map((g) => [g.group, g.members[0].id])),
+                 aside: new Set(report.groups.flatMap((g) => g.members.filter((m) => m.match === "exact" || m.match === "near")
+                                                                       .map((m) => m.id))) };
   el.dups.replaceChildren(...report.groups.map((g) => {
     const li = document.createElement("li");
     li.className = "dup-group";
     li.dataset.tier = g.tier;
+    li.dataset.group = g.group;
     const head = document.createElement("p");
     head.className = "dup-head";
     const title = document.createElement("strong");
@@ -414,22 +512,241 @@ function renderDuplicates(report, tier) {
     head.append(title, badge, `${g.members.length} images`);
     const grid = document.createElement("ol");
     grid.className = "grid";
-    grid.append(...g.members.map((m, i) => {
+    grid.append(...g.members.map((m) => {
       const card = makeCard(m, m.score);
-      if (i === 0) card.querySelector(".card").classList.add("keep");
+      card.dataset.match = m.match || "";
+      const controls = document.createElement("div");
+      controls.className = "dup-controls";
+      const keepThis = document.createElement("button");
+      keepThis.type = "button";
+      keepThis.className = "keep-this";
+      keepThis.addEventListener("click", () => {
+        state.dups.keep.set(g.group, m.id);
+        state.dups.aside.delete(m.id);  // a keeper is never set aside
+        markKeeper(li, g);
+      });
+      const aside = document.createElement("label");
+      aside.className = "aside-toggle";
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.addEventListener("change", () => {
+        if (box.checked) state.dups.aside.add(m.id); else state.dups.aside.delete(m.id);
+        markKeeper(li, g);
+      });
+      aside.append(box, ` set aside${m.match ? ` (${m.match})` : ""}`);
+      controls.append(keepThis, aside);
+      card.append(controls);
       return card;
     }));
     li.append(head, grid);
+    markKeeper(li, g);
     return li;
   }));
 }
+
+// Shows which image of a group is kept and which would be set aside; updates the totals.
+function markKeeper(li, g) {
+  const kept = state.dups.keep.get(g.group);
+  for (const item of li.querySelectorAll(".card-item")) {
+    const id = Number(item.querySelector(".card").dataset.id);
+    const isKept = id === kept;
+    item.querySelector(".card").classList.toggle("keep", isKept);
+    item.classList.toggle("aside", !isKept && state.dups.aside.has(id));
+    const button = item.querySelector(".keep-this");
+    button.textContent = isKept ? "Kept" : "Keep this";
+    button.disabled = isKept;
+    button.setAttribute("aria-pressed", String(isKept));
+    const toggle = item.querySelector(".aside-toggle");
+    toggle.hidden = isKept;
+    toggle.querySelector("input").checked = !isKept && state.dups.aside.has(id);
+  }
+  const chosen = resolveChoices();
+  const n = chosen.reduce((sum, c) => sum + c.remove.length, 0);
+  el.dupsSelection.textContent = n ? `${plural(n, "image")} from ${plural(chosen.length, "group")} would be set aside (${formatBytes(chosenBytes(chosen))})`
+    : "Tick the images to set aside.";
+  el.dupsMove.disabled = el.dupsTrash.disabled = n === 0;
+  el.dupsActions.hidden = false;
+}
+
+function resolveChoices() {
+  const d = state.dups;
+  return d.report.groups.map((g) => {
+    const keep = d.keep.get(g.group);
+    return { keep, remove: g.members.filter((m) => m.id !== keep && d.aside.has(m.id)).map((m) => m.id) };
+  }).filter((c) => c.remove.length);
+}
+function chosenBytes(chosen) {
+  const size = new Map(state.dups.report.groups.flatMap((g) => g.members.map((m) => [m.id, m.size])));
+  return chosen.reduce((sum, c) => sum + c.remove.reduce((s, id) => s + size.get(id), 0), 0);
+}
+
+async function resolveDuplicates(action) {
+  if (!state.dups) return;
+  const groups = resolveChoices();
+  const n = groups.reduce((sum, c) => sum + c.remove.length, 0);
+  if (!n) return;
+  const what = `${plural(n, "image")} (${formatBytes(chosenBytes(groups))}) from ${plural(groups.length, "group")}`;
+  const text = action === "trash"
+    ? `Move ${what} to the server's trash? Kept images stay where they are. This can be undone on the server.`
+    : `Move ${what} into the library's set-aside folder on the server? Kept images stay where they are. This can be undone on the server.`;
+  if (!await confirmAction(text, action === "trash" ? "Move to trash" : "Move aside")) return;
+  const headers = await writeHeaders();
+  if (headers === null) return;
+  try {
+    const r = await api("/api/duplicates/resolve", { method: "POST", headers: { ...headers, "Content-Type": "application/json" },
+                                                      body: JSON.stringify({ action, groups }) });
+    const done = `${action === "trash" ? "Moved to the trash" : "Set aside"}: ${plural(r.actions.length, "image")}`
+      + (r.set_aside ? ` (in ${r.set_aside})` : "");
+    const skipped = r.skipped.length ? `; ${plural(r.skipped.length, "file")} left alone: `
+      + r.skipped.map((s) => `${s.path}: ${s.reason}`).join("; ") : "";
+    const undo = r.log ? `. Undo on the server with: lookalike duplicates --undo ${r.log}` : "";
+    await loadDuplicates(el.dupsTier.value);
+    showMessage(done + skipped + undo, r.skipped.length ? "error" : "info");
+    loadStats();
+  } catch (e) {
+    showMessage(e.message, "error");
+  }
+}
+el.dupsMove.addEventListener("click", () => resolveDuplicates("move"));
+el.dupsTrash.addEventListener("click", () => resolveDuplicates("trash"));
 el.dupsTier.addEventListener("change", () => {
   history.pushState(null, "", el.dupsTier.value ? `#duplicates/${el.dupsTier.value}` : "#duplicates");
   route();
 });
 
+// ---- the full-size viewer ----------------------------------------------------------------------------
+const viewer = { ids: [], index: 0, seq: 0, image: null };
+const MAX_VIEWER_TAGS = 8;
+
+function openViewer(id, li) {
+  const grid = li.closest("ol");
+  viewer.ids = grid ? [...grid.querySelectorAll(".card")].map((c) => Number(c.dataset.id)) : [id];
+  viewer.index = Math.max(0, viewer.ids.indexOf(id));
+  if (!el.viewer.open) el.viewer.showModal();
+  showInViewer();
+}
+
+async function showInViewer() {
+  const seq = ++viewer.seq;
+  const id = viewer.ids[viewer.index];
+  el.viewer.dataset.id = id;
+  el.viewerPrev.disabled = viewer.index === 0;
+  el.viewerNext.disabled = viewer.index >= viewer.ids.length - 1;
+  try {
+    const image = await api(`/api/images/${id}`);
+    if (seq !== viewer.seq) return;
+    viewer.image = image;
+    el.viewerImg.src = image.image_url;
+    el.viewerImg.alt = image.name;
+    el.viewerName.textContent = image.name;
+    el.viewerPath.textContent = image.path;
+    el.viewerCopy.textContent = "Copy path";
+    const when = new Date(image.mtime * 1000).toLocaleString();
+    el.viewerFacts.textContent = `${image.width} × ${image.height} px · ${formatBytes(image.size)} · modified ${when}`
+      + ` · ${viewer.index + 1} of ${viewer.ids.length}`;
+    // The likeliest classes only: a library keeps dozens per image, most of them near 0 %.
+    const tags = image.tags.filter(([, p], i) => i < MAX_VIEWER_TAGS && (i === 0 || p >= 0.01));
+    el.viewerTags.replaceChildren(...(tags.length ? tags.map(([label, p]) => {
+      const li = document.createElement("li");
+      li.textContent = `${label} ${(p * 100).toFixed(0)}%`;
+      return li;
+    }) : [Object.assign(document.createElement("li"), { className: "hint", textContent: "No tags" })]));
+    const fields = Object.entries(image.fields || {});
+    el.viewerFields.replaceChildren(...(fields.length ? fields.flatMap(([key, value]) => {
+      const dt = document.createElement("dt");
+      dt.textContent = key;
+      const dd = document.createElement("dd");
+      dd.textContent = Array.isArray(value) ? value.join(", ") : String(value);
+      return [dt, dd];
+    }) : [Object.assign(document.createElement("dd"), { className: "hint", textContent: "No metadata fields" })]));
+  } catch (e) {
+    if (seq !== viewer.seq) return;
+    el.viewer.close();
+    showMessage(e.message, "error");
+  }
+}
+
+function stepViewer(delta) {
+  const next = viewer.index + delta;
+  if (next < 0 || next >= viewer.ids.length) return;
+  viewer.index = next;
+  showInViewer();
+}
+el.viewer.addEventListener("keydown", (e) => {
+  if (e.key === "ArrowLeft") { e.preventDefault(); stepViewer(-1); }
+  else if (e.key === "ArrowRight") { e.preventDefault(); stepViewer(1); }
+});  // Escape closes a modal <dialog> by itself
+el.viewer.addEventListener("click", (e) => { if (e.target === el.viewer) el.viewer.close(); });  // the backdrop
+el.viewer.addEventListener("close", () => { viewer.seq++; el.viewerImg.removeAttribute("src"); });
+el.viewerPrev.addEventListener("click", () => stepViewer(-1));
+el.viewerNext.addEventListener("click", () => stepViewer(1));
+el.viewerClose.addEventListener("click", () => el.viewer.close());
+el.viewerSimilar.addEventListener("click", () => {
+  const image = viewer.image;
+  el.viewer.close();
+  if (!image) return;
+  showView("search");
+  setQueryById(image.id, image.name, image.image_url, true);
+});
+el.viewerCopy.addEventListener("click", async () => {
+  const path = el.viewerPath.textContent;
+  try {
+    await navigator.clipboard.writeText(path);
+  } catch {  // no clipboard permission (e.g. plain http): select it for Ctrl+C instead
+    const range = document.createRange();
+    range.selectNodeContents(el.viewerPath);
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    el.viewerCopy.textContent = "Selected: press Ctrl+C";
+    return;
+  }
+  el.viewerCopy.textContent = "Copied";
+});
+
+// ---- adding images ---------------------------------------------------------------------------------
+el.addImages.addEventListener("click", () => el.addInput.click());
+el.addInput.addEventListener("change", () => {
+  const files = [...el.addInput.files];
+  el.addInput.value = "";
+  if (files.length) addImages(files);
+});
+
+async function addImages(files) {
+  const headers = await writeHeaders();
+  if (headers === null) return;
+  let added = 0, known = 0;
+  const failed = [];
+  showMessage(`Adding ${plural(files.length, "image")}…`);
+  for (const file of files) {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    try {
+      const { res, body } = await request("/api/images", { method: "POST", body: form, headers });
+      if (res.status === 201) added++;
+      else if (res.ok) known++;
+      else {
+        if (res.status === 401 || res.status === 403) sessionStorage.removeItem(KEY_STORE);
+        const detail = body && typeof body.detail === "string" ? body.detail : `${res.status} ${res.statusText}`;
+        failed.push(detail.startsWith(file.name) ? detail : `${file.name}: ${detail}`);  // most errors name the file already
+      }
+    } catch (e) {
+      failed.push(`${file.name}: ${e.message}`);
+    }
+  }
+  await loadStats();
+  const parts = [`Added ${plural(added, "image")}`];
+  if (known) parts.push(`${known} already in the library`);
+  if (failed.length) parts.push(`${failed.length} failed: ${failed.join("; ")}`);
+  showMessage(parts.join("; "), failed.length ? "error" : "info");
+  if (state.view === "browse") loadPage(state.offset);
+}
+
 // ---- views and the address bar ------------------------------------------------------------------------
 function showView(view) {
+  if (view !== state.view) {
+    clearMessage();  // a message belongs to the view it was shown in
+    state.view = view;
+  }
   el.searchView.hidden = view !== "search";
   el.browseView.hidden = view !== "browse";
   el.dupsView.hidden = view !== "duplicates";
