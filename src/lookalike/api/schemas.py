@@ -17,6 +17,7 @@ class SearchBody(BaseModel):
     url: Optional[str] = Field(None, description="http(s) URL of an image the server downloads.")
     k: Optional[int] = Field(None, ge=1, le=1000, description="Number of results (default 10).")
     min_score: Optional[float] = Field(None, ge=-1, le=1, description="Drop results below this cosine similarity.")
+    min_confidence: Optional[float] = Field(None, ge=0, le=1, description="Drop results below this confidence.")
     crop: Optional[Crop] = Field(None, description=CROP_HELP)
     q: Optional[str] = Field(None, max_length=500, description="Keep only images tagged with an ImageNet label naming this.")
     text: Optional[str] = Field(None, max_length=500, description="Same as `q`.")
@@ -37,6 +38,9 @@ class Hit(BaseModel):
     id: int
     path: str
     score: float = Field(description="Cosine similarity to the query, descending.")
+    confidence: Optional[float] = Field(None, ge=0, le=1, description=(
+        "The probability that this image shows the same thing as the query (same object, product class or "
+        "photo), calibrated per model build; null for a model without a confidence curve."))
     name: str = Field(description="File name, for display.")
     fields: dict[str, Any] = Field(default_factory=dict, description="The image's metadata (folder, name, format, ...).")
     item: Optional[str] = Field(None, description="The catalogue item's id (docs/catalogue.md); null for an indexed file.")
@@ -49,6 +53,10 @@ class SearchResponse(BaseModel):
     model: str
     took_ms: float = Field(description="Time the engine spent (decoding, model, search), server side.")
     crop: Optional[Crop] = None
+    verdict: Optional[str] = Field(None, description=(
+        '"good match" when the best result\'s confidence reaches `good_match`, "no good match" otherwise; '
+        "null for word search (its scores are the classifier's probabilities) and uncalibrated models."))
+    good_match: Optional[float] = Field(None, description="The confidence a result needs to be a good match.")
     results: list[Hit]
 
 

@@ -90,7 +90,7 @@ class Service:
         t0 = time.perf_counter()
         check_text(text)
         if has_preamble(data[:132]):  # a DICOM upload: windowed as the library windows its scans
-            image = scan_picture(data, label, self.lib.store.get_meta().get(WINDOW_META))
+            image = scan_picture(data, label, self.lib.setting(WINDOW_META))
             image = crop_relative(image, crop) if crop is not None else image
         elif crop is None:  # decoded exactly as the indexer decodes files, so a copy of one scores 1.0
             image = decode_image(data, label, self.lib.extractor.draft_size, self.pixel_limit)
@@ -138,6 +138,16 @@ class Service:
         check_text(text)
         hits = self.lib.search_text(text, k, min_score=min_score, where=where)
         return SearchResult(text, _ms(t0), hits)
+
+    def explain(self, query_id: int, result_id: int, side: str | None) -> tuple[dict, bytes | None]:
+        """(JSON grid, PNG or None when `side` is None) of where two indexed images agree
+        (engine/explain.py)."""
+        from ..engine.explain import render_png
+
+        t0 = time.perf_counter()
+        explanation, q_image, r_image = self.lib.explain(query_id, result_id)
+        grid = {**explanation.to_dict(), "took_ms": _ms(t0)}
+        return grid, None if side is None else render_png(q_image, r_image, explanation, side)
 
     def duplicates(self, thresholds: DuplicateThresholds, tiers: list[str], where: SearchFilter | None) -> DuplicateReport:
         """Cached per library state (this server's writes and the image count) for DUPLICATES_TTL_S
@@ -203,7 +213,7 @@ class Service:
         if entry_time(rec.path) is None:
             data = self._indexed_bytes(id_)
             if is_scan_entry(rec.path):
-                return scan_picture(data, rec.path, self.lib.store.get_meta().get(WINDOW_META))
+                return scan_picture(data, rec.path, self.lib.setting(WINDOW_META))
             return decode_image(data, rec.path, draft_size)
         _, f, _, _ = self.open_file(id_)
         f.close()
