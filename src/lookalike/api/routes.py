@@ -49,8 +49,9 @@ CROP = Query(None, description=schemas.CROP_HELP + " As a query parameter: x0,y0
 TEXT_HELP = ("Words, e.g. `dog`, `bird`, `vehicle` or `espresso` (commas: any of): an ImageNet class or any "
              "WordNet noun above classes (`lookalike tags` lists them).")
 UNDER = Query(None, max_length=4096, description="Only images under this folder (a path on the server).")
-SINCE = Query(None, max_length=40, description=f"Only files modified on or after this date: {DATE_HELP}.")
-UNTIL = Query(None, max_length=40, description=f"Only files modified on or before this date (a date alone: that whole day): {DATE_HELP}.")
+SINCE = Query(None, max_length=40, description=f"Only images taken (else modified) on or after this date: {DATE_HELP}.")
+UNTIL = Query(None, max_length=40,
+              description=f"Only images taken (else modified) on or before this date (a date alone: that whole day): {DATE_HELP}.")
 WHERE = Query(None, max_length=2000, description="Filter on the images' fields, e.g. `format = \"jpeg\" and width >= 1000` "
                                                   "(docs/filters.md). Invalid: 422 with the offending column.")
 WINDOW = Query(None, max_length=40, description="Scans (DICOM, NIfTI): the window a DICOM query and the results' thumbnails "
@@ -257,10 +258,13 @@ def explain(request: Request, query: int = Query(..., ge=0, le=2**63 - 1, descri
 # -- browsing -------------------------------------------------------------------------------
 @router.get("/api/images", response_model=schemas.ImagePage, summary="Browse the library")
 def list_images(request: Request, offset: int = Query(0, ge=0, le=2**62), limit: int = Query(50, ge=1, le=500),
-                where: str | None = WHERE) -> schemas.ImagePage:
-    """Indexed images in id order, `limit` at a time; `where` keeps those whose fields match
-    (`total` then counts every image of the library)."""
-    total, records = _svc(request).page(offset, limit, where)
+                where: str | None = WHERE,
+                sort: str | None = Query(None, pattern=r"^-?(id|date|folder|name)$",
+                                         description="id (default), date (capture time, else file time), folder or name; "
+                                                     "a leading '-' reverses")) -> schemas.ImagePage:
+    """Indexed images in id order (or `sort` order), `limit` at a time; `where` keeps those
+    whose fields match (`total` then counts every image of the library)."""
+    total, records = _svc(request).page(offset, limit, where, sort)
     return schemas.ImagePage(total=total, offset=offset, limit=limit, items=[_image(r) for r in records])
 
 

@@ -22,8 +22,8 @@ class SearchBody(BaseModel):
     q: Optional[str] = Field(None, max_length=500, description="Keep only images tagged with an ImageNet label naming this.")
     text: Optional[str] = Field(None, max_length=500, description="Same as `q`.")
     under: Optional[str] = Field(None, max_length=4096, description="Only images under this folder (on the server).")
-    since: Optional[str] = Field(None, max_length=40, description="Only files modified on or after this date.")
-    until: Optional[str] = Field(None, max_length=40, description="Only files modified on or before this date.")
+    since: Optional[str] = Field(None, max_length=40, description="Only images taken (else modified) on or after this date.")
+    until: Optional[str] = Field(None, max_length=40, description="Only images taken (else modified) on or before this date.")
     where: Optional[str] = Field(None, max_length=2000, description="Filter on the images' fields (docs/filters.md).")
     window: Optional[str] = Field(None, max_length=40, description="Scans: the window of the query and of the thumbnails "
                                                                    "(brain, lung, bone, soft, auto or CENTRE,WIDTH).")
@@ -169,7 +169,9 @@ class Image(BaseModel):
     height: int
     tags: list[tuple[str, float]] = Field(description="Top ImageNet labels with probabilities.")
     added: float
-    fields: dict[str, Any] = Field(default_factory=dict, description="The image's metadata, filterable with `where`.")
+    fields: dict[str, Any] = Field(default_factory=dict, description=(
+        "The image's metadata, filterable with `where`: file facts, media (image|video), date, EXIF (taken, make, "
+        "camera, lens, orientation, lat, lon), a video frame's video_time, duration, frame_index."))
     thumb_url: str
     image_url: str
     similar_url: str

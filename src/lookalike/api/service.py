@@ -20,7 +20,7 @@ from PIL import Image
 from ..engine import Hit, Library
 from ..engine.cleanup import Choice, CleanupReport
 from ..engine.duplicates import DuplicateReport, DuplicateThresholds
-from ..engine.entries import file_of, frame_entry, is_scan_record, scan_picture
+from ..engine.entries import entry_time, file_of, frame_entry, is_scan_record, load_entry, scan_picture
 from ..engine.fetch import Fetcher
 from ..engine.medical_index import WINDOW_META
 from ..engine.params import check_label_text as check_text
@@ -39,6 +39,7 @@ from ..imaging import (
     original_size,
     release_free_memory,
 )
+from ..media.formats import media_kind
 from ..medical.dicom import has_preamble
 from ..medical.window import NAMES as WINDOW_NAMES
 from ..medical.window import parse_window
@@ -53,7 +54,8 @@ REGION_SCALE = 4
 DUPLICATES_TTL_S = 60.0
 _MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jfif": "image/jpeg", ".png": "image/png",
          ".webp": "image/webp", ".gif": "image/gif", ".bmp": "image/bmp", ".dib": "image/bmp",
-         ".tif": "image/tiff", ".tiff": "image/tiff"}
+         ".tif": "image/tiff", ".tiff": "image/tiff", ".avif": "image/avif", ".heic": "image/heic", ".heif": "image/heif",
+         ".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm", ".mkv": "video/x-matroska"}
 
 
 @dataclass
@@ -86,8 +88,8 @@ class Service:
     def record(self, id_: int) -> ImageRecord:
         return self.lib.record(id_)
 
-    def page(self, offset: int, limit: int, where: str | None = None) -> tuple[int, list[ImageRecord]]:
-        return len(self.lib), self.lib.records(offset, limit, where=where)
+    def page(self, offset: int, limit: int, where: str | None = None, sort: str | None = None) -> tuple[int, list[ImageRecord]]:
+        return len(self.lib), self.lib.records(offset, limit, where=where, sort=sort)
 
     def search_bytes(self, data: bytes, label: str, k: int, min_score: float | None, crop: CropBox | None,
                      where: SearchFilter | None = None, text: str | None = None, ef: int | None = None, *,
@@ -133,15 +135,12 @@ class Service:
         t0 = time.perf_counter()
         check_text(text)
         window, n = self._scan_options(window, group, k)
-        rec = self.record(id_)
+        rec = self.record(id_)  # NotFound before any work
         rerender = window is not None and window != self.library_window() and is_scan_record(rec.path, rec.fields)
         if crop is None and not rerender:
             hits = self.lib.search(id_, n, min_score=min_score, where=where, text=text, ef=ef)  # the stored vector; no model run
-        else:
-            if rerender:  # the frame or slice as the asked window shows it, not its stored vector
-                picture = scan_picture(self._indexed_bytes(id_), rec.path, window)
-            else:
-                picture = decode_image(self._indexed_bytes(id_), rec.path, self._region_draft())
+        else:  # a region, or the frame or slice as the asked window shows it (not its stored vector)
+            picture = self._entry_image(id_, self._region_draft(), window)
             region = crop_relative(picture, crop) if crop is not None else picture
             vector = self.lib.embed([region])[0]
             hits = self.lib.search_vector(vector, n, min_score=min_score, where=where, exclude=[id_], ef=ef, text=text)
@@ -203,7 +202,7 @@ class Service:
         rec, fd = self._open_item_image(id_) or self.lib.open_indexed_file(id_)
         f = os.fdopen(fd, "rb")
         size = os.fstat(fd).st_size
-        mime = _MIME.get(Path(rec.path).suffix.lower())
+        mime = _MIME.get(Path(file_of(rec.path)).suffix.lower())  # a video frame's file is its video
         if mime is None:
             try:
                 with open_image(f) as im:
@@ -231,6 +230,20 @@ class Service:
         with f:
             return f.read()
 
+    def _entry_image(self, id_: int, draft_size: int | None, window: str | None = None) -> Image.Image:
+        """The picture of an indexed entry: an image file's bytes as indexed, a scan's frame or
+        slice in `window` or the library's window, or a video's frame at the entry's time (once
+        the video is checked to be the one indexed)."""
+        rec = self.record(id_)
+        if entry_time(rec.path) is None:
+            data = self._indexed_bytes(id_)
+            if is_scan_record(rec.path, rec.fields):
+                return scan_picture(data, rec.path, window or self.library_window())
+            return decode_image(data, rec.path, draft_size)
+        _, f, _, _ = self.open_file(id_)
+        f.close()
+        return load_entry(rec.path, draft_size)
+
     def thumbnail(self, id_: int, window: str | None = None) -> Path | bytes:
         """The cached thumbnail's path; its bytes when the library directory is read-only.
         `window` renders a scan entry in that window instead of the library's (others ignore it)."""
@@ -245,11 +258,7 @@ class Service:
         if thumb.exists():
             return thumb
         try:
-            data = self._indexed_bytes(id_)
-            if scan:  # the frame or slice, in the asked window or the library's
-                im = scan_picture(data, rec.path, spec or self.library_window())
-            else:
-                im = decode_image(data, rec.path, draft_size=THUMB_PX)
+            im = self._entry_image(id_, THUMB_PX, spec)
         except ImageLoadError as e:
             raise NotFound(f"cannot make a thumbnail of image {id_}: {e.reason}") from None
         im.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
@@ -286,7 +295,8 @@ class Service:
             ext = ".dcm"
         else:
             decode_image(data, label, draft_size=THUMB_PX, pixel_limit=self.pixel_limit)
-            ext = FORMAT_EXTENSIONS[encoded_format(data) or "JPEG"]
+            # RAW is known by its name (its bytes look like TIFF); everything else by its content.
+            ext = Path(label).suffix.lower() if media_kind(label) == "raw" else FORMAT_EXTENSIONS[encoded_format(data) or "JPEG"]
         dest = self.uploads / f"{hashlib.sha256(data).hexdigest()}{ext}"
         with self._write_lock:
             if not dest.exists():

@@ -38,9 +38,9 @@ def search(
     where: Optional[str] = WhereOpt,
     under: Optional[Path] = typer.Option(None, "--under", help="Only images under this folder."),
     since: Optional[str] = typer.Option(
-        None, "--since", help="Only files modified on or after this date (YYYY-MM-DD[THH:MM], local time)."),
+        None, "--since", help="Only images taken (else modified) on or after this date (YYYY-MM-DD[THH:MM], local time)."),
     until: Optional[str] = typer.Option(
-        None, "--until", help="Only files modified on or before this date (a date alone includes that whole day)."),
+        None, "--until", help="Only images taken (else modified) on or before this date (a date alone includes that whole day)."),
     ef: Optional[int] = typer.Option(
         None, "--ef", min=1, help="ANN candidates per query on large libraries: higher is more exact, slower [default: 96]."),
     negative: Optional[List[str]] = typer.Option(

@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,11 +26,12 @@ from ..models.calibrate import Calibration
 from ..models.imagenet_labels import imagenet_labels
 from ..store import ImageRecord, SearchFilter, VectorStore, library_exists, open_store
 from . import cleanup
+from .browse import check_sort, sort_records
 from .cleanup import Choice, CleanupReport, UndoReport
 from .combine import check_weights, combine_vectors
 from .confidence import calibration_for, check_min_confidence, keep_confident, verdict, with_confidence
 from .duplicates import TIERS, DuplicateProgressFn, DuplicateReport, DuplicateThresholds, find_duplicates
-from .entries import file_of
+from .entries import file_of, split_entry
 from .explain import Explanation, agreement_maps
 from .indexer import AddReport, Indexer, ProgressFn
 from .keep_policy import KeepPolicy
@@ -37,6 +39,7 @@ from .params import check_ef, check_k, check_score, fit_sample, no_image
 from .query import resolve
 from .scan import absolute, printable, record_file_exists, record_folder_exists, scan
 from .tags import FILTER_CONFIDENCE, Expansion, VocabularyEntry, expand, rank_by_tag, vocabulary
+from .video_index import frame_sha
 
 STATE_DIR = "model-state"
 ROOTS_META = "indexed_roots"  # JSON list of the real paths passed to add()
@@ -138,7 +141,9 @@ class Library:
             raise refusal
         t0 = time.perf_counter()
         report = AddReport()
-        entries, report.failed = scan(list(paths), skip=[self.directory])
+        skipped: Counter[str] = Counter()
+        entries, report.failed = scan(list(paths), skip=[self.directory], skipped=skipped)
+        report.skipped_types = dict(skipped)
         self._fit_if_needed(entries)
         if entries:
             self._remember_roots(paths)
@@ -170,7 +175,7 @@ class Library:
         path lies under a folder or file passed to `add` (or the library's own folder), with the
         indexed size and mtime or, when those changed, the indexed content. The caller closes the fd."""
         rec = self.get(id_)
-        path = file_of(rec.path)  # a scan's frame or slice is served as its file
+        path, fragment = split_entry(rec.path)  # a video's frame or a scan's slice is served as its file
         gone = f"the file of image {id_} is gone from disk: {path}"
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
@@ -189,7 +194,7 @@ class Library:
             roots = self.indexed_roots() + [os.path.realpath(self.directory)]
             if not _under(real, roots) and real != os.path.abspath(path):
                 raise Conflict(f"the file of image {id_} now resolves outside the indexed folders: {path}")
-            if (st.st_size, st.st_mtime) != (rec.size, rec.mtime) and _sha256_fd(fd) != rec.sha256:
+            if (st.st_size, st.st_mtime) != (rec.size, rec.mtime) and not _same_content(fd, rec.sha256, fragment):
                 raise Conflict(f"the file of image {id_} changed since it was indexed; re-index it (lookalike index) to serve it")
             os.lseek(fd, 0, os.SEEK_SET)
             os.set_blocking(fd, True)
@@ -204,7 +209,8 @@ class Library:
         return bool(self.store.sync_index(progress))
 
     def remove(self, paths: Sequence[str | os.PathLike]) -> int:
-        """Forget these images (or every image under these folders). Files are untouched."""
+        """Forget these images (or every image under these folders, or every frame of these
+        videos). Files are untouched."""
         ids: list[int] = []
         for p in paths:
             path = absolute(p)
@@ -544,10 +550,16 @@ class Library:
             id_ = int(text)
         return self.get(id_)
 
-    def records(self, offset: int = 0, limit: int | None = None,
-                where: str | SearchFilter | None = None) -> list[ImageRecord]:
-        """Records in id order; `where` restricts them (offset/limit count matching ones)."""
-        return list(self.store.iter_records(offset, limit, self.where(where)))
+    def records(self, offset: int = 0, limit: int | None = None, where: str | SearchFilter | None = None,
+                sort: str | None = None) -> list[ImageRecord]:
+        """Records in id order, or by `sort`: "date" (capture time, else file time), "folder"
+        or "name"; "-date" etc. reverse it (engine/browse.py). `where` restricts them
+        (offset/limit count matching ones)."""
+        flt = self.where(where)
+        if check_sort(sort) in (None, "id"):
+            return list(self.store.iter_records(offset, limit, flt))
+        ordered = sort_records(self.store.iter_records(where=flt), sort)  # type: ignore[arg-type]
+        return ordered[offset:None if limit is None else offset + limit]
 
     def query_vector(self, query: ImageSource | int, window: str | None = None) -> tuple[np.ndarray, list[int]]:
         """One query's vector (read from the store for an indexed image, else embedded; scans
@@ -628,6 +640,12 @@ def _sha256_fd(fd: int) -> str:
     while chunk := os.read(fd, 1 << 20):
         h.update(chunk)
     return h.hexdigest()
+
+
+def _same_content(fd: int, sha256: str, fragment: str | None) -> bool:
+    """Whether the open file still has the indexed content (a frame's hash derives from its video's)."""
+    digest = _sha256_fd(fd)
+    return (frame_sha(digest, fragment) if fragment is not None and fragment.startswith("t=") else digest) == sha256
 
 
 def _under(path: str, roots: list[str]) -> bool:
