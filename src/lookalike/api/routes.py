@@ -142,7 +142,8 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
                                   "where": body.where}, params)
         scan = {"window": body.window or window, "group": body.group or group}
         if body.id is not None:
-            result = await run_in_threadpool(partial(svc.search_id, body.id, *opts, flt, tag, ef, **scan))
+            result = await run_in_threadpool(partial(svc.search_id, body.id, *opts, flt, tag, ef, window=scan["window"],
+                                                     group=scan["group"]))
         else:
             url = body.url or ""  # SearchBody guarantees one of id and url
             if not settings.url_queries:
@@ -150,7 +151,8 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
             if not url.startswith(("http://", "https://")):
                 raise HTTPException(422, "url must start with http:// or https://")
             _rate_limit(request, settings.url_searches)
-            result = await run_in_threadpool(partial(svc.search_url, url, *opts, flt, tag, ef, **scan))
+            result = await run_in_threadpool(partial(svc.search_url, url, *opts, flt, tag, ef, window=scan["window"],
+                                                     group=scan["group"]))
     else:
         data, name, fields = await _read_image(request)
         opts = _options(fields.get("k") or k, fields.get("min_score") or min_score, fields.get("crop") or crop)
@@ -158,7 +160,8 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
         flt, tag = _filters(svc, {"q": fields.get("q") or fields.get("text"),
                                   **{f: fields.get(f) for f in ("under", "since", "until", "where")}}, params)
         scan = {"window": fields.get("window") or window, "group": fields.get("group") or group}
-        result = await run_in_threadpool(partial(svc.search_bytes, data, name, *opts, flt, tag, ef, **scan))
+        result = await run_in_threadpool(partial(svc.search_bytes, data, name, *opts, flt, tag, ef, window=scan["window"],
+                                                 group=scan["group"]))
     return _search_response(svc, result, opts[2], min_confidence)
 
 
@@ -421,9 +424,10 @@ def _hit(h: EngineHit, sha256: str, window: str | None = None) -> schemas.Hit:
     if h.item is not None:  # a catalogue item: its image lives in the download cache or the shop's folder
         image = f"/api/items/{quote(h.item, safe='')}/image"
         return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, confidence=h.confidence, name=h.item,
-                           fields=h.fields, item=h.item, thumb_url=image, image_url=image)
+                           fields=h.fields, item=h.item, thumb_url=image, image_url=image, series=None, series_entries=None)
     urls = _urls(h.id, sha256)
     if window is not None and is_scan_record(h.path, h.fields):  # the thumbnail in the window the search asked for
         urls["thumb_url"] += f"&window={quote(window, safe='')}"
     return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, confidence=h.confidence,
-                       name=os.path.basename(h.path), fields=h.fields, **urls)
+                       name=os.path.basename(h.path), fields=h.fields, thumb_url=urls["thumb_url"],
+                       image_url=urls["image_url"], item=None, series=None, series_entries=None)
