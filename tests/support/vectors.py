@@ -61,21 +61,26 @@ def fashion_mnist_features(n: int, split: str = "train", model: str = "effnet-li
     return np.concatenate(parts)[:n]
 
 
-def mixed(real: np.ndarray, n: int, seed: int = 0, noise: float = 0.02) -> np.ndarray:
-    """n unit vectors: each a random convex mix w*a + (1-w)*b of two real vectors a, b
-    (w uniform in [0.5, 1), so every vector stays near one real image, as copies and edits do),
-    plus isotropic noise of relative size `noise`, re-normalised. Mixing keeps the local
-    geometry of real features; repeating them would make each true top-10 a random pick
-    among near-identical copies."""
+def mixed(real: np.ndarray, n: int, seed: int = 0, noise: float = 0.02,
+          partners: np.ndarray | None = None) -> np.ndarray:
+    """n unit vectors: each a random mix w*a + (1-w)*b of two real vectors a, b (w uniform in
+    [0.5, 1), so every vector stays nearest to one real image, as copies and edits of it do),
+    plus isotropic noise of relative size `noise`, re-normalised. `partners` [len(real), m]:
+    b is drawn among a's m listed neighbours (keeps mixes on the features' manifold); else
+    b is any real vector. Mixing keeps the local geometry of real features; repeating them
+    would make each true top-10 a random pick among near-identical copies."""
     rng = np.random.default_rng(seed)
     out = np.empty((n, real.shape[1]), dtype=np.float32)
     step = 100_000
     for s in range(0, n, step):
         m = min(step, n - s)
-        a = real[rng.integers(0, len(real), m)]
-        b = real[rng.integers(0, len(real), m)]
+        ia = rng.integers(0, len(real), m)
+        if partners is None:
+            ib = rng.integers(0, len(real), m)
+        else:
+            ib = partners[ia, rng.integers(0, partners.shape[1], m)]
         w = rng.uniform(0.5, 1.0, size=(m, 1)).astype(np.float32)
-        v = w * a + (1 - w) * b
+        v = w * real[ia] + (1 - w) * real[ib]
         v += rng.normal(scale=noise / np.sqrt(real.shape[1]), size=v.shape).astype(np.float32)
         out[s:s + m] = v / np.linalg.norm(v, axis=1, keepdims=True)
     return out

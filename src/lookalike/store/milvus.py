@@ -53,6 +53,7 @@ _BUILD_PARAMS: dict[str, dict] = {
 LITE_FLUSH_ROWS = 256
 INDEX_WAIT_S = 600  # sync_index on a server: the longest wait for the index to be built and loaded
 INDEX_POLL_S = 1.0
+SETTLED_POLLS = 5
 MIN_INDEXED_ROWS = 1024  # a 2.3 server's minSegmentNumRowsToEnableIndex: smaller segments are searched exactly
 LITE_WRITE_FLUSH_ROWS = 10_000
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
@@ -287,11 +288,15 @@ class MilvusStore:
         if self._unflushed:
             self.flush()
         deadline = time.monotonic() + INDEX_WAIT_S
+        settled = 0  # polls in a row where the query node's segments were all searched through an index
         while True:
-            indexed, total = self.index_progress()
+            indexed, loaded, total = self._index_state()
             if progress is not None:
-                progress(indexed, total)
-            if indexed >= total:
+                progress(min(indexed, total), total)
+            settled = settled + 1 if indexed == loaded > 0 else 0
+            # Done when the query node covers every stored row; or, should the two counts never
+            # agree (deleted rows counted differently), when every segment it lists has settled.
+            if indexed >= total or settled >= SETTLED_POLLS:
                 return True
             if time.monotonic() > deadline:
                 logging.getLogger(__name__).warning(
@@ -302,15 +307,21 @@ class MilvusStore:
             time.sleep(INDEX_POLL_S)
 
     def index_progress(self) -> tuple[int, int]:
-        """(rows the query node searches through the built index or exactly, rows loaded) on a
-        server: a segment counts once its index is loaded, or when it is too small to be indexed
-        (searched exhaustively); a large growing one never does (it is sealed by a flush)."""
-        if self.local or not self._open_data():
-            return 0, 0
-        infos = self._call(self._client._get_connection().get_query_segment_info, self.collection)
-        total = sum(int(i.num_rows) for i in infos)
-        indexed = sum(int(i.num_rows) for i in infos if i.index_name or int(i.num_rows) < MIN_INDEXED_ROWS)
+        """(rows searched through the built index or exactly, rows stored) on a server."""
+        indexed, _, total = self._index_state()
         return indexed, total
+
+    def _index_state(self) -> tuple[int, int, int]:
+        """(rows the query node searches through the built index or exactly, rows it has
+        loaded, rows stored). A segment counts once its index is loaded, or when it is too small
+        to be indexed (searched exhaustively); a large growing one never does (a flush seals it)."""
+        if self.local or not self._open_data():
+            return 0, 0, 0
+        total = int(self._call(self._client.get_collection_stats, self.collection).get("row_count", 0))
+        infos = self._call(self._client._get_connection().get_query_segment_info, self.collection)
+        loaded = sum(int(i.num_rows) for i in infos)
+        indexed = sum(int(i.num_rows) for i in infos if i.index_name or int(i.num_rows) < MIN_INDEXED_ROWS)
+        return indexed, loaded, total
 
     def field_types(self) -> FieldTypes:
         # Read each time (one small query): another process may have added fields.
