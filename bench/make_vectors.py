@@ -7,8 +7,9 @@ with one of its 10 nearest real neighbours b, w*a + (1-w)*b with w ~ U[0.5, 1), 
 never part of the data (held out). Ground truth: exact top-10 by cosine.
 
 `--check` justifies the data: for held-out real queries it compares the distribution of the
-top-1 and top-10 cosine similarities against (a) real features and (b) mixed vectors made
-from a disjoint pool of real features, at the same sizes. Matching quantiles mean a query
+top-1 and top-10 cosine similarities against (a) real features, (b) mixed vectors made from a
+disjoint pool of real features and (c) that pool repeated with noise (the old data), at the
+same sizes. Matching quantiles mean a query
 meets neighbours as close, and as crowded, as in a real library of that size.
 
     python bench/make_vectors.py --real 20000 --check                 # the distribution table
@@ -43,6 +44,13 @@ def make(real: np.ndarray, n: int, seed: int, noise: float = NOISE) -> np.ndarra
     return mixed(real, n, seed=seed, noise=noise, partners=neighbours(real))
 
 
+def repeated(real: np.ndarray, n: int, noise: float = 0.3, seed: int = 0) -> np.ndarray:
+    """The old benchmark data: real vectors repeated, each copy plus Gaussian noise of norm `noise`."""
+    rng = np.random.default_rng(seed)
+    x = real[np.arange(n) % len(real)] + rng.normal(scale=noise / np.sqrt(real.shape[1]), size=(n, real.shape[1])).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
 def similarity_profile(data: np.ndarray, queries: np.ndarray) -> dict[str, list[float]]:
     """Quantiles (10/50/90 %) over queries of the top-1 and the 10th-best cosine similarity."""
     top = exact_top_k(data, queries, K)
@@ -63,10 +71,11 @@ def check(real: np.ndarray, queries: np.ndarray, noise: float) -> list[dict]:
         pool_n = max(size // 4, 100)  # mixes outnumber their real sources 4:1, as a big library would
         synth = make(pool[:pool_n], size, seed=size, noise=noise)
         rows.append({"size": size, "real": similarity_profile(target[:size], queries),
-                     "mixed": similarity_profile(synth, queries), "mixed_from_real": pool_n})
-        r, m = rows[-1]["real"], rows[-1]["mixed"]
-        print(f"{size:>8,}  real top1 {r['top1']}  mixed top1 {m['top1']}   real top10 {r['top10']}  mixed top10 {m['top10']}",
-              flush=True)
+                     "mixed": similarity_profile(synth, queries), "mixed_from_real": pool_n,
+                     "repeated": similarity_profile(repeated(pool[:pool_n], size), queries)})
+        r, m, p = rows[-1]["real"], rows[-1]["mixed"], rows[-1]["repeated"]
+        print(f"{size:>8,}  top1 real {r['top1']} mixed {m['top1']} repeated {p['top1']}\n"
+              f"{'':>8}  top10 real {r['top10']} mixed {m['top10']} repeated {p['top10']}", flush=True)
     return rows
 
 
