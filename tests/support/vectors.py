@@ -8,13 +8,13 @@ set has the neighbourhood structure of real features instead of near-identical c
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 import numpy as np
 
+from lookalike.config import cache_dir
+
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-CACHE = Path(os.environ.get("LOOKALIKE_CACHE", Path.home() / ".cache" / "lookalike")) / "features"
 
 
 def fashion_mnist(split: str = "train") -> np.ndarray:
@@ -31,8 +31,9 @@ def fashion_mnist_features(n: int, split: str = "train", model: str = "effnet-li
     computed once and cached (resumes from a partial cache)."""
     from lookalike.models import get_extractor
 
-    CACHE.mkdir(parents=True, exist_ok=True)
-    cache = CACHE / f"fmnist-{split}-{model}.npy"
+    folder = cache_dir() / "features"
+    folder.mkdir(parents=True, exist_ok=True)
+    cache = folder / f"fmnist-{split}-{model}.npy"
     have = np.load(cache) if cache.exists() else None
     if have is not None and len(have) >= n:
         return have[:n]
