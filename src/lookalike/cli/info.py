@@ -27,7 +27,8 @@ def info(image: Optional[str] = typer.Argument(None, metavar="[id:N]", help="One
                 _show_image(lib.record(image), as_json)
                 return
             data = lib.info()
-            data["fields"] = {name: kind for name, kind in sorted(lib.field_types().items())}
+            # A field may hold values of several types: "int|float" (a set is not JSON).
+            data["fields"] = {name: "|".join(sorted(kinds)) for name, kinds in sorted(lib.field_types().items())}
             if as_json:
                 print(json.dumps(data))
                 return
