@@ -27,8 +27,7 @@ def info(image: Optional[str] = typer.Argument(None, metavar="[id:N]", help="One
                 _show_image(lib.record(image), as_json)
                 return
             data = lib.info()
-            # A field may hold values of several types: "int|float" (a set is not JSON).
-            data["fields"] = {name: "|".join(sorted(kinds)) for name, kinds in sorted(lib.field_types().items())}
+            data["fields"] = {name: kind for name, kind in sorted(lib.field_types().items())}
             if as_json:
                 print(json.dumps(data))
                 return
