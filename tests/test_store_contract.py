@@ -394,7 +394,7 @@ def test_standalone_server_recall_after_sync_index(milvus_server):  # noqa: F811
     """Recall@10 >= 0.95 vs exact search on real-feature vectors, once sync_index (which
     `lookalike index` runs) returns: every row is then searched through the built HNSW index,
     not the 2.3 server's low-recall interim index."""
-    from .support.vectors import exact_top_k, fashion_mnist_features, mixed, recall_at_k
+    from tests.support.vectors import exact_top_k, fashion_mnist_features, mixed, recall_at_k
 
     real = fashion_mnist_features(1000)
     data = mixed(real[:900], SERVER_RECALL_ROWS, seed=1)  # real features mixed in pairs, plus noise
