@@ -1,10 +1,14 @@
 """Search at scale: exact (numpy / faiss flat) vs Lookalike's embedded store (ANN index at the
 default and tuned `ef`) vs Milvus Lite, on the same vectors and held-out queries, in one run.
 
-Vectors: real EfficientNet-Lite0 features of Fashion-MNIST *train* images (embedded once with
-the real model, cached as .npy), repeated with Gaussian noise up to N (x = normalise(b + e),
-|e| ~ --noise). Queries: features of Fashion-MNIST *test* images, never indexed. Ground
-truth: exact top-10 by cosine on the full float32 vectors.
+Vectors (`--data mixed`, the default): real EfficientNet-Lite0 features of Fashion-MNIST
+*train* images (embedded once with the real model, cached as .npy), extended to N by mixing
+each real feature with one of its 10 nearest real neighbours plus small noise
+(bench/make_vectors.py shows their neighbour similarities match real features'). `--data
+repeat` (the old data): the real features repeated with Gaussian noise of norm --noise, which
+makes each query's true top-10 a near-random pick among near-identical copies. Queries:
+features of Fashion-MNIST *test* images, never indexed. Ground truth: exact top-10 by cosine
+on the full float32 vectors.
 
     python bench/search.py --n 100000                     # + Milvus Lite (auto at <= 200k)
     nice -n 10 python bench/search.py --n 1000000 --no-milvus
@@ -27,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
+
 from lookalike.models import model_info
 from lookalike.store import EmbeddedStore, ImageRecord, Upsert
 from lookalike.store.ann_index import AnnParams
@@ -36,33 +42,37 @@ K = 10
 
 # -- data -------------------------------------------------------------------------------------
 def features(split: str, n: int, cache: Path) -> np.ndarray:
-    """Real model features of `n` Fashion-MNIST images of `split` (cached)."""
-    path = cache / f"fm-effnet-lite0-{split}-{n}.npy"
-    if path.exists():
-        return np.load(path)
-    for other in sorted(cache.glob(f"fm-effnet-lite0-{split}-*.npy")):  # same order, more rows
-        if int(other.stem.rsplit("-", 1)[1]) >= n:
-            return np.load(other)[:n]
-    from lookalike.eval.datasets import load_fashion_mnist
-    from lookalike.models import get_extractor
+    """Real model features of the first `n` Fashion-MNIST images of `split` (cached under
+    $LOOKALIKE_CACHE/features by tests/support/vectors.py)."""
+    from tests.support.vectors import fashion_mnist_features
 
-    ext = get_extractor("effnet-lite0")
-    ds = load_fashion_mnist(split)
-    idx = np.random.default_rng(0).permutation(len(ds))[:n]
-    out = np.zeros((n, ext.dim), np.float32)
-    for s in range(0, n, 64):
-        out[s:s + 64] = ext.embed_batch(np.stack([ext.preprocess(ds.image(int(i))) for i in idx[s:s + 64]])).vectors
-        print(f"\rembedding {split}: {min(n, s + 64)}/{n}", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
-    cache.mkdir(parents=True, exist_ok=True)
-    np.save(path, out)
-    return out
+    return fashion_mnist_features(n, split="t10k" if split == "test" else split, progress=True)
 
 
 _NOISE: dict[int, np.ndarray] = {}
 
 
+_PARTNERS: dict[int, np.ndarray] = {}
+
+
 def chunk(base: np.ndarray, start: int, stop: int, noise: float) -> np.ndarray:
+    """Rows start..stop of the benchmark set (`--data`), the same rows on every call."""
+    if DATA == "mixed":
+        from tests.support.vectors import mixed
+
+        from make_vectors import NOISE, neighbours
+
+        if id(base) not in _PARTNERS:
+            _PARTNERS.clear()
+            _PARTNERS[id(base)] = neighbours(base)
+        return mixed(base, stop - start, seed=start, noise=NOISE, partners=_PARTNERS[id(base)])
+    return repeated(base, start, stop, noise)
+
+
+DATA = "mixed"
+
+
+def repeated(base: np.ndarray, start: int, stop: int, noise: float) -> np.ndarray:
     """Rows start..stop of the synthetic set: base row (i mod len(base)) + Gaussian noise of
     norm ~`noise`, normalised. The noise comes from a fixed pool of 65,537 draws paired with
     rows by a stride, so every row gets its own (base, noise) pair and generation stays cheap."""
@@ -132,6 +142,8 @@ def measure_library(lib: Path, queries_path: Path, efs: list[int]) -> dict:
 
 # -- the run ----------------------------------------------------------------------------------
 def run(args) -> dict:
+    global DATA
+    DATA = args.data
     work = Path(args.workdir)
     cache = Path(args.cache)
     base = features("train", args.base, cache)
@@ -142,6 +154,7 @@ def run(args) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     np.save(qpath, queries)
     result: dict = {"n": n, "dim": dim, "base_images": len(base), "queries": len(queries), "noise": args.noise,
+                    "data": args.data,
                     "k": K, "cpus": os.cpu_count(), "ann_params": vars(AnnParams.from_env()), "methods": []}
 
     # Library: SQLite ingest (the store's normal write path), exact ground truth on the side.
@@ -300,7 +313,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000, help="vectors in the library")
     ap.add_argument("--base", type=int, default=20_000, help="Fashion-MNIST train images embedded (repeated with noise to --n)")
     ap.add_argument("--queries", type=int, default=1_000, help="held-out Fashion-MNIST test images")
-    ap.add_argument("--noise", type=float, default=0.3, help="norm of the Gaussian noise added to each repeat")
+    ap.add_argument("--data", choices=["mixed", "repeat"], default="mixed", help="how real features are extended to --n")
+    ap.add_argument("--noise", type=float, default=0.3, help="--data repeat: norm of the Gaussian noise added to each repeat")
     ap.add_argument("--ef", type=int, nargs="+", default=[32, 64, 96, 160, 256], help="ef values to measure")
     ap.add_argument("--milvus", action=argparse.BooleanOptionalAction, default=None,
                     help="also Milvus Lite (default: when installed and n <= 200k)")
