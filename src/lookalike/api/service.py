@@ -52,6 +52,9 @@ _MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jf
          ".tif": "image/tiff", ".tiff": "image/tiff"}
 
 
+QueryImage = int | str | tuple[bytes, str]  # an id, "item:SKU", or an upload's (bytes, name)
+
+
 @dataclass
 class SearchResult:
     query: str
@@ -129,6 +132,23 @@ class Service:
             vector = self.lib.embed([region])[0]
             hits = self.lib.search_vector(vector, k, min_score=min_score, where=where, exclude=[id_], ef=ef, text=text)
         return SearchResult(f"id:{id_}", _ms(t0), hits)
+
+    def search_many(self, positives: list[QueryImage], negatives: list[QueryImage], weights: list[float] | None,
+                    k: int, min_score: float | None, where: SearchFilter | None = None, text: str | None = None,
+                    ef: int | None = None) -> SearchResult:
+        """Images like all of `positives` and unlike `negatives` (engine/combine.py): each one an
+        indexed id, "item:SKU" (stored vectors, no model run) or an upload (bytes, name)."""
+        t0 = time.perf_counter()
+        check_text(text)
+        pos, neg = self._sources(positives), self._sources(negatives)
+        hits = self.lib.search(pos, k, min_score=min_score, where=where, text=text, ef=ef, negative=neg, weights=weights)
+        label = " + ".join(_ref_label(q) for q in positives) + "".join(f" - {_ref_label(q)}" for q in negatives)
+        return SearchResult(label, _ms(t0), hits)
+
+    def _sources(self, queries: list[QueryImage]) -> list[int | str | Image.Image]:
+        """What `Library.search` takes: ids and items as they are, uploads decoded as the indexer decodes files."""
+        return [decode_image(q[0], q[1], self.lib.extractor.draft_size, self.pixel_limit) if isinstance(q, tuple) else q
+                for q in queries]
 
     def search_text(self, text: str, k: int, min_score: float | None, where: SearchFilter | None = None) -> SearchResult:
         """Search by tag: scores are the classifier's confidence (engine/tags.py)."""
@@ -266,6 +286,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _ref_label(query: QueryImage) -> str:
+    if isinstance(query, tuple):
+        return query[1]
+    return f"id:{query}" if isinstance(query, int) else query
 
 
 def _ms(t0: float) -> float:
