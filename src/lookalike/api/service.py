@@ -23,6 +23,7 @@ from ..engine.entries import is_scan_entry, scan_picture
 from ..engine.fetch import Fetcher
 from ..engine.medical_index import WINDOW_META
 from ..engine.params import check_label_text as check_text
+from ..engine.region import REGION_SCALE  # one definition: the CLI and the API decode regions alike
 from ..engine.scan import absolute
 from ..errors import Conflict, Forbidden, ImageLoadError, NotFound
 from ..imaging import (
@@ -45,7 +46,6 @@ UPLOADS_DIR = "uploads"  # images added through the API live here, named by cont
 THUMBS_DIR = "thumbs"  # cached thumbnails, named by content hash; safe to delete
 SET_ASIDE_DIR = "set-aside"  # where the web page's "move" puts duplicates not kept
 THUMB_PX = 320
-REGION_SCALE = 4
 DUPLICATES_TTL_S = 60.0
 _MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jfif": "image/jpeg", ".png": "image/png",
          ".webp": "image/webp", ".gif": "image/gif", ".bmp": "image/bmp", ".dib": "image/bmp",
