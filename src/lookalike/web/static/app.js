@@ -271,6 +271,7 @@ async function search() {
     options = { method: "POST", headers: { "Content-Type": "application/json" },
                 body: JSON.stringify(crop ? { id: q.id, crop } : { id: q.id }) };
   }
+  if (window.feedback) options = feedback.amend(q, options);  // thumbs up/down (feedback.js)
   el.summary.textContent = "Searching…";
   el.results.setAttribute("aria-busy", "true");
   const t0 = performance.now();
@@ -294,6 +295,7 @@ async function search() {
 function renderResults(data, totalMs) {
   el.placeholder.hidden = true;
   el.results.replaceChildren(...data.results.map((hit) => makeCard(hit, hit.score)));
+  window.feedback?.decorate(el.results, data.results);
   const n = data.results.length;
   const what = data.crop ? " for the selected region" : "";
   el.summary.replaceChildren();
@@ -757,7 +759,7 @@ function showView(view) {
 el.tabSearch.addEventListener("click", () => {
   if (location.hash.startsWith("#browse") || location.hash.startsWith("#duplicates")) {
     const q = state.query;
-    history.pushState(null, "", q?.kind === "id" ? `#similar/${q.id}` : q?.kind === "tag" ? `#tag/${encodeURIComponent(q.text)}` : location.pathname);
+    history.pushState(null, "", q?.kind === "id" ? window.feedback?.hashFor(q) ?? `#similar/${q.id}` : q?.kind === "tag" ? `#tag/${encodeURIComponent(q.text)}` : location.pathname);
   }
   showView("search");
 });
@@ -766,7 +768,7 @@ el.tabDups.addEventListener("click", () => { history.pushState(null, "", "#dupli
 
 async function route() {
   const browse = location.hash.match(/^#browse(?:\/(\d+))?$/);
-  const similar = location.hash.match(/^#similar\/(\d+)$/);
+  const similar = location.hash.match(/^#similar\/(\d+)((?:[+-]\d+)*)$/);  // +34-56: feedback.js
   const dups = location.hash.match(/^#duplicates(?:\/(exact|near|similar))?$/);
   const tag = location.hash.match(/^#tag\/(.+)$/);
   if (browse) {
@@ -782,7 +784,8 @@ async function route() {
   } else if (similar) {
     showView("search");
     const id = Number(similar[1]);
-    if (state.query?.kind === "id" && state.query.id === id) return;
+    const refined = window.feedback?.load(id, similar[2]);
+    if (state.query?.kind === "id" && state.query.id === id) { if (refined) search(); return; }
     try {
       const image = await api(`/api/images/${id}`);
       setQueryById(image.id, image.name, image.image_url, false);
