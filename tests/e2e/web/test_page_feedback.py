@@ -5,8 +5,10 @@ in place, the refinements show as removable chips, and the address keeps them
 from __future__ import annotations
 
 import pytest
+from PIL import ImageOps
 
 from lookalike.api import create_app
+from lookalike.demo.samples import save_jpeg
 from tests.support.server import BackgroundServer
 from tests.support.web import ARTIFACTS, card_ids, settle
 
@@ -91,3 +93,19 @@ def test_thumbs_refine_the_query_and_the_address_keeps_them(watched: Page, site,
     expect(page).to_have_url(f"{site}/#similar/{top}")
     _wait_for(page, [h.id for h in lib.search(top, k=K)])
     expect(page.locator("#fb-chips")).to_be_hidden()
+
+
+def test_thumbs_refine_an_uploaded_query_too(watched: Page, site, lib, gallery, photos, tmp_path):
+    page = watched
+    page.goto(site)
+    query = save_jpeg(ImageOps.grayscale(photos["coffee"]).convert("RGB"), tmp_path / "coffee-grey.jpg", 85)
+    page.locator("#file-input").set_input_files(query)
+    first = [h.id for h in lib.search(query, k=K)]
+    _wait_for(page, first)
+    down = next(i for i in first if gallery.photo_of(lib.get(i).path) != "coffee")
+    _card(page, first[0]).locator(".fb-up").click()
+    _card(page, down).locator(".fb-down").click()
+    # The upload goes again, with the refinements as form fields ids / not_ids.
+    _wait_for(page, [h.id for h in lib.search([query, first[0]], k=K, negative=[down])])
+    assert _chips(page) == [("up", first[0]), ("down", down)]
+    assert "#similar" not in page.url  # an upload has no address to keep
