@@ -127,6 +127,8 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
             body = schemas.SearchBody.model_validate(json.loads(await request.body() or b"null"))
         except json.JSONDecodeError as e:
             raise HTTPException(422, f"body is not valid JSON ({e.msg})") from None
+        except UnicodeDecodeError:
+            raise HTTPException(422, "body is not valid JSON (not UTF-8 text)") from None
         except RecursionError:
             raise HTTPException(422, "body is not valid JSON (nested too deeply)") from None
         except ValidationError as e:

@@ -76,7 +76,8 @@ const feedback = (() => {
     search();
   }
 
-  // Thumbs on each result card of an image query.
+  // Thumbs up (+) and down (−) on each result card of an image query: plain glyphs that every
+  // font has (emoji fonts are missing on many Linux desktops and in headless browsers).
   function decorate(grid, results) {
     if (!baseOf(state.query)) return;
     const byId = new Map(results.map((r) => [r.id, r]));
@@ -85,7 +86,7 @@ const feedback = (() => {
       const name = byId.get(id)?.name || `image ${id}`;
       const bar = document.createElement("div");
       bar.className = "fb-votes";
-      for (const [up, text, label] of [[true, "👍", "More like this"], [false, "👎", "Less like this"]]) {
+      for (const [up, text, label] of [[true, "+", "More like this"], [false, "−", "Less like this"]]) {
         const b = document.createElement("button");
         b.type = "button";
         b.className = up ? "fb-up" : "fb-down";
