@@ -71,6 +71,7 @@ def test_thumbs_refine_the_query_and_the_address_keeps_them(watched: Page, site,
     page.reload()
     _wait_for(page, refined)
     assert _chips(page) == [("up", up), ("down", down)]
+    expect(page.locator(f"#fb-chips .fb-chip[data-id='{down}']")).to_contain_text(lib.get(down).path.rsplit("/", 1)[1])
 
     # Back: one refinement fewer.
     page.go_back()

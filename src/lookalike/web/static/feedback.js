@@ -122,6 +122,13 @@ const feedback = (() => {
         img.alt = "";
         const label = document.createElement("span");
         label.textContent = `${sign} ${fb.names.get(id) || `image ${id}`}`;
+        if (!fb.names.has(id)) {  // after a reload or a shared link: ask for the name once
+          fb.names.set(id, `image ${id}`);
+          api(`/api/images/${id}`).then((image) => {
+            fb.names.set(id, image.name);
+            label.textContent = `${sign} ${image.name}`;
+          }).catch(() => {});  // an unknown id: the search itself says so
+        }
         const x = document.createElement("button");
         x.type = "button";
         x.className = "fb-remove";
