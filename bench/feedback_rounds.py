@@ -1,8 +1,8 @@
 """Relevance feedback on Fashion-MNIST, through a real `lookalike serve` and the REST calls the
 web page makes (web/static/feedback.js): precision@10 of "more like this" for an indexed image,
-then after one round of 3 thumbs (class labels as the user: lookalike/eval/feedback.py).
+then after each round of 3 thumbs (class labels as the user: lookalike/eval/feedback.py).
 
-    python bench/feedback_rounds.py [--gallery 1000 --queries 100 --clicks 3]"""
+    python bench/feedback_rounds.py [--gallery 1000 --queries 100 --clicks 3 --rounds 2]"""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--gallery", type=int, default=1000)
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--clicks", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     data = load_fashion_mnist("test")
@@ -54,18 +55,19 @@ def main() -> None:
                     return [h["id"] for h in r.json()["results"]]
 
                 queries = [int(q) for q in rng.choice(sorted(label), args.queries, replace=False)]
-                run = feedback_round(search, queries, label, clicks=args.clicks)
+                run = feedback_round(search, queries, label, clicks=args.clicks, rounds=args.rounds)
         finally:
             server.kill()
             server.wait()
     print(f"Fashion-MNIST test, gallery {len(label)}, {run.queries} queries, precision@10")
     print("| query | P@10 |\n|---|---|")
     print(f"| one image (more like this) | {run.before:.3f} |")
-    print(f"| after {args.clicks} clicks (thumbs up/down) | {run.after:.3f} |")
-    print(f"ratio after / before: {run.ratio:.3f}")
+    for r, p in enumerate(run.precision[1:], start=1):
+        print(f"| after round {r} ({r * args.clicks} clicks in all) | {p:.3f} |")
+    print(f"ratio after / before one round of {args.clicks} clicks: {run.ratio:.3f}")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({"gallery": len(label), "queries": run.queries, "clicks": args.clicks,
-                                   "p10_before": round(run.before, 4), "p10_after": round(run.after, 4),
+                                   "p10_by_round": [round(p, 4) for p in run.precision],
                                    "ratio": round(run.ratio, 4)}, indent=2) + "\n")
 
 

@@ -20,9 +20,17 @@ SearchFn = Callable[[dict], list[int]]
 
 @dataclass
 class FeedbackRun:
-    before: float  # mean precision@k of the query image alone
-    after: float  # mean precision@k after one round of clicks
+    precision: list[float]  # mean precision@k of the query image alone, then after each round of clicks
     queries: int
+
+    @property
+    def before(self) -> float:
+        return self.precision[0]
+
+    @property
+    def after(self) -> float:
+        """After the first round."""
+        return self.precision[1]
 
     @property
     def ratio(self) -> float:
@@ -39,19 +47,25 @@ def choose_clicks(results: Sequence[int], relevant: Callable[[int], bool], click
 
 
 def feedback_round(search: SearchFn, queries: Sequence[int], label: dict[int, int], k: int = 10,
-                   clicks: int = 3) -> FeedbackRun:
-    """Mean precision@k over `queries` (indexed ids) before and after one round of `clicks`."""
-    before, after = [], []
+                   clicks: int = 3, rounds: int = 1) -> FeedbackRun:
+    """Mean precision@k over `queries` (indexed ids) before and after each of `rounds` rounds of
+    `clicks` clicks; each round clicks on the results of the previous one and keeps the
+    earlier clicks, as the page does."""
+    per_round: list[list[float]] = [[] for _ in range(rounds + 1)]
     for q in queries:
         def relevant(i: int, q: int = q) -> bool:
             return label[i] == label[q]
 
-        first = search({"id": q, "k": k})
-        before.append(np.mean([relevant(i) for i in first]) if first else 0.0)
-        up, down = choose_clicks(first, relevant, clicks)
-        body: dict = {"ids": [q, *up], "k": k}
-        if down:
-            body["not_ids"] = down
-        second = search(body)
-        after.append(np.mean([relevant(i) for i in second]) if second else 0.0)
-    return FeedbackRun(float(np.mean(before)), float(np.mean(after)), len(queries))
+        results = search({"id": q, "k": k})
+        per_round[0].append(float(np.mean([relevant(i) for i in results])) if results else 0.0)
+        up: list[int] = []
+        down: list[int] = []
+        for r in range(1, rounds + 1):
+            more_up, more_down = choose_clicks(results, relevant, clicks)
+            up, down = up + more_up, down + more_down
+            body: dict = {"ids": [q, *up], "k": k}
+            if down:
+                body["not_ids"] = down
+            results = search(body)
+            per_round[r].append(float(np.mean([relevant(i) for i in results])) if results else 0.0)
+    return FeedbackRun([float(np.mean(p)) for p in per_round], len(queries))
