@@ -10,6 +10,7 @@ pkgs=()
 [ -x /usr/sbin/Orthanc ] || pkgs+=(orthanc)  # scans: a real PACS for the DICOMweb tests
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || pkgs+=(orthanc-dicomweb)
 [ -f /usr/share/orthanc/plugins/libOrthancGdcm.so ] || pkgs+=(orthanc-gdcm)
+[ -d /usr/share/icons/gnome/48x48 ] || pkgs+=(gnome-icon-theme)  # the icons domain of `lookalike eval suite`
 [ ${#pkgs[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing Debian packages: ${pkgs[*]}"

@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .config import decode_budget_bytes, max_pixels
-from .errors import Busy, ImageLoadError, InvalidQuery
+from .errors import Busy, ImageLoadError
+from .media.formats import STILL_EXTENSIONS, looks_like_heif, media_kind, raw_format
 
 if TYPE_CHECKING:
     import ctypes
@@ -39,14 +40,18 @@ _SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8": "JPEG", b"GIF8": "GIF", b"BM": "B
 
 # The only formats Pillow may decode, everywhere (uploads, URLs, indexed files): formats with
 # external helpers (EPS/PS run Ghostscript) or rare, little-tested decoders are never tried.
-ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+# AVIF is Pillow's own plugin; HEIF is pillow-heif's, registered on the first HEIF file (a name
+# Pillow has no plugin for yet is left out, see `open_image`). Camera RAW (rawpy) and video
+# (PyAV) are decoded by their own libraries, chosen by extension (media/formats.py), never
+# through Pillow's auto-detection.
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF", "HEIF")
 # File extension an upload of each allowed format is stored under.
-FORMAT_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tiff"}
+FORMAT_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tiff",
+                     "AVIF": ".avif", "HEIF": ".heic"}
 MAX_FRAMES = 1000  # animated PNG / multi-page TIFF: more frames than this is refused unread
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"}
-)
+# Still images: Pillow's formats, HEIF/HEIC and camera RAW (media/formats.py; video is apart).
+IMAGE_EXTENSIONS = STILL_EXTENSIONS
 
 
 def is_image_name(path: str | os.PathLike) -> bool:
@@ -75,7 +80,15 @@ def read_file(path: str | os.PathLike) -> bytes:
 
 def open_image(fp, formats: tuple[str, ...] = ALLOWED_FORMATS) -> Image.Image:
     """`Image.open` limited to the allowed formats (lazy: reads the header only)."""
-    return Image.open(fp, formats=list(formats))
+    return Image.open(fp, formats=_available(formats))
+
+
+def _available(formats: tuple[str, ...]) -> list[str]:
+    # Pillow raises KeyError for a format name without a plugin (HEIF until pillow-heif
+    # registers); AVIF's plugin is only loaded by Image.init().
+    if not all(f in Image.OPEN for f in formats):
+        Image.init()
+    return [f for f in formats if f in Image.OPEN]
 
 
 def encoded_format(data: bytes) -> str | None:
@@ -156,6 +169,12 @@ def decode_image(data: bytes, name: str = "<bytes>", draft_size: int | None = No
     pixel is decoded; a JPEG decoded at reduced scale is checked at that scale."""
     if not data:
         raise ImageLoadError(name, "empty file")
+    if media_kind(name) == "raw":
+        return _decode_raw(data, name, draft_size, pixel_limit)
+    if looks_like_heif(data):
+        from .media.heif import register_heif
+
+        register_heif()
     try:
         im = open_image(io.BytesIO(data))
         _check_frames(im, name)
@@ -194,6 +213,17 @@ def decode_image(data: bytes, name: str = "<bytes>", draft_size: int | None = No
     fmt = im.format
     rgb.info["original_size"] = original  # draft decoding shrinks the pixels, not the record
     rgb.info["format"] = fmt  # what the decoder recognised ("JPEG", "PNG", ...), whatever the name says
+    return rgb
+
+
+def _decode_raw(data: bytes, name: str, draft_size: int | None, pixel_limit: int | None) -> Image.Image:
+    from .media.raw import decode_raw
+
+    im = decode_raw(data, name, draft_size, pixel_limit=pixel_limit or max_pixels())
+    original = im.info["original_size"]
+    rgb = to_rgb(im, name)
+    rgb.info["original_size"] = original
+    rgb.info["format"] = (raw_format(name) or "raw").upper()  # DNG, NEF, CR2, ...: the header alone says TIFF
     return rgb
 
 
@@ -344,13 +374,9 @@ CropBox = tuple[float, float, float, float]  # same shape as engine/params.py's,
 
 def crop_relative(im: Image.Image, box: CropBox) -> Image.Image:
     """The region `box` of an (oriented) image. Fractions rather than pixels, so a client that
-    shows the image at any scale can send the box it drew."""
-    from .engine.params import parse_crop  # the one validation of crop boxes (InvalidQuery)
-
-    checked = parse_crop(box, "crop box")
-    if checked is None:
-        raise InvalidQuery("crop box is empty")
-    x0, y0, x1, y1 = checked
+    shows the image at any scale can send the box it drew. User input is validated once, by
+    `engine.params.parse_crop`, before it gets here; this only keeps the box inside the image."""
+    x0, y0, x1, y1 = (min(1.0, max(0.0, float(v))) for v in box)
     w, h = im.size
     left, top = int(x0 * w), int(y0 * h)
     right, bottom = max(left + 1, round(x1 * w)), max(top + 1, round(y1 * h))

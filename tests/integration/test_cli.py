@@ -34,10 +34,10 @@ def test_search_json_shape(cli_lib):
     proc = run("search", query, "--library", cli_lib / "lib", "-k", "3", "--json")
     assert proc.returncode == 0, proc.stderr.decode()
     data = json.loads(proc.stdout)
-    assert list(data) == ["query", "model", "took_ms", "results"]
+    assert list(data) == ["query", "model", "took_ms", "verdict", "good_match", "results"]
     assert data["query"] == str(query) and data["model"] == "effnet-lite0"
     assert isinstance(data["took_ms"], float)
-    assert [list(r) for r in data["results"]] == [["rank", "id", "path", "score", "fields"]] * 3
+    assert [list(r) for r in data["results"]] == [["rank", "id", "path", "score", "fields", "confidence"]] * 3
     assert data["results"][0]["path"].endswith("coffee.jpg")
     scores = [r["score"] for r in data["results"]]
     assert scores == sorted(scores, reverse=True) and [r["rank"] for r in data["results"]] == [1, 2, 3]
@@ -113,7 +113,7 @@ def test_remove_and_prune(tmp_path, photos):
 
 
 @pytest.mark.parametrize("cmd", ["index", "watch", "search", "info", "remove", "models", "duplicates", "migrate", "serve", "eval",
-                                 "finetune"])
+                                 "finetune", "explain", "tags", "scans", "catalogue"])
 def test_every_command_has_help(cmd):
     proc = run(cmd, "--help")
     assert proc.returncode == 0 and b"Usage" in proc.stdout

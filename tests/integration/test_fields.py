@@ -37,9 +37,11 @@ def test_indexed_files_get_their_fields_and_where_filters_search(mixed_folder, p
         by_name = {r.fields["name"]: r for r in lib.records()}
         astro = by_name["astronaut.jpg"]
         st = os.stat(mixed_folder / "astronaut.jpg")
+        mtime = datetime.fromtimestamp(st.st_mtime).isoformat(timespec="seconds")
+        # No EXIF capture time: `date` is the file time (docs/photos.md).
         assert astro.fields == {"folder": str(mixed_folder), "name": "astronaut.jpg", "format": "jpeg",
-                                "width": 512, "height": 512, "bytes": st.st_size,
-                                "mtime": datetime.fromtimestamp(st.st_mtime).isoformat(timespec="seconds")}
+                                "width": 512, "height": 512, "bytes": st.st_size, "mtime": mtime,
+                                "media": "image", "date": mtime}
         assert by_name["chelsea-really-png.jpg"].fields["format"] == "png"
         assert by_name["coffee.png"].fields["folder"] == str(mixed_folder / "png")
         assert lib.field_types()["width"] == {"number"} and lib.field_types()["mtime"] == {"date"}

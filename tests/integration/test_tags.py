@@ -88,8 +88,8 @@ def _paths(proc) -> list[str]:
 def test_cli_text_search_json_shape(dated_lib):
     proc = run("search", "--text", "espresso", "-l", dated_lib / "lib", "--json")
     data = json.loads(proc.stdout)
-    assert list(data) == ["query", "model", "took_ms", "results"] and data["query"] == "espresso"
-    assert [list(r) for r in data["results"]] == [["rank", "id", "path", "score", "fields"]]
+    assert list(data) == ["query", "model", "took_ms", "verdict", "good_match", "results"] and data["query"] == "espresso"
+    assert [list(r) for r in data["results"]] == [["rank", "id", "path", "score", "fields", "confidence"]]
     assert data["results"][0]["path"].endswith("coffee.jpg") and 0 < data["results"][0]["score"] <= 1
     human = run("search", "-t", "cat", "-l", dated_lib / "lib", env={"COLUMNS": "200"})
     assert human.returncode == 0 and b"confidence" in human.stdout and b"chelsea.jpg" in human.stdout

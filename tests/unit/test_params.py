@@ -22,6 +22,7 @@ from lookalike.engine.params import (
 )
 from lookalike.engine.query import resolve
 from lookalike.errors import InvalidQuery, NotFound
+from lookalike.filters import And, Compare
 
 
 @pytest.mark.parametrize("text", ["9999-12-31", "0001-01-01", "9999-12-31T23:59", "0001-01-01T00:00"])
@@ -88,7 +89,10 @@ def test_tiers_labels_and_ids():
 
 def test_filter_and_fit_sample(tmp_path):
     where = make_filter(tmp_path, "2024-01-01", None)
-    assert where.path_prefix == str(tmp_path) + "/" and where.min_mtime is not None and where.max_mtime is None
+    # Dates compare with each image's `date` field: capture time, else file time (docs/photos.md).
+    assert where.path_prefix == str(tmp_path) + "/" and where.expr == Compare("date", ">=", "2024-01-01T00:00:00")
+    both = make_filter(None, "2024-01-01T10:30", "2024-01-31")
+    assert both.expr == And((Compare("date", ">=", "2024-01-01T10:30:00"), Compare("date", "<=", "2024-01-31T23:59:59.999999")))
     assert make_filter(None, "", "") is None
     with pytest.raises(InvalidQuery):
         make_filter("a\x00b")

@@ -20,6 +20,7 @@ from starlette.datastructures import UploadFile
 
 from ..engine import Hit as EngineHit
 from ..engine.cleanup import Choice
+from ..engine.confidence import check_min_confidence, keep_confident
 from ..engine.duplicates import TIERS, DuplicateReport, DuplicateThresholds
 from ..engine.params import DATE_HELP, check_k, check_score, check_tiers, make_filter, parse_crop
 from ..engine.scan import printable
@@ -41,13 +42,16 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 401: {"model": schema
 ImageId = PathParam(..., ge=0, le=2**63 - 1, description="Image id (see /api/images).")
 K = Query(None, ge=1, le=1000, description="Number of results (default 10).")
 MIN_SCORE = Query(None, ge=-1, le=1, description="Drop results below this cosine similarity.")
+MIN_CONFIDENCE = Query(None, ge=0, le=1, description="Drop results below this confidence (the calibrated probability "
+                                                     "that a result shows the same thing as the query).")
 EF = Query(None, ge=1, le=4096, description="ANN candidates per query on large libraries: higher is more exact, slower (default 96).")
 CROP = Query(None, description=schemas.CROP_HELP + " As a query parameter: x0,y0,x1,y1.")
 TEXT_HELP = ("Words, e.g. `dog`, `bird`, `vehicle` or `espresso` (commas: any of): an ImageNet class or any "
              "WordNet noun above classes (`lookalike tags` lists them).")
 UNDER = Query(None, max_length=4096, description="Only images under this folder (a path on the server).")
-SINCE = Query(None, max_length=40, description=f"Only files modified on or after this date: {DATE_HELP}.")
-UNTIL = Query(None, max_length=40, description=f"Only files modified on or before this date (a date alone: that whole day): {DATE_HELP}.")
+SINCE = Query(None, max_length=40, description=f"Only images taken (else modified) on or after this date: {DATE_HELP}.")
+UNTIL = Query(None, max_length=40,
+              description=f"Only images taken (else modified) on or before this date (a date alone: that whole day): {DATE_HELP}.")
 WHERE = Query(None, max_length=2000, description="Filter on the images' fields, e.g. `format = \"jpeg\" and width >= 1000` "
                                                   "(docs/filters.md). Invalid: 422 with the offending column.")
 DEFAULT_K = 10
@@ -67,6 +71,7 @@ _search_form = {"type": "object", "required": ["file"], "properties": {
     "not_ids": {"type": "string", "description": "Comma-separated ids or item:SKU the results should NOT look like."},
     "weights": {"type": "string", "description": "Comma-separated positive weights, one per positive: the files, then the ids."},
     "k": {"type": "integer"}, "min_score": {"type": "number"},
+    "min_confidence": {"type": "number"},
     "crop": {"type": "string", "description": "x0,y0,x1,y1 as fractions of the image"},
     **{f: {"type": "string"} for f in ("q", "text", "under", "since", "until")}}}
 SEARCH_BODY = {"requestBody": {"required": True, "content": {
@@ -110,7 +115,8 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
                  crop: str | None = CROP, q: str | None = Query(None, max_length=500, description="Filter: " + TEXT_HELP),
                  text: str | None = Query(None, max_length=500, description="Same as `q`."),
                  under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL,
-                 where: str | None = WHERE, ef: int | None = EF) -> schemas.SearchResponse:
+                 where: str | None = WHERE, ef: int | None = EF,
+                 min_confidence: float | None = MIN_CONFIDENCE) -> schemas.SearchResponse:
     """Send the query image as multipart/form-data (field `file`), as a raw `image/*` body, or
     JSON `{"id": 42}` ("more like this") / `{"url": "https://..."}`. Several images: repeat
     `file` (and `not_file` for images the results should not look like), or JSON
@@ -118,7 +124,9 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
     combined into one query (mean of the positives minus a quarter of the negatives' mean). `k`, `min_score` and `crop`
     may be query parameters, form fields or JSON fields; so may the filters `q` (or `text`:
     only images tagged with a label it names), `under`, `since`, `until` and `where` (a filter
-    expression over the images' fields)."""
+    expression over the images' fields). Each result has a `confidence`; `verdict` says "no
+    good match" when even the best one is unlikely to show the same thing (`min_confidence`
+    drops results below a confidence)."""
     svc, settings = _svc(request), request.app.state.settings
     params = {"q": q or text, "under": under, "since": since, "until": until, "where": where}
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -134,6 +142,8 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
         except ValidationError as e:
             raise HTTPException(422, _first_error(e)) from None
         opts = _options(body.k or k, body.min_score if body.min_score is not None else min_score, body.crop or crop)
+        if body.min_confidence is not None:
+            min_confidence = body.min_confidence
         flt, tag = _filters(svc, {"q": body.q or body.text, "under": body.under, "since": body.since, "until": body.until,
                                   "where": body.where}, params)
         if body.ids is not None or body.not_ids:  # several images, or "like this, not like that"
@@ -154,6 +164,7 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
         query = await _read_search_form(request)
         fields = query.fields
         opts = _options(fields.get("k") or k, fields.get("min_score") or min_score, fields.get("crop") or crop)
+        min_confidence = fields.get("min_confidence") or min_confidence  # type: ignore[assignment]
         flt, tag = _filters(svc, {"q": fields.get("q") or fields.get("text"),
                                   **{f: fields.get(f) for f in ("under", "since", "until", "where")}}, params)
         if len(query.positives) == 1 and isinstance(query.positives[0], tuple) and not query.negatives and not query.weights:
@@ -168,21 +179,21 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
         opts = _options(k, min_score, crop)
         flt, tag = _filters(svc, {}, params)
         result = await run_in_threadpool(svc.search_bytes, data, name, *opts, flt, tag, ef)
-    return _search_response(svc, result, opts[2])
+    return _search_response(svc, result, opts[2], min_confidence)
 
 
 @router.get("/api/search", response_model=schemas.SearchResponse, responses=ERRORS, summary="Search by tag")
 def search_by_tag(request: Request, q: str = Query(..., min_length=1, max_length=500, description=TEXT_HELP),
                   k: int | None = K, min_score: float | None = Query(None, ge=0, le=1, description="Drop results below this confidence."),
                   under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL,
-                  where: str | None = WHERE) -> schemas.SearchResponse:
+                  where: str | None = WHERE, min_confidence: float | None = MIN_CONFIDENCE) -> schemas.SearchResponse:
     """Images showing what `q` names (an English noun names every ImageNet class that is a
     kind of it: `dog` finds every breed), ranked by the classifier's confidence (the `score`
     of each result: the summed probability of its matching classes). Text that names no
     class: 422, with the nearest searchable words. Same result shape as POST /api/search."""
     svc = _svc(request)
     flt = svc.lib.where(where, make_filter(under, since, until))
-    return _search_response(svc, svc.search_text(q, k or DEFAULT_K, min_score, flt), None)
+    return _search_response(svc, svc.search_text(q, k or DEFAULT_K, min_score, flt), None, min_confidence, by_word=True)
 
 
 @router.get("/api/duplicates", response_model=schemas.Duplicates, responses=ERRORS, summary="Duplicate groups")
@@ -224,21 +235,41 @@ def resolve_duplicates(request: Request, body: schemas.ResolveBody) -> schemas.R
 def similar(request: Request, image_id: int = ImageId, k: int | None = K, min_score: float | None = MIN_SCORE,
             q: str | None = Query(None, max_length=500, description="Filter: " + TEXT_HELP),
             under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL,
-            where: str | None = WHERE, ef: int | None = EF) -> schemas.SearchResponse:
+            where: str | None = WHERE, ef: int | None = EF,
+            min_confidence: float | None = MIN_CONFIDENCE) -> schemas.SearchResponse:
     """The indexed images most like image `image_id` (never itself), from its stored vector,
     restricted by the same filters as POST /api/search."""
     svc = _svc(request)
     flt, tag = _filters(svc, {}, {"q": q, "under": under, "since": since, "until": until, "where": where})
-    return _search_response(svc, svc.search_id(image_id, k or DEFAULT_K, min_score, None, flt, tag, ef=ef), None)
+    return _search_response(svc, svc.search_id(image_id, k or DEFAULT_K, min_score, None, flt, tag, ef=ef), None, min_confidence)
+
+
+@router.get("/api/explain", responses={**ERRORS, 200: {"content": {"image/png": {}, "application/json": {}}}},
+            summary="Why did it match? Heat maps of where two images agree")
+def explain(request: Request, query: int = Query(..., ge=0, le=2**63 - 1, description="The query image's id."),
+            result: int = Query(..., ge=0, le=2**63 - 1, description="The result image's id."),
+            format: str = Query("png", pattern="^(png|json)$", description="`png`: the images with the heat map over them; "
+                                "`json`: the two grids (one value in [0, 1] per feature-map cell), score and confidence."),
+            side: str = Query("both", pattern="^(both|query|result)$",
+                              description="PNG only: both images side by side, or one of them.")) -> Response:
+    """Where the two images agree, from the model's last feature map: each cell of one image
+    scored against the other's embedding (bright = it carried the similarity)."""
+    grid, png = _svc(request).explain(query, result, None if format == "json" else side)
+    if format == "json" or png is None:
+        return Response(json.dumps(grid), media_type="application/json")
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
 
 
 # -- browsing -------------------------------------------------------------------------------
 @router.get("/api/images", response_model=schemas.ImagePage, summary="Browse the library")
 def list_images(request: Request, offset: int = Query(0, ge=0, le=2**62), limit: int = Query(50, ge=1, le=500),
-                where: str | None = WHERE) -> schemas.ImagePage:
-    """Indexed images in id order, `limit` at a time; `where` keeps those whose fields match
-    (`total` then counts every image of the library)."""
-    total, records = _svc(request).page(offset, limit, where)
+                where: str | None = WHERE,
+                sort: str | None = Query(None, pattern=r"^-?(id|date|folder|name)$",
+                                         description="id (default), date (capture time, else file time), folder or name; "
+                                                     "a leading '-' reverses")) -> schemas.ImagePage:
+    """Indexed images in id order (or `sort` order), `limit` at a time; `where` keeps those
+    whose fields match (`total` then counts every image of the library)."""
+    total, records = _svc(request).page(offset, limit, where, sort)
     return schemas.ImagePage(total=total, offset=offset, limit=limit, items=[_image(r) for r in records])
 
 
@@ -417,10 +448,19 @@ def _image(rec: ImageRecord) -> schemas.Image:
                          similar_url=f"/api/images/{rec.id}/similar", **_urls(rec.id, rec.sha256))
 
 
-def _search_response(svc: Service, result: SearchResult, crop: tuple | None) -> schemas.SearchResponse:
-    records = svc.lib.records_by_id([h.id for h in result.hits])
+def _search_response(svc: Service, result: SearchResult, crop: tuple | None, min_confidence: object = None,
+                     by_word: bool = False) -> schemas.SearchResponse:
+    """The response; `min_confidence` is checked and applied by the engine. Word search's
+    scores are already probabilities: it has no verdict."""
+    cal = svc.lib.calibration
+    threshold = check_score(min_confidence, "min_confidence", 0.0, 1.0) if by_word else \
+        check_min_confidence(min_confidence, cal, svc.lib.model)
+    hits = keep_confident(result.hits, threshold)
+    records = svc.lib.records_by_id([h.id for h in hits])
     return schemas.SearchResponse(query=result.query, model=svc.lib.model, took_ms=result.took_ms, crop=crop,
-                                  results=[_hit(h, records[h.id].sha256 if h.id in records else "") for h in result.hits])
+                                  verdict=None if by_word else svc.lib.verdict(hits),
+                                  good_match=None if by_word or cal is None else cal.good_match,
+                                  results=[_hit(h, records[h.id].sha256 if h.id in records else "") for h in hits])
 
 
 def _duplicates_response(svc: Service, report: DuplicateReport) -> schemas.Duplicates:
@@ -436,7 +476,8 @@ def _duplicates_response(svc: Service, report: DuplicateReport) -> schemas.Dupli
 def _hit(h: EngineHit, sha256: str) -> schemas.Hit:
     if h.item is not None:  # a catalogue item: its image lives in the download cache or the shop's folder
         image = f"/api/items/{quote(h.item, safe='')}/image"
-        return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, name=h.item, fields=h.fields, item=h.item,
-                           thumb_url=image, image_url=image)
-    return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, name=os.path.basename(h.path), fields=h.fields,
+        return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, confidence=h.confidence, name=h.item,
+                           fields=h.fields, item=h.item, thumb_url=image, image_url=image)
+    return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, confidence=h.confidence,
+                       name=os.path.basename(h.path), fields=h.fields,
                        **_urls(h.id, sha256))

@@ -25,12 +25,13 @@ class SearchBody(BaseModel):
     url: Optional[str] = Field(None, description="http(s) URL of an image the server downloads.")
     k: Optional[int] = Field(None, ge=1, le=1000, description="Number of results (default 10).")
     min_score: Optional[float] = Field(None, ge=-1, le=1, description="Drop results below this cosine similarity.")
+    min_confidence: Optional[float] = Field(None, ge=0, le=1, description="Drop results below this confidence.")
     crop: Optional[Crop] = Field(None, description=CROP_HELP)
     q: Optional[str] = Field(None, max_length=500, description="Keep only images tagged with an ImageNet label naming this.")
     text: Optional[str] = Field(None, max_length=500, description="Same as `q`.")
     under: Optional[str] = Field(None, max_length=4096, description="Only images under this folder (on the server).")
-    since: Optional[str] = Field(None, max_length=40, description="Only files modified on or after this date.")
-    until: Optional[str] = Field(None, max_length=40, description="Only files modified on or before this date.")
+    since: Optional[str] = Field(None, max_length=40, description="Only images taken (else modified) on or after this date.")
+    until: Optional[str] = Field(None, max_length=40, description="Only images taken (else modified) on or before this date.")
     where: Optional[str] = Field(None, max_length=2000, description="Filter on the images' fields (docs/filters.md).")
 
     @model_validator(mode="after")
@@ -71,6 +72,9 @@ class Hit(BaseModel):
     id: int
     path: str
     score: float = Field(description="Cosine similarity to the query, descending.")
+    confidence: Optional[float] = Field(None, ge=0, le=1, description=(
+        "The probability that this image shows the same thing as the query (same object, product class or "
+        "photo), calibrated per model build; null for a model without a confidence curve."))
     name: str = Field(description="File name, for display.")
     fields: dict[str, Any] = Field(default_factory=dict, description="The image's metadata (folder, name, format, ...).")
     item: Optional[str] = Field(None, description="The catalogue item's id (docs/catalogue.md); null for an indexed file.")
@@ -83,6 +87,10 @@ class SearchResponse(BaseModel):
     model: str
     took_ms: float = Field(description="Time the engine spent (decoding, model, search), server side.")
     crop: Optional[Crop] = None
+    verdict: Optional[str] = Field(None, description=(
+        '"good match" when the best result\'s confidence reaches `good_match`, "no good match" otherwise; '
+        "null for word search (its scores are the classifier's probabilities) and uncalibrated models."))
+    good_match: Optional[float] = Field(None, description="The confidence a result needs to be a good match.")
     results: list[Hit]
 
 
@@ -165,7 +173,9 @@ class Image(BaseModel):
     height: int
     tags: list[tuple[str, float]] = Field(description="Top ImageNet labels with probabilities.")
     added: float
-    fields: dict[str, Any] = Field(default_factory=dict, description="The image's metadata, filterable with `where`.")
+    fields: dict[str, Any] = Field(default_factory=dict, description=(
+        "The image's metadata, filterable with `where`: file facts, media (image|video), date, EXIF (taken, make, "
+        "camera, lens, orientation, lat, lon), a video frame's video_time, duration, frame_index."))
     thumb_url: str
     image_url: str
     similar_url: str

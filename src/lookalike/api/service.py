@@ -19,7 +19,7 @@ from PIL import Image
 from ..engine import Hit, Library
 from ..engine.cleanup import Choice, CleanupReport
 from ..engine.duplicates import DuplicateReport, DuplicateThresholds
-from ..engine.entries import is_scan_entry, scan_picture
+from ..engine.entries import entry_time, file_of, is_scan_entry, load_entry, scan_picture
 from ..engine.fetch import Fetcher
 from ..engine.medical_index import WINDOW_META
 from ..engine.params import check_label_text as check_text
@@ -38,6 +38,7 @@ from ..imaging import (
     original_size,
     release_free_memory,
 )
+from ..media.formats import media_kind
 from ..medical.dicom import has_preamble
 from ..store import ImageRecord, SearchFilter
 
@@ -49,7 +50,8 @@ THUMB_PX = 320
 DUPLICATES_TTL_S = 60.0
 _MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jfif": "image/jpeg", ".png": "image/png",
          ".webp": "image/webp", ".gif": "image/gif", ".bmp": "image/bmp", ".dib": "image/bmp",
-         ".tif": "image/tiff", ".tiff": "image/tiff"}
+         ".tif": "image/tiff", ".tiff": "image/tiff", ".avif": "image/avif", ".heic": "image/heic", ".heif": "image/heif",
+         ".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm", ".mkv": "video/x-matroska"}
 
 
 QueryImage = int | str | tuple[bytes, str]  # an id, "item:SKU", or an upload's (bytes, name)
@@ -83,15 +85,15 @@ class Service:
     def record(self, id_: int) -> ImageRecord:
         return self.lib.record(id_)
 
-    def page(self, offset: int, limit: int, where: str | None = None) -> tuple[int, list[ImageRecord]]:
-        return len(self.lib), self.lib.records(offset, limit, where=where)
+    def page(self, offset: int, limit: int, where: str | None = None, sort: str | None = None) -> tuple[int, list[ImageRecord]]:
+        return len(self.lib), self.lib.records(offset, limit, where=where, sort=sort)
 
     def search_bytes(self, data: bytes, label: str, k: int, min_score: float | None, crop: CropBox | None,
                      where: SearchFilter | None = None, text: str | None = None, ef: int | None = None) -> SearchResult:
         t0 = time.perf_counter()
         check_text(text)
         if has_preamble(data[:132]):  # a DICOM upload: windowed as the library windows its scans
-            image = scan_picture(data, label, self.lib.store.get_meta().get(WINDOW_META))
+            image = scan_picture(data, label, self.lib.setting(WINDOW_META))
             image = crop_relative(image, crop) if crop is not None else image
         elif crop is None:  # decoded exactly as the indexer decodes files, so a copy of one scores 1.0
             image = decode_image(data, label, self.lib.extractor.draft_size, self.pixel_limit)
@@ -124,11 +126,11 @@ class Service:
                   where: SearchFilter | None = None, text: str | None = None, ef: int | None = None) -> SearchResult:
         t0 = time.perf_counter()
         check_text(text)
-        rec = self.record(id_)
+        self.record(id_)  # NotFound before any work
         if crop is None:
             hits = self.lib.search(id_, k, min_score=min_score, where=where, text=text, ef=ef)  # the stored vector; no model run
         else:
-            region = crop_relative(decode_image(self._indexed_bytes(id_), rec.path, self._region_draft()), crop)
+            region = crop_relative(self._entry_image(id_, self._region_draft()), crop)
             vector = self.lib.embed([region])[0]
             hits = self.lib.search_vector(vector, k, min_score=min_score, where=where, exclude=[id_], ef=ef, text=text)
         return SearchResult(f"id:{id_}", _ms(t0), hits)
@@ -156,6 +158,16 @@ class Service:
         check_text(text)
         hits = self.lib.search_text(text, k, min_score=min_score, where=where)
         return SearchResult(text, _ms(t0), hits)
+
+    def explain(self, query_id: int, result_id: int, side: str | None) -> tuple[dict, bytes | None]:
+        """(JSON grid, PNG or None when `side` is None) of where two indexed images agree
+        (engine/explain.py)."""
+        from ..engine.explain import render_png
+
+        t0 = time.perf_counter()
+        explanation, q_image, r_image = self.lib.explain(query_id, result_id)
+        grid = {**explanation.to_dict(), "took_ms": _ms(t0)}
+        return grid, None if side is None else render_png(q_image, r_image, explanation, side)
 
     def duplicates(self, thresholds: DuplicateThresholds, tiers: list[str], where: SearchFilter | None) -> DuplicateReport:
         """Cached per library state (this server's writes and the image count) for DUPLICATES_TTL_S
@@ -185,7 +197,7 @@ class Service:
         rec, fd = self._open_item_image(id_) or self.lib.open_indexed_file(id_)
         f = os.fdopen(fd, "rb")
         size = os.fstat(fd).st_size
-        mime = _MIME.get(Path(rec.path).suffix.lower())
+        mime = _MIME.get(Path(file_of(rec.path)).suffix.lower())  # a video frame's file is its video
         if mime is None:
             try:
                 with open_image(f) as im:
@@ -213,6 +225,20 @@ class Service:
         with f:
             return f.read()
 
+    def _entry_image(self, id_: int, draft_size: int | None) -> Image.Image:
+        """The picture of an indexed entry: an image file's bytes as indexed, a scan's frame or
+        slice in the library's window, or a video's frame at the entry's time (once the video is
+        checked to be the one indexed)."""
+        rec = self.record(id_)
+        if entry_time(rec.path) is None:
+            data = self._indexed_bytes(id_)
+            if is_scan_entry(rec.path):
+                return scan_picture(data, rec.path, self.lib.setting(WINDOW_META))
+            return decode_image(data, rec.path, draft_size)
+        _, f, _, _ = self.open_file(id_)
+        f.close()
+        return load_entry(rec.path, draft_size)
+
     def thumbnail(self, id_: int) -> Path | bytes:
         """The cached thumbnail's path; its bytes when the library directory is read-only."""
         rec = self.record(id_)
@@ -220,11 +246,7 @@ class Service:
         if thumb.exists():
             return thumb
         try:
-            data = self._indexed_bytes(id_)
-            if is_scan_entry(rec.path):  # the frame or slice, in the library's window
-                im = scan_picture(data, rec.path, self.lib.store.get_meta().get(WINDOW_META))
-            else:
-                im = decode_image(data, rec.path, draft_size=THUMB_PX)
+            im = self._entry_image(id_, THUMB_PX)
         except ImageLoadError as e:
             raise NotFound(f"cannot make a thumbnail of image {id_}: {e.reason}") from None
         im.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
@@ -241,7 +263,8 @@ class Service:
         """Keep the upload as uploads/<sha256>.<ext> and index it; returns (record, created)."""
         label = filename or "<upload>"
         decode_image(data, label, draft_size=THUMB_PX, pixel_limit=self.pixel_limit)  # refuse non-images before touching disk
-        ext = FORMAT_EXTENSIONS[encoded_format(data) or "JPEG"]
+        # RAW is known by its name (its bytes look like TIFF); everything else by its content.
+        ext = Path(label).suffix.lower() if media_kind(label) == "raw" else FORMAT_EXTENSIONS[encoded_format(data) or "JPEG"]
         dest = self.uploads / f"{hashlib.sha256(data).hexdigest()}{ext}"
         with self._write_lock:
             if not dest.exists():

@@ -8,8 +8,8 @@ from importlib import import_module
 from .app import app
 
 # Imported for their @app.command() registrations, in the order `lookalike --help` lists them.
-for _module in ("index", "watch", "search", "words", "duplicates", "info", "migrate", "serve", "evaluation",
-                "finetune", "scans", "catalogue"):
+for _module in ("index", "watch", "search", "words", "duplicates", "info", "explain", "migrate", "serve",
+                "evaluation", "finetune", "scans", "catalogue"):
     import_module(f".{_module}", __name__)
 
 

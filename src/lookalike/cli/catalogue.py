@@ -82,11 +82,9 @@ def export(
     milvus_token: Optional[str] = TokenOpt,
 ) -> None:
     """Write every item and its fields back out (the columns `catalogue import` reads)."""
-    from ..engine.catalogue.export import export_items
-
     with user_errors():
         with open_library(library, store, token=milvus_token) as lib:
-            count = export_items(lib.store, None if str(out_path) == "-" else out_path)
+            count = lib.export_items(None if str(out_path) == "-" else out_path)
         if str(out_path) != "-":
             err.print(f"exported {count} items to {out_path}", highlight=False, markup=False)
 

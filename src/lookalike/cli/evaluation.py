@@ -11,14 +11,35 @@ from ..errors import InvalidQuery
 from .app import app, err, out, user_errors
 from .progress import phase_tracker, progress_bar
 
+DEFAULT_METHODS = "effnet-lite0,effnet-lite2,color-hist,texture,sift-vlad"
+SUITE_METHODS = "effnet-lite0-avg,effnet-lite0,effnet-lite2"
+
+
+def _suite(methods: str, domains: Optional[str], out_dir: Path, seed: int) -> None:
+    import json
+
+    from ..eval.suite import run_suite, suite_table
+
+    with user_errors():
+        names = [m.strip() for m in methods.split(",") if m.strip()]
+        result = run_suite(names, [d.strip() for d in domains.split(",")] if domains else None, seed,
+                           lambda msg: err.print(msg, highlight=False, markup=False))
+        out.print(suite_table(result, names[0] if len(names) > 1 else None), highlight=False, markup=False)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "suite.json").write_text(json.dumps(result.to_dict(), indent=1), encoding="utf-8")
+        err.print(f"wrote {out_dir / 'suite.json'} ({result.seconds:.0f} s)", highlight=False, markup=False, soft_wrap=True)
+
 
 @app.command("eval")
 def eval_(
     dataset: str = typer.Argument(
         ..., help="'fashion-mnist' (Debian's dataset-fashion-mnist, test split), 'brain-slices' (scans: slice height "
-                  "across two brains, docs/medical.md) or a folder ROOT/<class>/<images>."),
-    methods: str = typer.Option("effnet-lite0,effnet-lite2,color-hist,texture,sift-vlad", "--methods",
-                                help="Comma-separated model names (see `lookalike models`)."),
+                  "across two brains, docs/medical.md), a folder ROOT/<class>/<images>, or 'suite' "
+                  "(every domain of the development suite: products, photos under edits, icons, digits; one table)."),
+    methods: str = typer.Option(DEFAULT_METHODS, "--methods",
+                                help="Comma-separated model names (see `lookalike models`); for 'suite' a name may add "
+                                     "+flip or +pcaN [default for suite: " + SUITE_METHODS + "]."),
+    domains: Optional[str] = typer.Option(None, "--domains", help="suite only: comma-separated subset of products,photos,icons,digits."),
     limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Use a seeded sample of N gallery images (quick runs)."),
     queries: int = typer.Option(1000, "--queries", min=1, help="Queries: a seeded sample of the gallery."),
     out_dir: Path = typer.Option(Path("eval-report"), "--out", help="Directory for report.md, results.json and PNG plots."),
@@ -33,6 +54,9 @@ def eval_(
     seed: int = typer.Option(0, "--seed", help="Seed for the gallery sample, queries and edits."),
 ) -> None:
     """Measure retrieval quality (mAP, recall@k), speed and robustness of feature extractors."""
+    if dataset == "suite":
+        _suite(SUITE_METHODS if methods == DEFAULT_METHODS else methods, domains, out_dir, seed)
+        return
     from ..eval.harness import EvalConfig, run_eval
     from ..eval.report import retrieval_table, write_report
 

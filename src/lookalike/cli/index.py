@@ -53,6 +53,10 @@ def index(
                       f"unchanged {report.unchanged}, removed {report.removed}, failed {len(report.failed)} "
                       f"— {report.embedded} embedded in {report.seconds:.1f} s "
                       f"({report.images_per_second:.1f} img/s); library has {plural(total, 'image')}", highlight=False)
+            if report.videos:
+                err.print(f"videos: {report.videos} indexed as {report.frames} frames", highlight=False)
+            if report.skipped_types:
+                err.print(report.skipped_summary(), highlight=False, markup=False, soft_wrap=True)
             for path, reason in report.failed:
                 err.print(f"  skipped {printable(path)}: {reason}", highlight=False, markup=False, soft_wrap=True)
         if missing:

@@ -102,12 +102,9 @@ def search_scans(
                 series_search(lib, query, k, flt, as_json, window)
                 return
             else:
-                from ..engine.query import resolve
-
-                q = resolve(query, lib.store, lib.extractor.draft_size, window)
-                vec = q.vector if q.vector is not None else lib.extractor.embed([q.image])[0]  # type: ignore[list-item]
-                image_hits = lib.search_vector(vec, k, where=flt, exclude=q.exclude)
-                records = lib.store.get([h.id for h in image_hits])
+                vec, exclude = lib.query_vector(query, window)
+                image_hits = lib.search_vector(vec, k, where=flt, exclude=exclude)
+                records = lib.records_by_id([h.id for h in image_hits])
                 took = (time.perf_counter() - t0) * 1000
                 rows = [{**h.to_dict(), "fields": _shown(records[h.id].fields)} for h in image_hits if h.id in records]
                 _print(as_json, query, took, rows, f"{len(rows)} results for {printable(query)}")

@@ -29,6 +29,9 @@ def search(
     k: int = typer.Option(10, "-k", "--top", min=1, help="Number of results."),
     min_score: Optional[float] = typer.Option(
         None, "--min-score", help="Drop results below this score (cosine similarity; classifier confidence for --text alone)."),
+    min_confidence: Optional[float] = typer.Option(
+        None, "--min-confidence", help="Drop results below this confidence (0..1: the calibrated probability that the result "
+                                       "shows the same thing as the query; see docs/evaluation.md)."),
     text: Optional[str] = typer.Option(
         None, "--text", "-t", help="Images showing what this word names: an ImageNet class or a word above classes "
                                    "(e.g. 'dog', 'bird', 'vehicle', 'espresso'; commas = any of; see `lookalike tags`). "
@@ -36,9 +39,9 @@ def search(
     where: Optional[str] = WhereOpt,
     under: Optional[Path] = typer.Option(None, "--under", help="Only images under this folder."),
     since: Optional[str] = typer.Option(
-        None, "--since", help="Only files modified on or after this date (YYYY-MM-DD[THH:MM], local time)."),
+        None, "--since", help="Only images taken (else modified) on or after this date (YYYY-MM-DD[THH:MM], local time)."),
     until: Optional[str] = typer.Option(
-        None, "--until", help="Only files modified on or before this date (a date alone includes that whole day)."),
+        None, "--until", help="Only images taken (else modified) on or before this date (a date alone includes that whole day)."),
     ef: Optional[int] = typer.Option(
         None, "--ef", min=1, help="ANN candidates per query on large libraries: higher is more exact, slower [default: 96]."),
     negative: Optional[List[str]] = typer.Option(
@@ -77,7 +80,8 @@ def search(
         ctx.fail("--group takes 'image' or 'series'; 'series' takes one QUERY image and no --not or --text.")
     with usage_errors():  # checked before the library or the model is opened: a bad option costs nothing
         base = make_filter(under, since, until, names=("--under", "--since", "--until"))
-        check_k(k, "-k"), check_score(min_score, "--min-score"), parse_crop(crop, "--crop")
+        check_k(k, "-k"), check_score(min_score, "--min-score"), check_score(min_confidence, "--min-confidence", 0.0, 1.0)
+        parse_crop(crop, "--crop")
     with user_errors():
         check_label_text(text)
         from ..engine.scan import printable
@@ -101,7 +105,7 @@ def search(
                 print_item_hits(printable(query, controls=False), item_hits, as_json)
                 return
             if not queries:
-                hits = lib.search_text(text or "", k=k, min_score=min_score, where=flt)
+                hits = lib.search_text(text or "", k=k, min_score=min_score, where=flt, min_confidence=min_confidence)
                 label = text or ""
             elif crop is not None:  # a region of one image (engine/region.py)
                 from ..engine.region import region_query
@@ -112,11 +116,14 @@ def search(
             else:
                 sources: list = [sys.stdin.buffer.read() if q == "-" else q for q in queries]
                 hits = lib.search(sources if len(sources) > 1 else sources[0], k=k, min_score=min_score, where=flt,
-                                  text=text, ef=ef, negative=list(negative or []), weights=weight or None)
+                                  text=text, ef=ef, negative=list(negative or []), weights=weight or None,
+                                  min_confidence=min_confidence)
                 label = " + ".join("-" if q == "-" else printable(q, controls=False) for q in queries)
                 if negative:
                     label += "".join(f" - {printable(n, controls=False)}" for n in negative)
             took_ms = (time.perf_counter() - t0) * 1000
+            verdict = lib.verdict(hits) if queries else None  # word search: scores are already probabilities
+            good = lib.calibration.good_match if queries and lib.calibration is not None else None
             if text is not None and 0 < lib.stored_classes() <= 5 and len(lib.expand(text).labels) > 5:
                 err.print(f"note: this library keeps only 5 classes per image, so {text!r} ({len(lib.expand(text).labels)} "
                           "classes) finds fewer images than it could: re-index into a new library to enable broader words",
@@ -127,8 +134,8 @@ def search(
                 sys.stdout.buffer.flush()
                 return
             if as_json:
-                print(json.dumps({"query": label, "model": lib.model, "took_ms": round(took_ms, 3),
-                                  "results": [h.to_dict() for h in hits]}))
+                print(json.dumps({"query": label, "model": lib.model, "took_ms": round(took_ms, 3), "verdict": verdict,
+                                  "good_match": good, "results": [h.to_dict() for h in hits]}))
                 return
             if not hits and text is not None:  # say so, rather than an empty table
                 err.print(f"no images tagged {text!r}" + (f" among the images like {label}" if queries else "")
@@ -141,9 +148,18 @@ def search(
             # Text, not markup: a file named "m[/bold]x.jpg" is shown as it is.
             table = Table(title=Text(f"{title} ({took_ms:.1f} ms, {lib.model})"), title_justify="left")
             score_name = "confidence" if not queries else "score"
-            columns: list[tuple[str, JustifyMethod]] = [("rank", "right"), (score_name, "right"), ("id", "right"), ("path", "left")]
-            for col, just in columns:
+            columns: list[tuple[str, JustifyMethod]] = [("rank", "right"), (score_name, "right")]
+            columns += [("confidence", "right")] if queries else []
+            for col, just in columns + [("id", "right"), ("path", "left")]:
                 table.add_column(col, justify=just)
-            for h in hits:
-                table.add_row(str(h.rank), f"{h.score:.4f}", str(h.id), path_text(h.path))  # text, never markup
+            for i, h in enumerate(hits):
+                conf = [] if not queries else ["–" if h.confidence is None else f"{h.confidence:.2f}"]
+                # A line under the last good match: what is above it is what the query most likely shows.
+                last_good = (good is not None and h.confidence is not None and h.confidence >= good and i + 1 < len(hits)
+                             and (hits[i + 1].confidence or 0.0) < good)
+                table.add_row(str(h.rank), f"{h.score:.4f}", *conf, str(h.id), path_text(h.path), end_section=last_good)
+            if verdict == "no good match" and good is not None:
+                best = max((h.confidence or 0.0 for h in hits), default=0.0)
+                table.caption = Text(f"no good match: the best confidence is {best:.2f} (a good match needs {good:.2f})")
+                table.caption_justify = "left"
             print_table(out, table)

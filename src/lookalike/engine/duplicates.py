@@ -42,7 +42,7 @@ import numpy as np
 
 from ..errors import LookalikeError
 from ..store import ImageRecord, SearchFilter, VectorStore
-from .entries import load_entry
+from .entries import load_entry, split_entry
 from .keep_policy import KeepPolicy
 from .keypoints import Keypoints, keypoints, load_cv2, match
 from .params import TIERS, DuplicateThresholds, check_tiers
@@ -127,6 +127,8 @@ def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None =
 
     if any(t != "exact" for t in tiers) and len(ids) > 1:
         candidates = _neighbour_pairs(store, ids, th, where, progress, batch_size)
+        # Frames of one video look alike by nature: they are not duplicates of each other.
+        candidates = {p: s for p, s in candidates.items() if not _same_file(records[p[0]].path, records[p[1]].path)}
         features = _KeypointCache(records, report)
         near_todo = [(p, s) for p, s in candidates.items() if p not in pairs and s >= th.near_cosine]
         features.prepare(sorted({i for p, _ in near_todo for i in p}), progress)
@@ -205,6 +207,12 @@ def _anchor_order(r: ImageRecord) -> tuple:
     oldest id (geometry is best checked against the fullest version; independent of which
     image the keep policy keeps)."""
     return (-r.width * r.height, -r.size, r.id)
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Two entries of one multi-entry file (a video's frames)."""
+    file_a, fragment_a = split_entry(a)
+    return fragment_a is not None and file_a == split_entry(b)[0]
 
 
 def _confirm_near_groups(store: VectorStore, records: dict[int, ImageRecord], pairs: dict[tuple[int, int], tuple[str, float]],

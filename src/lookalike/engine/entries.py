@@ -1,10 +1,11 @@
 """Entry addressing: one file may hold several searchable entries (a multi-frame DICOM's
-frames, a NIfTI volume's slices, a video's frames). An entry's path is the file's path plus
-a fragment:
+frames, a NIfTI volume's slices, a video's sampled frames). An entry's path is the file's
+path plus a fragment:
 
     /photos/beach.jpg             the whole file (a still image, a single-frame DICOM)
     /scans/us.dcm#frame=7         the 8th frame of a multi-frame file (0-based)
     /scans/t1.nii.gz#slice=90     the 91st axial slice of a volume (0-based)
+    /videos/clip.mp4#t=12.500     the frame shown 12.5 s into a video
 
 Everything that treats a record path as a file (exists, prune, remove, serve) goes through
 `split_entry` / `file_of`. A file whose own name contains `#` is still one entry: only a
@@ -17,8 +18,9 @@ import re
 
 from PIL import Image
 
-from ..errors import ImageLoadError
+from ..errors import ImageLoadError, Unsupported
 from ..imaging import load_image, read_file
+from ..media.formats import media_kind
 
 _FRAGMENT = re.compile(r"#(t=\d+(?:\.\d+)?|frame=\d+|slice=\d+)$")
 
@@ -34,6 +36,17 @@ def split_entry(path: str) -> tuple[str, str | None]:
 def file_of(path: str) -> str:
     """The file an entry lives in."""
     return split_entry(path)[0]
+
+
+def time_entry(file: str, seconds: float) -> str:
+    """The entry of the video frame at `seconds` (millisecond precision, stable text)."""
+    return f"{file}#t={seconds:.3f}"
+
+
+def entry_time(path: str) -> float | None:
+    """Seconds into the video for a `#t=` entry, else None."""
+    fragment = split_entry(path)[1]
+    return float(fragment[2:]) if fragment and fragment.startswith("t=") else None
 
 
 def frame_entry(file: str, index: int) -> str:
@@ -53,11 +66,18 @@ def entry_exists(path: str) -> bool:
 
 
 def load_entry(path: str, draft_size: int | None = None, window: str | None = None) -> Image.Image:
-    """The picture an entry shows: a still image's pixels, or a scan's frame or slice as the
+    """The picture an entry shows: a still image's pixels, a video's frame at `#t=` (scaled
+    to `draft_size` the way the indexer scales frames), or a scan's frame or slice as the
     library windows it (`window`: a spec of medical/window.py; None: auto)."""
     from ..medical.reader import is_scan
 
     file, fragment = split_entry(path)
+    if fragment is not None and fragment.startswith("t="):
+        from ..media.video import DEFAULT_SHORT_SIDE, frame_at
+
+        return frame_at(file, float(fragment[2:]), short_side=draft_size or DEFAULT_SHORT_SIDE)
+    if fragment is None and media_kind(file) == "video":
+        raise Unsupported(f"{file}: a video is not one image; name a moment in it, e.g. {time_entry(file, 0.0)}")
     if not is_scan(file):
         if fragment is not None:
             raise ImageLoadError(path, f"#{fragment} names a frame, but {os.path.basename(file)} is not a scan file")

@@ -9,18 +9,22 @@ import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import ImageLoadError
+from ..errors import ImageLoadError, LookalikeError
 from ..imaging import decode_image, image_format, original_size, read_file, sniff_format
+from ..media.formats import media_kind, raw_format
 from ..medical.reader import is_scan
 from ..models import FeatureExtractor
 from ..store import ImageRecord, Upsert, VectorStore
+from .entries import file_of, split_entry
 from .fields import ImageInfo, has_file_fields, record_fields
+from .media_fields import image_fields, replace_media_fields, with_date
 from .medical_index import ScanIndexer, entries_by_file
 from .scan import FileEntry, printable
+from .video_index import VideoIndexer
 
 # (done, total) -> None, called from the indexing thread.
 ProgressFn = Callable[[int, int], None]
@@ -36,6 +40,17 @@ class AddReport:
     embedded: int = 0  # images that actually went through the model
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    videos: int = 0  # video files (re-)indexed; each adds its sampled frames as entries
+    frames: int = 0  # video frames written
+    skipped_types: dict[str, int] = field(default_factory=dict)  # extension -> files not indexed
+
+    def skipped_summary(self) -> str:
+        """"skipped 3 files of unsupported types: .xyz (2), .psd (1)", or "" when none."""
+        if not self.skipped_types:
+            return ""
+        n = sum(self.skipped_types.values())
+        kinds = ", ".join(f"{ext} ({c})" for ext, c in sorted(self.skipped_types.items(), key=lambda kv: (-kv[1], kv[0])))
+        return f"skipped {n} file{'s' if n != 1 else ''} of unsupported types: {kinds}"
 
     @property
     def images_per_second(self) -> float:
@@ -47,6 +62,7 @@ class AddReport:
             "moved": self.moved, "removed": self.removed, "embedded": self.embedded,
             "failed": [{"path": printable(p, controls=False), "reason": r} for p, r in self.failed],
             "seconds": round(self.seconds, 3), "images_per_second": round(self.images_per_second, 2),
+            "videos": self.videos, "frames": self.frames, "skipped_types": dict(self.skipped_types),
         }
 
 
@@ -58,6 +74,7 @@ class _Prepared:
     size: tuple[int, int] = (0, 0)
     error: str | None = None
     format: str | None = None  # from the decoder (or the header when not decoded)
+    fields: dict[str, Any] = field(default_factory=dict)  # media, EXIF and date of new content
 
 
 class Indexer:
@@ -74,7 +91,12 @@ class Indexer:
 
     def run(self, entries: list[FileEntry], report: AddReport) -> None:
         known_paths = {r.path: r for r in self.store.iter_records()}
-        todo, scans = [], []
+        frames_of: dict[str, list[ImageRecord]] = {}  # a video file -> its frame entries
+        for r in known_paths.values():
+            file, fragment = split_entry(r.path)
+            if fragment is not None and fragment.startswith("t="):
+                frames_of.setdefault(file, []).append(r)
+        todo, scans, videos = [], [], []
         scan_indexer = ScanIndexer(self.store, self.extractor, self.batch_size, entries_by_file(known_paths), self.workers)
         refresh: list[tuple[FileEntry, ImageRecord]] = []
         for e in entries:
@@ -84,20 +106,33 @@ class Indexer:
                 else:
                     scans.append(e)
                 continue
+            if media_kind(e.path) == "video":  # one file, one entry per sampled frame (engine/video_index.py)
+                olds = frames_of.get(e.path, [])
+                if olds and all(o.size == e.size and o.mtime == e.mtime for o in olds):
+                    report.unchanged += 1
+                else:
+                    videos.append(e)
+                continue
             old = known_paths.get(e.path)
             if old is not None and old.size == e.size and old.mtime == e.mtime:
                 report.unchanged += 1
-                if not has_file_fields(old.fields):  # indexed before fields existed
+                if not has_file_fields(old.fields) or "media" not in old.fields:  # indexed before fields existed
                     refresh.append((e, old))
             else:
                 todo.append(e)
         self._refresh_fields(refresh)
-        total = len(todo) + len(scans)
+        total = len(todo) + len(scans) + len(videos)
         self.progress(0, total)
         if scans:
             scan_indexer.run(scans, report, lambda n: self.progress(n, total))
-        if not todo:
-            return
+        if videos:
+            VideoIndexer(self.store, self.extractor, self.batch_size, known_paths, frames_of).run(
+                videos, report, lambda n: self.progress(len(scans) + n, total))
+        if todo:
+            self._run_images(todo, entries, known_paths, report, len(scans) + len(videos), total)
+
+    def _run_images(self, todo: list[FileEntry], entries: list[FileEntry], known_paths: dict[str, ImageRecord],
+                    report: AddReport, done_before: int, total: int) -> None:
         self._hashes = self.store.hashes()
         self._paths = known_paths
         self._present = {e.path for e in entries}
@@ -124,22 +159,25 @@ class Indexer:
                 if len(writes) >= self.batch_size or removes:
                     self._flush(writes, removes)
                 done += 1
-                self.progress(len(scans) + done, total)
+                self.progress(done_before + done, total)
         self._embed(pending, writes, report)
         self._flush(writes, removes)
 
     def _refresh_fields(self, refresh: list[tuple[FileEntry, ImageRecord]]) -> None:
-        """Give unchanged records made before fields existed their file fields: a header read
-        each, no decoding, no model, vectors kept."""
+        """Give unchanged records made before fields existed their file and photo fields: a
+        header read each (EXIF sits in the first megabyte), no decoding, no model, vectors kept."""
         for start in range(0, len(refresh), 500):
             writes = []
             for e, old in refresh[start:start + 500]:
                 try:
                     with open(e.path, "rb") as f:
-                        fmt = sniff_format(f.read(1 << 16))
+                        head = f.read(1 << 20)
                 except OSError:
                     continue  # unreadable now: left as it is, as its content is unchanged
-                old.fields = record_fields(e.path, ImageInfo(fmt, old.width, old.height, e.size, e.mtime), old.fields)
+                media = image_fields(head, e.mtime)
+                fmt = raw_format(e.path) or sniff_format(head)
+                old.fields = record_fields(e.path, ImageInfo(fmt, old.width, old.height, e.size, e.mtime),
+                                           replace_media_fields(old.fields, media))
                 writes.append(Upsert(old))
             if writes:
                 self.store.write(writes)
@@ -150,11 +188,14 @@ class Indexer:
             data = read_file(e.path)
             sha = hashlib.sha256(data).hexdigest()
             if sha in self._hashes and not decode:
-                return _Prepared(e, sha, format=sniff_format(data))
+                return _Prepared(e, sha, format=raw_format(e.path) or sniff_format(data))  # RAW headers look like TIFF
             image = decode_image(data, e.path, draft_size=self.extractor.draft_size)
-            return _Prepared(e, sha, self.extractor.preprocess(image), original_size(image), format=image_format(image))
+            return _Prepared(e, sha, self.extractor.preprocess(image), original_size(image), format=image_format(image),
+                             fields=image_fields(data, e.mtime))
         except ImageLoadError as err:
             return _Prepared(e, error=err.reason)
+        except LookalikeError as err:  # e.g. MissingExtra for a HEIC without pillow-heif
+            return _Prepared(e, error=str(err))
         except Exception as err:  # never let one file stop the run
             return _Prepared(e, error=f"{type(err).__name__}: {err}")
 
@@ -172,7 +213,7 @@ class Indexer:
         if old is not None and old.sha256 == prep.sha256:
             # Touched but identical: refresh size/mtime (and the fields that show them) only.
             old.size, old.mtime = e.size, e.mtime
-            old.fields = record_fields(e.path, self._info(prep, old.width, old.height), old.fields)
+            old.fields = record_fields(e.path, self._info(prep, old.width, old.height), with_date(old.fields, e.mtime))
             writes.append(Upsert(old))
             report.unchanged += 1
             return
@@ -182,8 +223,8 @@ class Indexer:
             self._embed_after_all(e, old, report, pending)
             return
         # Catalogue items (virtual `item:` paths) are never a file that moved.
-        gone = [r for r in records.values() if r.path not in self._present and not r.path.startswith("item:")
-                and not os.path.exists(r.path)]
+        gone = [r for r in records.values() if file_of(r.path) not in self._present and not r.path.startswith("item:")
+                and not os.path.exists(file_of(r.path))]
         if old is not None:
             removes.append(old.stored_id)  # a different file now sits at this path
             self._forget(old)
@@ -191,7 +232,7 @@ class Indexer:
             rec = gone[0]
             del self._paths[rec.path]
             rec.path, rec.size, rec.mtime = e.path, e.size, e.mtime
-            rec.fields = record_fields(e.path, self._info(prep, rec.width, rec.height), rec.fields)
+            rec.fields = record_fields(e.path, self._info(prep, rec.width, rec.height), with_date(rec.fields, e.mtime))
             self._paths[e.path] = rec
             writes.append(Upsert(rec))
             report.moved += 1
@@ -204,7 +245,8 @@ class Indexer:
             self._embed_after_all(e, None, report, pending)
             return
         rec = ImageRecord(e.path, prep.sha256, e.size, e.mtime, src.width, src.height, list(src.tags),
-                          fields=record_fields(e.path, self._info(prep, src.width, src.height)))
+                          fields=record_fields(e.path, self._info(prep, src.width, src.height),
+                                               with_date(replace_media_fields({}, src.fields), e.mtime)))
         writes.append(Upsert(rec, vec))
         report.added += 1
 
@@ -238,7 +280,8 @@ class Indexer:
             tags = feats.tags[i] if i < len(feats.tags) else []
             rec = ImageRecord(e.path, prep.sha256, e.size, e.mtime, prep.size[0], prep.size[1], tags,
                               id=old.id if old is not None else None,
-                              fields=record_fields(e.path, self._info(prep, *prep.size), old.fields if old else None))
+                              fields=record_fields(e.path, self._info(prep, *prep.size),
+                                                   replace_media_fields(old.fields if old else {}, prep.fields)))
             if old is not None:
                 self._forget(old)
                 report.updated += 1

@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,19 +22,24 @@ from ..errors import Conflict, InvalidQuery, LookalikeError, ModelMismatchError,
 from ..filters import And, FieldTypes, parse
 from ..imaging import ImageSource, load_image
 from ..models import FeatureExtractor, TrainableExtractor, get_extractor, model_info
+from ..models.calibrate import Calibration
 from ..models.imagenet_labels import imagenet_labels
 from ..store import ImageRecord, SearchFilter, VectorStore, library_exists, open_store
 from . import cleanup
+from .browse import check_sort, sort_records
 from .cleanup import Choice, CleanupReport, UndoReport
 from .combine import check_weights, combine_vectors
+from .confidence import calibration_for, check_min_confidence, keep_confident, verdict, with_confidence
 from .duplicates import TIERS, DuplicateProgressFn, DuplicateReport, DuplicateThresholds, find_duplicates
-from .entries import file_of
+from .entries import file_of, split_entry
+from .explain import Explanation, agreement_maps
 from .indexer import AddReport, Indexer, ProgressFn
 from .keep_policy import KeepPolicy
 from .params import check_ef, check_k, check_score, fit_sample, no_image
 from .query import resolve
 from .scan import absolute, printable, record_file_exists, record_folder_exists, scan
 from .tags import FILTER_CONFIDENCE, Expansion, VocabularyEntry, expand, rank_by_tag, vocabulary
+from .video_index import frame_sha
 
 STATE_DIR = "model-state"
 ROOTS_META = "indexed_roots"  # JSON list of the real paths passed to add()
@@ -46,6 +52,9 @@ class Hit:
     path: str
     score: float
     fields: dict[str, Any] = field(default_factory=dict)
+    # The probability that this image shows the same thing as the query (engine/confidence.py);
+    # None for a model without a confidence curve.
+    confidence: float | None = None
 
     @property
     def item(self) -> str | None:
@@ -132,7 +141,9 @@ class Library:
             raise refusal
         t0 = time.perf_counter()
         report = AddReport()
-        entries, report.failed = scan(list(paths), skip=[self.directory])
+        skipped: Counter[str] = Counter()
+        entries, report.failed = scan(list(paths), skip=[self.directory], skipped=skipped)
+        report.skipped_types = dict(skipped)
         self._fit_if_needed(entries)
         if entries:
             self._remember_roots(paths)
@@ -164,7 +175,7 @@ class Library:
         path lies under a folder or file passed to `add` (or the library's own folder), with the
         indexed size and mtime or, when those changed, the indexed content. The caller closes the fd."""
         rec = self.get(id_)
-        path = file_of(rec.path)  # a scan's frame or slice is served as its file
+        path, fragment = split_entry(rec.path)  # a video's frame or a scan's slice is served as its file
         gone = f"the file of image {id_} is gone from disk: {path}"
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
@@ -183,7 +194,7 @@ class Library:
             roots = self.indexed_roots() + [os.path.realpath(self.directory)]
             if not _under(real, roots) and real != os.path.abspath(path):
                 raise Conflict(f"the file of image {id_} now resolves outside the indexed folders: {path}")
-            if (st.st_size, st.st_mtime) != (rec.size, rec.mtime) and _sha256_fd(fd) != rec.sha256:
+            if (st.st_size, st.st_mtime) != (rec.size, rec.mtime) and not _same_content(fd, rec.sha256, fragment):
                 raise Conflict(f"the file of image {id_} changed since it was indexed; re-index it (lookalike index) to serve it")
             os.lseek(fd, 0, os.SEEK_SET)
             os.set_blocking(fd, True)
@@ -198,7 +209,8 @@ class Library:
         return bool(self.store.sync_index(progress))
 
     def remove(self, paths: Sequence[str | os.PathLike]) -> int:
-        """Forget these images (or every image under these folders). Files are untouched."""
+        """Forget these images (or every image under these folders, or every frame of these
+        videos). Files are untouched."""
         ids: list[int] = []
         for p in paths:
             path = absolute(p)
@@ -267,17 +279,19 @@ class Library:
     def search(self, query: ImageSource | int | list[ImageSource | int] | tuple[ImageSource | int, ...], k: int = 10, *,
                min_score: float | None = None, where: str | SearchFilter | None = None, text: str | None = None,
                ef: int | None = None, negative: Sequence[ImageSource | int] = (),
-               weights: Sequence[float] | None = None) -> list[Hit]:
+               weights: Sequence[float] | None = None, min_confidence: float | None = None) -> list[Hit]:
         """Images that look like `query`: a path, URL, bytes, PIL image, array, id or "id:N",
         or a list of them (images like all of them, `weights` saying how much each counts),
         with `negative` examples of what not to find (engine/combine.py). Indexed query
         images never find themselves. `text` keeps only images tagged with a label it names
         (see `search_text`). `ef`: ANN candidates per query on large libraries (higher:
         better recall, slower; ignored where search is exact). `where`: a filter expression
-        over the images' fields (docs/filters.md) or a SearchFilter."""
+        over the images' fields (docs/filters.md) or a SearchFilter. Every hit has a calibrated
+        `confidence` (engine/confidence.py); `min_confidence` drops hits below it."""
         # Out-of-range values are refused before any model work; a threshold above every score
         # simply finds nothing (shells bound it to the score's range themselves).
         k, min_score, ef = check_k(k), check_score(min_score, low=None, high=None), check_ef(ef)
+        min_confidence = check_min_confidence(min_confidence, self.calibration, self.model)
         where = self.where(where)
         positives = list(query) if isinstance(query, (list, tuple)) else [query]
         if not positives:
@@ -286,7 +300,8 @@ class Library:
         pos, exclude = self._query_vectors(positives)
         neg, neg_exclude = self._query_vectors(list(negative))
         vec = combine_vectors(pos, neg if len(neg) else None, weights) if len(positives) > 1 or len(neg) else pos[0]
-        return self.search_vector(vec, k, min_score=min_score, where=where, exclude=exclude + neg_exclude, ef=ef, text=text)
+        return self.search_vector(vec, k, min_score=min_score, where=where, exclude=exclude + neg_exclude, ef=ef, text=text,
+                                  min_confidence=min_confidence)
 
     def _query_vectors(self, queries: list[ImageSource | int]) -> tuple[np.ndarray, list[int]]:
         """Vectors of query images (indexed ones read from the store) and the ids to exclude."""
@@ -307,11 +322,13 @@ class Library:
 
     def search_vector(self, vector: np.ndarray, k: int = 10, *, min_score: float | None = None,
                       where: str | SearchFilter | None = None, exclude: Sequence[int] = (),
-                      ef: int | None = None, text: str | None = None) -> list[Hit]:
+                      ef: int | None = None, text: str | None = None, min_confidence: float | None = None) -> list[Hit]:
         k, min_score, ef = check_k(k), check_score(min_score, low=None, high=None), check_ef(ef)
+        min_confidence = check_min_confidence(min_confidence, self.calibration, self.model)
         where = self.where(where)
         if text is not None:
-            return self._search_tagged(vector, text, k, min_score, where, exclude)
+            hits = self._search_tagged(vector, text, k, min_score, where, exclude)
+            return keep_confident(with_confidence(hits, self.calibration), min_confidence)
         q = np.asarray(vector, np.float32)[None]
         gone: list[int] = []
 
@@ -325,7 +342,8 @@ class Library:
             return [(records[i], s) for i, s in scored if i in records]
 
         found = self._present(ask, k, gone)
-        return [Hit(rank, rec.stored_id, rec.path, round(s, 6), rec.fields) for rank, (rec, s) in enumerate(found, start=1)]
+        hits = [Hit(rank, rec.stored_id, rec.path, round(s, 6), rec.fields) for rank, (rec, s) in enumerate(found, start=1)]
+        return keep_confident(with_confidence(hits, self.calibration), min_confidence)
 
     def _present(self, ask, k: int, gone: list[int]) -> list[tuple[ImageRecord, float]]:
         """The best `k` results whose files still exist. `ask(n)` returns the best n (record,
@@ -376,6 +394,19 @@ class Library:
         except LookalikeError:
             pass
 
+    @property
+    def calibration(self) -> Calibration | None:
+        """This model build's confidence curve (models/calibrate.py), or None; looked up once
+        (the build cannot change while the library is open: `open` checks it)."""
+        if not hasattr(self, "_calibration"):
+            self._calibration = calibration_for(self.model)
+        return self._calibration
+
+    def verdict(self, hits: Sequence[Hit]) -> str | None:
+        """"good match" / "no good match" for an image search's hits (None: uncalibrated model)."""
+        cal = self.calibration
+        return verdict(hits, cal.good_match) if cal is not None else verdict(hits)
+
     def _search_tagged(self, vector: np.ndarray, text: str, k: int, min_score: float | None,
                        where: SearchFilter | None, exclude: Sequence[int]) -> list[Hit]:
         """Exact similarity among the images that show what `text` names with at least
@@ -393,13 +424,36 @@ class Library:
         scored = self._present(lambda n: [(rec, s) for rec, s in ranked if rec.id not in gone][:n], k, gone)
         return [Hit(rank, rec.stored_id, rec.path, s, rec.fields) for rank, (rec, s) in enumerate(scored, start=1)]
 
+    def explain(self, query: ImageSource | int, result: ImageSource | int) -> tuple[Explanation, Image.Image, Image.Image]:
+        """Where `query` and `result` (paths, URLs, images, ids or "id:N") agree, as a heat map on
+        each (engine/explain.py), with the two images as the model saw them."""
+        ext = self.extractor
+        images = [self._image_of(x, ext.draft_size) for x in (query, result)]
+        score, a, b = agreement_maps(ext, *images)
+        cal = self.calibration
+        conf = None if cal is None else round(float(cal.confidence(score)), 4)
+        return Explanation(round(score, 6), conf, a, b), images[0], images[1]
+
+    def _image_of(self, source: ImageSource | int, draft_size: int | None) -> Image.Image:
+        """An image from any source; an id (or "id:N") is the indexed file, read as indexed."""
+        if isinstance(source, str) and source.strip().startswith("id:"):
+            source = self.record(source).id  # type: ignore[assignment]
+        if isinstance(source, (int, np.integer)) and not isinstance(source, bool):
+            return load_image(Path(self.get(int(source)).path), draft_size)
+        q = resolve(source, self.store, draft_size)
+        if q.image is not None:
+            return q.image
+        return load_image(Path(q.label), draft_size)  # an indexed, unchanged file: its vector was known
+
     def search_text(self, text: str, k: int = 10, *, min_score: float | None = None,
-                    where: str | SearchFilter | None = None) -> list[Hit]:
+                    where: str | SearchFilter | None = None, min_confidence: float | None = None) -> list[Hit]:
         """Images showing what `text` names: an English noun and every ImageNet class that
         is a kind of it in WordNet ("dog": every breed), or label words (engine/tags.py;
         commas separate alternatives). Here `score` is the classifier's confidence: the
-        summed probability of the image's matching classes, descending."""
+        summed probability of the image's matching classes, descending; being a probability
+        already, it is also the hit's `confidence`."""
         k, min_score = check_k(k), check_score(min_score, low=None, high=None)
+        min_confidence = check_score(min_confidence, "min_confidence", low=0.0, high=1.0)
         where = self.where(where)
         gone: list[int] = []
 
@@ -407,7 +461,9 @@ class Library:
             return [(rec, s) for rec, s in rank_by_tag(self.store, text, n + len(gone), where, min_score) if rec.id not in gone][:n]
 
         ranked = self._present(ask, k, gone)
-        return [Hit(rank, rec.stored_id, rec.path, round(s, 6), rec.fields) for rank, (rec, s) in enumerate(ranked, start=1)]
+        hits = [Hit(rank, rec.stored_id, rec.path, round(s, 6), rec.fields, round(min(max(s, 0.0), 1.0), 4))
+                for rank, (rec, s) in enumerate(ranked, start=1)]
+        return keep_confident(hits, min_confidence)
 
     def expand(self, word: str) -> Expansion:
         """The ImageNet classes a search word names (through WordNet's hierarchy)."""
@@ -494,10 +550,33 @@ class Library:
             id_ = int(text)
         return self.get(id_)
 
-    def records(self, offset: int = 0, limit: int | None = None,
-                where: str | SearchFilter | None = None) -> list[ImageRecord]:
-        """Records in id order; `where` restricts them (offset/limit count matching ones)."""
-        return list(self.store.iter_records(offset, limit, self.where(where)))
+    def records(self, offset: int = 0, limit: int | None = None, where: str | SearchFilter | None = None,
+                sort: str | None = None) -> list[ImageRecord]:
+        """Records in id order, or by `sort`: "date" (capture time, else file time), "folder"
+        or "name"; "-date" etc. reverse it (engine/browse.py). `where` restricts them
+        (offset/limit count matching ones)."""
+        flt = self.where(where)
+        if check_sort(sort) in (None, "id"):
+            return list(self.store.iter_records(offset, limit, flt))
+        ordered = sort_records(self.store.iter_records(where=flt), sort)  # type: ignore[arg-type]
+        return ordered[offset:None if limit is None else offset + limit]
+
+    def query_vector(self, query: ImageSource | int, window: str | None = None) -> tuple[np.ndarray, list[int]]:
+        """One query's vector (read from the store for an indexed image, else embedded; scans
+        windowed by `window`) and the ids it must not find (itself)."""
+        q = resolve(query, self.store, self.extractor.draft_size, window)
+        vec = q.vector if q.vector is not None else self.extractor.embed([q.image])[0]  # type: ignore[list-item]
+        return vec, list(q.exclude)
+
+    def setting(self, name: str) -> str | None:
+        """A library-wide setting (e.g. the scan window chosen when it was created)."""
+        return self.store.get_meta().get(name)
+
+    def export_items(self, path: Path | None) -> int:
+        """Write every catalogue item and its fields to `path` (.csv/.jsonl; None: stdout)."""
+        from .catalogue.export import export_items
+
+        return export_items(self.store, path)
 
     def records_by_id(self, ids: Sequence[int]) -> dict[int, ImageRecord]:
         """Records of those ids that exist (missing ones are left out, not an error)."""
@@ -561,6 +640,12 @@ def _sha256_fd(fd: int) -> str:
     while chunk := os.read(fd, 1 << 20):
         h.update(chunk)
     return h.hexdigest()
+
+
+def _same_content(fd: int, sha256: str, fragment: str | None) -> bool:
+    """Whether the open file still has the indexed content (a frame's hash derives from its video's)."""
+    digest = _sha256_fd(fd)
+    return (frame_sha(digest, fragment) if fragment is not None and fragment.startswith("t=") else digest) == sha256
 
 
 def _under(path: str, roots: list[str]) -> bool:

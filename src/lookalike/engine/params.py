@@ -178,8 +178,29 @@ def make_filter(under: str | os.PathLike | None = None, since: str | None = None
     """The store filter for a folder and a date range, as the CLI's --under/--since/--until
     and the API's under/since/until give them; None when nothing is set. A date alone as
     `until` covers that whole day. Returns a `SearchFilter` or None."""
-    from ..store.base import SearchFilter  # imported on use: validation stays cheap
+    from ..filters import And, Compare  # imported on use: validation stays cheap
+    from ..store.base import SearchFilter
 
-    where = SearchFilter(path_prefix=folder_prefix(under, names[0]), min_mtime=parse_date(since, names[1]),
-                         max_mtime=parse_date(until, names[2], end_of_day=True))
+    # The range applies to the `date` field: the capture time when the file records one, else
+    # the file's modification time (engine/media_fields.py, docs/photos.md).
+    bounds = [Compare("date", op, bound) for op, bound in ((">=", date_bound(since, names[1])),
+                                                            ("<=", date_bound(until, names[2], end_of_day=True)))
+              if bound is not None]
+    expr = None if not bounds else bounds[0] if len(bounds) == 1 else And(tuple(bounds))
+    where = SearchFilter(path_prefix=folder_prefix(under, names[0]), expr=expr)
     return None if where.is_empty() else where
+
+
+def date_bound(text: str | None, name: str, end_of_day: bool = False) -> str | None:
+    """A --since/--until value as the local ISO 8601 text `date` fields compare with
+    ("2024-05-01" -> "2024-05-01T00:00:00", or "...T23:59:59.999999" as an end of day);
+    checked like `parse_date`. A time with a UTC offset is turned into this machine's time."""
+    if parse_date(text, name, end_of_day) is None:
+        return None
+    value = (text or "").strip()
+    if len(value) == 10:
+        return value + ("T23:59:59.999999" if end_of_day else "T00:00:00")
+    moment = datetime.datetime.fromisoformat(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone().replace(tzinfo=None)
+    return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from ..imaging import ImageSource, crop_relative, decode_image, load_image
+from .entries import file_of, is_scan_entry, load_entry
+from .medical_index import WINDOW_META
 from .params import CropBox, parse_crop
 from .query import _ID, download
 
@@ -30,7 +32,10 @@ def region_query(lib: Library, query: ImageSource | int, crop: object) -> tuple[
         if id_ is not None:  # the file that was indexed, still that file (Library.open_indexed_file)
             rec, fd = lib.open_indexed_file(id_)
             with os.fdopen(fd, "rb") as f:
-                image = decode_image(f.read(), rec.path, draft)
+                if file_of(rec.path) != rec.path or is_scan_entry(rec.path):  # a video frame, a scan's frame or slice
+                    image = load_entry(rec.path, draft, lib.setting(WINDOW_META))
+                else:
+                    image = decode_image(f.read(), rec.path, draft)
             return crop_relative(image, box), [id_]
     if isinstance(query, str) and query.startswith(("http://", "https://")):
         return crop_relative(decode_image(download(query), query, draft), box), []

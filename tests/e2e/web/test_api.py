@@ -21,7 +21,7 @@ from lookalike.imaging import crop_relative
 from tests.support.server import BackgroundServer
 from tests.support.web import jpeg, upload
 
-HIT_KEYS = ["rank", "id", "path", "score", "name", "fields", "item", "thumb_url", "image_url"]
+HIT_KEYS = ["rank", "id", "path", "score", "confidence", "name", "fields", "item", "thumb_url", "image_url"]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_upload_search_finds_the_photo_and_matches_the_engine(client, lib, galle
         r = upload(client, jpeg(query), f"{name}-grey.jpg", k=5)
         assert r.status_code == 200, r.text
         data = r.json()
-        assert list(data) == ["query", "model", "took_ms", "crop", "results"]
+        assert list(data) == ["query", "model", "took_ms", "crop", "verdict", "good_match", "results"]
         assert data["query"] == f"{name}-grey.jpg" and data["model"] == lib.model and data["took_ms"] > 0
         assert [list(h) for h in data["results"]] == [HIT_KEYS] * 5
         assert data["results"][0]["path"] in gallery.family(name)

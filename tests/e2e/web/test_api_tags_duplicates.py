@@ -21,7 +21,7 @@ def test_search_by_tag_matches_the_engine(client, lib, gallery):
         r = client.get("/api/search", params={"q": text, "k": 7})
         assert r.status_code == 200, r.text
         data = r.json()
-        assert data["query"] == text and list(data) == ["query", "model", "took_ms", "crop", "results"]
+        assert data["query"] == text and list(data) == ["query", "model", "took_ms", "crop", "verdict", "good_match", "results"]
         assert ids_scores(data["results"]) == [(h.id, h.score) for h in expected]
         scores = [h["score"] for h in data["results"]]
         assert scores == sorted(scores, reverse=True) and 0 < scores[-1] <= 1

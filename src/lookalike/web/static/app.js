@@ -18,7 +18,7 @@ const el = {
   clearCrop: $("clear-crop"), newQuery: $("new-query"),
   summary: $("summary"), results: $("results"), placeholder: $("placeholder"),
   browse: $("browse"), prev: $("prev"), next: $("next"), pageInfo: $("page-info"),
-  card: $("card"),
+  card: $("card"), explainToggle: $("explain-toggle"),
   addImages: $("add-images"), addInput: $("add-input"),
   dupsActions: $("dups-actions"), dupsSelection: $("dups-selection"), dupsMove: $("dups-move"), dupsTrash: $("dups-trash"),
   viewer: $("viewer"), viewerImg: $("viewer-img"), viewerName: $("viewer-name"), viewerPath: $("viewer-path"),
@@ -148,12 +148,13 @@ function scanLabel(f) {
   return parts.filter(Boolean).join(" · ");
 }
 
-function makeCard(item, score) {
+function makeCard(item, score, confidence, goodMatch) {
   const li = el.card.content.firstElementChild.cloneNode(true);
   const button = li.querySelector(".card");
   button.dataset.id = item.id;
   const full = item.path || item.name;
-  button.title = `${full}${score === undefined ? "" : ` · score ${score.toFixed(4)}`} — click for more like this`;
+  const conf = confidence === undefined || confidence === null ? "" : ` · confidence ${Math.round(confidence * 100)}%`;
+  button.title = `${full}${score === undefined ? "" : ` · score ${score.toFixed(4)}`}${conf} — click for more like this`;
   const folder = li.querySelector(".folder");
   folder.textContent = item.path ? shortFolder(splitPath(item.path)[0]) : "";
   li.querySelector(".view").addEventListener("click", () => openViewer(item.id, li));
@@ -172,6 +173,16 @@ function makeCard(item, score) {
   const s = li.querySelector(".score");
   if (score === undefined) {
     s.remove();
+  } else if (conf && goodMatch !== undefined && goodMatch !== null) {
+    // Calibrated: beside the cosine, the probability that it shows the same thing.
+    s.textContent = score.toFixed(3);
+    const c = document.createElement("span");
+    c.className = "confidence";
+    c.textContent = `${Math.round(confidence * 100)}%`;
+    c.title = "confidence: the probability that this shows the same thing as the query";
+    s.after(c);
+    li.dataset.confidence = confidence;
+    if (confidence >= goodMatch) { s.classList.add("high"); c.classList.add("high"); }
   } else {
     s.textContent = score.toFixed(3);
     if (score >= 0.9) s.classList.add("high");
@@ -294,8 +305,16 @@ async function search() {
 
 function renderResults(data, totalMs) {
   el.placeholder.hidden = true;
-  el.results.replaceChildren(...data.results.map((hit) => makeCard(hit, hit.score)));
+  const good = data.good_match;
+  const cards = data.results.map((hit) => makeCard(hit, hit.score, hit.confidence, good));
+  if (data.verdict && good !== null && good !== undefined) {
+    // A line between the good matches and the rest; at the top when nothing is a good match.
+    const nGood = data.results.filter((hit) => hit.confidence !== null && hit.confidence >= good).length;
+    if (nGood < cards.length) cards.splice(nGood, 0, separator(nGood === 0 ? "No good match — the closest images:" : "Not good matches:"));
+  }
+  el.results.replaceChildren(...cards);
   window.feedback?.decorate(el.results, data.results);
+  if (el.explainToggle.checked) applyExplain();
   const n = data.results.length;
   const what = data.crop ? " for the selected region" : "";
   el.summary.replaceChildren();
@@ -305,11 +324,45 @@ function renderResults(data, totalMs) {
   el.summary.append(strong, tag ? " · score = the classifier's confidence" : "",
                     ` · search ${data.took_ms.toFixed(0)} ms, ${totalMs} ms with transfer`);
   el.summary.dataset.tookMs = data.took_ms;
+  el.summary.dataset.verdict = data.verdict || "";
+  if (data.verdict === "no good match" && n > 0) {
+    const none = document.createElement("strong");
+    none.className = "no-match";
+    none.textContent = "no good match";
+    el.summary.append(" · ", none);
+  }
   if (n === 0 && tag) {
     el.summary.append(" · no image shows it");
   } else if (n === 0 && state.stats && state.stats.images > 0) {
     el.summary.append(" · nothing in the library scored high enough");
   }
+}
+
+// "Why did it match?": each result's thumbnail becomes its heat map against the query
+// (GET /api/explain), for queries that are indexed images; off again restores the thumbnails.
+function applyExplain() {
+  const on = el.explainToggle.checked;
+  const q = state.query;
+  const canExplain = q && q.kind === "id" && !state.crop;
+  el.results.classList.toggle("explaining", on && canExplain);
+  for (const card of el.results.querySelectorAll(".card")) {
+    const img = card.querySelector("img");
+    if (!img.dataset.thumb) img.dataset.thumb = img.src;
+    const url = `/api/explain?query=${q && q.id}&result=${card.dataset.id}&side=result`;
+    const want = on && canExplain ? url : img.dataset.thumb;
+    if (img.getAttribute("src") !== want) img.src = want;
+  }
+  if (on && q && !canExplain) showMessage("“Why did it match?” works when the query is an image of the library: click a result to search from it.", "info");
+}
+
+el.explainToggle.addEventListener("change", applyExplain);
+
+function separator(text) {
+  const li = document.createElement("li");
+  li.className = "separator";
+  li.setAttribute("role", "separator");
+  li.textContent = text;
+  return li;
 }
 
 // ---- dragging a region on the query image ---------------------------------------------------------

@@ -1,0 +1,140 @@
+"""The labelled collections of the development suite (`lookalike eval suite`), each from a
+package installed from a registry, each small enough to embed in seconds on 2 cores.
+
+- products: Fashion-MNIST (Debian `dataset-fashion-mnist`), category retrieval;
+- photos: real photos shipped by scikit-image / scikit-learn under 12 edits (eval/robustness.py),
+  instance retrieval ("find this photo") among the photos plus scikit-image's LFW subset as
+  distractors;
+- icons: GNOME's 48 px icon theme (Debian `gnome-icon-theme`), labelled by context folder
+  (actions, apps, devices, mimetypes, places, status, ...);
+- digits: scikit-learn's bundled handwritten digits (8x8 scans, 10 classes)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..errors import NotFound
+from ..extras import require
+from .datasets import fashion_mnist_available, load_fashion_mnist
+from .robustness import TRANSFORMS
+
+ICON_THEME = Path("/usr/share/icons/gnome/48x48")
+ICON_CONTEXTS = ("actions", "apps", "categories", "devices", "emblems", "emotes", "mimetypes", "places", "status")
+
+
+@dataclass
+class Domain:
+    """A gallery with labels and queries with labels. `query_index[i] >= 0`: query i is that
+    gallery image (excluded from its own results); -1: an outside image (`query_images[i]`)."""
+
+    name: str
+    task: str  # "category" or "instance"
+    source: str  # where the images come from, for the report
+    gallery: list[Image.Image]
+    gallery_labels: np.ndarray
+    query_labels: np.ndarray
+    query_index: np.ndarray
+    query_images: Sequence[Image.Image | None] = field(default_factory=list)
+
+    def query_image(self, i: int) -> Image.Image:
+        j = int(self.query_index[i])
+        return self.gallery[j] if j >= 0 else self.query_images[i]  # type: ignore[return-value]
+
+
+def _category(name: str, source: str, images: list[Image.Image], labels: np.ndarray, n_queries: int,
+              seed: int) -> Domain:
+    rng = np.random.default_rng(seed)
+    q = np.sort(rng.choice(len(images), min(n_queries, len(images)), replace=False))
+    return Domain(name, "category", source, images, np.asarray(labels), np.asarray(labels)[q], q, [None] * len(q))
+
+
+def products(size: int = 600, n_queries: int = 150, seed: int = 0) -> Domain:
+    data = load_fashion_mnist("test")
+    idx = np.sort(np.random.default_rng(seed).permutation(len(data))[:size])
+    images = [Image.fromarray(data.pixels[i]).convert("RGB") for i in idx]  # type: ignore[index]
+    return _category("products", "Fashion-MNIST test split, 10 classes", images, data.labels[idx], n_queries, seed)
+
+
+def icons(per_class: int = 60, n_queries: int = 150, seed: int = 0, root: Path = ICON_THEME) -> Domain:
+    """Distinct icons (symbolic links and identical files counted once) per context folder."""
+    if not root.is_dir():
+        raise NotFound(f"{root} not found: install Debian's gnome-icon-theme (apt-get install gnome-icon-theme)")
+    rng = np.random.default_rng(seed)
+    images, labels, seen = [], [], set()
+    contexts = [c for c in ICON_CONTEXTS if (root / c).is_dir()]
+    for label, context in enumerate(contexts):
+        files = []
+        for p in sorted((root / context).glob("*.png")):
+            real = os.path.realpath(p)
+            digest = hashlib.sha256(Path(real).read_bytes()).hexdigest()
+            if digest not in seen:
+                seen.add(digest)
+                files.append(real)
+        if len(files) < 5:  # too few to retrieve anything
+            continue
+        for i in np.sort(rng.permutation(len(files))[:per_class]):
+            images.append(_on_white(Image.open(files[i])))
+            labels.append(label)
+    return _category("icons", f"GNOME icon theme 48 px, {len(set(labels))} context folders", images,
+                     np.array(labels), n_queries, seed)
+
+
+def digits(size: int = 600, n_queries: int = 150, seed: int = 0) -> Domain:
+    load = require("sklearn.datasets", feature="the digits domain of the suite", extra="eval").load_digits
+    bunch = load()
+    idx = np.sort(np.random.default_rng(seed).permutation(len(bunch.target))[:size])
+    # 0..16 ink levels, ink dark on white like a scan.
+    images = [Image.fromarray((255 - bunch.images[i] * 255 / 16).astype(np.uint8)).convert("RGB") for i in idx]
+    return _category("digits", "scikit-learn handwritten digits (8x8), 10 classes", images, bunch.target[idx],
+                     n_queries, seed)
+
+
+def photos(seed: int = 0, distractors: int = 200) -> Domain:
+    """Each bundled photo under every edit; the right answer is the unedited photo, among the
+    photos and `distractors` real face / non-face crops (scikit-image's LFW subset)."""
+    from ..demo.samples import sample_photos
+
+    data = require("skimage.data", feature="the photos domain of the suite", extra="eval")
+    originals = list(sample_photos().values())
+    lfw = data.lfw_subset()[:distractors]
+    extra = [Image.fromarray((np.asarray(a) * 255).astype(np.uint8)).convert("RGB") for a in lfw]
+    gallery = originals + extra
+    labels = np.concatenate([np.arange(len(originals)), -1 - np.arange(len(extra))])  # distractors: own labels
+    rng = np.random.default_rng(seed)
+    q_images, q_labels = [], []
+    for tf in TRANSFORMS.values():
+        for i, im in enumerate(originals):
+            q_images.append(tf(im, rng).convert("RGB"))
+            q_labels.append(i)
+    return Domain("photos", "instance", f"{len(originals)} scikit-image/scikit-learn photos x {len(TRANSFORMS)} edits, "
+                  f"{len(extra)} distractors", gallery, labels, np.array(q_labels),
+                  np.full(len(q_images), -1), q_images)
+
+
+def _on_white(im: Image.Image) -> Image.Image:
+    """Transparent icons flattened on white, as a file browser shows them."""
+    im = im.convert("RGBA")
+    canvas = Image.new("RGBA", im.size, (255, 255, 255, 255))
+    canvas.alpha_composite(im)
+    return canvas.convert("RGB")
+
+
+DOMAINS: dict[str, Callable[..., Domain]] = {"products": products, "photos": photos, "icons": icons, "digits": digits}
+
+
+def load_domains(names: list[str] | None = None, seed: int = 0) -> list[Domain]:
+    """The domains asked for (default all), skipping products when Fashion-MNIST is not installed."""
+    names = names or [n for n in DOMAINS if n != "products" or fashion_mnist_available()]
+    unknown = [n for n in names if n not in DOMAINS]
+    if unknown:
+        from ..errors import InvalidQuery
+
+        raise InvalidQuery(f"unknown suite domain {unknown[0]!r} (available: {', '.join(DOMAINS)})")
+    return [DOMAINS[n](seed=seed) for n in names]

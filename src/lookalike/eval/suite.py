@@ -1,0 +1,170 @@
+"""`lookalike eval suite`: every method on every domain of eval/domains.py, one table.
+
+Per domain and method: mAP@10 (relevant = same class, or for the photos domain the unedited
+photo: there it is the mean reciprocal rank within the top 10), recall@1 and the median time
+to embed one query. It also returns the (score, relevant) pairs of every query's top results,
+which calibration (eval/calibration.py) fits confidence on.
+
+A method is a model name (`lookalike models`) optionally followed by feature options measured
+here before any becomes a default: `+flip` (average with the mirrored image's vector) and
+`+pcaN` (centring + PCA to N dims, learned on the domain's own gallery, "from the library")."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from ..engine.params import fit_sample
+from ..errors import InvalidQuery
+from ..models import FeatureExtractor, TrainableExtractor, get_extractor, l2_normalize, model_info
+from .domains import Domain, load_domains
+from .metrics import evaluate_rankings, rank_gallery
+
+PAIR_DEPTH = 10  # top results per query kept as calibration pairs
+LATENCY_QUERIES = 5
+BATCH = 64
+_OPTION = re.compile(r"^(flip|pca\d+)$")
+
+ProgressFn = Callable[[str], None]
+
+
+@dataclass
+class Cell:
+    map10: float
+    recall1: float
+    query_ms: float
+
+
+@dataclass
+class SuiteResult:
+    domains: list[Domain]
+    methods: list[str]
+    cells: dict[str, dict[str, Cell]] = field(default_factory=dict)  # method -> domain -> cell
+    # method -> domain -> (scores, relevant) of every query's top PAIR_DEPTH results
+    pairs: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
+    # method -> domain -> (query vectors, gallery vectors), for cross-domain "unrelated" pairs
+    vectors: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def mean(self, method: str) -> float:
+        return float(np.mean([c.map10 for c in self.cells[method].values()]))
+
+    def to_dict(self) -> dict:
+        return {
+            "domains": [{"name": d.name, "task": d.task, "source": d.source, "gallery": len(d.gallery),
+                         "queries": len(d.query_labels)} for d in self.domains],
+            "methods": {m: {"mean_map10": round(self.mean(m), 4),
+                            **{d: {"map10": round(c.map10, 4), "recall1": round(c.recall1, 4), "query_ms": round(c.query_ms, 2)}
+                               for d, c in self.cells[m].items()}} for m in self.methods},
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def parse_method(spec: str) -> tuple[str, list[str]]:
+    """"effnet-lite0+flip+pca256" -> ("effnet-lite0", ["flip", "pca256"]); unknown parts fail."""
+    name, *options = [p.strip() for p in spec.split("+")]
+    model_info(name)
+    for o in options:
+        if not _OPTION.match(o):
+            raise InvalidQuery(f"unknown feature option {o!r} in {spec!r} (known: flip, pcaN)")
+    return name, options
+
+
+def embed(ext: FeatureExtractor, images: list[Image.Image], flip: bool) -> np.ndarray:
+    out = []
+    for s in range(0, len(images), BATCH):
+        chunk = images[s:s + BATCH]
+        vecs = ext.embed(chunk)
+        if flip:  # flip test-time augmentation: left-right mirrored copies vote too
+            vecs = l2_normalize(vecs + ext.embed([ImageOps.mirror(im) for im in chunk]))
+        out.append(vecs)
+    return np.concatenate(out) if out else np.zeros((0, ext.dim), np.float32)
+
+
+def pca_projection(gallery: np.ndarray, dim: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Centre on the gallery mean and keep the top `dim` principal axes (no whitening: a quick
+    check found full whitening hurt)."""
+    mean = gallery.mean(axis=0)
+    _, _, vt = np.linalg.svd(gallery - mean, full_matrices=False)
+    axes = vt[:min(dim, len(vt))].T
+    return lambda x: l2_normalize((x - mean) @ axes)
+
+
+def run_domain(ext: FeatureExtractor, options: list[str], domain: Domain
+               ) -> tuple[Cell, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    flip = "flip" in options
+    gallery = embed(ext, domain.gallery, flip)
+    inside = domain.query_index >= 0
+    queries = np.empty((len(domain.query_labels), gallery.shape[1]), np.float32)
+    queries[inside] = gallery[domain.query_index[inside]]
+    outside = np.flatnonzero(~inside)
+    if len(outside):
+        queries[outside] = embed(ext, [domain.query_images[int(i)] for i in outside], flip)  # type: ignore[misc]
+    timings = []
+    for i in range(min(LATENCY_QUERIES, len(domain.query_labels))):
+        t0 = time.perf_counter()
+        embed(ext, [domain.query_image(i)], flip)
+        timings.append((time.perf_counter() - t0) * 1000)
+    for o in options:
+        if o.startswith("pca"):
+            project = pca_projection(gallery, int(o[3:]))
+            gallery, queries = project(gallery), project(queries)
+    exclude = domain.query_index
+    ranked = rank_gallery(queries, gallery, PAIR_DEPTH, exclude)
+    metrics = evaluate_rankings(ranked, domain.query_labels, domain.gallery_labels, (1, PAIR_DEPTH), (PAIR_DEPTH,), exclude)
+    scores = np.take_along_axis(queries @ gallery.T, ranked, axis=1)
+    relevant = domain.gallery_labels[ranked] == domain.query_labels[:, None]
+    cell = Cell(metrics.map_at[PAIR_DEPTH], metrics.recall_at[1], float(np.median(timings)) if timings else 0.0)
+    return cell, (scores.astype(np.float32), relevant), (queries, gallery)
+
+
+def run_suite(methods: list[str], domains: list[str] | None = None, seed: int = 0,
+              progress: ProgressFn | None = None) -> SuiteResult:
+    t_start = time.perf_counter()
+    parsed = [parse_method(m) for m in methods]  # unknown names fail before any work
+    note = progress or (lambda _msg: None)
+    note("loading domains")
+    result = SuiteResult(load_domains(domains, seed), list(methods))
+    for spec, (name, options) in zip(methods, parsed):
+        result.cells[spec], result.pairs[spec], result.vectors[spec] = {}, {}, {}
+        for d in result.domains:
+            note(f"{spec}: {d.name}")
+            ext = _extractor(name, d)
+            cell, pairs, vectors = run_domain(ext, options, d)
+            result.cells[spec][d.name], result.pairs[spec][d.name], result.vectors[spec][d.name] = cell, pairs, vectors
+    result.seconds = time.perf_counter() - t_start
+    return result
+
+
+def _extractor(name: str, domain: Domain) -> FeatureExtractor:
+    """The model; one with state learned per library (sift-vlad's codebook) learns it from
+    this domain's gallery, as a library would from its images."""
+    ext = get_extractor(name)
+    if isinstance(ext, TrainableExtractor) and not ext.is_fitted():
+        ext.fit([domain.gallery[i] for i in fit_sample(len(domain.gallery))])
+    return ext
+
+
+def suite_table(result: SuiteResult, baseline: str | None = None) -> str:
+    """Markdown: one row per method, mAP@10 (and query ms) per domain, the mean, and the
+    change against `baseline` in points when given."""
+    names = [d.name for d in result.domains]
+    head = "| method | " + " | ".join(f"{n} mAP@10 | {n} ms" for n in names) + " | mean mAP@10 |"
+    lines = [head, "|---|" + "---:|---:|" * len(names) + "---:|"]
+    for m in result.methods:
+        cells = []
+        for n in names:
+            c = result.cells[m][n]
+            delta = ""
+            if baseline and baseline != m and baseline in result.cells:
+                delta = f" ({100 * (c.map10 - result.cells[baseline][n].map10):+.1f})"
+            cells.append(f"{c.map10:.3f}{delta} | {c.query_ms:.0f}")
+        compared = baseline is not None and baseline != m and baseline in result.cells
+        mean_delta = f" ({100 * (result.mean(m) - result.mean(baseline)):+.1f})" if compared else ""  # type: ignore[arg-type]
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {result.mean(m):.3f}{mean_delta} |")
+    return "\n".join(lines)

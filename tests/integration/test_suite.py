@@ -1,0 +1,80 @@
+"""The development suite's parts on small real samples: domains from installed packages,
+per-domain metrics, method options, and the confidence curve fitted on the pairs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lookalike.errors import InvalidQuery
+from lookalike.eval import domains
+from lookalike.eval.calibration import fit_curve
+from lookalike.eval.suite import PAIR_DEPTH, parse_method, run_domain
+from lookalike.models import get_extractor
+
+
+@pytest.fixture(scope="module")
+def small():
+    pytest.importorskip("sklearn")
+    out = [domains.digits(size=120, n_queries=30)]
+    if domains.ICON_THEME.is_dir():
+        out.append(domains.icons(per_class=8, n_queries=30))
+    return out
+
+
+def test_domains_are_labelled_real_collections(small):
+    for d in small:
+        assert d.task == "category" and len(d.gallery) == len(d.gallery_labels) >= 60
+        assert len(np.unique(d.gallery_labels)) >= 5 and (d.query_index >= 0).all()
+        assert d.gallery[0].mode == "RGB"
+
+
+def test_deep_features_beat_chance_and_pairs_follow_the_ranking(small):
+    ext = get_extractor("effnet-lite0")
+    for d in small:
+        cell, (scores, relevant), (queries, gallery) = run_domain(ext, [], d)
+        chance = float(np.mean([(d.gallery_labels == c).mean() for c in d.query_labels]))
+        # Icons are the hard domain (mAP@10 about 0.3 on the full suite): a smaller margin there.
+        assert cell.map10 > chance + {"digits": 0.3, "icons": 0.05}[d.name], (d.name, cell.map10, chance)
+        assert 0 <= cell.recall1 <= 1 and cell.query_ms > 0
+        assert scores.shape == relevant.shape == (len(d.query_labels), PAIR_DEPTH)
+        assert (np.diff(scores, axis=1) <= 1e-6).all()  # best first
+        assert queries.shape[1] == gallery.shape[1] == 1280
+
+
+def test_options_flip_and_pca(small):
+    ext = get_extractor("effnet-lite0")
+    d = small[0]
+    _, _, (_, gallery) = run_domain(ext, ["pca32"], d)
+    assert gallery.shape[1] == 32 and np.allclose(np.linalg.norm(gallery, axis=1), 1, atol=1e-4)
+    assert parse_method("effnet-lite0+flip+pca64") == ("effnet-lite0", ["flip", "pca64"])
+    with pytest.raises(InvalidQuery, match="feature option"):
+        parse_method("effnet-lite0+sharpen")
+    with pytest.raises(InvalidQuery, match="unknown model"):
+        parse_method("no-such-model+flip")
+
+
+def test_the_fitted_curve_is_monotone_and_separates(small):
+    ext = get_extractor("effnet-lite0")
+    pairs = {d.name: tuple(a.ravel() for a in run_domain(ext, [], d)[1]) for d in small}
+    curve = fit_curve(pairs, "effnet-lite0", "test")  # type: ignore[arg-type]
+    assert list(curve.confidences) == sorted(curve.confidences) and list(curve.scores) == sorted(curve.scores)
+    scores = np.concatenate([s for s, _ in pairs.values()])
+    rel = np.concatenate([r for _, r in pairs.values()])
+    conf = curve.confidence(scores)
+    assert conf[rel].mean() > conf[~rel].mean() + 0.2
+
+
+def test_cli_eval_suite_prints_one_table_and_writes_json(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "lookalike", "eval", "suite", "--domains", "digits", "--methods",
+                           "effnet-lite0", "--out", tmp_path], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "| method | digits mAP@10 | digits ms | mean mAP@10 |" in proc.stdout and "| effnet-lite0 |" in proc.stdout
+    data = json.loads((tmp_path / "suite.json").read_text())
+    assert 0.5 < data["methods"]["effnet-lite0"]["digits"]["map10"] <= 1
+    bad = subprocess.run([sys.executable, "-m", "lookalike", "eval", "suite", "--domains", "flags"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "unknown suite domain 'flags'" in bad.stderr and "Traceback" not in bad.stderr
