@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, BinaryIO, Iterator
 from urllib.parse import quote
@@ -25,10 +26,11 @@ from ..engine.duplicates import TIERS, DuplicateReport, DuplicateThresholds
 from ..engine.entries import is_scan_record
 from ..engine.params import DATE_HELP, check_k, check_score, check_tiers, make_filter, parse_crop
 from ..engine.scan import printable
+from ..errors import InvalidQuery
 from ..store import ImageRecord, SearchFilter
 from . import schemas
 from .ratelimit import TokenBuckets
-from .service import SearchResult, Service
+from .service import QueryImage, SearchResult, Service
 
 router = APIRouter()
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": schemas.Error, "description": why} for code, why in (
@@ -68,13 +70,20 @@ MIN_COVERAGE = 0.3
 _image_body: dict[str, Any] = {"type": "object", "required": ["file"], "properties": {
     "file": {"type": "string", "format": "binary", "description": "The image (JPEG, PNG, WebP, GIF, BMP, TIFF)."}}}
 _search_form = {"type": "object", "required": ["file"], "properties": {
-    **_image_body["properties"], "k": {"type": "integer"}, "min_score": {"type": "number"},
+    "file": {"type": "array", "items": {"type": "string", "format": "binary"},
+             "description": "The query image(s) (JPEG, PNG, WebP, GIF, BMP, TIFF); several parts: images like all of them."},
+    "not_file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                 "description": "Images the results should NOT look like (repeatable)."},
+    "ids": {"type": "string", "description": "More query images: comma-separated indexed ids or item:SKU."},
+    "not_ids": {"type": "string", "description": "Comma-separated ids or item:SKU the results should NOT look like."},
+    "weights": {"type": "string", "description": "Comma-separated positive weights, one per positive: the files, then the ids."},
+    "k": {"type": "integer"}, "min_score": {"type": "number"},
     "min_confidence": {"type": "number"},
     "crop": {"type": "string", "description": "x0,y0,x1,y1 as fractions of the image"},
     **{f: {"type": "string"} for f in ("q", "text", "under", "since", "until", "window", "group")}}}
 SEARCH_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": _search_form},
-    "application/json": {"schema": {"$ref": "#/components/schemas/SearchBody"}},
+    "application/json": {"schema": schemas.SearchBody.model_json_schema()},  # inline: the body is parsed by hand, so not registered
     "image/*": {"schema": {"type": "string", "format": "binary"}}}}}
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": _image_body}, "image/*": {"schema": {"type": "string", "format": "binary"}}}}}
@@ -117,7 +126,10 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
                  min_confidence: float | None = MIN_CONFIDENCE, window: str | None = WINDOW,
                  group: str | None = GROUP) -> schemas.SearchResponse:
     """Send the query image as multipart/form-data (field `file`), as a raw `image/*` body, or
-    JSON `{"id": 42}` ("more like this") / `{"url": "https://..."}`. `k`, `min_score` and `crop`
+    JSON `{"id": 42}` ("more like this") / `{"url": "https://..."}`. Several images: repeat
+    `file` (and `not_file` for images the results should not look like), or JSON
+    `{"ids": [12, 34], "not_ids": [56], "weights": [2, 1]}` (ids or `"item:SKU"`); they are
+    combined into one query (mean of the positives minus a quarter of the negatives' mean). `k`, `min_score` and `crop`
     may be query parameters, form fields or JSON fields; so may the filters `q` (or `text`:
     only images tagged with a label it names), `under`, `since`, `until` and `where` (a filter
     expression over the images' fields). Each result has a `confidence`; `verdict` says "no
@@ -131,6 +143,8 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
             body = schemas.SearchBody.model_validate(json.loads(await request.body() or b"null"))
         except json.JSONDecodeError as e:
             raise HTTPException(422, f"body is not valid JSON ({e.msg})") from None
+        except UnicodeDecodeError:
+            raise HTTPException(422, "body is not valid JSON (not UTF-8 text)") from None
         except RecursionError:
             raise HTTPException(422, "body is not valid JSON (nested too deeply)") from None
         except ValidationError as e:
@@ -141,7 +155,11 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
         flt, tag = _filters(svc, {"q": body.q or body.text, "under": body.under, "since": body.since, "until": body.until,
                                   "where": body.where}, params)
         scan = {"window": body.window or window, "group": body.group or group}
-        if body.id is not None:
+        if body.ids is not None or body.not_ids:  # several images, or "like this, not like that"
+            _one_image_crop(opts[2], len(body.positives()) + len(body.not_ids or []))
+            result = await run_in_threadpool(svc.search_many, body.positives(), list(body.not_ids or []), body.weights,
+                                             *opts[:2], flt, tag, ef)
+        elif body.id is not None:
             result = await run_in_threadpool(partial(svc.search_id, body.id, *opts, flt, tag, ef, window=scan["window"],
                                                      group=scan["group"]))
         else:
@@ -153,15 +171,27 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
             _rate_limit(request, settings.url_searches)
             result = await run_in_threadpool(partial(svc.search_url, url, *opts, flt, tag, ef, window=scan["window"],
                                                      group=scan["group"]))
-    else:
-        data, name, fields = await _read_image(request)
+    elif ctype == "multipart/form-data":
+        query = await _read_search_form(request)
+        fields = query.fields
         opts = _options(fields.get("k") or k, fields.get("min_score") or min_score, fields.get("crop") or crop)
         min_confidence = fields.get("min_confidence") or min_confidence  # type: ignore[assignment]
         flt, tag = _filters(svc, {"q": fields.get("q") or fields.get("text"),
                                   **{f: fields.get(f) for f in ("under", "since", "until", "where")}}, params)
         scan = {"window": fields.get("window") or window, "group": fields.get("group") or group}
-        result = await run_in_threadpool(partial(svc.search_bytes, data, name, *opts, flt, tag, ef, window=scan["window"],
-                                                 group=scan["group"]))
+        if len(query.positives) == 1 and isinstance(query.positives[0], tuple) and not query.negatives and not query.weights:
+            data, name = query.positives[0]  # one upload: as it always was (DICOM, crop, window, series)
+            result = await run_in_threadpool(partial(svc.search_bytes, data, name, *opts, flt, tag, ef, window=scan["window"],
+                                                     group=scan["group"]))
+        else:
+            _one_image_crop(opts[2], len(query.positives) + len(query.negatives))
+            result = await run_in_threadpool(svc.search_many, query.positives, query.negatives, query.weights or None,
+                                             *opts[:2], flt, tag, ef)
+    else:
+        data, name, fields = await _read_image(request)
+        opts = _options(k, min_score, crop)
+        flt, tag = _filters(svc, {}, params)
+        result = await run_in_threadpool(partial(svc.search_bytes, data, name, *opts, flt, tag, ef, window=window, group=group))
     return _search_response(svc, result, opts[2], min_confidence)
 
 
@@ -352,6 +382,63 @@ async def _read_image(request: Request) -> tuple[bytes, str, dict[str, str]]:
         return await request.body(), "<upload>", {}
     raise HTTPException(415, "send the image as multipart/form-data (field 'file') or as a raw image/* body"
                         + ('; or JSON {"id": N} / {"url": "..."}' if request.url.path == "/api/search" else ""))
+
+
+@dataclass
+class SearchForm:
+    """A multipart search: uploads and ids, positive and negative, and the other form fields."""
+    positives: list[QueryImage]
+    negatives: list[QueryImage]
+    weights: list[float]
+    fields: dict[str, str]
+
+
+async def _read_search_form(request: Request) -> SearchForm:
+    """Several `file` parts (images like all of them) and `not_file` parts (not like these),
+    plus optional `ids` / `not_ids` fields (comma-separated ids or item:SKU) and `weights`
+    (comma-separated, one per positive: the files first, then the ids)."""
+    form = await request.form(max_files=schemas.MAX_QUERY_IMAGES, max_fields=20)
+    uploads: dict[str, list[QueryImage]] = {"file": [], "not_file": []}
+    for key in uploads:
+        for part in form.getlist(key):
+            if not isinstance(part, UploadFile):
+                raise HTTPException(422, f"multipart field {key!r} must be an image file, not text")
+            uploads[key].append((await part.read(), part.filename or "<upload>"))
+    fields = {key: str(v) for key, v in form.items() if key not in uploads and isinstance(v, str) and v != ""}
+    positives = uploads["file"] + _refs(fields.get("ids"), "ids")
+    negatives = uploads["not_file"] + _refs(fields.get("not_ids"), "not_ids")
+    bad = [key for key, v in form.multi_items() if isinstance(v, UploadFile) and key not in uploads]
+    if not positives or bad:
+        raise HTTPException(422, ("multipart body has no file in form field 'file'" if not positives else
+                                  f"multipart field {bad[0][:40]!r} is not a query field")
+                            + ": images go in 'file' (like these) or 'not_file' (not like these)")
+    if len(positives) + len(negatives) > schemas.MAX_QUERY_IMAGES:
+        raise HTTPException(422, f"at most {schemas.MAX_QUERY_IMAGES} query images (files plus ids) in one search")
+    weights = [w for w in (fields.get("weights") or "").split(",") if w.strip()]
+    try:
+        numbers = [float(w) for w in weights]
+    except ValueError:
+        raise HTTPException(422, f"weights must be comma-separated numbers, got {fields['weights'][:80]!r}") from None
+    return SearchForm(positives, negatives, numbers, fields)
+
+
+def _refs(text: str | None, name: str) -> list[QueryImage]:
+    """Comma-separated ids or item:SKU from a form field."""
+    refs: list[QueryImage] = []
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            refs.append(schemas.check_ref(int(part) if part.isdigit() else part))
+        except ValueError as e:
+            raise HTTPException(422, f"{name}: {e}") from None
+    return refs
+
+
+def _one_image_crop(crop: tuple | None, count: int) -> None:
+    if crop is not None and count > 1:
+        raise InvalidQuery("crop takes one query image; crop each region into its own image to search with several")
 
 
 def _filters(svc: Service, given: dict[str, str | None], params: dict[str, str | None]) -> tuple[SearchFilter | None, str | None]:

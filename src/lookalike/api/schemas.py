@@ -10,10 +10,18 @@ Crop = tuple[float, float, float, float]
 CROP_HELP = "Search only this region of the query image: [x0, y0, x1, y1] as fractions (0..1) of its width and height."
 
 
+MAX_QUERY_IMAGES = 20  # positives plus negatives in one search: each is a stored vector or a model run
+QueryRef = Annotated[int | str, Field(description='An indexed image id, or "item:SKU" for a catalogue item.')]
+
+
 class SearchBody(BaseModel):
-    """JSON search: exactly one of `id` (an indexed image, "more like this") or `url`."""
+    """JSON search: exactly one of `id` (an indexed image, "more like this"), `ids` (several,
+    "more like these", optionally weighted) or `url`; `not_ids` are examples of what not to find."""
 
     id: Optional[int] = Field(None, ge=0, le=2**63 - 1, description="Indexed image id; it never finds itself.")
+    ids: Optional[list[QueryRef]] = Field(None, description='Several query images (ids or "item:SKU"): images like all of them.')
+    not_ids: Optional[list[QueryRef]] = Field(None, description="Images (ids or \"item:SKU\") the results should NOT look like.")
+    weights: Optional[list[float]] = Field(None, description="How much each of `ids` counts (positive numbers, one per id).")
     url: Optional[str] = Field(None, description="http(s) URL of an image the server downloads.")
     k: Optional[int] = Field(None, ge=1, le=1000, description="Number of results (default 10).")
     min_score: Optional[float] = Field(None, ge=-1, le=1, description="Drop results below this cosine similarity.")
@@ -31,9 +39,35 @@ class SearchBody(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> SearchBody:
-        if (self.id is None) == (self.url is None):
-            raise ValueError('give exactly one of "id" or "url"')
+        if sum(v is not None for v in (self.id, self.ids, self.url)) != 1:
+            raise ValueError('give exactly one of "id", "ids" or "url"')
+        if self.ids is not None and not self.ids:
+            raise ValueError('"ids" is empty: give at least one image id')
+        if self.weights is not None and self.ids is None:
+            raise ValueError('"weights" go with "ids", one per id')
+        if self.url is not None and self.not_ids:
+            raise ValueError('"not_ids" go with "id" or "ids", not "url"')
+        if len(self.ids or ()) + len(self.not_ids or ()) > MAX_QUERY_IMAGES:
+            raise ValueError(f"at most {MAX_QUERY_IMAGES} query images (ids plus not_ids) in one search")
+        self.ids = None if self.ids is None else [check_ref(r) for r in self.ids]
+        self.not_ids = None if self.not_ids is None else [check_ref(r) for r in self.not_ids]
         return self
+
+    def positives(self) -> list[int | str]:
+        return list(self.ids) if self.ids is not None else [self.id] if self.id is not None else []
+
+
+def check_ref(ref: int | str) -> int | str:
+    """An id (0..2**63-1), "id:N" or "item:SKU": never a path or URL on the server."""
+    if isinstance(ref, str) and ref.startswith("id:") and ref[3:].isdigit():
+        ref = int(ref[3:])
+    if isinstance(ref, int):
+        if not 0 <= ref <= 2**63 - 1:
+            raise ValueError(f"image id {ref} is out of range")
+        return ref
+    if not ref.startswith("item:") or len(ref) <= 5 or len(ref) > 500:
+        raise ValueError(f'{ref[:80]!r} is not an image id or "item:SKU"')
+    return ref
 
 
 # Keys that only scan searches set (window, group=series): left out when unset, so the shape of

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Sequence
 
 from PIL import Image
 
@@ -24,6 +24,7 @@ from ..engine.entries import entry_time, file_of, frame_entry, is_scan_record, l
 from ..engine.fetch import Fetcher
 from ..engine.medical_index import WINDOW_META
 from ..engine.params import check_label_text as check_text
+from ..engine.region import REGION_SCALE  # one definition: the CLI and the API decode regions alike
 from ..engine.scan import absolute
 from ..engine.series import GroupedHit, group_hits, grouping_candidates
 from ..errors import Conflict, Forbidden, ImageLoadError, InvalidQuery, NotFound, Unsupported
@@ -31,6 +32,7 @@ from ..imaging import (
     FORMAT_EXTENSIONS,
     TRIM_AFTER_BYTES,
     CropBox,
+    ImageSource,
     crop_relative,
     decode_image,
     decoded_bytes,
@@ -50,12 +52,14 @@ UPLOADS_DIR = "uploads"  # images added through the API live here, named by cont
 THUMBS_DIR = "thumbs"  # cached thumbnails, named by content hash; safe to delete
 SET_ASIDE_DIR = "set-aside"  # where the web page's "move" puts duplicates not kept
 THUMB_PX = 320
-REGION_SCALE = 4
 DUPLICATES_TTL_S = 60.0
 _MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jfif": "image/jpeg", ".png": "image/png",
          ".webp": "image/webp", ".gif": "image/gif", ".bmp": "image/bmp", ".dib": "image/bmp",
          ".tif": "image/tiff", ".tiff": "image/tiff", ".avif": "image/avif", ".heic": "image/heic", ".heif": "image/heif",
          ".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm", ".mkv": "video/x-matroska"}
+
+
+QueryImage = int | str | tuple[bytes, str]  # an id, "item:SKU", or an upload's (bytes, name)
 
 
 @dataclass
@@ -156,6 +160,23 @@ class Service:
             raise InvalidQuery(f"group {group!r}: the only grouping is 'series'")
         spec = parse_window(window).spec if window not in (None, "") else None
         return spec, grouping_candidates(k) if group else k
+
+    def search_many(self, positives: Sequence[QueryImage], negatives: Sequence[QueryImage], weights: list[float] | None,
+                    k: int, min_score: float | None, where: SearchFilter | None = None, text: str | None = None,
+                    ef: int | None = None) -> SearchResult:
+        """Images like all of `positives` and unlike `negatives` (engine/combine.py): each one an
+        indexed id, "item:SKU" (stored vectors, no model run) or an upload (bytes, name)."""
+        t0 = time.perf_counter()
+        check_text(text)
+        pos, neg = self._sources(positives), self._sources(negatives)
+        hits = self.lib.search(pos, k, min_score=min_score, where=where, text=text, ef=ef, negative=neg, weights=weights)
+        label = " + ".join(_ref_label(q) for q in positives) + "".join(f" - {_ref_label(q)}" for q in negatives)
+        return SearchResult(label, _ms(t0), hits)
+
+    def _sources(self, queries: Sequence[QueryImage]) -> list[ImageSource | int]:
+        """What `Library.search` takes: ids and items as they are, uploads decoded as the indexer decodes files."""
+        return [decode_image(q[0], q[1], self.lib.extractor.draft_size, self.pixel_limit) if isinstance(q, tuple) else q
+                for q in queries]
 
     def search_text(self, text: str, k: int, min_score: float | None, where: SearchFilter | None = None) -> SearchResult:
         """Search by tag: scores are the classifier's confidence (engine/tags.py)."""
@@ -352,6 +373,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _ref_label(query: QueryImage) -> str:
+    if isinstance(query, tuple):
+        return query[1]
+    return f"id:{query}" if isinstance(query, int) else query
 
 
 def _ms(t0: float) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -53,8 +54,12 @@ def search(
         None, "--colour", "--color", help="any (style only), same (style and colour) or a colour weight 0..1 (docs/catalogue.md)."),
     collapse: Optional[str] = typer.Option(None, "--collapse", help="At most one result per value of this field (e.g. group_id)."),
     distinct: bool = typer.Option(False, "--distinct", help="Drop results that are near-duplicates of a higher result."),
+    crop: Optional[str] = typer.Option(
+        None, "--crop", help="Search only this region of the QUERY image: x0,y0,x1,y1 as fractions (0..1) of its width and "
+                             "height, as in the REST API (e.g. 0.5,0,1,0.5 = the top-right quarter)."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
+    paths: bool = typer.Option(False, "--paths", help="Print only the results' paths, one per line (for piping to a viewer)."),
     milvus_token: Optional[str] = TokenOpt,
 ) -> None:
     """Find the indexed images that look most like QUERY, or that show --text, or both; --where filters on fields."""
@@ -65,13 +70,18 @@ def search(
     rules = colour is not None or collapse is not None or distinct
     if rules and (len(queries or []) != 1 or text is not None or negative or weight):
         ctx.fail("--colour, --collapse and --distinct take one QUERY image (or item:ID), without --text, --not or --weight.")
-    from ..engine.params import check_k, check_label_text, check_score, make_filter
+    if crop is not None and (len(queries or []) != 1 or negative or weight or rules or group):
+        ctx.fail("--crop takes one QUERY image, without --not, --weight, --group, --colour, --collapse or --distinct.")
+    if paths and (as_json or rules or group):
+        ctx.fail("--paths prints paths alone: not with --json, --group, --colour, --collapse or --distinct.")
+    from ..engine.params import check_k, check_label_text, check_score, make_filter, parse_crop
 
     if group is not None and (group not in ("image", "series") or (group == "series" and (len(queries or []) != 1 or negative or text))):
         ctx.fail("--group takes 'image' or 'series'; 'series' takes one QUERY image and no --not or --text.")
     with usage_errors():  # checked before the library or the model is opened: a bad option costs nothing
         base = make_filter(under, since, until, names=("--under", "--since", "--until"))
         check_k(k, "-k"), check_score(min_score, "--min-score"), check_score(min_confidence, "--min-confidence", 0.0, 1.0)
+        parse_crop(crop, "--crop")
     with user_errors():
         check_label_text(text)
         from ..engine.scan import printable
@@ -97,6 +107,12 @@ def search(
             if not queries:
                 hits = lib.search_text(text or "", k=k, min_score=min_score, where=flt, min_confidence=min_confidence)
                 label = text or ""
+            elif crop is not None:  # a region of one image (engine/region.py)
+                from ..engine.region import region_query
+
+                region, exclude = region_query(lib, sys.stdin.buffer.read() if queries[0] == "-" else queries[0], crop)
+                hits = lib.search_vector(lib.embed([region])[0], k, min_score=min_score, where=flt, exclude=exclude, ef=ef, text=text)
+                label = f"{printable(queries[0], controls=False)} [crop {crop}]"
             else:
                 sources: list = [sys.stdin.buffer.read() if q == "-" else q for q in queries]
                 hits = lib.search(sources if len(sources) > 1 else sources[0], k=k, min_score=min_score, where=flt,
@@ -112,6 +128,11 @@ def search(
                 err.print(f"note: this library keeps only 5 classes per image, so {text!r} ({len(lib.expand(text).labels)} "
                           "classes) finds fewer images than it could: re-index into a new library to enable broader words",
                           highlight=False, markup=False, soft_wrap=True)
+            if paths:  # raw, for other programs: one path per line, nothing else on stdout
+                sys.stdout.flush()
+                sys.stdout.buffer.write(b"".join(os.fsencode(h.path) + b"\n" for h in hits))
+                sys.stdout.buffer.flush()
+                return
             if as_json:
                 print(json.dumps({"query": label, "model": lib.model, "took_ms": round(took_ms, 3), "verdict": verdict,
                                   "good_match": good, "results": [h.to_dict() for h in hits]}))

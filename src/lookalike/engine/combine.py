@@ -19,6 +19,7 @@ from ..errors import InvalidQuery
 from ..models.base import l2_normalize
 
 ROCCHIO_BETA = 0.25  # weight of the negatives' mean: best of 0.1/0.25/0.5/1 (bench/multi_query.py)
+MAX_WEIGHT = 1e6  # relative weights: a million to one is already "only this one"
 RRF_K = 60  # the usual reciprocal-rank-fusion constant (Cormack et al. 2009)
 
 
@@ -28,9 +29,10 @@ def check_weights(n_positive: int, weights: Sequence[float] | None) -> np.ndarra
         return np.ones(n_positive, np.float32)
     if len(weights) != n_positive:
         raise InvalidQuery(f"{len(weights)} weights for {n_positive} query images: give one weight per image")
-    w = np.asarray(weights, np.float32)
-    if not np.all(np.isfinite(w)) or np.any(w <= 0):
-        raise InvalidQuery("weights must be positive numbers")
+    w = np.asarray(weights, np.float64)
+    if not np.all(np.isfinite(w)) or np.any(w <= 0) or np.any(w > MAX_WEIGHT):  # huge ones overflow the mean
+        raise InvalidQuery(f"weights must be positive numbers up to {MAX_WEIGHT:g}")
+    w = w.astype(np.float32)
     return w
 
 

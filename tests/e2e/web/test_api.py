@@ -162,7 +162,7 @@ def test_bad_input_gets_clear_json_errors(client, gallery):
         (client.post("/api/search", json={"id": 1, "crop": [0, 0, 1.5, 1]}), 422, "crop box 0,0,1.5,1 must satisfy"),
         (client.post("/api/search", json={"id": 2**70}), 422, "id: Input should be less than or equal to"),
         (upload(client, good, crop="left"), 422, "crop must be x0,y0,x1,y1"),
-        (client.post("/api/search", json={"id": 1, "url": "http://x"}), 422, 'give exactly one of "id" or "url"'),
+        (client.post("/api/search", json={"id": 1, "url": "http://x"}), 422, 'give exactly one of "id", "ids" or "url"'),
         (client.post("/api/search", content=b"{nope", headers={"Content-Type": "application/json"}), 422, "body is not valid JSON"),
         (client.post("/api/search", content=b"hello", headers={"Content-Type": "text/plain"}), 415, "send the image as multipart"),
         (client.post("/api/search", files={"image": ("q.jpg", good, "image/jpeg")}), 422, "multipart body has no file"),

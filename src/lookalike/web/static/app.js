@@ -284,6 +284,7 @@ async function search() {
                 body: JSON.stringify(crop ? { id: q.id, crop } : { id: q.id }) };
   }
   if (q.kind !== "tag" && window.scans) url += scans.params(q);  // window, series view (scans.js)
+  if (window.feedback) options = feedback.amend(q, options);  // thumbs up/down (feedback.js)
   el.summary.textContent = "Searching…";
   el.results.setAttribute("aria-busy", "true");
   const t0 = performance.now();
@@ -314,6 +315,7 @@ function renderResults(data, totalMs) {
     if (nGood < cards.length) cards.splice(nGood, 0, separator(nGood === 0 ? "No good match — the closest images:" : "Not good matches:"));
   }
   el.results.replaceChildren(...cards);
+  window.feedback?.decorate(el.results, data.results);
   if (el.explainToggle.checked) applyExplain();
   const n = data.results.length;
   const what = data.crop ? " for the selected region" : "";
@@ -813,7 +815,7 @@ function showView(view) {
 el.tabSearch.addEventListener("click", () => {
   if (location.hash.startsWith("#browse") || location.hash.startsWith("#duplicates")) {
     const q = state.query;
-    history.pushState(null, "", q?.kind === "id" ? `#similar/${q.id}` : q?.kind === "tag" ? `#tag/${encodeURIComponent(q.text)}` : location.pathname);
+    history.pushState(null, "", q?.kind === "id" ? window.feedback?.hashFor(q) ?? `#similar/${q.id}` : q?.kind === "tag" ? `#tag/${encodeURIComponent(q.text)}` : location.pathname);
   }
   showView("search");
 });
@@ -822,7 +824,7 @@ el.tabDups.addEventListener("click", () => { history.pushState(null, "", "#dupli
 
 async function route() {
   const browse = location.hash.match(/^#browse(?:\/(\d+))?$/);
-  const similar = location.hash.match(/^#similar\/(\d+)$/);
+  const similar = location.hash.match(/^#similar\/(\d+)((?:[+-]\d+)*)$/);  // +34-56: feedback.js
   const dups = location.hash.match(/^#duplicates(?:\/(exact|near|similar))?$/);
   const tag = location.hash.match(/^#tag\/(.+)$/);
   if (browse) {
@@ -838,7 +840,8 @@ async function route() {
   } else if (similar) {
     showView("search");
     const id = Number(similar[1]);
-    if (state.query?.kind === "id" && state.query.id === id) return;
+    const refined = window.feedback?.load(id, similar[2]);
+    if (state.query?.kind === "id" && state.query.id === id) { if (refined) search(); return; }
     try {
       const image = await api(`/api/images/${id}`);
       setQueryById(image.id, image.name, image.image_url, false);
