@@ -15,7 +15,9 @@ from lookalike import Library  # noqa: E402
 from lookalike.demo.samples import build_gallery, sample_photos  # noqa: E402
 
 # Catalogue fixtures (products, photo_files, image_server) for the catalogue tests of every tier.
-pytest_plugins = ["tests.support.catalogue"]
+# Fixtures shared across tiers, registered once so a session fixture (the Milvus server) is
+# started once per run, not once per module that uses it.
+pytest_plugins = ["tests.support.catalogue", "tests.support.milvus_server"]
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ import pytest
 from lookalike import Library
 from lookalike.engine.catalogue import item_records
 from lookalike.engine.catalogue.neighbours import neighbour_rows
-from tests.support.milvus_server import milvus_server  # noqa: F401 - a session fixture
 
 BACKENDS = ["embedded", "milvus-lite", "milvus-standalone"]
 

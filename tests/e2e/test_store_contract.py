@@ -20,7 +20,6 @@ from lookalike.demo.samples import save_jpeg, variants
 from lookalike.engine.migrate import migrate
 from lookalike.models import model_info
 from lookalike.store import ImageRecord, SearchFilter, Upsert, open_store
-from tests.support.milvus_server import milvus_server  # noqa: F401 - a session fixture
 
 BACKENDS = ["embedded", "milvus-lite", "milvus-standalone"]
 CLI = [sys.executable, "-m", "lookalike"]
@@ -191,7 +190,7 @@ def test_reopen_after_the_writing_process_exits(backend, originals_dir):
             Library.open(directory, model="effnet-lite2", store=spec)
 
 
-def test_missing_library_and_unreachable_server_are_one_line_errors(tmp_path, milvus_server):  # noqa: F811
+def test_missing_library_and_unreachable_server_are_one_line_errors(tmp_path, milvus_server):
     with pytest.raises(LookalikeError, match="no library in") as e:
         Library.open(tmp_path, store=f"milvus:{milvus_server}#absent", create=False)
     assert "\n" not in str(e.value)
@@ -389,7 +388,7 @@ def test_milvus_collection_from_before_fields_is_read_and_refused_for_fields(tmp
 SERVER_RECALL_ROWS = 20_000
 
 
-def test_standalone_server_recall_after_sync_index(milvus_server):  # noqa: F811
+def test_standalone_server_recall_after_sync_index(milvus_server):
     """Recall@10 >= 0.95 vs exact search on real-feature vectors, once sync_index (which
     `lookalike index` runs) returns: every row is then searched through the built HNSW index,
     not the 2.3 server's low-recall interim index."""

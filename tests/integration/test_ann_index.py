@@ -37,8 +37,8 @@ def vectors() -> np.ndarray:
     return np.concatenate([ext.embed_batch(images[s:s + 100]).vectors for s in range(0, len(images), 100)])
 
 
-def _records(vecs: np.ndarray, start: int = 0) -> list[Upsert]:
-    return [Upsert(ImageRecord(f"/fm/{start + i}.png", f"{start + i:064x}", 1, 0.0, 28, 28), v) for i, v in enumerate(vecs)]
+def _records(vecs: np.ndarray, start: int = 0, root: str = "/fm") -> list[Upsert]:
+    return [Upsert(ImageRecord(f"{root}/{start + i}.png", f"{start + i:064x}", 1, 0.0, 28, 28), v) for i, v in enumerate(vecs)]
 
 
 def _open(directory, threshold: int = THRESHOLD) -> EmbeddedStore:
@@ -165,9 +165,12 @@ def test_corrupt_or_foreign_index_is_rebuilt(stores, vectors, tmp_path):
 
 
 def test_library_and_cli_ef(tmp_path, vectors):
-    lib_dir = tmp_path / "lib"
+    lib_dir, files = tmp_path / "lib", tmp_path / "fm"
+    files.mkdir()
+    for i in range(N_INDEXED):  # Library leaves out results whose files are gone: these exist
+        (files / f"{i}.png").touch()
     with Library.open(lib_dir, store=_open(lib_dir)) as lib:
-        lib.store.write(_records(vectors[:N_INDEXED]))
+        lib.store.write(_records(vectors[:N_INDEXED], root=str(files)))
         assert lib.sync_index() is True
         exact = lib.search_vector(vectors[N_INDEXED], k=5, ef=N_INDEXED)
         assert [h.id for h in exact] == [i for i, _ in _open(lib_dir, 10**9).search(vectors[N_INDEXED:N_INDEXED + 1], 5)[0]]
