@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import re
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, BinaryIO, Iterator
@@ -307,13 +308,38 @@ def get_image(request: Request, image_id: int = ImageId) -> schemas.Image:
 
 
 @router.get("/api/images/{image_id}/file", response_class=StreamingResponse, responses=FILE_ERRORS, summary="The image file")
-def get_file(request: Request, image_id: int = ImageId) -> StreamingResponse:
-    """The indexed file, only while it is still the file that was indexed (409 otherwise)."""
+def get_file(request: Request, image_id: int = ImageId) -> Response:
+    """The indexed file, only while it is still the file that was indexed (409 otherwise).
+    A single `Range: bytes=a-b` is answered with 206, so a browser can start a video at the
+    moment a frame was found (the web page's viewer)."""
     record, f, size, media_type = _svc(request).open_file(image_id)
     name = quote(os.path.basename(record.path))
-    return StreamingResponse(_chunks(f, size), media_type=media_type, headers={
-        "Cache-Control": "private, max-age=300", "Content-Length": str(size),
-        "Content-Disposition": f"inline; filename*=utf-8''{name}"})
+    headers = {"Cache-Control": "private, max-age=300", "Accept-Ranges": "bytes",
+               "Content-Disposition": f"inline; filename*=utf-8''{name}"}
+    wanted = _byte_range(request.headers.get("range"), size)
+    if wanted is None:
+        return StreamingResponse(_chunks(f, size), media_type=media_type, headers={**headers, "Content-Length": str(size)})
+    start, end = wanted
+    if start >= size:
+        f.close()
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    f.seek(start)
+    return StreamingResponse(_chunks(f, end - start + 1), status_code=206, media_type=media_type, headers={
+        **headers, "Content-Length": str(end - start + 1), "Content-Range": f"bytes {start}-{end}/{size}"})
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of a single `bytes=a-b`, `bytes=a-` or `bytes=-n` range; None for no
+    header or one we do not serve as a range (several ranges, other units): the whole file."""
+    m = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header or "")
+    if m is None or m.group(1) == m.group(2) == "":
+        return None
+    if m.group(1) == "":  # the last n bytes
+        n = int(m.group(2))
+        return (max(0, size - n), size - 1) if n > 0 else None
+    start = int(m.group(1))
+    end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+    return (start, end) if end >= start or start >= size else None
 
 
 def _chunks(f: BinaryIO, size: int) -> Iterator[bytes]:

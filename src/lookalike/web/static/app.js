@@ -21,7 +21,7 @@ const el = {
   card: $("card"), explainToggle: $("explain-toggle"),
   addImages: $("add-images"), addInput: $("add-input"),
   dupsActions: $("dups-actions"), dupsSelection: $("dups-selection"), dupsMove: $("dups-move"), dupsTrash: $("dups-trash"),
-  viewer: $("viewer"), viewerImg: $("viewer-img"), viewerName: $("viewer-name"), viewerPath: $("viewer-path"),
+  viewer: $("viewer"), viewerImg: $("viewer-img"), viewerVideo: $("viewer-video"), viewerName: $("viewer-name"), viewerPath: $("viewer-path"),
   viewerCopy: $("viewer-copy"), viewerFacts: $("viewer-facts"), viewerTags: $("viewer-tags"), viewerFields: $("viewer-fields"),
   viewerPrev: $("viewer-prev"), viewerNext: $("viewer-next"), viewerSimilar: $("viewer-similar"), viewerClose: $("viewer-close"),
   confirmDialog: $("confirm-dialog"), confirmText: $("confirm-text"), confirmOk: $("confirm-ok"),
@@ -694,7 +694,17 @@ async function showInViewer() {
     const image = await api(`/api/images/${id}`);
     if (seq !== viewer.seq) return;
     viewer.image = image;
-    el.viewerImg.src = image.image_url;
+    // A video frame plays its video from the moment it was found (the file route serves ranges).
+    const time = (image.fields || {}).media === "video" ? Number(image.fields.video_time) : NaN;
+    el.viewerVideo.hidden = Number.isNaN(time);
+    el.viewerImg.hidden = !el.viewerVideo.hidden;
+    if (el.viewerVideo.hidden) {
+      el.viewerVideo.removeAttribute("src");
+      el.viewerImg.src = image.image_url;
+    } else {
+      el.viewerImg.removeAttribute("src");
+      el.viewerVideo.src = `${image.image_url}#t=${time}`;
+    }
     el.viewerImg.alt = image.name;
     el.viewerName.textContent = image.name;
     el.viewerPath.textContent = image.path;
@@ -735,7 +745,12 @@ el.viewer.addEventListener("keydown", (e) => {
   else if (e.key === "ArrowRight") { e.preventDefault(); stepViewer(1); }
 });  // Escape closes a modal <dialog> by itself
 el.viewer.addEventListener("click", (e) => { if (e.target === el.viewer) el.viewer.close(); });  // the backdrop
-el.viewer.addEventListener("close", () => { viewer.seq++; el.viewerImg.removeAttribute("src"); });
+el.viewer.addEventListener("close", () => {
+  viewer.seq++;
+  el.viewerImg.removeAttribute("src");
+  el.viewerVideo.pause();
+  el.viewerVideo.removeAttribute("src");
+});
 el.viewerPrev.addEventListener("click", () => stepViewer(-1));
 el.viewerNext.addEventListener("click", () => stepViewer(1));
 el.viewerClose.addEventListener("click", () => el.viewer.close());
