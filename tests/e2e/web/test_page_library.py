@@ -4,6 +4,7 @@ key, picking keepers and setting duplicates aside, stale errors cleared, empty s
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -59,7 +60,8 @@ def test_cards_name_their_folder_and_the_viewer_steps_through_them(watched: Page
     expect(page.locator("#viewer-path")).to_have_text(rec.path)
     expect(page.locator("#viewer-facts")).to_contain_text(f"{rec.width} × {rec.height} px")
     expect(page.locator("#viewer-facts")).to_contain_text(f"3 of {len(ids)}")
-    expect(page.locator("#viewer-tags li").first).to_have_text(f"{rec.tags[0][0]} {rec.tags[0][1] * 100:.0f}%")
+    top_label, top_p = rec.tags[0]
+    expect(page.locator("#viewer-tags li").first).to_have_text(f"{top_label} {math.floor(top_p * 100 + 0.5)}%")  # toFixed: half up
     assert rec.fields  # the indexer's file fields: each is listed with its value
     for key in rec.fields:
         expect(page.locator("#viewer-fields dt", has_text=key).first).to_be_visible()

@@ -740,7 +740,9 @@ function stepViewer(delta) {
   viewer.index = next;
   showInViewer();
 }
-el.viewer.addEventListener("keydown", (e) => {
+// On the document, not the dialog: focus may rest on <body> while the dialog is open.
+document.addEventListener("keydown", (e) => {
+  if (!el.viewer.open || e.target === el.viewerVideo) return;  // arrows on a focused video seek it
   if (e.key === "ArrowLeft") { e.preventDefault(); stepViewer(-1); }
   else if (e.key === "ArrowRight") { e.preventDefault(); stepViewer(1); }
 });  // Escape closes a modal <dialog> by itself
