@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -23,6 +22,7 @@ from .entries import file_of, split_entry
 from .fields import ImageInfo, has_file_fields, record_fields
 from .media_fields import image_fields, replace_media_fields, with_date
 from .medical_index import ScanIndexer, entries_by_file
+from .prefetch import prefetched
 from .scan import FileEntry, printable
 from .video_index import VideoIndexer
 
@@ -142,17 +142,7 @@ class Indexer:
         done = 0
         window = self.batch_size * 3  # bounded read-ahead keeps memory flat on huge folders
         with ThreadPoolExecutor(self.workers, thread_name_prefix="lookalike-decode") as pool:
-            queue: deque[Future] = deque()
-            it = iter(todo)
-            for e in it:
-                queue.append(pool.submit(self._prepare, e))
-                if len(queue) >= window:
-                    break
-            while queue:
-                prep: _Prepared = queue.popleft().result()
-                nxt = next(it, None)
-                if nxt is not None:
-                    queue.append(pool.submit(self._prepare, nxt))
+            for prep in prefetched(pool, self._prepare, todo, window):
                 self._decide(prep, report, pending, writes, removes)
                 if len(pending) >= self.batch_size:
                     self._embed(pending, writes, report)

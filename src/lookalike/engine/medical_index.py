@@ -8,8 +8,7 @@ PHI policy (`scan_window`, `scan_keep_phi` in the store's meta) apply to every f
 from __future__ import annotations
 
 import hashlib
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -23,6 +22,7 @@ from ..models import FeatureExtractor
 from ..store import ImageRecord, Upsert, VectorStore
 from .entries import entry_of, split_entry
 from .fields import ImageInfo, record_fields
+from .prefetch import prefetched
 from .scan import FileEntry
 
 if TYPE_CHECKING:
@@ -82,18 +82,8 @@ class ScanIndexer:
         a few ahead of the model, in order; frames of several small files share a model batch."""
         window = self.workers + 1  # bounded read-ahead: a scan file can hold thousands of frames
         with ThreadPoolExecutor(self.workers, thread_name_prefix="lookalike-scan") as pool:
-            queue: deque[Future] = deque()
-            todo = iter(scans)
-            for e in todo:
-                queue.append(pool.submit(self._prepare, e))
-                if len(queue) >= window:
-                    break
             done = 0
-            while queue:
-                prep: _PreparedScan = queue.popleft().result()
-                nxt = next(todo, None)
-                if nxt is not None:
-                    queue.append(pool.submit(self._prepare, nxt))
+            for prep in prefetched(pool, self._prepare, scans, window):
                 self.write(prep, report)
                 done += 1
                 progress(done)

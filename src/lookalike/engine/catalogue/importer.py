@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +22,7 @@ from ...imaging import decode_image, original_size, read_file
 from ...models import FeatureExtractor
 from ...store import ImageRecord, SearchFilter, Upsert, VectorStore
 from ..indexer import ProgressFn
+from ..prefetch import prefetched
 from .colour import ColourStore, colour_signature
 from .downloads import Downloader
 from .items import ITEM_PREFIX, item_id, item_path
@@ -121,17 +121,7 @@ class ItemImporter:
         done = 0
         window = max(self.batch_size * 3, workers * 2)
         with ThreadPoolExecutor(workers, thread_name_prefix="lookalike-catalogue") as pool:
-            queue: deque[Future] = deque()
-            it = iter(todo)
-            for row, old in it:
-                queue.append(pool.submit(self._prepare, row, old))
-                if len(queue) >= window:
-                    break
-            while queue:
-                prep: _Prepared = queue.popleft().result()
-                nxt = next(it, None)
-                if nxt is not None:
-                    queue.append(pool.submit(self._prepare, *nxt))
+            for prep in prefetched(pool, lambda pair: self._prepare(*pair), todo, window):
                 self._decide(prep, report, pending, writes)
                 if len(pending) >= self.batch_size:
                     self._embed(pending, writes, report)
