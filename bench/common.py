@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
-import os
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+# The benches start `lookalike serve` the way the tests do (tests/support/server.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.server import free_port, start_serve_process  # noqa: E402
+
+__all__ = ["free_port", "indexed_sample_gallery", "start_serve_process", "unseen_queries"]
 
 from lookalike import Library
 from lookalike.demo.samples import build_gallery, unseen_edits
@@ -32,30 +34,3 @@ def unseen_queries() -> list[bytes]:
     return out
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (for a server in another process)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_serve_process(library: str | os.PathLike, port: int, env: dict[str, str] | None = None,
-                        timeout_s: float = 120) -> subprocess.Popen:
-    """`lookalike serve` in a subprocess on 127.0.0.1:`port`, returned once /healthz answers
-    (the benchmarks talk to a real, separate server; tests have their own copy in tests/support)."""
-    import httpx
-
-    proc = subprocess.Popen([sys.executable, "-m", "lookalike", "serve", "--library", os.fspath(library),
-                             "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env={**os.environ, "NO_PROXY": "127.0.0.1", **(env or {})})
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"server did not come up within {timeout_s:.0f} s")

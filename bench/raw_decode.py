@@ -12,69 +12,19 @@ seconds, best of --repeat.
 from __future__ import annotations
 
 import argparse
-import io
-import struct
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
-from lookalike.demo.samples import sample_photos
-from lookalike.imaging import load_image
+# The DNG writer the tests use (tests/support/media.py): benches may import test support code.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.media import write_dng  # noqa: E402
 
-
-def write_dng(path: Path, im: Image.Image, preview: Image.Image | None = None) -> Path:
-    from pidng.core import RAW2DNG, DNGTags, Tag
-    from pidng.defs import CalibrationIlluminant, CFAPattern, DNGVersion, PhotometricInterpretation
-
-    rgb = np.asarray(im.convert("RGB"), np.uint16) * 4
-    h, w = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2
-    bayer = np.zeros((h, w), np.uint16)
-    for dy, dx, c in ((0, 0, 0), (0, 1, 1), (1, 0, 1), (1, 1, 2)):
-        bayer[dy::2, dx::2] = rgb[dy:h:2, dx:w:2, c]
-    t = DNGTags()
-    for tag, value in ((Tag.ImageWidth, w), (Tag.ImageLength, h), (Tag.TileWidth, w), (Tag.TileLength, h),
-                       (Tag.Orientation, 1), (Tag.PhotometricInterpretation, PhotometricInterpretation.Color_Filter_Array),
-                       (Tag.SamplesPerPixel, 1), (Tag.BitsPerSample, 16), (Tag.CFARepeatPatternDim, [2, 2]),
-                       (Tag.CFAPattern, CFAPattern.RGGB), (Tag.BlackLevel, 0), (Tag.WhiteLevel, 1023),
-                       (Tag.ColorMatrix1, [[1, 1], [0, 1], [0, 1], [0, 1], [1, 1], [0, 1], [0, 1], [0, 1], [1, 1]]),
-                       (Tag.CalibrationIlluminant1, CalibrationIlluminant.D65), (Tag.AsShotNeutral, [[1, 1], [1, 1], [1, 1]]),
-                       (Tag.Make, "Lookalike"), (Tag.Model, "Bench DNG"),
-                       (Tag.DNGVersion, DNGVersion.V1_4), (Tag.DNGBackwardVersion, DNGVersion.V1_2)):
-        t.set(tag, value)
-    writer = RAW2DNG()
-    writer.options(t, path="", compress=False)
-    writer.convert(bayer, filename=str(path.with_suffix("")))
-    if preview is not None:
-        buf = io.BytesIO()
-        preview.convert("RGB").save(buf, "JPEG", quality=90)
-        _add_jpeg_ifd(path, buf.getvalue(), preview.size)
-    return path
-
-
-def _add_jpeg_ifd(path: Path, jpeg: bytes, size: tuple[int, int]) -> None:
-    """Chain a preview IFD (NewSubfileType 1, baseline JPEG) after IFD0 of a little-endian DNG."""
-    buf = bytearray(path.read_bytes())
-    ifd0 = struct.unpack_from("<I", buf, 4)[0]
-    next_pointer = ifd0 + 2 + 12 * struct.unpack_from("<H", buf, ifd0)[0]
-    buf += b"\0" * (len(buf) % 2)
-    jpeg_at = len(buf)
-    buf += jpeg + b"\0" * (len(jpeg) % 2)
-    bps_at = len(buf)
-    buf += struct.pack("<HHH", 8, 8, 8)
-    w, h = size
-    entries = [(254, 4, 1, 1), (256, 4, 1, w), (257, 4, 1, h), (258, 3, 3, bps_at), (259, 3, 1, 7), (262, 3, 1, 6),
-               (273, 4, 1, jpeg_at), (277, 3, 1, 3), (278, 4, 1, h), (279, 4, 1, len(jpeg))]
-    ifd1 = len(buf)
-    buf += struct.pack("<H", len(entries))
-    for tag, kind, count, value in entries:
-        buf += struct.pack("<HHIHH", tag, kind, count, value, 0) if kind == 3 and count == 1 else \
-            struct.pack("<HHII", tag, kind, count, value)
-    buf += struct.pack("<I", 0)
-    struct.pack_into("<I", buf, next_pointer, ifd1)
-    path.write_bytes(bytes(buf))
+from lookalike.demo.samples import sample_photos  # noqa: E402
+from lookalike.imaging import load_image  # noqa: E402
 
 
 def main() -> None:
