@@ -18,6 +18,9 @@ CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("LOOKALIKE_ARTIFACTS") or Path(__file__).resolve().parents[2] / "artifacts")
 
 
+PAGE_K = 24  # results per search on the web page (K in app.js)
+
+
 def jpeg(im: Image.Image, quality: int = 88) -> bytes:
     buf = io.BytesIO()
     im.convert("RGB").save(buf, "JPEG", quality=quality)

@@ -24,13 +24,12 @@ from ..engine.catalogue.similar import ItemHit, similar
 from ..errors import Forbidden, ImageLoadError, NotFound
 from ..imaging import load_image
 from ..store import ImageRecord
-from .routes import ERRORS, WRITE_ERRORS, require_key
+from .routes import ERRORS, WRITE_ERRORS, content_type, require_key
 
 router = APIRouter(tags=["items"])
 ItemId = PathParam(..., min_length=1, max_length=512, description="The item's external id (e.g. a SKU).")
 WHERE = Query(None, max_length=10_000, description='Filter over the items\' fields, e.g. `category = "boots" and price <= 60`.')
 THUMB_PX = 320
-_locks: dict[int, threading.Lock] = {}
 
 
 class Item(BaseModel):
@@ -70,8 +69,8 @@ def _lib(request: Request):
 
 
 def _write_lock(request: Request) -> threading.Lock:
-    # One writer at a time per app, like the image uploads.
-    return _locks.setdefault(id(request.app), threading.Lock())
+    # The service's one write lock: item writes wait for uploads, deletes and the watcher too.
+    return request.app.state.service.write_lock
 
 
 def _item(rec: ImageRecord) -> Item:
@@ -184,7 +183,7 @@ def delete(request: Request, item: str = ItemId) -> dict:
 
 
 async def _item_body(request: Request) -> tuple[bytes | None, str | None, dict]:
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    ctype = content_type(request)
     if ctype == "multipart/form-data":
         form = await request.form(max_files=1, max_fields=10)
         upload = form.get("file")

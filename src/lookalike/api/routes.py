@@ -138,7 +138,7 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
     drops results below a confidence). For scans, `window` and `group=series` (docs/medical.md)."""
     svc, settings = _svc(request), request.app.state.settings
     params = {"q": q or text, "under": under, "since": since, "until": until, "where": where}
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    ctype = content_type(request)
     if ctype == "application/json":
         try:
             body = schemas.SearchBody.model_validate(json.loads(await request.body() or b"null"))
@@ -393,9 +393,14 @@ def delete_image(request: Request, image_id: int = ImageId) -> schemas.Deleted:
 
 
 # -- helpers --------------------------------------------------------------------------------
+def content_type(request: Request) -> str:
+    """The request body's media type, lower case, without parameters (charset, boundary)."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 async def _read_image(request: Request) -> tuple[bytes, str, dict[str, str]]:
     """(image bytes, a name for messages, other form fields) from a multipart or raw image body."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    ctype = content_type(request)
     if ctype == "multipart/form-data":
         form = await request.form(max_files=1, max_fields=10)
         upload = form.get("file")

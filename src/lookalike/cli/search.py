@@ -124,8 +124,9 @@ def search(
             took_ms = (time.perf_counter() - t0) * 1000
             verdict = lib.verdict(hits) if queries else None  # word search: scores are already probabilities
             good = lib.calibration.good_match if queries and lib.calibration is not None else None
-            if text is not None and 0 < lib.stored_classes() <= 5 and len(lib.expand(text).labels) > 5:
-                err.print(f"note: this library keeps only 5 classes per image, so {text!r} ({len(lib.expand(text).labels)} "
+            named = len(lib.expand(text).labels) if text is not None else 0
+            if named > 5 and 0 < lib.stored_classes() <= 5:
+                err.print(f"note: this library keeps only 5 classes per image, so {text!r} ({named} "
                           "classes) finds fewer images than it could: re-index into a new library to enable broader words",
                           highlight=False, markup=False, soft_wrap=True)
             if paths:  # raw, for other programs: one path per line, nothing else on stdout

@@ -22,6 +22,7 @@ from ..errors import ImageLoadError, Unsupported
 from ..imaging import load_image, read_file
 from ..media.formats import media_kind
 
+WINDOW_META = "scan_window"  # the library's window spec for scans (medical/window.py), "auto" by default
 _FRAGMENT = re.compile(r"#(t=\d+(?:\.\d+)?|frame=\d+|slice=\d+)$")
 
 
@@ -59,10 +60,6 @@ def slice_entry(file: str, index: int) -> str:
 
 def entry_of(file: str, fragment: str | None) -> str:
     return file if fragment is None else f"{file}#{fragment}"
-
-
-def entry_exists(path: str) -> bool:
-    return os.path.exists(file_of(path))
 
 
 def load_entry(path: str, draft_size: int | None = None, window: str | None = None) -> Image.Image:

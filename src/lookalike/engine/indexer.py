@@ -23,7 +23,7 @@ from .fields import ImageInfo, has_file_fields, record_fields
 from .media_fields import image_fields, replace_media_fields, with_date
 from .medical_index import ScanIndexer, entries_by_file
 from .prefetch import prefetched
-from .scan import FileEntry, printable
+from .scan import FileEntry, printable, record_file_exists
 from .video_index import VideoIndexer
 
 # (done, total) -> None, called from the indexing thread.
@@ -212,9 +212,8 @@ class Indexer:
             # Another process removed every record with this content since we looked: embed it.
             self._embed_after_all(e, old, report, pending)
             return
-        # Catalogue items (virtual `item:` paths) are never a file that moved.
-        gone = [r for r in records.values() if file_of(r.path) not in self._present and not r.path.startswith("item:")
-                and not os.path.exists(file_of(r.path))]
+        # Records that are not local files (catalogue items, PACS instances) never moved.
+        gone = [r for r in records.values() if file_of(r.path) not in self._present and not record_file_exists(r.path)]
         if old is not None:
             removes.append(old.stored_id)  # a different file now sits at this path
             self._forget(old)

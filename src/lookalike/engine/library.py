@@ -35,11 +35,11 @@ from .entries import file_of, split_entry
 from .explain import Explanation, agreement_maps
 from .indexer import AddReport, Indexer, ProgressFn
 from .keep_policy import KeepPolicy
+from .medical_index import entry_sha
 from .params import check_ef, check_k, check_score, fit_sample, no_image
 from .query import resolve
 from .scan import absolute, printable, record_file_exists, record_folder_exists, scan
 from .tags import FILTER_CONFIDENCE, Expansion, VocabularyEntry, expand, rank_by_tag, vocabulary
-from .video_index import frame_sha
 
 STATE_DIR = "model-state"
 ROOTS_META = "indexed_roots"  # JSON list of the real paths passed to add()
@@ -643,9 +643,9 @@ def _sha256_fd(fd: int) -> str:
 
 
 def _same_content(fd: int, sha256: str, fragment: str | None) -> bool:
-    """Whether the open file still has the indexed content (a frame's hash derives from its video's)."""
-    digest = _sha256_fd(fd)
-    return (frame_sha(digest, fragment) if fragment is not None and fragment.startswith("t=") else digest) == sha256
+    """Whether the open file still has the indexed content (a frame's or slice's hash derives
+    from its file's: engine/medical_index.entry_sha, used by the video and scan indexers alike)."""
+    return entry_sha(_sha256_fd(fd), fragment) == sha256
 
 
 def _under(path: str, roots: list[str]) -> bool:

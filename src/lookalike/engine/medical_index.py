@@ -20,7 +20,7 @@ from ..medical.reader import read_scan
 from ..medical.window import parse_window
 from ..models import FeatureExtractor
 from ..store import ImageRecord, Upsert, VectorStore
-from .entries import entry_of, split_entry
+from .entries import WINDOW_META, entry_of, split_entry
 from .fields import ImageInfo, record_fields
 from .prefetch import prefetched
 from .scan import FileEntry
@@ -28,7 +28,6 @@ from .scan import FileEntry
 if TYPE_CHECKING:
     from .indexer import AddReport
 
-WINDOW_META = "scan_window"  # the library's window spec (medical/window.py), "auto" by default
 PHI_META = "scan_keep_phi"  # "true" only if the library was created with the explicit opt-in
 
 

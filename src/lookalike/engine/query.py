@@ -13,7 +13,7 @@ from ..errors import InvalidQuery, NotFound
 from ..imaging import ImageSource, decode_image, load_image
 from ..store import VectorStore
 from .catalogue.items import ITEM_PREFIX
-from .entries import file_of, load_entry
+from .entries import WINDOW_META, file_of, load_entry
 from .fetch import CLI_POLICY, fetch
 from .params import no_image
 from .scan import absolute
@@ -63,7 +63,7 @@ def resolve(query: ImageSource | int, store: VectorStore, draft_size: int | None
             except OSError:
                 pass
         if window is None:
-            window = store.get_meta().get("scan_window")
+            window = store.get_meta().get(WINDOW_META)
         return ResolvedQuery(os.fsdecode(query), image=load_entry(path, draft_size, window))
     label = {bytes: "<bytes>", Image.Image: "<image>", np.ndarray: "<array>"}.get(type(query), "<image>")
     return ResolvedQuery(label, image=load_image(query, draft_size))

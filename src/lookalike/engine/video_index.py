@@ -10,7 +10,7 @@ frame ever matches a still image."""
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -24,6 +24,8 @@ from ..store import ImageRecord, Upsert, VectorStore
 from .entries import split_entry, time_entry
 from .fields import ImageInfo, record_fields
 from .media_fields import frame_fields, with_date
+from .medical_index import entry_sha
+from .prefetch import prefetched
 from .scan import FileEntry
 
 if TYPE_CHECKING:
@@ -39,10 +41,6 @@ class _PreparedVideo:
     info: VideoInfo | None = None  # None: same content as indexed, nothing to embed
     pixels: list[np.ndarray] = field(default_factory=list)
     error: str | None = None
-
-
-def frame_sha(file_sha: str, fragment: str) -> str:
-    return hashlib.sha256(f"{file_sha}#{fragment}".encode()).hexdigest()
 
 
 def file_sha256(path: str) -> str:
@@ -77,19 +75,16 @@ class VideoIndexer:
     def run(self, videos: list[FileEntry], report: AddReport, progress: Callable[[int], None]) -> None:
         # One video decodes in a worker while the previous one goes through the model.
         with ThreadPoolExecutor(1, thread_name_prefix="lookalike-video") as pool:
-            nxt: Future | None = pool.submit(self._prepare, videos[0])
-            for i in range(len(videos)):
-                prep: _PreparedVideo = nxt.result()  # type: ignore[union-attr]
-                nxt = pool.submit(self._prepare, videos[i + 1]) if i + 1 < len(videos) else None
+            for i, prep in enumerate(prefetched(pool, self._prepare, videos, 1), start=1):
                 self._write(prep, report)
-                progress(i + 1)
+                progress(i)
 
     # Runs in a worker thread: reads only.
     def _prepare(self, e: FileEntry) -> _PreparedVideo:
         try:
             sha = file_sha256(e.path)
             olds = self.frames_of.get(e.path, [])
-            if olds and all(o.sha256 == frame_sha(sha, split_entry(o.path)[1] or "") for o in olds):
+            if olds and all(o.sha256 == entry_sha(sha, split_entry(o.path)[1] or "") for o in olds):
                 return _PreparedVideo(e, sha)  # touched, not changed
             info = sample_frames(e.path, short_side=self.extractor.draft_size or DEFAULT_SHORT_SIDE)
             return _PreparedVideo(e, sha, info, [self.extractor.preprocess(f.image) for f in info.frames])
@@ -125,7 +120,7 @@ class VideoIndexer:
             path = time_entry(e.path, frame.time)
             # File facts (folder, name, ...) describe the video file; the rest the frame.
             fields = record_fields(e.path, _info(e, info.width, info.height), frame_fields(info, frame, e.mtime))
-            rec = ImageRecord(path, frame_sha(prep.sha256, split_entry(path)[1] or ""), e.size, e.mtime,
+            rec = ImageRecord(path, entry_sha(prep.sha256, split_entry(path)[1] or ""), e.size, e.mtime,
                               info.width, info.height, list(frame_tags), fields=fields)
             upserts.append(Upsert(rec, np.asarray(vec, np.float32)))
         removes = [o.id for o in olds if o.id is not None]

@@ -16,7 +16,6 @@ from ..config import fashion_mnist_dir
 from ..errors import InvalidQuery, NotFound, Unsupported
 from ..imaging import is_image_name, load_image
 
-FASHION_MNIST_DIR = fashion_mnist_dir()  # as at import; the functions re-read $LOOKALIKE_FASHION_MNIST
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 

@@ -65,6 +65,13 @@ def client(gallery):
         yield c
 
 
+@pytest.fixture(scope="module")
+def site(gallery):
+    """The web page over the gallery's library, on a real server (the page tests' address)."""
+    with BackgroundServer(create_app(gallery.library)) as url:
+        yield url
+
+
 @pytest.fixture
 def watched(page):
     """The browser page (pytest-playwright), failing the test on any JavaScript error: errors

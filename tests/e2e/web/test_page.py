@@ -16,17 +16,10 @@ from lookalike.demo.samples import save_jpeg
 from lookalike.imaging import crop_relative, load_image
 from tests.support.server import BackgroundServer
 from tests.support.web import ARTIFACTS, card_ids, settle
+from tests.support.web import PAGE_K as K
 
 pytest.importorskip("playwright")
 from playwright.sync_api import Page, expect  # noqa: E402
-
-K = 24  # results per search on the page (app.js)
-
-
-@pytest.fixture(scope="module")
-def site(gallery):
-    with BackgroundServer(create_app(gallery.library)) as url:
-        yield url
 
 
 def test_search_click_crop_browse(watched: Page, site, lib, gallery, photos, tmp_path):

@@ -6,21 +6,12 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from lookalike.api import create_app
 from lookalike.eval.datasets import fashion_mnist_available, load_fashion_mnist
-from tests.support.server import BackgroundServer
 from tests.support.web import ARTIFACTS
+from tests.support.web import PAGE_K as K
 
 pytest.importorskip("playwright")
 from playwright.sync_api import Page, expect  # noqa: E402
-
-K = 24
-
-
-@pytest.fixture(scope="module")
-def site(gallery):
-    with BackgroundServer(create_app(gallery.library)) as url:
-        yield url
 
 
 def unrelated(tmp_path) -> str:

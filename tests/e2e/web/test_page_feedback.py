@@ -7,21 +7,12 @@ from __future__ import annotations
 import pytest
 from PIL import ImageOps
 
-from lookalike.api import create_app
 from lookalike.demo.samples import save_jpeg
-from tests.support.server import BackgroundServer
 from tests.support.web import ARTIFACTS, card_ids, settle
+from tests.support.web import PAGE_K as K
 
 pytest.importorskip("playwright")
 from playwright.sync_api import Page, expect  # noqa: E402
-
-K = 24  # results per search on the page (app.js)
-
-
-@pytest.fixture(scope="module")
-def site(gallery):
-    with BackgroundServer(create_app(gallery.library)) as url:
-        yield url
 
 
 def _chips(page: Page) -> list[tuple[str, int]]:
