@@ -214,7 +214,7 @@ def decode_image(data: bytes, name: str = "<bytes>", draft_size: int | None = No
             raise ImageLoadError(name, "too large: a metadata block decompresses past the safety limit (decompression bomb)") from None
         if any(w in msg for w in ("truncated", "premature", "broken data stream", "could not create decoder", "unexpected end")):
             raise ImageLoadError(name, "truncated image data") from None
-        raise ImageLoadError(name, f"corrupt image data ({_one_line(e)})") from None
+        raise ImageLoadError(name, f"corrupt image data ({one_line(e)})") from None
     except MemoryError:
         raise ImageLoadError(name, "too large to decode in memory") from None
     fmt = im.format
@@ -389,7 +389,8 @@ def _signature(data: bytes) -> str:
     return next((fmt for sig, fmt in _SIGNATURES.items() if data.startswith(sig)), "")
 
 
-def _one_line(e: BaseException, limit: int = 120) -> str:
+def one_line(e: BaseException, limit: int = 120) -> str:
+    """An exception as one line of at most `limit` characters, for user-facing reasons."""
     text = " ".join(str(e).split()) or type(e).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

@@ -17,6 +17,7 @@ from PIL import Image
 
 from ..config import max_pixels
 from ..errors import ImageLoadError, MissingExtra
+from ..imaging import one_line
 from .fields import dicom_fields
 from .frames import MAX_FRAMES, MAX_VOXELS, ScanFrame
 from .window import Window, apply_window, choose_window
@@ -161,7 +162,7 @@ def _pixel_array(ds: Any, name: str) -> np.ndarray:
         msg = str(e).lower()
         if "less than expected" in msg or "truncat" in msg or "end of" in msg or "too short" in msg:
             raise ImageLoadError(name, "truncated pixel data") from None
-        raise ImageLoadError(name, f"pixel data cannot be decoded ({_one_line(e)})") from None
+        raise ImageLoadError(name, f"pixel data cannot be decoded ({one_line(e, 100)})") from None
 
 
 def _render(ds: Any, frame: np.ndarray, index: int, window: Window, modality: str | None) -> tuple[Image.Image, str]:
@@ -263,7 +264,3 @@ def _sop_name(ds: Any) -> str:
     sop = ds.get("SOPClassUID")
     return str(getattr(sop, "name", sop)) if sop else ""
 
-
-def _one_line(e: BaseException, limit: int = 100) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -29,7 +29,6 @@ from ..filters import FieldTypes, check_fields, matches, to_milvus
 from .base import ImageRecord, ScoredIds, SearchFilter, Upsert
 
 DEFAULT_COLLECTION = "lookalike"
-TOKEN_ENV = "LOOKALIKE_MILVUS_TOKEN"
 NEXT_ID = "_next_id"  # meta key of the id counter; keys starting with "_" are internal
 FIELD_TYPES = "_field_types"  # meta key: JSON {field name: [types]} of every field written
 MAX_PATH = 4096

@@ -6,6 +6,6 @@
 - `store.py`: `EmbeddedStore`, transactions and the exact/ANN choice."""
 
 from .schema import DB_NAME
-from .store import ANN_THRESHOLD, EmbeddedStore
+from .store import EmbeddedStore
 
-__all__ = ["ANN_THRESHOLD", "DB_NAME", "EmbeddedStore"]
+__all__ = ["DB_NAME", "EmbeddedStore"]

@@ -29,6 +29,6 @@ def as_user_error(e: sqlite3.DatabaseError, directory: Path) -> LookalikeError:
         return Busy(f"library {directory} is busy: another process is writing to it; try again")
     if "readonly" in msg or "read-only" in msg or (("unable to open" in msg) and not os.access(directory, os.W_OK)):
         return read_only_error(directory)
-    if "disk is full" in msg or "full" in msg or ("disk i/o error" in msg and nearly_full(directory)):
+    if "full" in msg or ("disk i/o error" in msg and nearly_full(directory)):
         return ReadOnly(f"library {directory}: disk is full; nothing was lost: free some space and run the same command again")
     return LookalikeError(f"library {directory}: {e}")

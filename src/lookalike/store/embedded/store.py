@@ -29,7 +29,6 @@ from .schema import COLUMNS, DB_NAME, LOG_SCHEMA, SCHEMA, blob, chunks, missing_
 from .search import exact_top_k
 from .sqlite_errors import as_user_error, read_only_error
 
-ANN_THRESHOLD = 20_000  # below this many images exact search is fast enough (a few ms)
 FILTER_CACHE = 8  # filters whose matching ids are kept (per store, until the next change)
 
 
