@@ -7,7 +7,10 @@ package installed from a registry, each small enough to embed in seconds on 2 co
   distractors;
 - icons: GNOME's 48 px icon theme (Debian `gnome-icon-theme`), labelled by context folder
   (actions, apps, devices, mimetypes, places, status, ...);
-- digits: scikit-learn's bundled handwritten digits (8x8 scans, 10 classes)."""
+- digits: scikit-learn's bundled handwritten digits (8x8 scans, 10 classes);
+- brain: axial slices of one brain (Debian mricron-data's ch2) searched among another's (the
+  MNI152 template in nilearn's wheel, the `medical-eval` extra); relevant = a gallery slice
+  within TOLERANCE_MM of the query's height (eval/brain_slices.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from ..errors import NotFound
+from ..errors import MissingExtra, NotFound
 from ..extras import require
 from .datasets import fashion_mnist_available, load_fashion_mnist
 from .robustness import TRANSFORMS
@@ -42,10 +45,25 @@ class Domain:
     query_labels: np.ndarray
     query_index: np.ndarray
     query_images: Sequence[Image.Image | None] = field(default_factory=list)
+    tolerance: float | None = None
 
     def query_image(self, i: int) -> Image.Image:
         j = int(self.query_index[i])
         return self.gallery[j] if j >= 0 else self.query_images[i]  # type: ignore[return-value]
+
+    def relevant(self, ranked: np.ndarray) -> np.ndarray:
+        """[queries, k] booleans: is each ranked gallery index relevant to its query?"""
+        return self._match(self.gallery_labels[ranked], self.query_labels[:, None])
+
+    def n_relevant(self) -> np.ndarray:
+        """Relevant gallery images per query, the query itself (when in the gallery) not counted."""
+        n = self._match(self.gallery_labels[None, :], self.query_labels[:, None]).sum(axis=1)
+        inside = self.query_index >= 0
+        n[inside] -= self._match(self.gallery_labels[self.query_index[inside]], self.query_labels[inside])
+        return n
+
+    def _match(self, gallery: np.ndarray, query: np.ndarray) -> np.ndarray:
+        return gallery == query if self.tolerance is None else np.abs(gallery - query) <= self.tolerance
 
 
 def _category(name: str, source: str, images: list[Image.Image], labels: np.ndarray, n_queries: int,
@@ -118,6 +136,17 @@ def photos(seed: int = 0, distractors: int = 200) -> Domain:
                   np.full(len(q_images), -1), q_images)
 
 
+def brain(seed: int = 0) -> Domain:
+    """Every ch2 slice (at heights the MNI152 template also has) against every MNI152 slice;
+    deterministic, so `seed` is unused."""
+    from .brain_slices import TOLERANCE_MM, load_slices
+
+    queries, gallery = load_slices()
+    return Domain("brain", "position", f"{len(queries.images)} ch2 axial slices vs {len(gallery.images)} MNI152 slices, "
+                  f"relevant within ±{TOLERANCE_MM:g} mm", gallery.images, gallery.heights, queries.heights,
+                  np.full(len(queries.images), -1), queries.images, tolerance=TOLERANCE_MM)
+
+
 def _on_white(im: Image.Image) -> Image.Image:
     """Transparent icons flattened on white, as a file browser shows them."""
     im = im.convert("RGBA")
@@ -126,15 +155,27 @@ def _on_white(im: Image.Image) -> Image.Image:
     return canvas.convert("RGB")
 
 
-DOMAINS: dict[str, Callable[..., Domain]] = {"products": products, "photos": photos, "icons": icons, "digits": digits}
+DOMAINS: dict[str, Callable[..., Domain]] = {"products": products, "photos": photos, "icons": icons, "digits": digits,
+                                              "brain": brain}
+OPTIONAL = ("brain",)  # skipped with a note, not an error, when its data or extra is missing and not asked for
 
 
-def load_domains(names: list[str] | None = None, seed: int = 0) -> list[Domain]:
-    """The domains asked for (default all), skipping products when Fashion-MNIST is not installed."""
+def load_domains(names: list[str] | None = None, seed: int = 0, note: Callable[[str], None] | None = None) -> list[Domain]:
+    """The domains asked for (default all), skipping products when Fashion-MNIST is not
+    installed and an OPTIONAL domain whose extra or data is missing (with a `note`)."""
+    asked = bool(names)
     names = names or [n for n in DOMAINS if n != "products" or fashion_mnist_available()]
     unknown = [n for n in names if n not in DOMAINS]
     if unknown:
         from ..errors import InvalidQuery
 
         raise InvalidQuery(f"unknown suite domain {unknown[0]!r} (available: {', '.join(DOMAINS)})")
-    return [DOMAINS[n](seed=seed) for n in names]
+    out = []
+    for n in names:
+        try:
+            out.append(DOMAINS[n](seed=seed))
+        except (MissingExtra, NotFound) as e:
+            if asked or n not in OPTIONAL:
+                raise
+            (note or (lambda _msg: None))(f"skipping the {n} domain: {e}")
+    return out
