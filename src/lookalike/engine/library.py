@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import stat
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
@@ -27,6 +28,7 @@ from ..models.imagenet_labels import imagenet_labels
 from ..store import ImageRecord, SearchFilter, VectorStore, library_exists, open_store
 from . import cleanup
 from .browse import check_sort, sort_records
+from .catalogue.colour import ColourStore
 from .cleanup import Choice, CleanupReport, UndoReport
 from .combine import check_weights, combine_vectors
 from .confidence import calibration_for, check_min_confidence, keep_confident, verdict, with_confidence
@@ -77,6 +79,8 @@ class Library:
         self.dim = model_info(model).dim
         self._extractor: FeatureExtractor | None = None
         self._gone: set[int] = set()  # images found deleted at search time, to remove from the store
+        self._colours: ColourStore | None = None
+        self._colours_lock = threading.Lock()
 
     # -- opening --------------------------------------------------------------------------
     @classmethod
@@ -110,7 +114,20 @@ class Library:
             raise
 
     def close(self) -> None:
+        with self._colours_lock:
+            if self._colours is not None:
+                self._colours.close()
+                self._colours = None
         self.store.close()
+
+    @property
+    def colours(self) -> ColourStore:
+        """The catalogue's colour signatures (engine/catalogue/colour.py), opened once per
+        library and closed with it: searches with a colour weight share one connection."""
+        with self._colours_lock:
+            if self._colours is None:
+                self._colours = ColourStore(self.directory)
+            return self._colours
 
     def __enter__(self) -> Library:
         return self
@@ -300,8 +317,7 @@ class Library:
         pos, exclude = self._query_vectors(positives)
         neg, neg_exclude = self._query_vectors(list(negative))
         vec = combine_vectors(pos, neg if len(neg) else None, weights) if len(positives) > 1 or len(neg) else pos[0]
-        return self.search_vector(vec, k, min_score=min_score, where=where, exclude=exclude + neg_exclude, ef=ef, text=text,
-                                  min_confidence=min_confidence)
+        return self._search_vector(vec, k, min_score, where, exclude + neg_exclude, ef, text, min_confidence)
 
     def _query_vectors(self, queries: list[ImageSource | int]) -> tuple[np.ndarray, list[int]]:
         """Vectors of query images (indexed ones read from the store) and the ids to exclude."""
@@ -325,7 +341,11 @@ class Library:
                       ef: int | None = None, text: str | None = None, min_confidence: float | None = None) -> list[Hit]:
         k, min_score, ef = check_k(k), check_score(min_score, low=None, high=None), check_ef(ef)
         min_confidence = check_min_confidence(min_confidence, self.calibration, self.model)
-        where = self.where(where)
+        return self._search_vector(vector, k, min_score, self.where(where), exclude, ef, text, min_confidence)
+
+    def _search_vector(self, vector: np.ndarray, k: int, min_score: float | None, where: SearchFilter | None,
+                       exclude: Sequence[int], ef: int | None, text: str | None, min_confidence: float | None) -> list[Hit]:
+        """`search_vector` with its parameters already checked (engine/params.py), once per search."""
         if text is not None:
             hits = self._search_tagged(vector, text, k, min_score, where, exclude)
             return keep_confident(with_confidence(hits, self.calibration), min_confidence)
