@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, cast
 
 import numpy as np
 from PIL import Image
@@ -34,7 +34,7 @@ from .combine import check_weights, combine_vectors
 from .confidence import calibration_for, check_min_confidence, keep_confident, verdict, with_confidence
 from .duplicates import TIERS, DuplicateProgressFn, DuplicateReport, DuplicateThresholds, find_duplicates
 from .entries import file_of, split_entry
-from .explain import Explanation, agreement_maps
+from .explain import Explanation, FeatureMapCache, agreement
 from .indexer import AddReport, Indexer, ProgressFn
 from .keep_policy import KeepPolicy
 from .medical_index import entry_sha
@@ -81,6 +81,7 @@ class Library:
         self._gone: set[int] = set()  # images found deleted at search time, to remove from the store
         self._colours: ColourStore | None = None
         self._colours_lock = threading.Lock()
+        self._feature_maps = FeatureMapCache()
 
     # -- opening --------------------------------------------------------------------------
     @classmethod
@@ -448,18 +449,31 @@ class Library:
         """Where `query` and `result` (paths, URLs, images, ids or "id:N") agree, as a heat map on
         each (engine/explain.py), with the two images as the model saw them."""
         ext = self.extractor
-        images = [self._image_of(x, ext.draft_size) for x in (query, result)]
-        score, a, b = agreement_maps(ext, *images)
+        (q_image, q_emb, q_map), (r_image, r_emb, r_map) = self._feature_maps.maps(
+            ext, [self._explain_source(x, ext.draft_size) for x in (query, result)])
+        score, a, b = agreement(q_emb, q_map, r_emb, r_map)
         cal = self.calibration
         conf = None if cal is None else round(float(cal.confidence(score)), 4)
-        return Explanation(round(score, 6), conf, a, b), images[0], images[1]
+        return Explanation(round(score, 6), conf, a, b), q_image, r_image
 
-    def _image_of(self, source: ImageSource | int, draft_size: int | None) -> Image.Image:
-        """An image from any source; an id (or "id:N") is the indexed file, read as indexed."""
+    def _explain_source(self, source: ImageSource | int, draft_size: int | None) -> tuple[tuple | None, Callable[[], Image.Image]]:
+        """(cache key, loader) of an image to explain: indexed images (ids) are keyed by their
+        file, so a changed file is read again; other sources are not cached."""
         if isinstance(source, str) and source.strip().startswith("id:"):
             source = self.record(source).id  # type: ignore[assignment]
         if isinstance(source, (int, np.integer)) and not isinstance(source, bool):
-            return load_image(Path(self.get(int(source)).path), draft_size)
+            path = Path(self.get(int(source)).path)
+            try:
+                st = path.stat()
+                key: tuple | None = (str(path), st.st_size, st.st_mtime_ns, draft_size)
+            except OSError:
+                key = None  # a frame or slice entry, or a gone file: load_image says what is wrong
+            return key, lambda: load_image(path, draft_size)
+        other = cast(ImageSource, source)  # not an id, so a path, URL, bytes, image or array
+        return None, lambda: self._image_of(other, draft_size)
+
+    def _image_of(self, source: ImageSource, draft_size: int | None) -> Image.Image:
+        """An image from a path, URL, bytes, PIL image or array (ids: `_explain_source`)."""
         q = resolve(source, self.store, draft_size)
         if q.image is not None:
             return q.image
