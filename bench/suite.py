@@ -24,7 +24,7 @@ DEFAULT = "effnet-lite0-avg,effnet-lite0,effnet-lite2"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--methods", default=DEFAULT, help=f"comma-separated [default: {DEFAULT}]")
-    ap.add_argument("--domains", default=None, help="comma-separated subset of products,photos,icons,digits")
+    ap.add_argument("--domains", default=None, help="comma-separated subset of products,photos,icons,digits,brain")
     ap.add_argument("--baseline", default="effnet-lite0-avg", help="method the table compares against")
     ap.add_argument("--calibrate", default="effnet-lite0-avg,effnet-lite0,effnet-lite2",
                     help="methods to fit confidence curves for (plain model names only)")
