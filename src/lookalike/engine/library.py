@@ -447,7 +447,8 @@ class Library:
 
     def explain(self, query: ImageSource | int, result: ImageSource | int) -> tuple[Explanation, Image.Image, Image.Image]:
         """Where `query` and `result` (paths, URLs, images, ids or "id:N") agree, as a heat map on
-        each (engine/explain.py), with the two images as the model saw them."""
+        each (engine/explain.py), with the two images as the model saw them (kept for the next
+        explanation of the same file: read them, do not modify them)."""
         ext = self.extractor
         (q_image, q_emb, q_map), (r_image, r_emb, r_map) = self._feature_maps.maps(
             ext, [self._explain_source(x, ext.draft_size) for x in (query, result)])
