@@ -579,10 +579,11 @@ def _hit(h: EngineHit, sha256: str, window: str | None = None) -> schemas.Hit:
     if h.item is not None:  # a catalogue item: its image lives in the download cache or the shop's folder
         image = f"/api/items/{quote(h.item, safe='')}/image"
         return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, confidence=h.confidence, name=h.item,
-                           fields=h.fields, item=h.item, thumb_url=image, image_url=image, series=None, series_entries=None)
+                           fields=h.fields, item=h.item, thumb_url=image, image_url=image, series=None, series_entries=None,
+                           inliers=h.inliers)
     urls = _urls(h.id, sha256)
     if window is not None and is_scan_record(h.path, h.fields):  # the thumbnail in the window the search asked for
         urls["thumb_url"] += f"&window={quote(window, safe='')}"
     return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, confidence=h.confidence,
                        name=os.path.basename(h.path), fields=h.fields, thumb_url=urls["thumb_url"],
-                       image_url=urls["image_url"], item=None, series=None, series_entries=None)
+                       image_url=urls["image_url"], item=None, series=None, series_entries=None, inliers=h.inliers)
