@@ -155,7 +155,8 @@ def photos_hard(seed: int = 0, distractors: int = 200, root: Path = MATE_BACKGRO
         gallery, labels, q_images, q_labels = _build_photos_hard(seed, distractors, root, puzzles, plasma)
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(".tmp.npz")
-        np.savez(tmp, labels=labels, query_labels=q_labels, **_pack("gallery", gallery), **_pack("queries", q_images))
+        arrays = {"labels": labels, "query_labels": q_labels, **_pack("gallery", gallery), **_pack("queries", q_images)}
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as its allow_pickle flag
         os.replace(tmp, cached)
     n = int((labels >= 0).sum())
     return Domain("photos-hard", "instance", f"{n} scikit-image/scikit-learn/Palapeli/MATE photos x {len(HARD_EDITS)} "

@@ -147,7 +147,7 @@ def _verified(domain: Domain, sims: np.ndarray, ranked: np.ndarray, depth: int) 
         cands = [cache.setdefault(int(g), keypoints(domain.gallery[int(g)])) for g in head]
         counts = inlier_counts(domain.query_image(i), cands)  # type: ignore[arg-type]
         out[i, :depth] = head[verified_order(sims[i, head], counts)]
-    files = {}  # the latency: candidates read as a library reads them, from encoded files
+    files: dict[int, bytes] = {}  # the latency: candidates read as a library reads them, from encoded files
     timings = []
     for i in range(min(LATENCY_QUERIES, len(ranked))):
         for g in ranked[i, :depth]:
