@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InvalidQuery
+from ..extras import require
 from .keypoints import Keypoints, keypoints, load_cv2, match
 
 DEPTH = 20  # candidates verified per query (measured: docs/evaluation.md#geometric-verification)
@@ -58,7 +59,7 @@ def check_verify(verify: bool, depth: int | None, query: object, negative: Seque
         return 0
     if isinstance(query, (list, tuple)) and len(query) != 1 or negative:
         raise InvalidQuery("verify takes one query image (not several, nor negatives)")
-    load_cv2()
+    require("cv2", feature="geometric verification (search --verify)", extra="duplicates")
     return check_depth(depth)
 
 
