@@ -57,3 +57,12 @@ def test_without_opencv_verify_is_a_missing_extra():
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("MISSING geometric verification (search --verify)")
     assert "lookalike[duplicates]" in out.stdout and out.stdout.count("\n") == 1
+
+
+def test_suite_options():
+    from lookalike.eval.suite import parse_method
+
+    assert parse_method("effnet-lite0+verify") == ("effnet-lite0", ["verify"])
+    assert parse_method("effnet-lite0+flip+verify50") == ("effnet-lite0", ["flip", "verify50"])
+    with pytest.raises(InvalidQuery, match="known: flip, pcaN, verify, verifyN"):
+        parse_method("effnet-lite0+verified")

@@ -11,6 +11,8 @@ place, which is why verification leaves tiny images (icons, digits) untouched.""
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import numpy as np
@@ -18,12 +20,15 @@ from PIL import Image
 
 from ..errors import InvalidQuery
 from ..extras import require
-from .keypoints import Keypoints, keypoints, load_cv2, match
+from .keypoints import SIDE, Keypoints, keypoints, load_cv2, match
 
 DEPTH = 20  # candidates verified per query (measured: docs/evaluation.md#geometric-verification)
 MAX_DEPTH = 200
 MIN_INLIERS = 15  # consistent matches that make a candidate "the same picture" (measured, same place)
-DRAFT_SIDE = 2 * 512  # candidates are decoded at about twice the comparison size (JPEG draft)
+WORKERS = 4  # threads reading and matching candidates
+# Candidates are decoded at the smallest JPEG scale whose short side still reaches the
+# comparison size (keypoints.SIDE, which the long side is then shrunk to): no more pixels.
+DRAFT_SIDE = SIDE
 
 
 def check_depth(depth: int | None, name: str = "verify_depth") -> int:
@@ -87,6 +92,13 @@ def verified_order(scores: Sequence[float], inliers: Sequence[int], min_inliers:
 
 def verify_images(query: Image.Image, candidates: Sequence[str], load: Callable[[str], Image.Image | None]
                   ) -> list[int]:
-    """Inlier counts for candidate files read with `load` (None when unreadable)."""
+    """Inlier counts for candidate files read with `load` (None when unreadable). Candidates
+    are read and matched in a few threads: JPEG decoding and OpenCV release the GIL."""
     q = keypoints(query)
-    return inlier_counts(q, [load(c) for c in candidates])
+
+    def one(candidate: str) -> int:
+        im = load(candidate)
+        return 0 if im is None else match(q, keypoints(im)).inliers
+
+    with ThreadPoolExecutor(max_workers=min(WORKERS, os.cpu_count() or 1, max(1, len(candidates)))) as pool:
+        return list(pool.map(one, candidates))

@@ -173,13 +173,13 @@ def _build_photos_hard(seed: int, distractors: int, root: Path, puzzles: Path, p
     rng = np.random.default_rng(seed)
     nature = [_fit(_open_photo(p)) for p in sorted((root / "nature").glob("*.jpg"))]
     plasma_dirs = sorted(d for d in plasma.iterdir() if (d / "contents" / "images").is_dir())
-    nature += [_fit(_open_photo(_one_size(d))) for d in plasma_dirs if d.name in PLASMA_PHOTOS]
+    nature += [_fit(_open_photo(wallpaper_file(d))) for d in plasma_dirs if d.name in PLASMA_PHOTOS]
     originals = [_fit(im) for im in sample_photos().values()] + [_fit(_open_photo(p)) for p in sorted(puzzles.glob("*.jpg"))]
     originals += nature[0::2]
     close_ups = [crop_area(im, rng, float(rng.uniform(0.1, 0.5))) for im in nature[1::2] for _ in range(HARD_CROPS)]
     others = [_fit(_open_photo(p)) for p in sorted(root.glob("*/*")) if p.parent.name != "nature"
               and p.suffix.lower() in (".jpg", ".png") and not re.search(r"_\d+x\d+$", p.stem)]  # one size each
-    others += [_fit(_open_photo(_one_size(d))) for d in plasma_dirs if d.name not in PLASMA_PHOTOS]
+    others += [_fit(_open_photo(wallpaper_file(d))) for d in plasma_dirs if d.name not in PLASMA_PHOTOS]
     lfw = [Image.fromarray((np.asarray(a) * 255).astype(np.uint8)).convert("RGB") for a in data.lfw_subset()[:distractors]]
     gallery = originals + close_ups + others + lfw
     labels = np.concatenate([np.arange(len(originals)), -1 - np.arange(len(gallery) - len(originals))])
@@ -191,7 +191,7 @@ def _build_photos_hard(seed: int, distractors: int, root: Path, puzzles: Path, p
     return gallery, labels, q_images, np.array(q_labels)
 
 
-def _one_size(wallpaper: Path) -> Path:
+def wallpaper_file(wallpaper: Path) -> Path:
     """A Plasma wallpaper comes in many sizes named WxH: the smallest landscape one from 1280
     wide (else the widest), so decoding stays quick."""
     sizes = []
