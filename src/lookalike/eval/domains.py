@@ -164,6 +164,10 @@ def photos_hard(seed: int = 0, distractors: int = 200, root: Path = MATE_BACKGRO
                   np.full(len(q_images), -1), q_images)
 
 
+def photos_hard_available() -> bool:
+    return all(p.is_dir() for p in (MATE_BACKGROUNDS / "nature", PALAPELI_PHOTOS, PLASMA_WALLPAPERS / "Path"))
+
+
 def _build_photos_hard(seed: int, distractors: int, root: Path, puzzles: Path, plasma: Path
                        ) -> tuple[list[Image.Image], np.ndarray, list[Image.Image], np.ndarray]:
     from ..demo.samples import sample_photos
@@ -247,8 +251,10 @@ DOMAINS: dict[str, Callable[..., Domain]] = {"products": products, "photos": pho
 
 
 def load_domains(names: list[str] | None = None, seed: int = 0) -> list[Domain]:
-    """The domains asked for (default all), skipping products when Fashion-MNIST is not installed."""
-    names = names or [n for n in DOMAINS if n != "products" or fashion_mnist_available()]
+    """The domains asked for (default all), skipping products and photos-hard when their
+    Debian packages are not installed."""
+    available = {"products": fashion_mnist_available(), "photos-hard": photos_hard_available()}
+    names = names or [n for n in DOMAINS if available.get(n, True)]
     unknown = [n for n in names if n not in DOMAINS]
     if unknown:
         from ..errors import InvalidQuery
