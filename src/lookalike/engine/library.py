@@ -37,7 +37,7 @@ from .indexer import AddReport, Indexer, ProgressFn
 from .keep_policy import KeepPolicy
 from .medical_index import entry_sha
 from .params import check_ef, check_k, check_score, fit_sample, no_image
-from .query import resolve
+from .query import download, resolve
 from .scan import absolute, printable, record_file_exists, record_folder_exists, scan
 from .tags import FILTER_CONFIDENCE, Expansion, VocabularyEntry, expand, rank_by_tag, vocabulary
 from .verify import DRAFT_SIDE as VERIFY_DRAFT
@@ -309,6 +309,8 @@ class Library:
         if not positives:
             raise InvalidQuery("no query image given")
         check_weights(len(positives), weights)
+        if depth and isinstance(positives[0], str) and positives[0].startswith(("http://", "https://")):
+            positives[0] = download(positives[0])  # once: for the vector and for the keypoints
         pos, exclude = self._query_vectors(positives)
         neg, neg_exclude = self._query_vectors(list(negative))
         vec = combine_vectors(pos, neg if len(neg) else None, weights) if len(positives) > 1 or len(neg) else pos[0]
