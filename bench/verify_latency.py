@@ -62,7 +62,7 @@ def main() -> None:
         files = originals(root / "photos")
         n = int((domain.gallery_labels >= 0).sum())
         files += [save_jpeg(im, root / "photos" / "distractors" / f"d{i}.jpg", 90) for i, im in enumerate(domain.gallery[n:])]
-        queries = [save_jpeg(domain.query_images[i], root / "queries" / f"q{i}.jpg", 90)  # type: ignore[arg-type]
+        queries = [save_jpeg(domain.query_images[i], root / "queries" / f"q{i}.jpg", 90)
                    for i in range(0, len(domain.query_labels), step)][:args.queries]
         with Library.open(root / "lib") as lib:
             lib.add([root / "photos"])
