@@ -35,12 +35,13 @@ def eval_(
     dataset: str = typer.Argument(
         ..., help="'fashion-mnist' (Debian's dataset-fashion-mnist, test split), 'brain-slices' (scans: slice height "
                   "across two brains, docs/medical.md), a folder ROOT/<class>/<images>, or 'suite' "
-                  "(every domain of the development suite: products, photos under edits, icons, digits, brain slices; one table)."),
+                  "(every domain of the development suite: products, photos under edits, photos-hard, icons, digits, "
+                  "brain slices; one table)."),
     methods: str = typer.Option(DEFAULT_METHODS, "--methods",
                                 help="Comma-separated model names (see `lookalike models`); for 'suite' a name may add "
-                                     "+flip or +pcaN [default for suite: " + SUITE_METHODS + "]."),
+                                     "+flip, +pcaN or +verify[N] [default for suite: " + SUITE_METHODS + "]."),
     domains: Optional[str] = typer.Option(None, "--domains",
-                                          help="suite only: comma-separated subset of products,photos,icons,digits,brain "
+                                          help="suite only: comma-separated subset of products,photos,photos-hard,icons,digits,brain "
                                                "(brain needs the medical-eval extra and mricron-data; skipped when missing "
                                                "unless named)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Use a seeded sample of N gallery images (quick runs)."),
