@@ -65,6 +65,18 @@ def test_idle_model_threads_sleep_and_give_the_same_vectors(lite0, photos):
     np.testing.assert_allclose(lite0.embed(images), old.embed(images), atol=1e-6)
 
 
+def test_indexing_runs_the_same_model_on_half_the_threads(lite0, photos):
+    # The indexer's decode threads get the other half of the cores (bench/index_throughput.py).
+    for threads, expected in ((4, 2), (3, 1), (1, 1)):
+        ext = OnnxExtractor(lite0.name, lite0.onnx_path, lite0.input_size, lite0.dim, labels=lite0.labels, threads=threads)
+        indexing = ext.for_indexing()
+        assert indexing.session.get_session_options().intra_op_num_threads == expected
+        assert ext.for_indexing() is indexing  # one session, made once
+        assert (indexing is ext) == (threads == expected)
+    images = [photos["chelsea"], photos["rocket"]]
+    np.testing.assert_allclose(lite0.for_indexing().embed(images), lite0.embed(images), atol=1e-5)
+
+
 def test_registry_lists_bundled_models():
     names = {m.name for m in list_models()}
     assert {"effnet-lite0", "effnet-lite2"} <= names

@@ -84,7 +84,9 @@ class Indexer:
         # A new file with the content of an indexed one whose file is gone is taken as a move of
         # it; uploads turn that off, so an upload never takes over a gallery image's record.
         self.detect_moves = detect_moves
-        self.extractor = extractor
+        # An ONNX model runs on fewer threads while indexing, leaving cores to decoding (models/onnx_extractor.py).
+        for_indexing = getattr(extractor, "for_indexing", None)
+        self.extractor: FeatureExtractor = for_indexing() if for_indexing is not None else extractor
         self.batch_size = batch_size
         self.workers = workers or max(2, os.cpu_count() or 2)
         self.progress = progress or (lambda done, total: None)
