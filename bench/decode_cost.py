@@ -1,8 +1,8 @@
 """Indexing CPU per image, stage by stage, against the model's CPU per image, in the same run:
 read, content hash (SHA-256, with BLAKE3 / xxh3-128 where installed, for comparison), JPEG
-decode at reduced DCT scale (Pillow draft mode vs simplejpeg / libjpeg-turbo), the resize to
-the model's input, the record's fields (EXIF, file facts) and the SQLite write, as the
-indexer does them for new 2-12 MP JPEGs. Single thread, CPU time (not wall time), best of
+decode at reduced DCT scale (Pillow draft mode vs simplejpeg / libjpeg-turbo; full-size and
+greyscale decodes for reference), the resize to the model's input, the record's fields
+(EXIF, file facts) and the SQLite write, as the indexer does them for new 2-12 MP JPEGs. Single thread, CPU time (not wall time), best of
 three passes, so load from other processes on a shared machine inflates every figure alike.
 
 The model is measured three ways on the same tensors, batch 32: ONNX Runtime as the indexer
@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import simplejpeg
 from PIL import Image
 
 from index_throughput import make_photos, onnx_extractor
@@ -95,6 +96,11 @@ def main() -> None:
         stages["xxh3_128"] = per_item_ms(lambda b: xxhash.xxh3_128_hexdigest(b), blobs)
     stages["decode_pillow_draft"] = per_item_ms(decode_with(False), blobs)
     stages["decode_simplejpeg"] = per_item_ms(decode_with(True), blobs)
+    # Where decoding's floor is (not used by the indexer): the same decoder at full size, and
+    # at the reduced scale in greyscale (no chroma output, no colour conversion).
+    stages["decode_full_size"] = per_item_ms(lambda b: simplejpeg.decode_jpeg(b, colorspace="RGB"), blobs)
+    stages["decode_scaled_grey"] = per_item_ms(
+        lambda b: simplejpeg.decode_jpeg(b, colorspace="GRAY", min_height=size, min_width=size), blobs)
     decoded = [decode_image(b, draft_size=size) for b in blobs]
     stages["resize_to_input"] = per_item_ms(ext.preprocess, decoded)
 

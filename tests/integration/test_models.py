@@ -72,6 +72,7 @@ def test_indexing_runs_the_same_model_on_half_the_threads(lite0, photos):
         indexing = ext.for_indexing()
         assert indexing.session.get_session_options().intra_op_num_threads == expected
         assert ext.for_indexing() is indexing  # one session, made once
+        assert indexing.for_indexing() is indexing  # never halved twice
         assert (indexing is ext) == (threads == expected)
     images = [photos["chelsea"], photos["rocket"]]
     np.testing.assert_allclose(lite0.for_indexing().embed(images), lite0.embed(images), atol=1e-5)

@@ -57,14 +57,15 @@ class OnnxExtractor(BatchEmbedMixin):
     def for_indexing(self) -> OnnxExtractor:
         """The same model for bulk indexing, on half the cores' threads (at least one): the
         indexer's decode threads need the other half, and a pool that shares its cores with them
-        wastes CPU waiting for its slowest thread (on 2 cores: 9 % less CPU per image end to
+        wastes CPU waiting for its slowest thread (on 2 cores: 1-9 % less CPU per image end to
         end, bench/index_throughput.py). Same graph, same vectors; its own session, made once."""
         if self._indexing_threads == self._threads:
             return self
         with self._lock:
             if self._indexing is None:
                 self._indexing = OnnxExtractor(self.name, self.onnx_path, self.input_size, self.dim, self.labels,
-                                               self._indexing_threads, spinning=self._spinning)
+                                               self._indexing_threads, spinning=self._spinning,
+                                               indexing_threads=self._indexing_threads)  # its own for_indexing()
             return self._indexing
 
     @property
