@@ -38,6 +38,7 @@ from .keep_policy import KeepPolicy
 from .medical_index import entry_sha
 from .params import check_ef, check_k, check_score, fit_sample, no_image
 from .query import resolve
+from .rerank import check_rerank, expand_queries
 from .scan import absolute, printable, record_file_exists, record_folder_exists, scan
 from .tags import FILTER_CONFIDENCE, Expansion, VocabularyEntry, expand, rank_by_tag, vocabulary
 
@@ -279,7 +280,8 @@ class Library:
     def search(self, query: ImageSource | int | list[ImageSource | int] | tuple[ImageSource | int, ...], k: int = 10, *,
                min_score: float | None = None, where: str | SearchFilter | None = None, text: str | None = None,
                ef: int | None = None, negative: Sequence[ImageSource | int] = (),
-               weights: Sequence[float] | None = None, min_confidence: float | None = None) -> list[Hit]:
+               weights: Sequence[float] | None = None, min_confidence: float | None = None,
+               rerank: str | None = None) -> list[Hit]:
         """Images that look like `query`: a path, URL, bytes, PIL image, array, id or "id:N",
         or a list of them (images like all of them, `weights` saying how much each counts),
         with `negative` examples of what not to find (engine/combine.py). Indexed query
@@ -287,11 +289,14 @@ class Library:
         (see `search_text`). `ef`: ANN candidates per query on large libraries (higher:
         better recall, slower; ignored where search is exact). `where`: a filter expression
         over the images' fields (docs/filters.md) or a SearchFilter. Every hit has a calibrated
-        `confidence` (engine/confidence.py); `min_confidence` drops hits below it."""
+        `confidence` (engine/confidence.py); `min_confidence` drops hits below it. `rerank`:
+        "qe" re-orders the results by query expansion, "none" does not, None: the default
+        (engine/rerank.py); scores stay the cosine to the query either way."""
         # Out-of-range values are refused before any model work; a threshold above every score
         # simply finds nothing (shells bound it to the score's range themselves).
         k, min_score, ef = check_k(k), check_score(min_score, low=None, high=None), check_ef(ef)
         min_confidence = check_min_confidence(min_confidence, self.calibration, self.model)
+        check_rerank(rerank)
         where = self.where(where)
         positives = list(query) if isinstance(query, (list, tuple)) else [query]
         if not positives:
@@ -301,7 +306,7 @@ class Library:
         neg, neg_exclude = self._query_vectors(list(negative))
         vec = combine_vectors(pos, neg if len(neg) else None, weights) if len(positives) > 1 or len(neg) else pos[0]
         return self.search_vector(vec, k, min_score=min_score, where=where, exclude=exclude + neg_exclude, ef=ef, text=text,
-                                  min_confidence=min_confidence)
+                                  min_confidence=min_confidence, rerank=rerank)
 
     def _query_vectors(self, queries: list[ImageSource | int]) -> tuple[np.ndarray, list[int]]:
         """Vectors of query images (indexed ones read from the store) and the ids to exclude."""
@@ -322,9 +327,11 @@ class Library:
 
     def search_vector(self, vector: np.ndarray, k: int = 10, *, min_score: float | None = None,
                       where: str | SearchFilter | None = None, exclude: Sequence[int] = (),
-                      ef: int | None = None, text: str | None = None, min_confidence: float | None = None) -> list[Hit]:
+                      ef: int | None = None, text: str | None = None, min_confidence: float | None = None,
+                      rerank: str | None = None) -> list[Hit]:
         k, min_score, ef = check_k(k), check_score(min_score, low=None, high=None), check_ef(ef)
         min_confidence = check_min_confidence(min_confidence, self.calibration, self.model)
+        expansion = check_rerank(rerank)
         where = self.where(where)
         if text is not None:
             hits = self._search_tagged(vector, text, k, min_score, where, exclude)
@@ -332,16 +339,28 @@ class Library:
         q = np.asarray(vector, np.float32)[None]
         gone: list[int] = []
 
-        def ask(n: int) -> list[tuple[ImageRecord, float]]:
+        def ask(n: int, by: np.ndarray = q) -> list[tuple[ImageRecord, float]]:
+            # The best n by `by` (the query, or its expansion), each scored by its cosine to the query.
             # Only pass `ef` when set, so stores written against the original protocol still work.
             skip = [*exclude, *gone]
-            scored = (self.store.search(q, n, where, skip, ef=ef) if ef is not None else self.store.search(q, n, where, skip))[0]
+            scored = (self.store.search(by, n, where, skip, ef=ef) if ef is not None else self.store.search(by, n, where, skip))[0]
+            if by is not q and scored:
+                cosines = self.store.vectors([i for i, _ in scored]) @ q[0]
+                scored = [(i, float(c)) for (i, _), c in zip(scored, cosines)]
             if min_score is not None:
                 scored = [(i, s) for i, s in scored if s >= min_score]
             records = self.store.get([i for i, _ in scored])
             return [(records[i], s) for i, s in scored if i in records]
 
-        found = self._present(ask, k, gone)
+        found = self._present(ask, k if expansion is None else expansion.k, gone)
+        if expansion is not None and found:
+            # alpha-QE (engine/rerank.py): the top results, as filtered as the answer, are mixed
+            # into the query and the library is searched again; that search picks the k results.
+            # They are shown best first by their cosine to the query, the score that min_score,
+            # the confidence curve and the shells' "good match" line read.
+            neighbours = self.store.vectors([rec.stored_id for rec, _ in found])
+            expanded = expand_queries(q, neighbours[None], np.array([[s for _, s in found]], np.float32), expansion.alpha)
+            found = sorted(self._present(lambda n: ask(n, expanded), k, gone), key=lambda pair: -pair[1])
         hits = [Hit(rank, rec.stored_id, rec.path, round(s, 6), rec.fields) for rank, (rec, s) in enumerate(found, start=1)]
         return keep_confident(with_confidence(hits, self.calibration), min_confidence)
 

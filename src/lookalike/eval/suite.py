@@ -7,7 +7,10 @@ which calibration (eval/calibration.py) fits confidence on.
 
 A method is a model name (`lookalike models`) optionally followed by feature options measured
 here before any becomes a default: `+flip` (average with the mirrored image's vector) and
-`+pcaN` (centring + PCA to N dims, learned on the domain's own gallery, "from the library")."""
+`+pcaN` (centring + PCA to N dims, learned on the domain's own gallery, "from the library"),
+and re-ranking (engine/rerank.py): `+qe` (alpha-QE, as `search` does it: the expanded query picks
+the top results, shown by their cosine to the query) and `+dba` (database-side augmentation of
+the gallery, measured only)."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..engine.params import fit_sample
+from ..engine.rerank import QueryExpansion, augment_database, expand_queries
 from ..errors import InvalidQuery
 from ..models import FeatureExtractor, TrainableExtractor, get_extractor, l2_normalize, model_info
 from .domains import Domain, load_domains
@@ -28,7 +32,7 @@ from .metrics import evaluate_rankings, rank_gallery
 PAIR_DEPTH = 10  # top results per query kept as calibration pairs
 LATENCY_QUERIES = 5
 BATCH = 64
-_OPTION = re.compile(r"^(flip|pca\d+)$")
+_OPTION = re.compile(r"^(flip|pca\d+|qe|dba)$")
 
 ProgressFn = Callable[[str], None]
 
@@ -71,7 +75,7 @@ def parse_method(spec: str) -> tuple[str, list[str]]:
     model_info(name)
     for o in options:
         if not _OPTION.match(o):
-            raise InvalidQuery(f"unknown feature option {o!r} in {spec!r} (known: flip, pcaN)")
+            raise InvalidQuery(f"unknown feature option {o!r} in {spec!r} (known: flip, pcaN, qe, dba)")
     return name, options
 
 
@@ -115,7 +119,17 @@ def run_domain(ext: FeatureExtractor, options: list[str], domain: Domain
             project = pca_projection(gallery, int(o[3:]))
             gallery, queries = project(gallery), project(queries)
     exclude = domain.query_index
-    ranked = rank_gallery(queries, gallery, PAIR_DEPTH, exclude)
+    settings = QueryExpansion()
+    if "dba" in options:  # the gallery's stored vectors; its images as queries read them back
+        gallery = augment_database(gallery, settings.k, settings.alpha)
+        queries[inside] = gallery[domain.query_index[inside]]
+    ranked = rank_gallery(queries, gallery, settings.k if "qe" in options else PAIR_DEPTH, exclude)
+    if "qe" in options:  # as search does it: the expanded query picks the results, shown by their cosine
+        expanded = expand_queries(queries, gallery[ranked], np.take_along_axis(queries @ gallery.T, ranked, axis=1),
+                                  settings.alpha)
+        ranked = rank_gallery(expanded, gallery, PAIR_DEPTH, exclude)
+        ranked = np.take_along_axis(ranked, np.argsort(-np.take_along_axis(queries @ gallery.T, ranked, axis=1), axis=1,
+                                                       kind="stable"), axis=1)
     metrics = evaluate_rankings(ranked, domain.query_labels, domain.gallery_labels, (1, PAIR_DEPTH), (PAIR_DEPTH,), exclude)
     scores = np.take_along_axis(queries @ gallery.T, ranked, axis=1)
     relevant = domain.gallery_labels[ranked] == domain.query_labels[:, None]
