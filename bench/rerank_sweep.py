@@ -5,9 +5,10 @@ cached under --cache; the sweep then only does matrix products, so trying a sett
 milliseconds. mAP@10 per domain (the suite's metric) against the plain search in the same run.
 
 - alpha-QE (query expansion): the query's top k results are averaged into it, each weighted
-  by its cosine to the query to the power alpha, and the library is searched again. `qe`: the
-  top 10 of that search shown by their cosine to the query (what `search --rerank qe` does);
-  `qe-order`: shown in the expanded query's order.
+  by its cosine to the query to the power alpha, and the library is searched again. `qe`: what
+  `search --rerank qe` shows (the best plain match, then the expanded search's best 9 others,
+  ordered by their cosine to the query; eval/suite.py `expanded_ranking`); `qe-order`: the
+  expanded search's top 10 in its own order.
 - DBA (database-side augmentation): every gallery vector is replaced by the same weighted mix
   of itself and its k nearest gallery neighbours. `dba` searches with the query's own
   augmented vector when it is a gallery image (as a library would read it from the store),
@@ -27,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.engine.rerank import augment_database, expand_queries
+from lookalike.engine.rerank import QueryExpansion, augment_database, expand_queries
 from lookalike.eval.domains import load_domains
 from lookalike.eval.metrics import evaluate_rankings, rank_gallery
-from lookalike.eval.suite import PAIR_DEPTH, _extractor, parse_method, run_domain
+from lookalike.eval.suite import PAIR_DEPTH, _extractor, expanded_ranking, parse_method, run_domain
 
 ROOT = Path(__file__).resolve().parent.parent
 KS = (1, 2, 3, 4, 5, 6, 8, 10)
@@ -54,45 +55,49 @@ def cached_domains(method: str, cache: Path, seed: int = 0) -> dict[str, dict[st
     return out
 
 
-def map10(d: dict[str, np.ndarray], queries: np.ndarray, gallery: np.ndarray, by_cosine_to: np.ndarray | None = None) -> float:
-    """mAP@10 of searching with `queries`; with `by_cosine_to`, the top 10 found are shown in
-    the order of their cosine to those (original) queries, as search shows alpha-QE's results."""
+def map10(d: dict[str, np.ndarray], ranked: np.ndarray) -> float:
     exclude = d["query_index"]
-    ranked = rank_gallery(queries, gallery, PAIR_DEPTH, exclude)
-    if by_cosine_to is not None:
-        cos = np.take_along_axis(by_cosine_to @ gallery.T, ranked, axis=1)
-        ranked = np.take_along_axis(ranked, np.argsort(-cos, axis=1, kind="stable"), axis=1)
     return float(evaluate_rankings(ranked, d["query_labels"], d["gallery_labels"], (1,), (PAIR_DEPTH,), exclude)
                  .map_at[PAIR_DEPTH])
 
 
-def qe(d: dict[str, np.ndarray], gallery: np.ndarray, queries: np.ndarray, k: int, alpha: float) -> np.ndarray:
-    ranked = rank_gallery(queries, gallery, k, d["query_index"])
-    sims = np.take_along_axis(queries @ gallery.T, ranked, axis=1)
-    return expand_queries(queries, gallery[ranked], sims, alpha)
+def plain(d: dict[str, np.ndarray], queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+    return rank_gallery(queries, gallery, PAIR_DEPTH, d["query_index"])
+
+
+def expanded_order(d: dict[str, np.ndarray], queries: np.ndarray, gallery: np.ndarray, k: int, alpha: float) -> np.ndarray:
+    """The expanded query's own top 10, in its order (not what search shows)."""
+    first = rank_gallery(queries, gallery, k, d["query_index"])
+    expanded = expand_queries(queries, gallery[first], np.take_along_axis(queries @ gallery.T, first, axis=1), alpha)
+    return plain(d, expanded, gallery)
+
+
+def augmented(d: dict[str, np.ndarray], k: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """DBA gallery, and the queries as a library reads them (its own images: augmented)."""
+    g = augment_database(d["gallery"], k, alpha)
+    q = d["queries"].copy()
+    inside = d["query_index"] >= 0
+    q[inside] = g[d["query_index"][inside]]
+    return q, g
 
 
 def sweep(domains: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, float]]:
     rows: dict[str, dict[str, float]] = {}
     for name, d in domains.items():
-        q, g, inside = d["queries"], d["gallery"], d["query_index"] >= 0
-        rows.setdefault("none", {})[name] = map10(d, q, g)
+        q, g, exclude = d["queries"], d["gallery"], d["query_index"]
+        rows.setdefault("none", {})[name] = map10(d, plain(d, q, g))
         for k in KS:
             for a in ALPHAS:
-                expanded = qe(d, g, q, k, a)
-                rows.setdefault(f"qe k={k} a={a:g}", {})[name] = map10(d, expanded, g, by_cosine_to=q)
-                rows.setdefault(f"qe-order k={k} a={a:g}", {})[name] = map10(d, expanded, g)
-                dg = augment_database(g, k, a)
-                dq = q.copy()
-                dq[inside] = dg[d["query_index"][inside]]
-                rows.setdefault(f"dba k={k} a={a:g}", {})[name] = map10(d, dq, dg)
-                rows.setdefault(f"dba-raw k={k} a={a:g}", {})[name] = map10(d, q, dg)
+                rows.setdefault(f"qe k={k} a={a:g}", {})[name] = map10(
+                    d, expanded_ranking(q, g, PAIR_DEPTH, exclude, QueryExpansion(k, a)))
+                rows.setdefault(f"qe-order k={k} a={a:g}", {})[name] = map10(d, expanded_order(d, q, g, k, a))
+                dq, dg = augmented(d, k, a)
+                rows.setdefault(f"dba k={k} a={a:g}", {})[name] = map10(d, plain(d, dq, dg))
+                rows.setdefault(f"dba-raw k={k} a={a:g}", {})[name] = map10(d, plain(d, q, dg))
         for kd, ad, kq, aq in ((1, 3.0, 2, 3.0), (2, 3.0, 2, 3.0), (3, 3.0, 3, 3.0), (5, 3.0, 5, 3.0)):
-            dg = augment_database(g, kd, ad)
-            dq = q.copy()
-            dq[inside] = dg[d["query_index"][inside]]
-            rows.setdefault(f"dba k={kd} a={ad:g} + qe k={kq} a={aq:g}", {})[name] = map10(d, qe(d, dg, dq, kq, aq), dg,
-                                                                                          by_cosine_to=dq)
+            dq, dg = augmented(d, kd, ad)
+            rows.setdefault(f"dba k={kd} a={ad:g} + qe k={kq} a={aq:g}", {})[name] = map10(
+                d, expanded_ranking(dq, dg, PAIR_DEPTH, exclude, QueryExpansion(kq, aq)))
     for r in rows.values():
         r["mean"] = float(np.mean([r[n] for n in domains]))
         r["worst_loss"] = float(min(r[n] - rows["none"][n] for n in domains)) if "none" in rows else 0.0

@@ -5,6 +5,7 @@ Scores stay the cosine to the query; only which images make the top k may change
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import httpx
@@ -20,17 +21,23 @@ from tests.support.server import BackgroundServer
 K = 6
 
 
+DUPLICATED = (0, 13, 27)  # products indexed twice (a copy under another name), as a real library has them
+
+
 @pytest.fixture(scope="module")
 def product_lib(products, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("rerank")
+    for i in DUPLICATED:
+        src = products[i]["file"]
+        shutil.copyfile(src, root / f"copy-of-{src.name}")
     with Library.open(root / "lib") as lib:
-        report = lib.add([products[0]["file"].parent])
-        assert report.added == len(products) and report.failed == []
+        report = lib.add([products[0]["file"].parent, root])
+        assert report.added == len(products) + len(DUPLICATED) and report.failed == []
     return root / "lib"
 
 
 def category(path: str) -> str:
-    return Path(path).name.rsplit("-", 1)[0]
+    return Path(path).name.removeprefix("copy-of-").rsplit("-", 1)[0]
 
 
 def test_scores_stay_the_cosine_and_only_the_set_changes(product_lib):
@@ -57,6 +64,19 @@ def test_scores_stay_the_cosine_and_only_the_set_changes(product_lib):
         assert changed > 0  # the option does something on real images
         print(f"\nprecision@3 over {len(ids)} queries: qe {np.mean(precision['qe']):.3f}, none {np.mean(precision['none']):.3f}; "
               f"{changed} result sets changed")
+
+
+def test_the_best_match_is_kept_even_at_k_1(product_lib, products):
+    """An upload of an indexed file finds that file first, as plain search does, even when
+    the library holds it twice (the expanded query would rank either copy first)."""
+    with Library.open(product_lib, create=False) as lib:
+        for i in (*DUPLICATED, 5, 20):
+            upload = products[i]["file"].read_bytes()
+            best = lib.search(upload, k=1, rerank="none")[0]
+            assert best.score > 0.9999 and category(best.path) == products[i]["category"]
+            for k in (1, 2, K):
+                hits = lib.search(upload, k=k, rerank="qe")
+                assert (hits[0].id, hits[0].score) == (best.id, best.score) and len(hits) == k, (k, hits[0], best)
 
 
 def test_filters_and_thresholds_hold_after_expansion(product_lib):

@@ -290,8 +290,9 @@ class Library:
         better recall, slower; ignored where search is exact). `where`: a filter expression
         over the images' fields (docs/filters.md) or a SearchFilter. Every hit has a calibrated
         `confidence` (engine/confidence.py); `min_confidence` drops hits below it. `rerank`:
-        "qe" re-orders the results by query expansion, "none" does not, None: the default
-        (engine/rerank.py); scores stay the cosine to the query either way."""
+        "qe" picks the k results by query expansion (engine/rerank.py), "none" takes the plain
+        nearest neighbours, None the default ("qe"); either way scores are the cosine to the
+        query and results come best score first."""
         # Out-of-range values are refused before any model work; a threshold above every score
         # simply finds nothing (shells bound it to the score's range themselves).
         k, min_score, ef = check_k(k), check_score(min_score, low=None, high=None), check_ef(ef)
@@ -339,10 +340,10 @@ class Library:
         q = np.asarray(vector, np.float32)[None]
         gone: list[int] = []
 
-        def ask(n: int, by: np.ndarray = q) -> list[tuple[ImageRecord, float]]:
+        def ask(n: int, by: np.ndarray = q, also_skip: Sequence[int] = ()) -> list[tuple[ImageRecord, float]]:
             # The best n by `by` (the query, or its expansion), each scored by its cosine to the query.
             # Only pass `ef` when set, so stores written against the original protocol still work.
-            skip = [*exclude, *gone]
+            skip = [*exclude, *gone, *also_skip]
             scored = (self.store.search(by, n, where, skip, ef=ef) if ef is not None else self.store.search(by, n, where, skip))[0]
             if by is not q and scored:
                 cosines = self.store.vectors([i for i, _ in scored]) @ q[0]
@@ -355,12 +356,15 @@ class Library:
         found = self._present(ask, k if expansion is None else expansion.k, gone)
         if expansion is not None and found:
             # alpha-QE (engine/rerank.py): the top results, as filtered as the answer, are mixed
-            # into the query and the library is searched again; that search picks the k results.
-            # They are shown best first by their cosine to the query, the score that min_score,
-            # the confidence curve and the shells' "good match" line read.
+            # into the query and the library is searched again; the best match stays (an exact
+            # copy must never be lost) and that search picks the other k-1. They are shown best
+            # first by their cosine to the query, the score that min_score, the confidence curve
+            # and the shells' "good match" line read.
+            best = found[0]
             neighbours = self.store.vectors([rec.stored_id for rec, _ in found])
             expanded = expand_queries(q, neighbours[None], np.array([[s for _, s in found]], np.float32), expansion.alpha)
-            found = sorted(self._present(lambda n: ask(n, expanded), k, gone), key=lambda pair: -pair[1])
+            others = self._present(lambda n: ask(n, expanded, [best[0].stored_id]), k - 1, gone) if k > 1 else []
+            found = sorted([best, *others], key=lambda pair: -round(pair[1], 6))  # ties (copies): the best stays first
         hits = [Hit(rank, rec.stored_id, rec.path, round(s, 6), rec.fields) for rank, (rec, s) in enumerate(found, start=1)]
         return keep_confident(with_confidence(hits, self.calibration), min_confidence)
 

@@ -4,7 +4,9 @@ with no human annotation") and, for measuring, database-side augmentation (DBA).
 alpha-QE: the query's top `k` results are averaged into it, each weighted by its cosine to
 the query raised to `alpha` (the query itself weighs 1), and the library is searched again
 with that vector. Images of the query's kind that the first search ranked just below the top
-get pulled up by the neighbours they share. Nothing is stored, so it works on any library.
+get pulled up by the neighbours they share. Search (Library.search_vector) shows the second
+search's top results ordered by their cosine to the original query, so scores, confidence and
+thresholds keep their meaning. Nothing is stored, so it works on any library and store.
 
 DBA applies the same mix to every stored vector with its own neighbours; it would have to be
 recomputed as the library changes, so it is measured (bench/rerank_sweep.py, the suite's

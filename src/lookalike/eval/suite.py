@@ -123,18 +123,28 @@ def run_domain(ext: FeatureExtractor, options: list[str], domain: Domain
     if "dba" in options:  # the gallery's stored vectors; its images as queries read them back
         gallery = augment_database(gallery, settings.k, settings.alpha)
         queries[inside] = gallery[domain.query_index[inside]]
-    ranked = rank_gallery(queries, gallery, settings.k if "qe" in options else PAIR_DEPTH, exclude)
-    if "qe" in options:  # as search does it: the expanded query picks the results, shown by their cosine
-        expanded = expand_queries(queries, gallery[ranked], np.take_along_axis(queries @ gallery.T, ranked, axis=1),
-                                  settings.alpha)
-        ranked = rank_gallery(expanded, gallery, PAIR_DEPTH, exclude)
-        ranked = np.take_along_axis(ranked, np.argsort(-np.take_along_axis(queries @ gallery.T, ranked, axis=1), axis=1,
-                                                       kind="stable"), axis=1)
+    if "qe" in options:
+        ranked = expanded_ranking(queries, gallery, PAIR_DEPTH, exclude, settings)
+    else:
+        ranked = rank_gallery(queries, gallery, PAIR_DEPTH, exclude)
     metrics = evaluate_rankings(ranked, domain.query_labels, domain.gallery_labels, (1, PAIR_DEPTH), (PAIR_DEPTH,), exclude)
     scores = np.take_along_axis(queries @ gallery.T, ranked, axis=1)
     relevant = domain.gallery_labels[ranked] == domain.query_labels[:, None]
     cell = Cell(metrics.map_at[PAIR_DEPTH], metrics.recall_at[1], float(np.median(timings)) if timings else 0.0)
     return cell, (scores.astype(np.float32), relevant), (queries, gallery)
+
+
+def expanded_ranking(queries: np.ndarray, gallery: np.ndarray, k: int, exclude: np.ndarray,
+                     settings: QueryExpansion) -> np.ndarray:
+    """alpha-QE as `Library.search_vector` does it: the best plain match, then the expanded
+    query's best k-1 others, all ordered by their cosine to the query."""
+    sims = queries @ gallery.T
+    first = rank_gallery(queries, gallery, settings.k, exclude)
+    expanded = expand_queries(queries, gallery[first], np.take_along_axis(sims, first, axis=1), settings.alpha)
+    again = rank_gallery(expanded, gallery, k + 1, exclude)
+    ranked = np.array([[best, *[j for j in row if j != best][:k - 1]] for best, row in zip(first[:, 0], again)])
+    order = np.argsort(-np.take_along_axis(sims, ranked, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(ranked, order, axis=1)
 
 
 def run_suite(methods: list[str], domains: list[str] | None = None, seed: int = 0,
