@@ -4,9 +4,10 @@ with no human annotation") and, for measuring, database-side augmentation (DBA).
 alpha-QE: the query's top `k` results are averaged into it, each weighted by its cosine to
 the query raised to `alpha` (the query itself weighs 1), and the library is searched again
 with that vector. Images of the query's kind that the first search ranked just below the top
-get pulled up by the neighbours they share. Search (Library.search_vector) shows the second
-search's top results ordered by their cosine to the original query, so scores, confidence and
-thresholds keep their meaning. Nothing is stored, so it works on any library and store.
+get pulled up by the neighbours they share. Search (Library.search_vector) keeps the first
+search's best match and takes the other k-1 from the second search, all ordered by their
+cosine to the original query, so scores, confidence and thresholds keep their meaning.
+Nothing is stored, so it works on any library and store.
 
 DBA applies the same mix to every stored vector with its own neighbours; it would have to be
 recomputed as the library changes, so it is measured (bench/rerank_sweep.py, the suite's
@@ -21,14 +22,15 @@ import numpy as np
 from ..errors import InvalidQuery
 
 RERANK_MODES = ("none", "qe")
-# On by default: +1.5 points mean mAP@10 on the suite and no domain lost (docs/evaluation.md#re-ranking).
+# On by default: +1.3 points mean mAP@10 on two draws of the suite, no domain lost beyond noise
+# (docs/evaluation.md#re-ranking).
 DEFAULT_RERANK = "qe"
 
 
 @dataclass(frozen=True)
 class QueryExpansion:
     """alpha-QE settings: `k` top results mixed into the query, weighted by cosine**`alpha`;
-    chosen in the middle of the settings that lose on no suite domain (bench/rerank_sweep.py)."""
+    the middle of the settings that lose no suite domain beyond noise (bench/rerank_sweep.py)."""
 
     k: int = 3
     alpha: float = 3.0
