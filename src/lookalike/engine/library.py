@@ -340,10 +340,10 @@ class Library:
         q = np.asarray(vector, np.float32)[None]
         gone: list[int] = []
 
-        def ask(n: int, by: np.ndarray = q, also_skip: Sequence[int] = ()) -> list[tuple[ImageRecord, float]]:
+        def ask(n: int, by: np.ndarray = q) -> list[tuple[ImageRecord, float]]:
             # The best n by `by` (the query, or its expansion), each scored by its cosine to the query.
             # Only pass `ef` when set, so stores written against the original protocol still work.
-            skip = [*exclude, *gone, *also_skip]
+            skip = [*exclude, *gone]
             scored = (self.store.search(by, n, where, skip, ef=ef) if ef is not None else self.store.search(by, n, where, skip))[0]
             if by is not q and scored:
                 cosines = self.store.vectors([i for i, _ in scored]) @ q[0]
@@ -363,7 +363,10 @@ class Library:
             best = found[0]
             neighbours = self.store.vectors([rec.stored_id for rec, _ in found])
             expanded = expand_queries(q, neighbours[None], np.array([[s for _, s in found]], np.float32), expansion.alpha)
-            others = self._present(lambda n: ask(n, expanded, [best[0].stored_id]), k - 1, gone) if k > 1 else []
+            # One more asked for and the best dropped here, not passed as an exclusion: the
+            # embedded store's exact search copies its matrix for any exclusion.
+            others = self._present(lambda n: [p for p in ask(n + 1, expanded) if p[0].id != best[0].id][:n], k - 1,
+                                   gone) if k > 1 else []
             found = sorted([best, *others], key=lambda pair: -round(pair[1], 6))  # ties (copies): the best stays first
         hits = [Hit(rank, rec.stored_id, rec.path, round(s, 6), rec.fields) for rank, (rec, s) in enumerate(found, start=1)]
         return keep_confident(with_confidence(hits, self.calibration), min_confidence)
