@@ -54,6 +54,20 @@ def test_options_flip_and_pca(small):
         parse_method("no-such-model+flip")
 
 
+def test_rerank_options_keep_scores_the_cosine_to_the_query(small):
+    ext = get_extractor("effnet-lite0")
+    d = small[0]
+    plain, (plain_scores, _), _ = run_domain(ext, [], d)
+    for option in ("qe", "dba"):
+        cell, (scores, relevant), _ = run_domain(ext, [option], d)
+        assert (np.diff(scores, axis=1) <= 1e-6).all() and relevant.shape == (len(d.query_labels), PAIR_DEPTH)
+        assert abs(cell.map10 - plain.map10) < 0.2 and parse_method(f"effnet-lite0+{option}")[1] == [option]
+    # qe: the same first result and its cosine, some other results found instead.
+    _, (qe_scores, _), _ = run_domain(ext, ["qe"], d)
+    np.testing.assert_allclose(qe_scores[:, 0], plain_scores[:, 0], atol=1e-5)
+    assert not np.allclose(qe_scores, plain_scores)
+
+
 def test_the_fitted_curve_is_monotone_and_separates(small):
     ext = get_extractor("effnet-lite0")
     pairs = {d.name: tuple(a.ravel() for a in run_domain(ext, [], d)[1]) for d in small}

@@ -26,6 +26,7 @@ from ..engine.confidence import check_min_confidence, keep_confident
 from ..engine.duplicates import TIERS, DuplicateReport, DuplicateThresholds
 from ..engine.entries import is_scan_record
 from ..engine.params import DATE_HELP, check_k, check_score, check_tiers, make_filter, parse_crop
+from ..engine.rerank import check_rerank
 from ..engine.scan import printable
 from ..engine.verify import MAX_DEPTH, check_depth, parse_flag
 from ..errors import InvalidQuery
@@ -50,6 +51,7 @@ MIN_CONFIDENCE = Query(None, ge=0, le=1, description="Drop results below this co
                                                      "that a result shows the same thing as the query).")
 EF = Query(None, ge=1, le=4096, description="ANN candidates per query on large libraries: higher is more exact, slower (default 96).")
 CROP = Query(None, description=schemas.CROP_HELP + " As a query parameter: x0,y0,x1,y1.")
+RERANK = Query(None, max_length=20, description=schemas.RERANK_HELP)
 TEXT_HELP = ("Words, e.g. `dog`, `bird`, `vehicle` or `espresso` (commas: any of): an ImageNet class or any "
              "WordNet noun above classes (`lookalike tags` lists them).")
 UNDER = Query(None, max_length=4096, description="Only images under this folder (a path on the server).")
@@ -83,6 +85,7 @@ _search_form = {"type": "object", "required": ["file"], "properties": {
     "weights": {"type": "string", "description": "Comma-separated positive weights, one per positive: the files, then the ids."},
     "k": {"type": "integer"}, "min_score": {"type": "number"},
     "min_confidence": {"type": "number"},
+    "rerank": {"type": "string", "description": schemas.RERANK_HELP},
     "crop": {"type": "string", "description": "x0,y0,x1,y1 as fractions of the image"},
     "verify": {"type": "boolean", "description": schemas.VERIFY_HELP},
     "verify_depth": {"type": "integer", "description": schemas.VERIFY_DEPTH_HELP},
@@ -131,7 +134,7 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
                  where: str | None = WHERE, ef: int | None = EF,
                  min_confidence: float | None = MIN_CONFIDENCE, window: str | None = WINDOW,
                  group: str | None = GROUP, verify: str | None = VERIFY,
-                 verify_depth: str | None = VERIFY_DEPTH) -> schemas.SearchResponse:
+                 verify_depth: str | None = VERIFY_DEPTH, rerank: str | None = RERANK) -> schemas.SearchResponse:
     """Send the query image as multipart/form-data (field `file`), as a raw `image/*` body, or
     JSON `{"id": 42}` ("more like this") / `{"url": "https://..."}`. Several images: repeat
     `file` (and `not_file` for images the results should not look like), or JSON
@@ -141,7 +144,8 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
     only images tagged with a label it names), `under`, `since`, `until` and `where` (a filter
     expression over the images' fields). Each result has a `confidence`; `verdict` says "no
     good match" when even the best one is unlikely to show the same thing (`min_confidence`
-    drops results below a confidence). For scans, `window` and `group=series` (docs/medical.md).
+    drops results below a confidence). `rerank`: `qe` (the default) re-orders the results by query
+    expansion, `none` keeps the plain order. For scans, `window` and `group=series` (docs/medical.md).
     `verify=true` (one query image): geometric verification of the top `verify_depth`
     candidates, for "find this photo" (docs/search.md)."""
     svc, settings = _svc(request), request.app.state.settings
@@ -161,6 +165,8 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
         opts = _options(body.k or k, body.min_score if body.min_score is not None else min_score, body.crop or crop)
         if body.min_confidence is not None:
             min_confidence = body.min_confidence
+        rerank = body.rerank or rerank
+        check_rerank(rerank)
         flt, tag = _filters(svc, {"q": body.q or body.text, "under": body.under, "since": body.since, "until": body.until,
                                   "where": body.where}, params)
         scan = {"window": body.window or window, "group": body.group or group}
@@ -170,10 +176,10 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
             _one_image_crop(opts[2], len(body.positives()) + len(body.not_ids or []))
             _one_image_verify(checks, len(body.positives()) + len(body.not_ids or []))
             result = await run_in_threadpool(partial(svc.search_many, body.positives(), list(body.not_ids or []), body.weights,
-                                                     *opts[:2], flt, tag, ef, verify=checks))
+                                                     *opts[:2], flt, tag, ef, verify=checks, rerank=rerank))
         elif body.id is not None:
             result = await run_in_threadpool(partial(svc.search_id, body.id, *opts, flt, tag, ef, window=scan["window"],
-                                                     group=scan["group"], verify=checks))
+                                                     group=scan["group"], verify=checks, rerank=rerank))
         else:
             url = body.url or ""  # SearchBody guarantees one of id and url
             if not settings.url_queries:
@@ -182,12 +188,14 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
                 raise HTTPException(422, "url must start with http:// or https://")
             _rate_limit(request, settings.url_searches)
             result = await run_in_threadpool(partial(svc.search_url, url, *opts, flt, tag, ef, window=scan["window"],
-                                                     group=scan["group"], verify=checks))
+                                                     group=scan["group"], verify=checks, rerank=rerank))
     elif ctype == "multipart/form-data":
         query = await _read_search_form(request)
         fields = query.fields
         opts = _options(fields.get("k") or k, fields.get("min_score") or min_score, fields.get("crop") or crop)
         min_confidence = fields.get("min_confidence") or min_confidence  # type: ignore[assignment]
+        rerank = fields.get("rerank") or rerank
+        check_rerank(rerank)
         flt, tag = _filters(svc, {"q": fields.get("q") or fields.get("text"),
                                   **{f: fields.get(f) for f in ("under", "since", "until", "where")}}, params)
         scan = {"window": fields.get("window") or window, "group": fields.get("group") or group}
@@ -195,19 +203,20 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
         if len(query.positives) == 1 and isinstance(query.positives[0], tuple) and not query.negatives and not query.weights:
             data, name = query.positives[0]  # one upload: as it always was (DICOM, crop, window, series)
             result = await run_in_threadpool(partial(svc.search_bytes, data, name, *opts, flt, tag, ef, window=scan["window"],
-                                                     group=scan["group"], verify=checks))
+                                                     group=scan["group"], verify=checks, rerank=rerank))
         else:
             _one_image_crop(opts[2], len(query.positives) + len(query.negatives))
             _one_image_verify(checks, len(query.positives) + len(query.negatives))
             result = await run_in_threadpool(partial(svc.search_many, query.positives, query.negatives, query.weights or None,
-                                                     *opts[:2], flt, tag, ef, verify=checks))
+                                                     *opts[:2], flt, tag, ef, verify=checks, rerank=rerank))
     else:
         data, name, fields = await _read_image(request)
         opts = _options(k, min_score, crop)
+        check_rerank(rerank)
         flt, tag = _filters(svc, {}, params)
         checks = _verify_option(verify, verify_depth, group)
         result = await run_in_threadpool(partial(svc.search_bytes, data, name, *opts, flt, tag, ef, window=window, group=group,
-                                                 verify=checks))
+                                                 verify=checks, rerank=rerank))
     return _search_response(svc, result, opts[2], min_confidence)
 
 
@@ -277,13 +286,14 @@ def similar(request: Request, image_id: int = ImageId, k: int | None = K, min_sc
             under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL,
             where: str | None = WHERE, ef: int | None = EF,
             min_confidence: float | None = MIN_CONFIDENCE, window: str | None = WINDOW,
-            group: str | None = GROUP) -> schemas.SearchResponse:
+            group: str | None = GROUP, rerank: str | None = RERANK) -> schemas.SearchResponse:
     """The indexed images most like image `image_id` (never itself), from its stored vector,
     restricted by the same filters as POST /api/search. A scan entry with a `window` other than
     the library's is rendered in that window and searched with that picture."""
     svc = _svc(request)
+    check_rerank(rerank)
     flt, tag = _filters(svc, {}, {"q": q, "under": under, "since": since, "until": until, "where": where})
-    result = svc.search_id(image_id, k or DEFAULT_K, min_score, None, flt, tag, ef=ef, window=window, group=group)
+    result = svc.search_id(image_id, k or DEFAULT_K, min_score, None, flt, tag, ef=ef, window=window, group=group, rerank=rerank)
     return _search_response(svc, result, None, min_confidence)
 
 

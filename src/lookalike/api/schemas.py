@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, Field, model_serializer, model_validator
 
 Crop = tuple[float, float, float, float]
+RERANK_HELP = ("`qe` (default): re-order the results by query expansion (the top results are mixed into the query and "
+               "the library is searched again; scores stay the cosine to the query); `none`: the plain order.")
 CROP_HELP = "Search only this region of the query image: [x0, y0, x1, y1] as fractions (0..1) of its width and height."
 
 
@@ -30,6 +32,7 @@ class SearchBody(BaseModel):
     min_score: Optional[float] = Field(None, ge=-1, le=1, description="Drop results below this cosine similarity.")
     min_confidence: Optional[float] = Field(None, ge=0, le=1, description="Drop results below this confidence.")
     crop: Optional[Crop] = Field(None, description=CROP_HELP)
+    rerank: Optional[str] = Field(None, max_length=20, description=RERANK_HELP)
     q: Optional[str] = Field(None, max_length=500, description="Keep only images tagged with an ImageNet label naming this.")
     text: Optional[str] = Field(None, max_length=500, description="Same as `q`.")
     under: Optional[str] = Field(None, max_length=4096, description="Only images under this folder (on the server).")

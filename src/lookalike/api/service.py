@@ -97,7 +97,8 @@ class Service:
 
     def search_bytes(self, data: bytes, label: str, k: int, min_score: float | None, crop: CropBox | None,
                      where: SearchFilter | None = None, text: str | None = None, ef: int | None = None, *,
-                     window: str | None = None, group: str | None = None, verify: int | None = None) -> SearchResult:
+                     window: str | None = None, group: str | None = None, verify: int | None = None,
+                     rerank: str | None = None) -> SearchResult:
         """`verify`: how many candidates to verify geometrically (engine/verify.py), None: none."""
         t0 = time.perf_counter()
         check_text(text)
@@ -110,7 +111,7 @@ class Service:
         else:  # more pixels than a whole-image query: the region may be small
             image = crop_relative(decode_image(data, label, self._region_draft(), self.pixel_limit), crop)
         hits = self.lib.search(image, n, min_score=min_score, where=where, text=text, ef=ef, verify=verify is not None,
-                               verify_depth=verify)
+                               verify_depth=verify, rerank=rerank)
         if decoded_bytes("RGB", original_size(image)) >= TRIM_AFTER_BYTES:
             del image  # the big pixels go now, and their memory back to the OS, not at the next peak
             release_free_memory()
@@ -118,7 +119,8 @@ class Service:
 
     def search_url(self, url: str, k: int, min_score: float | None, crop: CropBox | None,
                    where: SearchFilter | None = None, text: str | None = None, ef: int | None = None, *,
-                   window: str | None = None, group: str | None = None, verify: int | None = None) -> SearchResult:
+                   window: str | None = None, group: str | None = None, verify: int | None = None,
+                   rerank: str | None = None) -> SearchResult:
         t0 = time.perf_counter()
         check_text(text)
         self._scan_options(window, group, k)  # refused before the download
@@ -126,7 +128,8 @@ class Service:
             raise Forbidden("this server does not download URLs; upload the image instead")
         data = self.fetcher.fetch(url)
         try:
-            result = self.search_bytes(data, url, k, min_score, crop, where, text, ef, window=window, group=group, verify=verify)
+            result = self.search_bytes(data, url, k, min_score, crop, where, text, ef, window=window, group=group, verify=verify,
+                                       rerank=rerank)
         except ImageLoadError as e:  # what the URL serves is not the client's business beyond this
             log.warning("URL query %r: %s", url[:300], e.reason)
             reason = e.reason if e.reason.startswith("too large") else \
@@ -137,7 +140,8 @@ class Service:
 
     def search_id(self, id_: int, k: int, min_score: float | None, crop: CropBox | None,
                   where: SearchFilter | None = None, text: str | None = None, ef: int | None = None, *,
-                  window: str | None = None, group: str | None = None, verify: int | None = None) -> SearchResult:
+                  window: str | None = None, group: str | None = None, verify: int | None = None,
+                  rerank: str | None = None) -> SearchResult:
         t0 = time.perf_counter()
         check_text(text)
         window, n = self._scan_options(window, group, k)
@@ -145,13 +149,13 @@ class Service:
         rerender = window is not None and window != self.library_window() and is_scan_record(rec.path, rec.fields)
         if crop is None and not rerender:
             hits = self.lib.search(id_, n, min_score=min_score, where=where, text=text, ef=ef,  # the stored vector; no model run
-                                   verify=verify is not None, verify_depth=verify)
+                                   verify=verify is not None, verify_depth=verify, rerank=rerank)
         else:  # a region, or the frame or slice as the asked window shows it (not its stored vector)
             picture = self._entry_image(id_, self._region_draft(), window)
             region = crop_relative(picture, crop) if crop is not None else picture
             vector = self.lib.embed([region])[0]
             hits = self.lib.search_vector(vector, max(n, verify or 0), min_score=min_score, where=where, exclude=[id_], ef=ef,
-                                          text=text)
+                                          text=text, rerank=rerank)
             if verify is not None:
                 hits = self.lib.verify_hits(region, hits, n, verify)
         return _result(f"id:{id_}", t0, hits, k, group, window)
@@ -169,14 +173,14 @@ class Service:
 
     def search_many(self, positives: Sequence[QueryImage], negatives: Sequence[QueryImage], weights: list[float] | None,
                     k: int, min_score: float | None, where: SearchFilter | None = None, text: str | None = None,
-                    ef: int | None = None, *, verify: int | None = None) -> SearchResult:
+                    ef: int | None = None, *, verify: int | None = None, rerank: str | None = None) -> SearchResult:
         """Images like all of `positives` and unlike `negatives` (engine/combine.py): each one an
         indexed id, "item:SKU" (stored vectors, no model run) or an upload (bytes, name)."""
         t0 = time.perf_counter()
         check_text(text)
         pos, neg = self._sources(positives), self._sources(negatives)
         hits = self.lib.search(pos, k, min_score=min_score, where=where, text=text, ef=ef, negative=neg, weights=weights,
-                               verify=verify is not None, verify_depth=verify)
+                               verify=verify is not None, verify_depth=verify, rerank=rerank)
         label = " + ".join(_ref_label(q) for q in positives) + "".join(f" - {_ref_label(q)}" for q in negatives)
         return SearchResult(label, _ms(t0), hits)
 

@@ -44,6 +44,10 @@ def search(
         None, "--until", help="Only images taken (else modified) on or before this date (a date alone includes that whole day)."),
     ef: Optional[int] = typer.Option(
         None, "--ef", min=1, help="ANN candidates per query on large libraries: higher is more exact, slower [default: 96]."),
+    rerank: Optional[str] = typer.Option(
+        None, "--rerank", metavar="[qe|none]", help="qe: re-order by query expansion (the top results are mixed into the "
+                                                    "query and the library is searched again; scores stay the cosine to the "
+                                                    "query; docs/search.md); none: plain order [default: qe]."),
     negative: Optional[List[str]] = typer.Option(
         None, "--not", help="An image (path, URL, id:N) the results should NOT look like; repeatable."),
     weight: Optional[List[float]] = typer.Option(
@@ -84,6 +88,7 @@ def search(
     if paths and (as_json or rules or group):
         ctx.fail("--paths prints paths alone: not with --json, --group, --colour, --collapse or --distinct.")
     from ..engine.params import check_k, check_label_text, check_score, make_filter, parse_crop
+    from ..engine.rerank import check_rerank
 
     if group is not None and (group not in ("image", "series") or (group == "series" and (len(queries or []) != 1 or negative or text))):
         ctx.fail("--group takes 'image' or 'series'; 'series' takes one QUERY image and no --not or --text.")
@@ -95,6 +100,7 @@ def search(
             from ..engine.verify import check_depth
 
             check_depth(verify_depth, "--verify-depth")
+        check_rerank(rerank, "--rerank")
     with user_errors():
         check_label_text(text)
         from ..engine.scan import printable
@@ -124,14 +130,15 @@ def search(
                 from ..engine.region import region_query
 
                 region, exclude = region_query(lib, sys.stdin.buffer.read() if queries[0] == "-" else queries[0], crop)
-                hits = lib.search_vector(lib.embed([region])[0], k, min_score=min_score, where=flt, exclude=exclude, ef=ef, text=text)
+                hits = lib.search_vector(lib.embed([region])[0], k, min_score=min_score, where=flt, exclude=exclude, ef=ef, text=text,
+                                         rerank=rerank)
                 label = f"{printable(queries[0], controls=False)} [crop {crop}]"
             else:
                 sources: list = [sys.stdin.buffer.read() if q == "-" else q for q in queries]
                 hits = lib.search(sources if len(sources) > 1 else sources[0], k=k, min_score=min_score, where=flt,
                                   text=text, ef=ef, negative=list(negative or []), weights=weight or None,
                                   min_confidence=min_confidence, verify=verify or verify_depth is not None,
-                                  verify_depth=verify_depth)
+                                  verify_depth=verify_depth, rerank=rerank)
                 label = " + ".join("-" if q == "-" else printable(q, controls=False) for q in queries)
                 if negative:
                     label += "".join(f" - {printable(n, controls=False)}" for n in negative)

@@ -40,6 +40,7 @@ from .keep_policy import KeepPolicy
 from .medical_index import entry_sha
 from .params import check_ef, check_k, check_score, fit_sample, no_image
 from .query import download, resolve
+from .rerank import QueryExpansion, check_rerank, expand_queries
 from .scan import absolute, printable, record_file_exists, record_folder_exists, scan
 from .tags import FILTER_CONFIDENCE, Expansion, VocabularyEntry, expand, rank_by_tag, vocabulary
 from .verify import DRAFT_SIDE as VERIFY_DRAFT
@@ -305,7 +306,7 @@ class Library:
                min_score: float | None = None, where: str | SearchFilter | None = None, text: str | None = None,
                ef: int | None = None, negative: Sequence[ImageSource | int] = (),
                weights: Sequence[float] | None = None, min_confidence: float | None = None,
-               verify: bool = False, verify_depth: int | None = None) -> list[Hit]:
+               verify: bool = False, verify_depth: int | None = None, rerank: str | None = None) -> list[Hit]:
         """Images that look like `query`: a path, URL, bytes, PIL image, array, id or "id:N",
         or a list of them (images like all of them, `weights` saying how much each counts),
         with `negative` examples of what not to find (engine/combine.py). Indexed query
@@ -316,12 +317,16 @@ class Library:
         `confidence` (engine/confidence.py); `min_confidence` drops hits below it. `verify`:
         "find this photo" — the best `verify_depth` candidates are checked with keypoints and
         those showing the same picture (a crop, rotated, half covered...) move to the top,
-        each hit carrying its `inliers` (engine/verify.py; needs the duplicates extra)."""
+        each hit carrying its `inliers` (engine/verify.py; needs the duplicates extra). `rerank`:
+        "qe" picks the k results by query expansion (engine/rerank.py), "none" takes the plain
+        nearest neighbours, None the default ("qe"); either way scores are the cosine to the
+        query and results come best score first (before any verification)."""
         # Out-of-range values are refused before any model work; a threshold above every score
         # simply finds nothing (shells bound it to the score's range themselves).
         k, min_score, ef = check_k(k), check_score(min_score, low=None, high=None), check_ef(ef)
         depth = check_verify(verify, verify_depth, query, negative)
         min_confidence = check_min_confidence(min_confidence, self.calibration, self.model)
+        expansion = check_rerank(rerank)
         where = self.where(where)
         positives = list(query) if isinstance(query, (list, tuple)) else [query]
         if not positives:
@@ -332,7 +337,8 @@ class Library:
         pos, exclude = self._query_vectors(positives)
         neg, neg_exclude = self._query_vectors(list(negative))
         vec = combine_vectors(pos, neg if len(neg) else None, weights) if len(positives) > 1 or len(neg) else pos[0]
-        hits = self._search_vector(vec, max(k, depth), min_score, where, exclude + neg_exclude, ef, text, min_confidence)
+        hits = self._search_vector(vec, max(k, depth), min_score, where, exclude + neg_exclude, ef, text, min_confidence,
+                                   expansion)
         if not depth:
             return hits
         _, load_query = self._explain_source(positives[0], VERIFY_DRAFT)  # ids too, read as indexed
@@ -378,13 +384,16 @@ class Library:
 
     def search_vector(self, vector: np.ndarray, k: int = 10, *, min_score: float | None = None,
                       where: str | SearchFilter | None = None, exclude: Sequence[int] = (),
-                      ef: int | None = None, text: str | None = None, min_confidence: float | None = None) -> list[Hit]:
+                      ef: int | None = None, text: str | None = None, min_confidence: float | None = None,
+                      rerank: str | None = None) -> list[Hit]:
         k, min_score, ef = check_k(k), check_score(min_score, low=None, high=None), check_ef(ef)
         min_confidence = check_min_confidence(min_confidence, self.calibration, self.model)
-        return self._search_vector(vector, k, min_score, self.where(where), exclude, ef, text, min_confidence)
+        return self._search_vector(vector, k, min_score, self.where(where), exclude, ef, text, min_confidence,
+                                   check_rerank(rerank))
 
     def _search_vector(self, vector: np.ndarray, k: int, min_score: float | None, where: SearchFilter | None,
-                       exclude: Sequence[int], ef: int | None, text: str | None, min_confidence: float | None) -> list[Hit]:
+                       exclude: Sequence[int], ef: int | None, text: str | None, min_confidence: float | None,
+                       expansion: QueryExpansion | None) -> list[Hit]:
         """`search_vector` with its parameters already checked (engine/params.py), once per search."""
         if text is not None:
             hits = self._search_tagged(vector, text, k, min_score, where, exclude)
@@ -392,16 +401,34 @@ class Library:
         q = np.asarray(vector, np.float32)[None]
         gone: list[int] = []
 
-        def ask(n: int) -> list[tuple[ImageRecord, float]]:
+        def ask(n: int, by: np.ndarray = q) -> list[tuple[ImageRecord, float]]:
+            # The best n by `by` (the query, or its expansion), each scored by its cosine to the query.
             # Only pass `ef` when set, so stores written against the original protocol still work.
             skip = [*exclude, *gone]
-            scored = (self.store.search(q, n, where, skip, ef=ef) if ef is not None else self.store.search(q, n, where, skip))[0]
+            scored = (self.store.search(by, n, where, skip, ef=ef) if ef is not None else self.store.search(by, n, where, skip))[0]
+            if by is not q and scored:
+                cosines = self.store.vectors([i for i, _ in scored]) @ q[0]
+                scored = [(i, float(c)) for (i, _), c in zip(scored, cosines)]
             if min_score is not None:
                 scored = [(i, s) for i, s in scored if s >= min_score]
             records = self.store.get([i for i, _ in scored])
             return [(records[i], s) for i, s in scored if i in records]
 
-        found = self._present(ask, k, gone)
+        found = self._present(ask, k if expansion is None else expansion.k, gone)
+        if expansion is not None and found:
+            # alpha-QE (engine/rerank.py): the top results, as filtered as the answer, are mixed
+            # into the query and the library is searched again; the best match stays (an exact
+            # copy must never be lost) and that search picks the other k-1. They are shown best
+            # first by their cosine to the query, the score that min_score, the confidence curve
+            # and the shells' "good match" line read.
+            best = found[0]
+            neighbours = self.store.vectors([rec.stored_id for rec, _ in found])
+            expanded = expand_queries(q, neighbours[None], np.array([[s for _, s in found]], np.float32), expansion.alpha)
+            # One more asked for and the best dropped here, not passed as an exclusion: the
+            # embedded store's exact search copies its matrix for any exclusion.
+            others = self._present(lambda n: [p for p in ask(n + 1, expanded) if p[0].id != best[0].id][:n], k - 1,
+                                   gone) if k > 1 else []
+            found = sorted([best, *others], key=lambda pair: -round(pair[1], 6))  # ties (copies): the best stays first
         hits = [Hit(rank, rec.stored_id, rec.path, round(s, 6), rec.fields) for rank, (rec, s) in enumerate(found, start=1)]
         return keep_confident(with_confidence(hits, self.calibration), min_confidence)
 

@@ -8,8 +8,10 @@ of the query's height), recall@1 and the median time to embed one query. It also
 A method is a model name (`lookalike models`) optionally followed by feature options measured
 here before any becomes a default: `+flip` (average with the mirrored image's vector) and
 `+pcaN` (centring + PCA to N dims, learned on the domain's own gallery, "from the library"),
-and the re-ranking `+verify` / `+verifyN` (geometric verification of the top 20 / N results,
-engine/verify.py; its query time includes decoding each candidate from JPEG bytes, as a
+and re-ranking: `+qe` (alpha-QE, engine/rerank.py, as `search` does it: the expanded query picks
+the top results, shown by their cosine to the query), `+dba` (database-side augmentation of
+the gallery, measured only) and `+verify` / `+verifyN` (geometric verification of the top 20 / N
+results, engine/verify.py; its query time includes decoding each candidate from JPEG bytes, as a
 library reads them from disk)."""
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..engine.params import fit_sample
+from ..engine.rerank import QueryExpansion, augment_database, expand_queries
 from ..engine.verify import DEPTH, inlier_counts, verified_order, verify_images
 from ..engine.verify import DRAFT_SIDE as VERIFY_DRAFT
 from ..errors import InvalidQuery
@@ -35,7 +38,7 @@ from .metrics import average_precision, rank_gallery
 PAIR_DEPTH = 10  # top results per query kept as calibration pairs
 LATENCY_QUERIES = 5
 BATCH = 64
-_OPTION = re.compile(r"^(flip|pca\d+|verify\d*)$")
+_OPTION = re.compile(r"^(flip|pca\d+|qe|dba|verify\d*)$")
 
 ProgressFn = Callable[[str], None]
 
@@ -78,7 +81,7 @@ def parse_method(spec: str) -> tuple[str, list[str]]:
     model_info(name)
     for o in options:
         if not _OPTION.match(o):
-            raise InvalidQuery(f"unknown feature option {o!r} in {spec!r} (known: flip, pcaN, verify, verifyN)")
+            raise InvalidQuery(f"unknown feature option {o!r} in {spec!r} (known: flip, pcaN, qe, dba, verify, verifyN)")
     return name, options
 
 
@@ -123,7 +126,14 @@ def run_domain(ext: FeatureExtractor, options: list[str], domain: Domain
             gallery, queries = project(gallery), project(queries)
     exclude = domain.query_index
     depth = next((int(o[6:] or DEPTH) for o in options if o.startswith("verify")), 0)
-    ranked = rank_gallery(queries, gallery, max(PAIR_DEPTH, depth), exclude)
+    settings = QueryExpansion()
+    if "dba" in options:  # the gallery's stored vectors; its images as queries read them back
+        gallery = augment_database(gallery, settings.k, settings.alpha)
+        queries[inside] = gallery[domain.query_index[inside]]
+    if "qe" in options:
+        ranked = expanded_ranking(queries, gallery, max(PAIR_DEPTH, depth), exclude, settings)
+    else:
+        ranked = rank_gallery(queries, gallery, max(PAIR_DEPTH, depth), exclude)
     if depth:
         ranked, verify_ms = _verified(domain, queries @ gallery.T, ranked, depth)
         timings = [t + verify_ms for t in timings]
@@ -163,6 +173,19 @@ def _jpeg(im: Image.Image) -> bytes:
     buf = io.BytesIO()
     im.convert("RGB").save(buf, "JPEG", quality=90)
     return buf.getvalue()
+
+
+def expanded_ranking(queries: np.ndarray, gallery: np.ndarray, k: int, exclude: np.ndarray,
+                     settings: QueryExpansion) -> np.ndarray:
+    """alpha-QE as `Library.search_vector` does it: the best plain match, then the expanded
+    query's best k-1 others, all ordered by their cosine to the query."""
+    sims = queries @ gallery.T
+    first = rank_gallery(queries, gallery, settings.k, exclude)
+    expanded = expand_queries(queries, gallery[first], np.take_along_axis(sims, first, axis=1), settings.alpha)
+    again = rank_gallery(expanded, gallery, k + 1, exclude)
+    ranked = np.array([[best, *[j for j in row if j != best][:k - 1]] for best, row in zip(first[:, 0], again)])
+    order = np.argsort(-np.take_along_axis(sims, ranked, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(ranked, order, axis=1)
 
 
 def run_suite(methods: list[str], domains: list[str] | None = None, seed: int = 0,
