@@ -64,5 +64,5 @@ def test_suite_options():
 
     assert parse_method("effnet-lite0+verify") == ("effnet-lite0", ["verify"])
     assert parse_method("effnet-lite0+flip+verify50") == ("effnet-lite0", ["flip", "verify50"])
-    with pytest.raises(InvalidQuery, match="known: flip, pcaN, verify, verifyN"):
+    with pytest.raises(InvalidQuery, match="known: flip, pcaN, qe, dba, verify, verifyN"):
         parse_method("effnet-lite0+verified")
