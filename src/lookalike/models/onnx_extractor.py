@@ -33,10 +33,22 @@ class OnnxExtractor(BatchEmbedMixin):
         self.onnx_path = Path(onnx_path)
         self.labels = labels
         self._threads = threads or cpu_threads()
+        self._providers = ["CPUExecutionProvider"]
         self._session = None
         self._lock = threading.Lock()
         self._feature_map_graph = feature_map_graph  # builds (once) the graph that also outputs the feature map
         self._fmap_session = None
+
+    def configure(self, threads: int | None = None, accelerator: bool = False) -> None:
+        """Before first use: intra-op threads, and the CUDA execution provider first when this
+        onnxruntime build has one (`onnxruntime-gpu`) and `accelerator` is asked for."""
+        if threads:
+            self._threads = threads
+        self._providers = gpu_providers() if accelerator else ["CPUExecutionProvider"]
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self._providers)
 
     @property
     def draft_size(self) -> int | None:
@@ -47,7 +59,7 @@ class OnnxExtractor(BatchEmbedMixin):
         # Created on first use so `lookalike info` and friends never pay for it.
         with self._lock:
             if self._session is None:
-                self._session = _session(self.onnx_path, self._threads)
+                self._session = _session(self.onnx_path, self._threads, self._providers)
             return self._session
 
     @property
@@ -84,14 +96,22 @@ class OnnxExtractor(BatchEmbedMixin):
         return self.embed_batch(batch).tags
 
 
-def _session(path: Path, threads: int):
+def gpu_providers() -> list[str]:
+    """CUDA first where onnxruntime can use it, the CPU always as the fallback."""
+    import onnxruntime as ort
+
+    cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    return (["CUDAExecutionProvider"] if cuda else []) + ["CPUExecutionProvider"]
+
+
+def _session(path: Path, threads: int, providers: list[str] | None = None):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), sess_options=opts, providers=providers or ["CPUExecutionProvider"])
 
 
 def top_tags(probs: np.ndarray, labels: list[str], k: int = TOP_TAGS) -> list[Tags]:
