@@ -22,6 +22,7 @@ import math
 import os
 import pickle
 import secrets
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -37,6 +38,9 @@ from .indexer import Indexer, ProgressFn, _Prepared, prepare_file
 from .scan import FileEntry
 
 LOCAL = "local"
+# One token per process: Ray caches the first token it reads, so a second local cluster in the
+# same process must get the same one.
+_LOCAL_TOKEN = secrets.token_hex(32)
 FEATURE = "--ray (indexing on a Ray cluster)"
 
 
@@ -64,7 +68,7 @@ def ray_cluster(address: str) -> Iterator[Any]:
     quiet = {"log_to_driver": False, "logging_level": "WARNING"}
     if address == LOCAL:
         # Ray reads its variables when it is imported: set them first.
-        with ray_local_environment(secrets.token_hex(32)):
+        with ray_local_environment(_LOCAL_TOKEN):
             ray = import_ray()
             try:
                 ray.init(num_cpus=cpu_threads(), include_dashboard=False, **quiet)
@@ -119,6 +123,10 @@ class EmbedFiles:
                 "meta": np.array([pickle.dumps(p) for p in preps], dtype=object)}
 
 
+def _no_restarts() -> dict[str, Any]:
+    return {"max_restarts": 0}
+
+
 class RayIndexer(Indexer):
     """The local `Indexer` with its per-file stage on a Ray cluster (see the module text)."""
 
@@ -145,13 +153,16 @@ class RayIndexer(Indexer):
         known = np.array(sorted({int(h[:16], 16) for h in self._hashes}), dtype=np.uint64)
         items = [{"path": os.fsencode(e.path), "size": e.size, "mtime": e.mtime} for e in todo]
         ds = self.ray.data.from_items(items, override_num_blocks=max(1, math.ceil(len(items) / self.batch_size)))
-        ds = ds.map_batches(
-            EmbedFiles, batch_size=self.batch_size, batch_format="numpy",
-            fn_constructor_kwargs={"model": self.model, "state_dir": str(self.state_dir) if self.state_dir else None,
-                                   "known": known, "threads": 1, "accelerator": gpus > 0},
-            # One actor per GPU, else one per CPU with one ONNX thread each (no oversubscription).
-            compute=ActorPoolStrategy(min_size=1, max_size=gpus or cpus), num_gpus=1 if gpus else 0, num_cpus=1,
-            max_restarts=0)  # a lost actor fails the run (the next run resumes) rather than replaying its batch
+        with warnings.catch_warnings():  # ray_remote_args_fn: deprecated in 2.60, the only way to set max_restarts
+            warnings.simplefilter("ignore")
+            ds = ds.map_batches(
+                EmbedFiles, batch_size=self.batch_size, batch_format="numpy",
+                fn_constructor_kwargs={"model": self.model, "state_dir": str(self.state_dir) if self.state_dir else None,
+                                       "known": known, "threads": 1, "accelerator": gpus > 0},
+                # One actor per GPU, else one per CPU with one ONNX thread each (no oversubscription).
+                compute=ActorPoolStrategy(min_size=1, max_size=gpus or cpus), num_gpus=1 if gpus else 0, num_cpus=1,
+                # A lost actor fails the run (the next run resumes) rather than being restarted.
+                ray_remote_args_fn=_no_restarts)
         try:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 for vector, embedded, meta in zip(batch["vector"], batch["embedded"], batch["meta"]):

@@ -1,0 +1,137 @@
+"""CPU per image of `lookalike index --ray local` against local indexing, on the same photos,
+in the same run: the figure docs/scale-out.md sizes a 100M-image cluster from.
+
+    python bench/ray_index.py --n 96
+
+Photos: the 2-12 MP JPEGs of bench/index_throughput.py (generated once under --workdir).
+CPU is counted over every process involved: this one and, for Ray, every process of the
+cluster it starts (each inherits a marker variable; a sampler thread reads their
+/proc/PID/stat until they exit). Each way indexes N/2 and N photos into new libraries (every
+photo read, hashed, decoded and embedded); per image = (CPU(N) - CPU(N/2)) / (N/2), so fixed
+costs (starting the cluster, the actors' model loads, Ray Data's executor) drop out and are
+reported apart. Wall times are printed but on a shared machine only CPU means anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from index_throughput import make_photos
+from lookalike import Library
+
+MARK = "LOOKALIKE_BENCH_MARK"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class CpuSampler:
+    """Sums the CPU seconds of every live process carrying the marker, sampled every 0.1 s (a
+    process's last <= 0.1 s before it exits can be missed)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker.encode()
+        self.seen: dict[tuple[int, str], float] = {}  # (pid, start time) -> latest CPU seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> None:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                if int(entry) != os.getpid():  # this process's own environ shows its start, not the marker
+                    with open(f"/proc/{entry}/environ", "rb") as f:
+                        if self.marker not in f.read():
+                            continue
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # Fields after the command name: utime, stime are the 12th/13th, starttime the 20th.
+            self.seen[(int(entry), fields[19])] = (int(fields[11]) + int(fields[12])) / TICKS
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.1):
+            self._sample()
+
+    def __enter__(self) -> CpuSampler:
+        self._sample()
+        self.start = dict(self.seen)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(v - self.start.get(k, 0.0) for k, v in self.seen.items())
+
+
+def measure(folder: Path, lib_dir: Path, ray: str | None) -> dict:
+    marker = uuid.uuid4().hex
+    os.environ[MARK] = marker  # inherited by every process Ray starts from here
+    with CpuSampler(marker) as cpu:
+        t0 = time.perf_counter()
+        with Library.open(lib_dir) as lib:
+            report = lib.add([folder], ray=ray)
+        wall = time.perf_counter() - t0
+    return {"cpu_s": round(cpu.cpu_s, 2), "wall_s": round(wall, 2), "embedded": report.embedded,
+            "processes": len(cpu.seen)}
+
+
+def _folder(work: Path, photos: list[Path], n: int) -> Path:
+    folder = work / f"ray-photos-{n}"
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        for p in photos[:n]:
+            os.link(p, folder / p.name)
+    return folder
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=96, help="photos in the larger run (the smaller has half)")
+    ap.add_argument("--workdir", default="/tmp/lookalike-bench-index", help="photos are generated here once")
+    ap.add_argument("--out", default=None, help="JSON results (default: WORKDIR/bench-ray-N.json)")
+    args = ap.parse_args()
+    work = Path(args.workdir)
+    photos = make_photos(work / "photos", args.n)
+    half = args.n // 2
+    file_mb = sum(os.path.getsize(p) for p in photos) / len(photos) / 1e6
+    result: dict = {"n": args.n, "mean_file_mb": round(file_mb, 2)}
+    for name, ray in (("local", None), ("ray_local", "local")):
+        runs = {}
+        for n in (half, args.n):
+            lib_dir = work / f"lib-{name}-{n}"
+            shutil.rmtree(lib_dir, ignore_errors=True)
+            runs[n] = measure(_folder(work, photos, n), lib_dir, ray)
+            assert runs[n]["embedded"] == n, runs[n]
+            shutil.rmtree(lib_dir, ignore_errors=True)
+        per_image = (runs[args.n]["cpu_s"] - runs[half]["cpu_s"]) / (args.n - half)
+        result[name] = {"runs": {str(n): r for n, r in runs.items()}, "cpu_ms_per_image": round(per_image * 1000, 1),
+                        "fixed_cpu_s": round(runs[half]["cpu_s"] - per_image * half, 2)}
+    ratio = result["ray_local"]["cpu_ms_per_image"] / result["local"]["cpu_ms_per_image"]
+    result["ray_over_local_cpu"] = round(ratio, 2)
+    print(f"{args.n} photos, {file_mb:.1f} MB each on average")
+    print(f"{'':12} {'CPU ms/image':>13} {'fixed CPU s':>12} {'wall s':>8} {'processes':>10}")
+    for name in ("local", "ray_local"):
+        r = result[name]
+        last = r["runs"][str(args.n)]
+        print(f"{name:12} {r['cpu_ms_per_image']:13.1f} {r['fixed_cpu_s']:12.2f} {last['wall_s']:8.1f} {last['processes']:10d}")
+    print(f"Ray / local CPU per image: {ratio:.2f}")
+    out = Path(args.out or work / f"bench-ray-{args.n}.json")
+    out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
