@@ -40,6 +40,10 @@ def index(
         missing = [p for p in paths if not os.path.lexists(os.path.expanduser(p))]
         if len(missing) == len(paths):  # nothing to index: fail before a library is created
             raise NotFound(f"{printable(str(missing[0]))}: no such file or directory")
+        if ray is not None:  # a missing `ray` extra: one line before the library or a progress bar appears
+            from ..engine.distributed import check_installed
+
+            check_installed()
         directory = (library or default_library()).expanduser()
         fresh = not directory.exists() and (store or default_store()) in (None, "embedded")
         try:

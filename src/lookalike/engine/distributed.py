@@ -17,6 +17,7 @@ so the driver's writes are not what limits a cluster."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import math
 import os
@@ -47,6 +48,18 @@ FEATURE = "--ray (indexing on a Ray cluster)"
 def _one_line(err: BaseException) -> str:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return lines[-1] if lines else type(err).__name__
+
+
+def check_installed() -> None:
+    """MissingExtra unless Ray and Ray Data's packages are installed; imports nothing, so it
+    fails in one line before any model or cluster work."""
+    for module in ("ray", "pyarrow", "pandas"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise MissingExtra(FEATURE, "ray")
 
 
 def import_ray() -> Any:

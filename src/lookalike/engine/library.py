@@ -142,6 +142,10 @@ class Library:
         refusal = self.store.write_refusal()  # read-only or full disk: say so before any model work
         if refusal is not None:
             raise refusal
+        if ray is not None:
+            from .distributed import check_installed
+
+            check_installed()
         t0 = time.perf_counter()
         report = AddReport()
         skipped: Counter[str] = Counter()

@@ -1,0 +1,28 @@
+"""`lookalike index --ray` without the `ray` extra: one line naming the pip command, exit 1,
+before any model or cluster work, and no library left behind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from PIL import Image
+
+# Runs the CLI as if Ray were not installed (a None entry makes `import ray` fail).
+_WITHOUT_RAY = """
+import runpy, sys
+sys.modules["ray"] = None
+sys.argv = ["lookalike", *sys.argv[1:]]
+runpy.run_module("lookalike", run_name="__main__")
+"""
+
+
+def test_ray_without_the_extra_is_one_line(tmp_path):
+    Image.new("RGB", (32, 32), "teal").save(tmp_path / "one.png")
+    lib = tmp_path / "lib"
+    out = subprocess.run([sys.executable, "-c", _WITHOUT_RAY, "index", str(tmp_path / "one.png"), "--library", str(lib),
+                          "--ray", "local"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "lookalike[ray]" in lines[0] and "Traceback" not in out.stderr
+    assert not lib.exists()
