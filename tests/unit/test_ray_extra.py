@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
 
 # Runs the CLI as if Ray were not installed (a None entry makes `import ray` fail).
@@ -26,3 +27,13 @@ def test_ray_without_the_extra_is_one_line(tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "lookalike[ray]" in lines[0] and "Traceback" not in out.stderr
     assert not lib.exists()
+
+
+def test_ray_client_addresses_are_refused_in_one_line():
+    """Ray Data does not run through Ray Client (ray://) in Ray 2.60: say so before connecting."""
+    from lookalike.engine.distributed import ray_cluster
+    from lookalike.errors import Unsupported
+
+    with pytest.raises(Unsupported, match=r"ray://head:10001: Ray Client .* --ray HOST:6379"):
+        with ray_cluster("ray://head:10001"):
+            pass

@@ -30,8 +30,8 @@ def index(
     milvus_token: Optional[str] = TokenOpt,
     ray: Optional[str] = typer.Option(
         None, "--ray", metavar="ADDRESS|local",
-        help="Read and embed the images on a Ray cluster: its head's host:port (run on a node of the cluster) or "
-             "ray://host:10001, or `local` for a one-node cluster started and stopped here. Needs the `ray` extra."),
+        help="Read and embed the images on a Ray cluster: its head's host:port (run this on a node of the cluster), "
+             "or `local` for a one-node cluster started and stopped here. Needs the `ray` extra."),
 ) -> None:
     """Index images: new files are added, changed ones updated, moved ones recognised."""
     with user_errors():

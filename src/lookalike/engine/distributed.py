@@ -30,7 +30,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..config import cpu_threads, ray_local_environment
-from ..errors import LookalikeError, MissingExtra, NotFound
+from ..errors import LookalikeError, MissingExtra, NotFound, Unsupported
 from ..extras import require
 from ..models import FeatureExtractor, get_extractor
 from ..models.onnx_extractor import OnnxExtractor
@@ -74,10 +74,14 @@ def import_ray() -> Any:
 
 @contextlib.contextmanager
 def ray_cluster(address: str) -> Iterator[Any]:
-    """Connected to the Ray cluster at `address` (`host:port` of its head from a machine that
-    is a node of the cluster, or `ray://host:10001` through Ray Client), or for `local` to a
-    one-node cluster started here (loopback only, its own token) and stopped afterwards.
-    Yields the `ray` module."""
+    """Connected to the Ray cluster at `address` (`host:port` of its head, from a machine that
+    is a node of the cluster), or for `local` to a one-node cluster started here (loopback
+    only, its own token) and stopped afterwards. Yields the `ray` module. Ray Client
+    addresses (`ray://`) are refused: Ray Data fails through Ray Client in 2.60 (seen here:
+    "'Worker' object has no attribute 'core_worker'")."""
+    if address.startswith("ray://"):
+        raise Unsupported(f"--ray {address}: Ray Client (ray://) cannot run Ray Data in Ray 2.60; run `lookalike index` "
+                          "on a node of the cluster (e.g. its head) with --ray HOST:6379")
     quiet = {"log_to_driver": False, "logging_level": "WARNING"}
     if address == LOCAL:
         # Ray reads its variables when it is imported: set them first.
@@ -153,7 +157,6 @@ class RayIndexer(Indexer):
 
     def _prepared_all(self, todo: list[FileEntry]) -> Iterator[_Prepared]:
         from ray.data import ActorPoolStrategy, DataContext
-        from ray.exceptions import RayError
 
         ctx = DataContext.get_current()
         ctx.execution_options.preserve_order = True  # the same write order, so the same ids, as local indexing
@@ -183,7 +186,7 @@ class RayIndexer(Indexer):
                     if embedded:
                         prep.vector = np.asarray(vector, dtype=np.float32)
                     yield prep
-        except RayError as err:
+        except Exception as err:  # a lost node, a worker without Lookalike, ...: one line
             raise LookalikeError(f"the Ray cluster failed: {_one_line(err)}") from None
 
     def _features(self, preps: list[_Prepared]) -> tuple[np.ndarray, list]:
