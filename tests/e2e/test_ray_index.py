@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -41,11 +42,12 @@ def image_folder(tmp_path_factory, photos) -> Path:
 
 
 @pytest.fixture(scope="module")
-def local_library(tmp_path_factory, image_folder) -> Path:
+def local_indexing(tmp_path_factory, image_folder) -> tuple[Path, dict]:
+    """The library (and report) plain local indexing makes of the folder: the reference."""
     lib_dir = tmp_path_factory.mktemp("ray-local-indexing")
     with Library.open(lib_dir) as lib:
-        lib.add(image_folder)
-    return lib_dir
+        report = lib.add(image_folder)
+    return lib_dir, report.to_dict()
 
 
 def _contents(lib_dir: Path):
@@ -75,12 +77,15 @@ def _images(folder: Path) -> int:
     return len([p for p in folder.iterdir() if p.name != CORRUPT])
 
 
-def test_index_on_a_two_node_cluster(ray_cluster, image_folder, local_library, tmp_path):
+def test_index_on_a_two_node_cluster(ray_cluster, image_folder, local_indexing, tmp_path):
+    local_library, local_report = local_indexing
     lib_dir = tmp_path / "lib"
     first = _report(ray_cluster.cli("index", image_folder, "--library", lib_dir, "--ray", ray_cluster.address, "--json"))
     n = _images(image_folder)
     assert (first["added"], first["embedded"]) == (n, n)
-    assert first["failed"] == [{"path": str(image_folder / CORRUPT), "reason": first["failed"][0]["reason"]}]
+    # The corrupt file: the same one-line reason as local indexing gives, decoded on a worker.
+    assert first["failed"] == local_report["failed"]
+    assert [f["path"] for f in first["failed"]] == [str(image_folder / CORRUPT)]
     reason = first["failed"][0]["reason"]
     assert reason and "\n" not in reason and "Traceback" not in reason
     assert_same_library(lib_dir, local_library)
@@ -120,11 +125,24 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
-def test_ray_local_starts_and_stops_its_own_cluster(image_folder, local_library, tmp_path):
+def test_ray_local_starts_and_stops_its_own_cluster(image_folder, local_indexing, tmp_path):
+    local_library, _ = local_indexing
     lib_dir = tmp_path / "lib"
     marker = f"LOOKALIKE_TEST_RUN={uuid.uuid4().hex}"  # inherited by every Ray process it starts
     key, value = marker.split("=")
     report = _report(run("index", image_folder, "--library", lib_dir, "--ray", "local", "--json", env={key: value}))
     assert (report["added"], len(report["failed"])) == (_images(image_folder), 1)
     assert_same_library(lib_dir, local_library)
-    assert _processes_with(marker) == []  # the cluster it started is gone
+    # The cluster it started is gone: Ray's processes exit within moments of `ray.shutdown()`.
+    deadline = time.monotonic() + 30
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert [_cmdline(pid) for pid in _processes_with(marker)] == []
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")[:120]
+    except OSError:
+        return f"{pid} (gone)"
