@@ -37,3 +37,24 @@ def test_ray_client_addresses_are_refused_in_one_line():
     with pytest.raises(Unsupported, match=r"ray://head:10001: Ray Client .* --ray HOST:6379"):
         with ray_cluster("ray://head:10001"):
             pass
+
+
+def test_a_head_that_does_not_answer_is_one_line_at_once():
+    """Ray itself retries an unreachable GCS for minutes; `--ray` says so in seconds."""
+    import socket
+    import time
+
+    from lookalike.engine.distributed import ray_cluster
+    from lookalike.errors import InvalidQuery, NotFound
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    with pytest.raises(NotFound, match=f"no Ray cluster at 127.0.0.1:{port}: "):
+        with ray_cluster(f"127.0.0.1:{port}"):
+            pass
+    assert time.monotonic() - t0 < 15
+    with pytest.raises(InvalidQuery, match="expected HOST:PORT"):
+        with ray_cluster("head-without-port"):
+            pass

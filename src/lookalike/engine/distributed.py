@@ -23,6 +23,7 @@ import math
 import os
 import pickle
 import secrets
+import socket
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
@@ -30,7 +31,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..config import cpu_threads, ray_local_environment
-from ..errors import LookalikeError, MissingExtra, NotFound, Unsupported
+from ..errors import InvalidQuery, LookalikeError, MissingExtra, NotFound, Unsupported
 from ..extras import require
 from ..models import FeatureExtractor, get_extractor
 from ..models.onnx_extractor import OnnxExtractor
@@ -43,6 +44,7 @@ LOCAL = "local"
 # same process must get the same one.
 _LOCAL_TOKEN = secrets.token_hex(32)
 FEATURE = "--ray (indexing on a Ray cluster)"
+CONNECT_TIMEOUT_S = 10.0
 
 
 def _one_line(err: BaseException) -> str:
@@ -96,6 +98,7 @@ def ray_cluster(address: str) -> Iterator[Any]:
             finally:
                 ray.shutdown()
         return
+    _check_reachable(address)
     ray = import_ray()
     try:
         ray.init(address=address, **quiet)
@@ -105,6 +108,19 @@ def ray_cluster(address: str) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """A head that does not answer is one line now: Ray itself retries for minutes."""
+    if address == "auto":  # Ray's own lookup of the cluster running on this machine
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise InvalidQuery(f"--ray {address}: expected HOST:PORT of the cluster's head (e.g. 10.0.0.5:6379) or `local`")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise NotFound(f"no Ray cluster at {address}: {err.strerror or err}") from None
 
 
 class EmbedFiles:
