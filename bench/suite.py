@@ -3,6 +3,8 @@
     python bench/suite.py                       # table + reliability numbers
     python bench/suite.py --write-curves        # also ship the curves (models/calibration/*.json),
                                                 # docs/eval/reliability.png, bench/results/suite.json
+    python bench/suite.py --methods effnet-lite0 --calibrate effnet-lite0 --compare-without brain --out /tmp/suite.json
+                                                # how far the brain domain moves the curve
 
 Each curve is keyed by the model's build version: re-run after a change to a model's graph."""
 
@@ -13,7 +15,7 @@ import json
 import time
 from pathlib import Path
 
-from lookalike.eval.calibration import calibrate, reliability_diagram
+from lookalike.eval.calibration import calibrate, curve_shift, reliability_diagram, without_domain
 from lookalike.eval.suite import run_suite, suite_table
 from lookalike.models.calibrate import CURVES_DIR, curve_path
 
@@ -24,11 +26,13 @@ DEFAULT = "effnet-lite0-avg,effnet-lite0,effnet-lite2"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--methods", default=DEFAULT, help=f"comma-separated [default: {DEFAULT}]")
-    ap.add_argument("--domains", default=None, help="comma-separated subset of products,photos,icons,digits")
+    ap.add_argument("--domains", default=None, help="comma-separated subset of products,photos,icons,digits,brain")
     ap.add_argument("--baseline", default="effnet-lite0-avg", help="method the table compares against")
     ap.add_argument("--calibrate", default="effnet-lite0-avg,effnet-lite0,effnet-lite2",
                     help="methods to fit confidence curves for (plain model names only)")
     ap.add_argument("--write-curves", action="store_true")
+    ap.add_argument("--compare-without", metavar="DOMAIN", default=None,
+                    help="also fit each curve without this domain and print how far the curve moves")
     ap.add_argument("--no-diagram", action="store_true", help="with --write-curves: leave docs/eval/reliability.png as it is")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "suite.json")
     args = ap.parse_args()
@@ -45,6 +49,12 @@ def main() -> None:
         report["methods"][m]["calibration"] = check.to_dict()
         print(f"{m}: held-out ECE {check.ece:.3f}, Brier {check.brier:.3f}; good match when the top result is right "
               f"{check.good_when_right:.1%}; no good match for unrelated queries {check.none_when_unrelated:.1%}")
+        if args.compare_without:
+            other, other_check = calibrate(without_domain(result, args.compare_without), m)
+            shift, at = curve_shift(other, curve)
+            print(f"  without {args.compare_without}: held-out ECE {other_check.ece:.3f}, Brier {other_check.brier:.3f}, "
+                  f"good match when right {other_check.good_when_right:.1%}; adding it moves the curve by {shift:+.3f} "
+                  f"at most (at score {at:.2f})")
         if args.write_curves:
             CURVES_DIR.mkdir(parents=True, exist_ok=True)
             curve_path(m).write_text(json.dumps(curve.to_dict(), indent=1) + "\n", encoding="utf-8")

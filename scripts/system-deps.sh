@@ -11,6 +11,10 @@ pkgs=()
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || pkgs+=(orthanc-dicomweb)
 [ -f /usr/share/orthanc/plugins/libOrthancGdcm.so ] || pkgs+=(orthanc-gdcm)
 [ -d /usr/share/icons/gnome/48x48 ] || pkgs+=(gnome-icon-theme)  # the icons domain of `lookalike eval suite`
+# The photos-hard domain of `lookalike eval suite`: wallpaper photographs and puzzle photos.
+[ -d /usr/share/backgrounds/mate/nature ] || pkgs+=(mate-backgrounds)
+[ -d /usr/share/palapeli/collection ] || pkgs+=(palapeli-data)
+[ -d /usr/share/wallpapers/Path ] || pkgs+=(plasma-workspace-wallpapers)
 [ ${#pkgs[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing Debian packages: ${pkgs[*]}"

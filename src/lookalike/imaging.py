@@ -149,7 +149,20 @@ def release_free_memory() -> None:
         _LIBC.malloc_trim(0)
 
 
-DECODE_BUDGET = DecodeBudget(decode_budget_bytes())
+_BUDGET: DecodeBudget | None = None
+_BUDGET_LOCK = threading.Lock()
+
+
+def decode_budget() -> DecodeBudget:
+    """The process's decode budget, sized from `$LOOKALIKE_DECODE_BUDGET_MB` when first needed
+    (not at import), and sized again if the variable changes: a test or server that sets it
+    after importing this module still gets its size."""
+    global _BUDGET
+    total = max(1, decode_budget_bytes())
+    with _BUDGET_LOCK:
+        if _BUDGET is None or _BUDGET.total != total:
+            _BUDGET = DecodeBudget(total)
+        return _BUDGET
 _BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4, "CMYK": 4,
                     "I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4, "LA": 4, "PA": 4}
 
@@ -193,7 +206,7 @@ def decode_image(data: bytes, name: str = "<bytes>", draft_size: int | None = No
         # Before anything that may decode: PNG's getexif() loads the whole image to find an
         # eXIf chunk after the pixel data.
         _check_size(im, name, pixel_limit)
-        with DECODE_BUDGET.reserve(decoded_bytes(im.mode, im.size)):
+        with decode_budget().reserve(decoded_bytes(im.mode, im.size)):
             im.load()
             original = original or _oriented_size(im)
             rgb = to_rgb(im, name)
@@ -249,7 +262,7 @@ def _decode_jpeg_scaled(data: bytes, header: Image.Image, draft_size: int) -> Im
     except ImportError:
         return None
     try:
-        with DECODE_BUDGET.reserve(decoded_bytes("RGB", header.size)):  # header.size: the draft scale
+        with decode_budget().reserve(decoded_bytes("RGB", header.size)):  # header.size: the draft scale
             pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=draft_size, min_width=draft_size)
     except (ValueError, OSError):
         return None

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lookalike import Library
+from lookalike.engine.catalogue.edit import get_item
 from lookalike.engine.catalogue.similar import similar
 from lookalike.errors import InvalidQuery
 from lookalike.eval.catalogue import PALETTE, build_products, shopper_photo, textures, write_csv
@@ -52,6 +53,21 @@ def test_colour_same_prefers_the_photos_colour(coloured_shop):
             similar(lib, f"item:{products[0].sku}", 5, colour="blue")
         with pytest.raises(InvalidQuery, match="between 0 and 1"):
             similar(lib, f"item:{products[0].sku}", 5, colour=1.5)
+
+
+def test_the_colour_store_is_opened_once_per_library_and_closed_with_it(coloured_shop):
+    import sqlite3
+
+    root, products = coloured_shop
+    with Library.open(root / "lib", create=False) as lib:
+        similar(lib, f"item:{products[0].sku}", 5, colour="same")
+        colours = lib.colours
+        similar(lib, f"item:{products[1].sku}", 5, colour=0.5)
+        assert lib.colours is colours  # one connection for every search of this library
+        sha = get_item(lib, products[0].sku).sha256
+        assert sha in colours.get([sha])
+    with pytest.raises(sqlite3.ProgrammingError):  # closed with the library
+        colours.get([sha])
 
 
 def test_distinct_drops_copies_and_still_returns_k(tmp_path, coloured_shop):

@@ -28,6 +28,21 @@ def test_slices_are_cropped_and_share_heights():
     assert middle.shape[0] < 217 and middle.shape[1] < 181  # cropped to the head, not the frame
 
 
+def test_rendered_slices_are_cached_and_read_back_the_same(tmp_path, monkeypatch):
+    need_mricron()
+    from lookalike.eval import brain_slices
+
+    monkeypatch.setenv("LOOKALIKE_CACHE", str(tmp_path))
+    first = brain_slices.load_slices()
+    [cached] = (tmp_path / "eval").glob("brain-slices-*.npz")
+    second = brain_slices.load_slices()
+    for a, b in zip(first, second):
+        assert (a.heights == b.heights).all() and len(a.images) == len(b.images)
+        assert all((np.asarray(x) == np.asarray(y)).all() and y.mode == "RGB" for x, y in zip(a.images, b.images))
+    cached.write_bytes(b"torn")  # a damaged cache file is rendered again, not an error
+    assert len(brain_slices.load_slices()[0].images) == len(first[0].images)
+
+
 def test_eval_brain_slices_cli(tmp_path):
     need_mricron()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"}

@@ -54,6 +54,32 @@ def test_the_agreeing_region_is_where_the_shared_content_is(photos):
         assert b[:, :3].mean() > 2.5 * b[:, 4:].mean(), (query, b.round(2))
 
 
+def test_a_reused_query_gives_the_same_maps_and_a_changed_file_is_read_again(tmp_path, photos):
+    """The page explains every result against one query: its feature map is kept, and the
+    answer is the same as computing it afresh, until the query's file changes."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("chelsea", "coffee", "astronaut"):
+        photos[name].save(folder / f"{name}.jpg", quality=90)
+    with Library.open(tmp_path / "lib") as lib:
+        lib.add([folder])
+        by_name = {r.path.rsplit("/", 1)[-1]: r.id for r in lib.records()}
+        query, result = by_name["chelsea.jpg"], by_name["coffee.jpg"]
+        fresh, _, _ = lib.explain(folder / "chelsea.jpg", result)  # a path: computed afresh
+        first, q_image, _ = lib.explain(query, result)
+        lib.explain(query, by_name["astronaut.jpg"])
+        again, q_again, _ = lib.explain(query, result)  # the query's map comes from the cache
+        assert q_again is q_image
+        for e in (first, again):
+            assert e.score == pytest.approx(fresh.score, abs=1e-5)
+            assert np.allclose(e.query, fresh.query, atol=1e-5) and np.allclose(e.result, fresh.result, atol=1e-5)
+        photos["astronaut"].save(folder / "chelsea.jpg", quality=90)  # the query's file now holds another photo
+        changed, _, _ = lib.explain(query, result)
+        expected, _, _ = lib.explain(folder / "chelsea.jpg", result)
+        assert changed.score == pytest.approx(expected.score, abs=1e-5) and abs(changed.score - first.score) > 1e-3
+        assert np.allclose(changed.query, expected.query, atol=1e-5)
+
+
 def test_explain_engine_cli_and_rest(lib_dir, tmp_path, originals_dir):
     with Library.open(lib_dir, create=False) as lib:
         first = lib.search(originals_dir / "chelsea.jpg", k=1)[0]

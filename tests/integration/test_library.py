@@ -56,6 +56,14 @@ def test_query_sources_agree(originals_library, originals_dir, photos):
         assert all(h.score >= 0.5 for h in lib.search(cat_id, k=10, min_score=0.5))
 
 
+def test_indexing_uses_the_models_indexing_session(tmp_path):
+    from lookalike.engine.indexer import Indexer
+
+    with Library.open(tmp_path / "lib") as lib:
+        ext = lib.extractor
+        assert Indexer(lib.store, ext).extractor is ext.for_indexing()
+
+
 def test_bad_files_are_reported_and_good_ones_indexed(tmp_path, photos):
     folder = tmp_path / "mixed"
     save_jpeg(photos["coffee"], folder / "good1.jpg")

@@ -7,6 +7,7 @@ import pytest
 
 from lookalike.models import get_extractor, list_models
 from lookalike.models.effnet import EFFNET_SPECS, EFFNET_VARIANTS, GEM_P, build_export_module, load_torch_model
+from lookalike.models.onnx_extractor import OnnxExtractor
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,30 @@ def test_embeddings_are_normalised_and_discriminative(lite0, photos):
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
     # A mirrored cat is closer to the cat than a rocket is.
     assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2] + 0.2
+
+
+def test_idle_model_threads_sleep_and_give_the_same_vectors(lite0, photos):
+    # Spin-waiting pool threads took the cores the indexer's decode threads need
+    # (bench/index_throughput.py); the old session stays available to measure against.
+    spin = "session.intra_op.allow_spinning"
+    assert lite0.session.get_session_options().get_session_config_entry(spin) == "0"
+    old = OnnxExtractor(lite0.name, lite0.onnx_path, lite0.input_size, lite0.dim, labels=lite0.labels, spinning=True)
+    assert old.session.get_session_options().get_session_config_entry(spin) == "1"
+    images = [photos["chelsea"], photos["rocket"]]
+    np.testing.assert_allclose(lite0.embed(images), old.embed(images), atol=1e-6)
+
+
+def test_indexing_runs_the_same_model_on_half_the_threads(lite0, photos):
+    # The indexer's decode threads get the other half of the cores (bench/index_throughput.py).
+    for threads, expected in ((4, 2), (3, 1), (1, 1)):
+        ext = OnnxExtractor(lite0.name, lite0.onnx_path, lite0.input_size, lite0.dim, labels=lite0.labels, threads=threads)
+        indexing = ext.for_indexing()
+        assert indexing.session.get_session_options().intra_op_num_threads == expected
+        assert ext.for_indexing() is indexing  # one session, made once
+        assert indexing.for_indexing() is indexing  # never halved twice
+        assert (indexing is ext) == (threads == expected)
+    images = [photos["chelsea"], photos["rocket"]]
+    np.testing.assert_allclose(lite0.for_indexing().embed(images), lite0.embed(images), atol=1e-5)
 
 
 def test_registry_lists_bundled_models():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookalike.errors import InvalidQuery
+from lookalike.errors import InvalidQuery, NotFound
 from lookalike.eval import domains
 from lookalike.eval.calibration import fit_curve
 from lookalike.eval.suite import PAIR_DEPTH, parse_method, run_domain
@@ -78,3 +78,29 @@ def test_cli_eval_suite_prints_one_table_and_writes_json(tmp_path):
     assert 0.5 < data["methods"]["effnet-lite0"]["digits"]["map10"] <= 1
     bad = subprocess.run([sys.executable, "-m", "lookalike", "eval", "suite", "--domains", "flags"], capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown suite domain 'flags'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_brain_domain_scores_slice_heights_within_5_mm():
+    pytest.importorskip("nilearn")
+    from tests.support.medical import need_mricron
+
+    need_mricron()
+    d = domains.brain()
+    assert d.tolerance == 5.0 and (d.query_index == -1).all() and len(d.query_labels) > 100
+    assert (d.n_relevant() >= 6).all()  # every query height has slices within 5 mm
+    cell, (scores, relevant), _ = run_domain(get_extractor("effnet-lite0"), [], d)
+    chance = float(np.mean(d.n_relevant() / len(d.gallery)))
+    assert cell.map10 > 2 * chance and cell.recall1 > 3 * chance, (cell, chance)
+    assert relevant.shape == (len(d.query_labels), PAIR_DEPTH)
+
+
+def test_brain_is_skipped_with_a_note_when_its_data_is_missing_unless_asked_for(tmp_path, monkeypatch):
+    from lookalike.eval import brain_slices
+
+    monkeypatch.setattr(brain_slices, "CH2", tmp_path / "ch2.nii.gz")
+    monkeypatch.setattr(domains, "DOMAINS", {"brain": domains.brain})
+    notes: list[str] = []
+    assert domains.load_domains(None, note=notes.append) == []
+    assert notes == [f"skipping the brain domain: {tmp_path / 'ch2.nii.gz'} is missing: apt-get install mricron-data"]
+    with pytest.raises(NotFound, match="apt-get install mricron-data"):
+        domains.load_domains(["brain"])

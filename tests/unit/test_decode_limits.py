@@ -13,8 +13,8 @@ import zlib
 import pytest
 from PIL import Image
 
-from lookalike.errors import Busy, ImageLoadError
-from lookalike.imaging import ALLOWED_FORMATS, DecodeBudget, decode_image, encoded_format
+from lookalike.errors import Busy, ImageLoadError, InvalidQuery
+from lookalike.imaging import ALLOWED_FORMATS, DecodeBudget, decode_budget, decode_image, encoded_format
 from tests.support.hostile import big_png, jpeg_bytes
 
 
@@ -89,3 +89,37 @@ def test_the_decode_budget_bounds_concurrent_reservations():
     with budget.reserve(10_000):  # larger than the whole budget: decodes alone
         assert budget.used == 100
     assert budget.used == 0
+
+
+def test_the_budget_variable_is_read_when_first_needed_not_at_import(monkeypatch):
+    """A server or test that sets $LOOKALIKE_DECODE_BUDGET_MB after importing imaging gets that
+    size: with 1 MB, half of it held elsewhere, a 512-px photo (about 1.8 MB to decode) waits
+    and is refused; with the default budget it decodes at once."""
+    from skimage import data
+
+    photo = jpeg_bytes(Image.fromarray(data.astronaut()))
+    assert decode_image(photo, "astronaut.jpg").size == (512, 512)
+    monkeypatch.setenv("LOOKALIKE_DECODE_BUDGET_MB", "1")
+    budget = decode_budget()
+    assert budget.total == 1_000_000
+    monkeypatch.setattr(budget, "wait_s", 0.2)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with budget.reserve(500_000):
+            held.set()
+            release.wait(5)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    held.wait(5)
+    try:
+        with pytest.raises(Busy):
+            decode_image(photo, "astronaut.jpg")
+    finally:
+        release.set()
+        t.join()
+    assert decode_image(photo, "astronaut.jpg").size == (512, 512)  # alone, it fits the whole budget
+    monkeypatch.setenv("LOOKALIKE_DECODE_BUDGET_MB", "lots")
+    with pytest.raises(InvalidQuery, match=r"\$LOOKALIKE_DECODE_BUDGET_MB must be a number of megabytes, got 'lots'"):
+        decode_image(photo, "astronaut.jpg")

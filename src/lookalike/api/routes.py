@@ -27,6 +27,7 @@ from ..engine.duplicates import TIERS, DuplicateReport, DuplicateThresholds
 from ..engine.entries import is_scan_record
 from ..engine.params import DATE_HELP, check_k, check_score, check_tiers, make_filter, parse_crop
 from ..engine.scan import printable
+from ..engine.verify import MAX_DEPTH, check_depth, parse_flag
 from ..errors import InvalidQuery
 from ..store import ImageRecord, SearchFilter
 from . import schemas
@@ -60,6 +61,8 @@ WHERE = Query(None, max_length=2000, description="Filter on the images' fields, 
 WINDOW = Query(None, max_length=40, description="Scans (DICOM, NIfTI): the window a DICOM query and the results' thumbnails "
                                                 "are shown in: `brain`, `lung`, `bone`, `soft`, `auto` or `CENTRE,WIDTH` "
                                                 "(docs/medical.md); default the library's.")
+VERIFY = Query(None, description=schemas.VERIFY_HELP)
+VERIFY_DEPTH = Query(None, description=schemas.VERIFY_DEPTH_HELP)
 GROUP = Query(None, max_length=20, description="`series`: one result per scan series (its best-matching slice), "
                                                "with `series` and `series_entries` set.")
 DEFAULT_K = 10
@@ -81,6 +84,8 @@ _search_form = {"type": "object", "required": ["file"], "properties": {
     "k": {"type": "integer"}, "min_score": {"type": "number"},
     "min_confidence": {"type": "number"},
     "crop": {"type": "string", "description": "x0,y0,x1,y1 as fractions of the image"},
+    "verify": {"type": "boolean", "description": schemas.VERIFY_HELP},
+    "verify_depth": {"type": "integer", "description": schemas.VERIFY_DEPTH_HELP},
     **{f: {"type": "string"} for f in ("q", "text", "under", "since", "until", "window", "group")}}}
 SEARCH_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": _search_form},
@@ -125,7 +130,8 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
                  under: str | None = UNDER, since: str | None = SINCE, until: str | None = UNTIL,
                  where: str | None = WHERE, ef: int | None = EF,
                  min_confidence: float | None = MIN_CONFIDENCE, window: str | None = WINDOW,
-                 group: str | None = GROUP) -> schemas.SearchResponse:
+                 group: str | None = GROUP, verify: str | None = VERIFY,
+                 verify_depth: str | None = VERIFY_DEPTH) -> schemas.SearchResponse:
     """Send the query image as multipart/form-data (field `file`), as a raw `image/*` body, or
     JSON `{"id": 42}` ("more like this") / `{"url": "https://..."}`. Several images: repeat
     `file` (and `not_file` for images the results should not look like), or JSON
@@ -135,7 +141,9 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
     only images tagged with a label it names), `under`, `since`, `until` and `where` (a filter
     expression over the images' fields). Each result has a `confidence`; `verdict` says "no
     good match" when even the best one is unlikely to show the same thing (`min_confidence`
-    drops results below a confidence). For scans, `window` and `group=series` (docs/medical.md)."""
+    drops results below a confidence). For scans, `window` and `group=series` (docs/medical.md).
+    `verify=true` (one query image): geometric verification of the top `verify_depth`
+    candidates, for "find this photo" (docs/search.md)."""
     svc, settings = _svc(request), request.app.state.settings
     params = {"q": q or text, "under": under, "since": since, "until": until, "where": where}
     ctype = content_type(request)
@@ -156,13 +164,16 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
         flt, tag = _filters(svc, {"q": body.q or body.text, "under": body.under, "since": body.since, "until": body.until,
                                   "where": body.where}, params)
         scan = {"window": body.window or window, "group": body.group or group}
+        checks = _verify_option(body.verify if body.verify is not None else verify,
+                                body.verify_depth if body.verify_depth is not None else verify_depth, scan["group"])
         if body.ids is not None or body.not_ids:  # several images, or "like this, not like that"
             _one_image_crop(opts[2], len(body.positives()) + len(body.not_ids or []))
-            result = await run_in_threadpool(svc.search_many, body.positives(), list(body.not_ids or []), body.weights,
-                                             *opts[:2], flt, tag, ef)
+            _one_image_verify(checks, len(body.positives()) + len(body.not_ids or []))
+            result = await run_in_threadpool(partial(svc.search_many, body.positives(), list(body.not_ids or []), body.weights,
+                                                     *opts[:2], flt, tag, ef, verify=checks))
         elif body.id is not None:
             result = await run_in_threadpool(partial(svc.search_id, body.id, *opts, flt, tag, ef, window=scan["window"],
-                                                     group=scan["group"]))
+                                                     group=scan["group"], verify=checks))
         else:
             url = body.url or ""  # SearchBody guarantees one of id and url
             if not settings.url_queries:
@@ -171,7 +182,7 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
                 raise HTTPException(422, "url must start with http:// or https://")
             _rate_limit(request, settings.url_searches)
             result = await run_in_threadpool(partial(svc.search_url, url, *opts, flt, tag, ef, window=scan["window"],
-                                                     group=scan["group"]))
+                                                     group=scan["group"], verify=checks))
     elif ctype == "multipart/form-data":
         query = await _read_search_form(request)
         fields = query.fields
@@ -180,19 +191,23 @@ async def search(request: Request, k: int | None = K, min_score: float | None = 
         flt, tag = _filters(svc, {"q": fields.get("q") or fields.get("text"),
                                   **{f: fields.get(f) for f in ("under", "since", "until", "where")}}, params)
         scan = {"window": fields.get("window") or window, "group": fields.get("group") or group}
+        checks = _verify_option(fields.get("verify") or verify, fields.get("verify_depth") or verify_depth, scan["group"])
         if len(query.positives) == 1 and isinstance(query.positives[0], tuple) and not query.negatives and not query.weights:
             data, name = query.positives[0]  # one upload: as it always was (DICOM, crop, window, series)
             result = await run_in_threadpool(partial(svc.search_bytes, data, name, *opts, flt, tag, ef, window=scan["window"],
-                                                     group=scan["group"]))
+                                                     group=scan["group"], verify=checks))
         else:
             _one_image_crop(opts[2], len(query.positives) + len(query.negatives))
-            result = await run_in_threadpool(svc.search_many, query.positives, query.negatives, query.weights or None,
-                                             *opts[:2], flt, tag, ef)
+            _one_image_verify(checks, len(query.positives) + len(query.negatives))
+            result = await run_in_threadpool(partial(svc.search_many, query.positives, query.negatives, query.weights or None,
+                                                     *opts[:2], flt, tag, ef, verify=checks))
     else:
         data, name, fields = await _read_image(request)
         opts = _options(k, min_score, crop)
         flt, tag = _filters(svc, {}, params)
-        result = await run_in_threadpool(partial(svc.search_bytes, data, name, *opts, flt, tag, ef, window=window, group=group))
+        checks = _verify_option(verify, verify_depth, group)
+        result = await run_in_threadpool(partial(svc.search_bytes, data, name, *opts, flt, tag, ef, window=window, group=group,
+                                                 verify=checks))
     return _search_response(svc, result, opts[2], min_confidence)
 
 
@@ -488,6 +503,28 @@ def _options(k: object, min_score: object, crop: object) -> tuple[int, float | N
             parse_crop(crop))
 
 
+def _verify_option(verify: object, depth: object, group: str | None) -> int | None:
+    """Candidates to verify (None: no verification) from a query parameter, form field or
+    JSON value: true/false (1/0, yes/no) and an integer depth; setting the depth turns it on."""
+    on = parse_flag(verify, "verify")
+    if depth not in (None, ""):
+        try:
+            depth = int(str(depth).strip()) if not isinstance(depth, (int, bool)) else depth
+        except ValueError:
+            raise InvalidQuery(f"verify_depth must be an integer from 1 to {MAX_DEPTH}, got {str(depth)[:40]!r}") from None
+        on = on is not False
+    if not on:
+        return None
+    if group:
+        raise InvalidQuery("verify does not combine with group=series")
+    return check_depth(None if depth in (None, "") else depth)  # type: ignore[arg-type]
+
+
+def _one_image_verify(depth: int | None, n_images: int) -> None:
+    if depth is not None and n_images != 1:
+        raise InvalidQuery("verify takes one query image (not several, nor negatives)")
+
+
 def _first_error(e: ValidationError) -> str:
     err = e.errors()[0]
     msg = err["msg"].removeprefix("Value error, ")
@@ -542,10 +579,11 @@ def _hit(h: EngineHit, sha256: str, window: str | None = None) -> schemas.Hit:
     if h.item is not None:  # a catalogue item: its image lives in the download cache or the shop's folder
         image = f"/api/items/{quote(h.item, safe='')}/image"
         return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, confidence=h.confidence, name=h.item,
-                           fields=h.fields, item=h.item, thumb_url=image, image_url=image, series=None, series_entries=None)
+                           fields=h.fields, item=h.item, thumb_url=image, image_url=image, series=None, series_entries=None,
+                           inliers=h.inliers)
     urls = _urls(h.id, sha256)
     if window is not None and is_scan_record(h.path, h.fields):  # the thumbnail in the window the search asked for
         urls["thumb_url"] += f"&window={quote(window, safe='')}"
     return schemas.Hit(rank=h.rank, id=h.id, path=h.path, score=h.score, confidence=h.confidence,
                        name=os.path.basename(h.path), fields=h.fields, thumb_url=urls["thumb_url"],
-                       image_url=urls["image_url"], item=None, series=None, series_entries=None)
+                       image_url=urls["image_url"], item=None, series=None, series_entries=None, inliers=h.inliers)

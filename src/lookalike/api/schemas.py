@@ -10,6 +10,9 @@ Crop = tuple[float, float, float, float]
 CROP_HELP = "Search only this region of the query image: [x0, y0, x1, y1] as fractions (0..1) of its width and height."
 
 
+VERIFY_HELP = ("Find this photo: the top candidates are checked with keypoints (ORB + RANSAC) and those showing the "
+               "same picture (a crop, rotated, half covered, re-lit) move to the top, each with `inliers`. One query image.")
+VERIFY_DEPTH_HELP = "Candidates checked by `verify` (1..200, default 20); setting it turns `verify` on."
 MAX_QUERY_IMAGES = 20  # positives plus negatives in one search: each is a stored vector or a model run
 QueryRef = Annotated[int | str, Field(description='An indexed image id, or "item:SKU" for a catalogue item.')]
 
@@ -36,6 +39,8 @@ class SearchBody(BaseModel):
     window: Optional[str] = Field(None, max_length=40, description="Scans: the window of the query and of the thumbnails "
                                                                    "(brain, lung, bone, soft, auto or CENTRE,WIDTH).")
     group: Optional[str] = Field(None, max_length=20, description="`series`: one result per scan series.")
+    verify: Optional[bool] = Field(None, description=VERIFY_HELP)
+    verify_depth: Optional[int] = Field(None, description=VERIFY_DEPTH_HELP)
 
     @model_validator(mode="after")
     def _one_source(self) -> SearchBody:
@@ -72,7 +77,7 @@ def check_ref(ref: int | str) -> int | str:
 
 # Keys that only scan searches set (window, group=series): left out when unset, so the shape of
 # every other search answer stays what clients already parse.
-SCAN_ONLY_HIT = ("series", "series_entries")
+SCAN_ONLY_HIT = ("series", "series_entries", "inliers")  # inliers: only a verified search sets it
 SCAN_ONLY_RESPONSE = ("group", "window")
 
 
@@ -100,6 +105,8 @@ class Hit(BaseModel):
     series: Optional[str] = Field(None, description="group=series: the series (SeriesInstanceUID, or the file of a "
                                                     "series without one); this hit is its best-matching slice.")
     series_entries: Optional[int] = Field(None, description="group=series: slices of this series among the candidates.")
+    inliers: Optional[int] = Field(None, description="verify=true: keypoint matches consistent with one transform between "
+                                                     "the query and this image (verified hits, 15 or more, come first).")
 
     @model_serializer(mode="wrap")
     def _omit_unset(self, handler: Any) -> Any:

@@ -97,7 +97,8 @@ class Service:
 
     def search_bytes(self, data: bytes, label: str, k: int, min_score: float | None, crop: CropBox | None,
                      where: SearchFilter | None = None, text: str | None = None, ef: int | None = None, *,
-                     window: str | None = None, group: str | None = None) -> SearchResult:
+                     window: str | None = None, group: str | None = None, verify: int | None = None) -> SearchResult:
+        """`verify`: how many candidates to verify geometrically (engine/verify.py), None: none."""
         t0 = time.perf_counter()
         check_text(text)
         window, n = self._scan_options(window, group, k)
@@ -108,7 +109,8 @@ class Service:
             image = decode_image(data, label, self.lib.extractor.draft_size, self.pixel_limit)
         else:  # more pixels than a whole-image query: the region may be small
             image = crop_relative(decode_image(data, label, self._region_draft(), self.pixel_limit), crop)
-        hits = self.lib.search(image, n, min_score=min_score, where=where, text=text, ef=ef)
+        hits = self.lib.search(image, n, min_score=min_score, where=where, text=text, ef=ef, verify=verify is not None,
+                               verify_depth=verify)
         if decoded_bytes("RGB", original_size(image)) >= TRIM_AFTER_BYTES:
             del image  # the big pixels go now, and their memory back to the OS, not at the next peak
             release_free_memory()
@@ -116,7 +118,7 @@ class Service:
 
     def search_url(self, url: str, k: int, min_score: float | None, crop: CropBox | None,
                    where: SearchFilter | None = None, text: str | None = None, ef: int | None = None, *,
-                   window: str | None = None, group: str | None = None) -> SearchResult:
+                   window: str | None = None, group: str | None = None, verify: int | None = None) -> SearchResult:
         t0 = time.perf_counter()
         check_text(text)
         self._scan_options(window, group, k)  # refused before the download
@@ -124,7 +126,7 @@ class Service:
             raise Forbidden("this server does not download URLs; upload the image instead")
         data = self.fetcher.fetch(url)
         try:
-            result = self.search_bytes(data, url, k, min_score, crop, where, text, ef, window=window, group=group)
+            result = self.search_bytes(data, url, k, min_score, crop, where, text, ef, window=window, group=group, verify=verify)
         except ImageLoadError as e:  # what the URL serves is not the client's business beyond this
             log.warning("URL query %r: %s", url[:300], e.reason)
             reason = e.reason if e.reason.startswith("too large") else \
@@ -135,19 +137,23 @@ class Service:
 
     def search_id(self, id_: int, k: int, min_score: float | None, crop: CropBox | None,
                   where: SearchFilter | None = None, text: str | None = None, ef: int | None = None, *,
-                  window: str | None = None, group: str | None = None) -> SearchResult:
+                  window: str | None = None, group: str | None = None, verify: int | None = None) -> SearchResult:
         t0 = time.perf_counter()
         check_text(text)
         window, n = self._scan_options(window, group, k)
         rec = self.record(id_)  # NotFound before any work
         rerender = window is not None and window != self.library_window() and is_scan_record(rec.path, rec.fields)
         if crop is None and not rerender:
-            hits = self.lib.search(id_, n, min_score=min_score, where=where, text=text, ef=ef)  # the stored vector; no model run
+            hits = self.lib.search(id_, n, min_score=min_score, where=where, text=text, ef=ef,  # the stored vector; no model run
+                                   verify=verify is not None, verify_depth=verify)
         else:  # a region, or the frame or slice as the asked window shows it (not its stored vector)
             picture = self._entry_image(id_, self._region_draft(), window)
             region = crop_relative(picture, crop) if crop is not None else picture
             vector = self.lib.embed([region])[0]
-            hits = self.lib.search_vector(vector, n, min_score=min_score, where=where, exclude=[id_], ef=ef, text=text)
+            hits = self.lib.search_vector(vector, max(n, verify or 0), min_score=min_score, where=where, exclude=[id_], ef=ef,
+                                          text=text)
+            if verify is not None:
+                hits = self.lib.verify_hits(region, hits, n, verify)
         return _result(f"id:{id_}", t0, hits, k, group, window)
 
     def library_window(self) -> str:
@@ -163,13 +169,14 @@ class Service:
 
     def search_many(self, positives: Sequence[QueryImage], negatives: Sequence[QueryImage], weights: list[float] | None,
                     k: int, min_score: float | None, where: SearchFilter | None = None, text: str | None = None,
-                    ef: int | None = None) -> SearchResult:
+                    ef: int | None = None, *, verify: int | None = None) -> SearchResult:
         """Images like all of `positives` and unlike `negatives` (engine/combine.py): each one an
         indexed id, "item:SKU" (stored vectors, no model run) or an upload (bytes, name)."""
         t0 = time.perf_counter()
         check_text(text)
         pos, neg = self._sources(positives), self._sources(negatives)
-        hits = self.lib.search(pos, k, min_score=min_score, where=where, text=text, ef=ef, negative=neg, weights=weights)
+        hits = self.lib.search(pos, k, min_score=min_score, where=where, text=text, ef=ef, negative=neg, weights=weights,
+                               verify=verify is not None, verify_depth=verify)
         label = " + ".join(_ref_label(q) for q in positives) + "".join(f" - {_ref_label(q)}" for q in negatives)
         return SearchResult(label, _ms(t0), hits)
 

@@ -35,11 +35,15 @@ def eval_(
     dataset: str = typer.Argument(
         ..., help="'fashion-mnist' (Debian's dataset-fashion-mnist, test split), 'brain-slices' (scans: slice height "
                   "across two brains, docs/medical.md), a folder ROOT/<class>/<images>, or 'suite' "
-                  "(every domain of the development suite: products, photos under edits, icons, digits; one table)."),
+                  "(every domain of the development suite: products, photos under edits, photos-hard, icons, digits, "
+                  "brain slices; one table)."),
     methods: str = typer.Option(DEFAULT_METHODS, "--methods",
                                 help="Comma-separated model names (see `lookalike models`); for 'suite' a name may add "
-                                     "+flip or +pcaN [default for suite: " + SUITE_METHODS + "]."),
-    domains: Optional[str] = typer.Option(None, "--domains", help="suite only: comma-separated subset of products,photos,icons,digits."),
+                                     "+flip, +pcaN or +verify[N] [default for suite: " + SUITE_METHODS + "]."),
+    domains: Optional[str] = typer.Option(None, "--domains",
+                                          help="suite only: comma-separated subset of products,photos,photos-hard,icons,digits,brain "
+                                               "(brain needs the medical-eval extra and mricron-data; skipped when missing "
+                                               "unless named)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Use a seeded sample of N gallery images (quick runs)."),
     queries: int = typer.Option(1000, "--queries", min=1, help="Queries: a seeded sample of the gallery."),
     out_dir: Path = typer.Option(Path("eval-report"), "--out", help="Directory for report.md, results.json and PNG plots."),

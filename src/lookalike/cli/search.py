@@ -54,6 +54,13 @@ def search(
         None, "--colour", "--color", help="any (style only), same (style and colour) or a colour weight 0..1 (docs/catalogue.md)."),
     collapse: Optional[str] = typer.Option(None, "--collapse", help="At most one result per value of this field (e.g. group_id)."),
     distinct: bool = typer.Option(False, "--distinct", help="Drop results that are near-duplicates of a higher result."),
+    verify: bool = typer.Option(
+        False, "--verify", help="Find this photo: check the top candidates with keypoints (ORB + RANSAC) and move those showing "
+                                "the same picture (a crop, rotated, half covered, re-lit) to the top, with their inlier count. "
+                                "One QUERY image; needs the duplicates extra (docs/search.md)."),
+    verify_depth: Optional[int] = typer.Option(
+        None, "--verify-depth", help="Candidates checked by --verify (1..200) [default: 20]: more finds more, each costs a "
+                                     "file read and a keypoint match."),
     crop: Optional[str] = typer.Option(
         None, "--crop", help="Search only this region of the QUERY image: x0,y0,x1,y1 as fractions (0..1) of its width and "
                              "height, as in the REST API (e.g. 0.5,0,1,0.5 = the top-right quarter)."),
@@ -72,6 +79,8 @@ def search(
         ctx.fail("--colour, --collapse and --distinct take one QUERY image (or item:ID), without --text, --not or --weight.")
     if crop is not None and (len(queries or []) != 1 or negative or weight or rules or group):
         ctx.fail("--crop takes one QUERY image, without --not, --weight, --group, --colour, --collapse or --distinct.")
+    if (verify or verify_depth is not None) and (len(queries or []) != 1 or negative or weight or rules or group or crop):
+        ctx.fail("--verify takes one QUERY image, without --not, --weight, --group, --crop, --colour, --collapse or --distinct.")
     if paths and (as_json or rules or group):
         ctx.fail("--paths prints paths alone: not with --json, --group, --colour, --collapse or --distinct.")
     from ..engine.params import check_k, check_label_text, check_score, make_filter, parse_crop
@@ -82,6 +91,10 @@ def search(
         base = make_filter(under, since, until, names=("--under", "--since", "--until"))
         check_k(k, "-k"), check_score(min_score, "--min-score"), check_score(min_confidence, "--min-confidence", 0.0, 1.0)
         parse_crop(crop, "--crop")
+        if verify_depth is not None:
+            from ..engine.verify import check_depth
+
+            check_depth(verify_depth, "--verify-depth")
     with user_errors():
         check_label_text(text)
         from ..engine.scan import printable
@@ -117,7 +130,8 @@ def search(
                 sources: list = [sys.stdin.buffer.read() if q == "-" else q for q in queries]
                 hits = lib.search(sources if len(sources) > 1 else sources[0], k=k, min_score=min_score, where=flt,
                                   text=text, ef=ef, negative=list(negative or []), weights=weight or None,
-                                  min_confidence=min_confidence)
+                                  min_confidence=min_confidence, verify=verify or verify_depth is not None,
+                                  verify_depth=verify_depth)
                 label = " + ".join("-" if q == "-" else printable(q, controls=False) for q in queries)
                 if negative:
                     label += "".join(f" - {printable(n, controls=False)}" for n in negative)
@@ -151,6 +165,7 @@ def search(
             score_name = "confidence" if not queries else "score"
             columns: list[tuple[str, JustifyMethod]] = [("rank", "right"), (score_name, "right")]
             columns += [("confidence", "right")] if queries else []
+            columns += [("inliers", "right")] if hits and hits[0].inliers is not None else []
             for col, just in columns + [("id", "right"), ("path", "left")]:
                 table.add_column(col, justify=just)
             for i, h in enumerate(hits):
@@ -158,7 +173,8 @@ def search(
                 # A line under the last good match: what is above it is what the query most likely shows.
                 last_good = (good is not None and h.confidence is not None and h.confidence >= good and i + 1 < len(hits)
                              and (hits[i + 1].confidence or 0.0) < good)
-                table.add_row(str(h.rank), f"{h.score:.4f}", *conf, str(h.id), path_text(h.path), end_section=last_good)
+                inliers = [] if h.inliers is None else [str(h.inliers)]
+                table.add_row(str(h.rank), f"{h.score:.4f}", *conf, *inliers, str(h.id), path_text(h.path), end_section=last_good)
             if verdict == "no good match" and good is not None:
                 best = max((h.confidence or 0.0 for h in hits), default=0.0)
                 table.caption = Text(f"no good match: the best confidence is {best:.2f} (a good match needs {good:.2f})")

@@ -10,7 +10,10 @@ by the larger maximum of the two, so a weak match stays visibly weak on both ima
 from __future__ import annotations
 
 import io
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -35,26 +38,78 @@ class Explanation:
 
 def agreement_maps(extractor, query: Image.Image, result: Image.Image) -> tuple[float, np.ndarray, np.ndarray]:
     """(cosine, query map, result map) from one forward pass over both images."""
+    emb, fmaps = _feature_maps(extractor, [query, result])
+    return agreement(emb[0], fmaps[0], emb[1], fmaps[1])
+
+
+def agreement(q_emb: np.ndarray, q_map: np.ndarray, r_emb: np.ndarray, r_map: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(cosine, query map, result map) from each image's embedding and feature map."""
+    a = np.maximum(q_map @ r_emb, 0.0)  # each query location against the result's embedding
+    b = np.maximum(r_map @ q_emb, 0.0)
+    top = max(float(a.max()), float(b.max()), 1e-12)
+    return float(q_emb @ r_emb), a / top, b / top
+
+
+def _feature_maps(extractor, images: list[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
     if not getattr(extractor, "has_feature_maps", False):
         raise Conflict(f"explain needs a CNN model's feature maps; model {extractor.name!r} has none "
                           "(bundled EfficientNet models have them)")
-    emb, fmaps = extractor.feature_maps([query, result])
-    a = np.maximum(fmaps[0] @ emb[1], 0.0)  # each query location against the result's embedding
-    b = np.maximum(fmaps[1] @ emb[0], 0.0)
-    top = max(float(a.max()), float(b.max()), 1e-12)
-    return float(emb[0] @ emb[1]), a / top, b / top
+    return extractor.feature_maps(images)
+
+
+class FeatureMapCache:
+    """The last few images explained, with their embedding and feature map, keyed by file
+    (path, size, modification time): the web page explains every result against the same
+    query, which is then decoded and run through the network once, not once per result."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple, tuple[Image.Image, np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def maps(self, extractor, sources: list[tuple[tuple | None, Callable[[], Image.Image]]]
+             ) -> list[tuple[Image.Image, np.ndarray, np.ndarray]]:
+        """(image, embedding, feature map) per (key or None, loader); the images not cached
+        are decoded and go through the network together, in one batch."""
+        found: list[tuple[Image.Image, np.ndarray, np.ndarray] | None] = []
+        with self._lock:
+            for key, _ in sources:
+                hit = self._items.get(key) if key is not None else None
+                if key is not None and hit is not None:
+                    self._items.move_to_end(key)
+                found.append(hit)
+        missing = [i for i, hit in enumerate(found) if hit is None]
+        if missing:
+            images = [sources[i][1]() for i in missing]
+            emb, fmaps = _feature_maps(extractor, images)
+            with self._lock:
+                for j, i in enumerate(missing):
+                    found[i] = (images[j], emb[j], fmaps[j])
+                    key = sources[i][0]
+                    if key is not None:
+                        self._items[key] = found[i]  # type: ignore[assignment]
+                        while len(self._items) > self.size:
+                            self._items.popitem(last=False)
+        return found  # type: ignore[return-value]
 
 
 def heat_colours(grid: np.ndarray, size: tuple[int, int]) -> Image.Image:
     """A [h, w] map in [0, 1] -> an RGB image of `size`, smoothly upsampled, dark blue (0) to
     yellow-white (1)."""
-    up = np.asarray(Image.fromarray((grid * 255).astype(np.uint8)).resize(size, Image.Resampling.BICUBIC), np.float32) / 255
+    up = Image.fromarray((np.clip(grid, 0, 1) * 255).astype(np.uint8)).resize(size, Image.Resampling.BICUBIC)
+    return Image.fromarray(_PALETTE[np.asarray(up)])  # one table look-up per pixel: a few ms for a panel
+
+
+def _palette() -> np.ndarray:
+    """[256, 3] uint8: each 8-bit level's colour along the stops."""
     stops = np.array([[0.05, 0.05, 0.35], [0.2, 0.3, 0.85], [0.1, 0.75, 0.6], [0.95, 0.8, 0.1], [1.0, 1.0, 0.85]])
-    pos = np.clip(up, 0, 1) * (len(stops) - 1)
+    pos = np.arange(256) / 255 * (len(stops) - 1)
     lo = np.floor(pos).astype(int).clip(0, len(stops) - 2)
-    frac = (pos - lo)[..., None]
-    rgb = stops[lo] * (1 - frac) + stops[lo + 1] * frac
-    return Image.fromarray((rgb * 255).astype(np.uint8))
+    frac = (pos - lo)[:, None]
+    return ((stops[lo] * (1 - frac) + stops[lo + 1] * frac) * 255).astype(np.uint8)
+
+
+_PALETTE = _palette()
 
 
 def overlay(image: Image.Image, grid: np.ndarray, side: int = PANEL) -> Image.Image:

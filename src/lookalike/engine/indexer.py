@@ -16,7 +16,7 @@ from ..errors import ImageLoadError, LookalikeError
 from ..imaging import decode_image, image_format, original_size, read_file, sniff_format
 from ..media.formats import media_kind, raw_format
 from ..medical.reader import is_scan
-from ..models import FeatureExtractor
+from ..models import FeatureExtractor, for_indexing
 from ..store import ImageRecord, Upsert, VectorStore
 from .entries import file_of, split_entry
 from .fields import ImageInfo, has_file_fields, record_fields
@@ -111,7 +111,7 @@ class Indexer:
         # A new file with the content of an indexed one whose file is gone is taken as a move of
         # it; uploads turn that off, so an upload never takes over a gallery image's record.
         self.detect_moves = detect_moves
-        self.extractor = extractor
+        self.extractor = for_indexing(extractor)  # fewer model threads, leaving cores to decoding
         self.batch_size = batch_size
         self.workers = workers or max(2, os.cpu_count() or 2)
         self.progress = progress or (lambda done, total: None)

@@ -7,12 +7,13 @@ import hashlib
 import json
 import os
 import stat
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, cast
 
 import numpy as np
 from PIL import Image
@@ -27,19 +28,22 @@ from ..models.imagenet_labels import imagenet_labels
 from ..store import ImageRecord, SearchFilter, VectorStore, library_exists, open_store
 from . import cleanup
 from .browse import check_sort, sort_records
+from .catalogue.colour import ColourStore
 from .cleanup import Choice, CleanupReport, UndoReport
 from .combine import check_weights, combine_vectors
 from .confidence import calibration_for, check_min_confidence, keep_confident, verdict, with_confidence
 from .duplicates import TIERS, DuplicateProgressFn, DuplicateReport, DuplicateThresholds, find_duplicates
-from .entries import file_of, split_entry
-from .explain import Explanation, agreement_maps
+from .entries import WINDOW_META, file_of, load_entry, split_entry
+from .explain import Explanation, FeatureMapCache, agreement
 from .indexer import AddReport, Indexer, ProgressFn
 from .keep_policy import KeepPolicy
 from .medical_index import entry_sha
 from .params import check_ef, check_k, check_score, fit_sample, no_image
-from .query import resolve
+from .query import download, resolve
 from .scan import absolute, printable, record_file_exists, record_folder_exists, scan
 from .tags import FILTER_CONFIDENCE, Expansion, VocabularyEntry, expand, rank_by_tag, vocabulary
+from .verify import DRAFT_SIDE as VERIFY_DRAFT
+from .verify import check_depth, check_verify, verified_order, verify_images
 
 STATE_DIR = "model-state"
 ROOTS_META = "indexed_roots"  # JSON list of the real paths passed to add()
@@ -55,6 +59,9 @@ class Hit:
     # The probability that this image shows the same thing as the query (engine/confidence.py);
     # None for a model without a confidence curve.
     confidence: float | None = None
+    # Keypoint matches consistent with one transform between query and hit (search with
+    # verify=True, engine/verify.py); None when the search did not verify.
+    inliers: int | None = None
 
     @property
     def item(self) -> str | None:
@@ -64,6 +71,8 @@ class Hit:
     def to_dict(self) -> dict:
         fields = {k: printable(v, controls=False) if isinstance(v, str) else v for k, v in self.fields.items()}
         out = {**asdict(self), "path": printable(self.path, controls=False), "fields": fields}  # JSON-safe for any file name
+        if self.inliers is None:  # only verified searches carry it: other results keep their shape
+            del out["inliers"]
         if self.item is not None:  # catalogue items carry their id; file results keep their shape
             out["item"] = self.item
         return out
@@ -77,6 +86,9 @@ class Library:
         self.dim = model_info(model).dim
         self._extractor: FeatureExtractor | None = None
         self._gone: set[int] = set()  # images found deleted at search time, to remove from the store
+        self._colours: ColourStore | None = None
+        self._colours_lock = threading.Lock()
+        self._feature_maps = FeatureMapCache()
 
     # -- opening --------------------------------------------------------------------------
     @classmethod
@@ -110,7 +122,20 @@ class Library:
             raise
 
     def close(self) -> None:
+        with self._colours_lock:
+            if self._colours is not None:
+                self._colours.close()
+                self._colours = None
         self.store.close()
+
+    @property
+    def colours(self) -> ColourStore:
+        """The catalogue's colour signatures (engine/catalogue/colour.py), opened once per
+        library and closed with it: searches with a colour weight share one connection."""
+        with self._colours_lock:
+            if self._colours is None:
+                self._colours = ColourStore(self.directory)
+            return self._colours
 
     def __enter__(self) -> Library:
         return self
@@ -293,7 +318,8 @@ class Library:
     def search(self, query: ImageSource | int | list[ImageSource | int] | tuple[ImageSource | int, ...], k: int = 10, *,
                min_score: float | None = None, where: str | SearchFilter | None = None, text: str | None = None,
                ef: int | None = None, negative: Sequence[ImageSource | int] = (),
-               weights: Sequence[float] | None = None, min_confidence: float | None = None) -> list[Hit]:
+               weights: Sequence[float] | None = None, min_confidence: float | None = None,
+               verify: bool = False, verify_depth: int | None = None) -> list[Hit]:
         """Images that look like `query`: a path, URL, bytes, PIL image, array, id or "id:N",
         or a list of them (images like all of them, `weights` saying how much each counts),
         with `negative` examples of what not to find (engine/combine.py). Indexed query
@@ -301,21 +327,51 @@ class Library:
         (see `search_text`). `ef`: ANN candidates per query on large libraries (higher:
         better recall, slower; ignored where search is exact). `where`: a filter expression
         over the images' fields (docs/filters.md) or a SearchFilter. Every hit has a calibrated
-        `confidence` (engine/confidence.py); `min_confidence` drops hits below it."""
+        `confidence` (engine/confidence.py); `min_confidence` drops hits below it. `verify`:
+        "find this photo" — the best `verify_depth` candidates are checked with keypoints and
+        those showing the same picture (a crop, rotated, half covered...) move to the top,
+        each hit carrying its `inliers` (engine/verify.py; needs the duplicates extra)."""
         # Out-of-range values are refused before any model work; a threshold above every score
         # simply finds nothing (shells bound it to the score's range themselves).
         k, min_score, ef = check_k(k), check_score(min_score, low=None, high=None), check_ef(ef)
+        depth = check_verify(verify, verify_depth, query, negative)
         min_confidence = check_min_confidence(min_confidence, self.calibration, self.model)
         where = self.where(where)
         positives = list(query) if isinstance(query, (list, tuple)) else [query]
         if not positives:
             raise InvalidQuery("no query image given")
         check_weights(len(positives), weights)
+        if depth and isinstance(positives[0], str) and positives[0].startswith(("http://", "https://")):
+            positives[0] = download(positives[0])  # once: for the vector and for the keypoints
         pos, exclude = self._query_vectors(positives)
         neg, neg_exclude = self._query_vectors(list(negative))
         vec = combine_vectors(pos, neg if len(neg) else None, weights) if len(positives) > 1 or len(neg) else pos[0]
-        return self.search_vector(vec, k, min_score=min_score, where=where, exclude=exclude + neg_exclude, ef=ef, text=text,
-                                  min_confidence=min_confidence)
+        hits = self._search_vector(vec, max(k, depth), min_score, where, exclude + neg_exclude, ef, text, min_confidence)
+        if not depth:
+            return hits
+        _, load_query = self._explain_source(positives[0], VERIFY_DRAFT)  # ids too, read as indexed
+        return self.verify_hits(load_query(), hits, k, depth)
+
+    def verify_hits(self, query: Image.Image, hits: Sequence[Hit], k: int, depth: int | None = None) -> list[Hit]:
+        """`hits` re-ranked by geometric verification against `query` (engine/verify.py): the
+        best `depth` are read from disk and matched; the first `k` come back, each verified
+        one with its `inliers`."""
+        depth = check_depth(depth)
+        head, tail = list(hits[:depth]), list(hits[depth:])
+        counts = verify_images(query, [h.path for h in head], self._verify_image)
+        order = verified_order([h.score for h in head], counts)
+        ranked = [replace(head[i], inliers=counts[i]) for i in order] + tail
+        return [replace(h, rank=rank) for rank, h in enumerate(ranked[:k], start=1)]
+
+    def _verify_image(self, path: str) -> Image.Image | None:
+        """A candidate's picture for verification; None when it cannot be read now (moved
+        meanwhile, a catalogue item without a local file): it then keeps its cosine place."""
+        if path.startswith("item:"):
+            return None
+        try:
+            return load_entry(path, VERIFY_DRAFT, self.store.get_meta().get(WINDOW_META))
+        except (LookalikeError, OSError):
+            return None
 
     def _query_vectors(self, queries: list[ImageSource | int]) -> tuple[np.ndarray, list[int]]:
         """Vectors of query images (indexed ones read from the store) and the ids to exclude."""
@@ -339,7 +395,11 @@ class Library:
                       ef: int | None = None, text: str | None = None, min_confidence: float | None = None) -> list[Hit]:
         k, min_score, ef = check_k(k), check_score(min_score, low=None, high=None), check_ef(ef)
         min_confidence = check_min_confidence(min_confidence, self.calibration, self.model)
-        where = self.where(where)
+        return self._search_vector(vector, k, min_score, self.where(where), exclude, ef, text, min_confidence)
+
+    def _search_vector(self, vector: np.ndarray, k: int, min_score: float | None, where: SearchFilter | None,
+                       exclude: Sequence[int], ef: int | None, text: str | None, min_confidence: float | None) -> list[Hit]:
+        """`search_vector` with its parameters already checked (engine/params.py), once per search."""
         if text is not None:
             hits = self._search_tagged(vector, text, k, min_score, where, exclude)
             return keep_confident(with_confidence(hits, self.calibration), min_confidence)
@@ -440,20 +500,34 @@ class Library:
 
     def explain(self, query: ImageSource | int, result: ImageSource | int) -> tuple[Explanation, Image.Image, Image.Image]:
         """Where `query` and `result` (paths, URLs, images, ids or "id:N") agree, as a heat map on
-        each (engine/explain.py), with the two images as the model saw them."""
+        each (engine/explain.py), with the two images as the model saw them (kept for the next
+        explanation of the same file: read them, do not modify them)."""
         ext = self.extractor
-        images = [self._image_of(x, ext.draft_size) for x in (query, result)]
-        score, a, b = agreement_maps(ext, *images)
+        (q_image, q_emb, q_map), (r_image, r_emb, r_map) = self._feature_maps.maps(
+            ext, [self._explain_source(x, ext.draft_size) for x in (query, result)])
+        score, a, b = agreement(q_emb, q_map, r_emb, r_map)
         cal = self.calibration
         conf = None if cal is None else round(float(cal.confidence(score)), 4)
-        return Explanation(round(score, 6), conf, a, b), images[0], images[1]
+        return Explanation(round(score, 6), conf, a, b), q_image, r_image
 
-    def _image_of(self, source: ImageSource | int, draft_size: int | None) -> Image.Image:
-        """An image from any source; an id (or "id:N") is the indexed file, read as indexed."""
+    def _explain_source(self, source: ImageSource | int, draft_size: int | None) -> tuple[tuple | None, Callable[[], Image.Image]]:
+        """(cache key, loader) of an image to explain: indexed images (ids) are keyed by their
+        file, so a changed file is read again; other sources are not cached."""
         if isinstance(source, str) and source.strip().startswith("id:"):
             source = self.record(source).id  # type: ignore[assignment]
         if isinstance(source, (int, np.integer)) and not isinstance(source, bool):
-            return load_image(Path(self.get(int(source)).path), draft_size)
+            path = Path(self.get(int(source)).path)
+            try:
+                st = path.stat()
+                key: tuple | None = (str(path), st.st_size, st.st_mtime_ns, draft_size)
+            except OSError:
+                key = None  # a frame or slice entry, or a gone file: load_image says what is wrong
+            return key, lambda: load_image(path, draft_size)
+        other = cast(ImageSource, source)  # not an id, so a path, URL, bytes, image or array
+        return None, lambda: self._image_of(other, draft_size)
+
+    def _image_of(self, source: ImageSource, draft_size: int | None) -> Image.Image:
+        """An image from a path, URL, bytes, PIL image or array (ids: `_explain_source`)."""
         q = resolve(source, self.store, draft_size)
         if q.image is not None:
             return q.image

@@ -13,15 +13,18 @@ pydicom-data is installed, compression invariance (a lossy JPEG 2000 copy finds 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image
 
-from ..errors import LookalikeError, MissingExtra
+from ..config import cache_dir
+from ..errors import MissingExtra, NotFound
 from ..models import TrainableExtractor, get_extractor, l2_normalize, model_info
 from .harness import embed_images
 
@@ -32,6 +35,7 @@ TOLERANCE_MM = 5.0
 PIXELS = "pixels"  # the plain-pixel baseline: 32x32 grey, centred, L2-normalised
 SLAB = 15  # slices per series in the series-aggregate measurement
 QUERY_STRIDE = 5
+CACHE_VERSION = 1  # bump when the rendering (window, crop) changes
 ProgressFn = Callable[[str, int, int], None]
 
 
@@ -69,11 +73,46 @@ class BrainResult:
 
 
 def load_slices() -> tuple[SliceSet, SliceSet]:
-    """(queries: ch2 slices, gallery: MNI152 slices), windowed and cropped to their foreground."""
+    """(queries: ch2 slices, gallery: MNI152 slices), windowed and cropped to their foreground.
+    Rendered once into the cache (a few seconds of NIfTI decoding), keyed by both sources."""
+    if not CH2.exists():
+        raise NotFound(f"{CH2} is missing: apt-get install mricron-data")
+    try:  # the version, without importing nilearn (seconds): the template ships in its wheel
+        nilearn_version = metadata.version("nilearn")
+    except metadata.PackageNotFoundError:
+        raise MissingExtra("the brain-slices evaluation", "medical-eval") from None
+    stat = CH2.stat()
+    path = cache_dir() / "eval" / f"brain-slices-v{CACHE_VERSION}-{stat.st_size}-{int(stat.st_mtime)}-nilearn{nilearn_version}.npz"
+    if path.exists():
+        try:
+            return _read_cache(path)
+        except (OSError, ValueError, KeyError):
+            pass  # a torn or foreign file: render again
+    queries, gallery = _render()
+    _write_cache(path, queries, gallery)
+    return queries, gallery
+
+
+def _read_cache(path: Path) -> tuple[SliceSet, SliceSet]:
+    with np.load(path) as z:
+        return tuple(SliceSet([Image.fromarray(z[f"{side}{i}"], "L").convert("RGB") for i in range(len(z[f"{side}_heights"]))],
+                              z[f"{side}_heights"]) for side in ("q", "g"))  # type: ignore[return-value]
+
+
+def _write_cache(path: Path, queries: SliceSet, gallery: SliceSet) -> None:
+    arrays: dict[str, Any] = {}
+    for side, s in (("q", queries), ("g", gallery)):
+        arrays[f"{side}_heights"] = s.heights
+        arrays.update({f"{side}{i}": np.asarray(im.convert("L")) for i, im in enumerate(s.images)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)  # atomic: a parallel run never reads half a file
+
+
+def _render() -> tuple[SliceSet, SliceSet]:
     from ..medical.nifti import axial_slice, load_volume, slice_height
 
-    if not CH2.exists():
-        raise LookalikeError(f"{CH2} is missing: apt-get install mricron-data")
     try:
         import nibabel as nib
         from nilearn.datasets import load_mni152_template

@@ -8,7 +8,7 @@ the curve fitted on the even ones) give the reliability numbers and diagram."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +144,18 @@ def reliability_diagram(checks: dict[str, Reliability], path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def without_domain(result: SuiteResult, name: str) -> SuiteResult:
+    """The same run as if domain `name` had not been measured (for calibration only: its
+    pairs and vectors are left out, so is it from the unrelated pairs)."""
+    return replace(result, pairs={m: {d: v for d, v in p.items() if d != name} for m, p in result.pairs.items()},
+                   vectors={m: {d: v for d, v in p.items() if d != name} for m, p in result.vectors.items()})
+
+
+def curve_shift(a: Calibration, b: Calibration) -> tuple[float, float]:
+    """(largest |confidence b - confidence a| over scores 0..1, the score where it is)."""
+    grid = np.linspace(0.0, 1.0, 101)
+    diff = np.asarray(b.confidence(grid)) - np.asarray(a.confidence(grid))
+    i = int(np.argmax(np.abs(diff)))
+    return float(diff[i]), float(grid[i])

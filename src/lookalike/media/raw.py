@@ -27,7 +27,7 @@ def decode_raw(data: bytes, name: str, draft_size: int | None = None, min_previe
     (width, height). `draft_size`: short side the caller needs (a large preview is decoded at
     reduced scale); `min_preview`: smallest preview worth using (0 forces the demosaic);
     `pixel_limit`: the largest sensor (width x height) decoded, checked before any decoding."""
-    from ..imaging import DECODE_BUDGET, decoded_bytes
+    from ..imaging import decode_budget, decoded_bytes
 
     rawpy = require("rawpy", "reading camera RAW files", "photos")
     try:
@@ -38,7 +38,7 @@ def decode_raw(data: bytes, name: str, draft_size: int | None = None, min_previe
                 raise ImageLoadError(name, f"too large: {sizes.raw_width}x{sizes.raw_height} sensor pixels "
                                            f"exceeds the {pixel_limit:,} pixel limit")
             # LibRaw holds the 16-bit mosaic plus the half-size RGB result.
-            with DECODE_BUDGET.reserve(sizes.raw_width * sizes.raw_height * 2 + decoded_bytes("RGB", original) // 4):
+            with decode_budget().reserve(sizes.raw_width * sizes.raw_height * 2 + decoded_bytes("RGB", original) // 4):
                 image = _preview(raw, rawpy, min_preview, draft_size) if min_preview else None
                 if image is None:
                     rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)

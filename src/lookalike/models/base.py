@@ -58,6 +58,13 @@ class TrainableExtractor(Protocol):
     def load_state(self, directory: Path) -> None: ...
 
 
+def for_indexing(extractor: FeatureExtractor) -> FeatureExtractor:
+    """The extractor to run bulk indexing with: an ONNX model's session on fewer threads,
+    leaving cores to the decode threads (OnnxExtractor.for_indexing); others unchanged."""
+    bulk = getattr(extractor, "for_indexing", None)
+    return bulk() if bulk is not None else extractor
+
+
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)

@@ -26,13 +26,17 @@ TOP_TAGS = 50
 class OnnxExtractor(BatchEmbedMixin):
     def __init__(self, name: str, onnx_path: Path, input_size: int, dim: int,
                  labels: list[str] | None = None, threads: int | None = None,
-                 feature_map_graph: Callable[[], Path] | None = None) -> None:
+                 feature_map_graph: Callable[[], Path] | None = None, spinning: bool = False,
+                 indexing_threads: int | None = None) -> None:
         self.name = name
         self.dim = dim
         self.input_size = input_size
         self.onnx_path = Path(onnx_path)
         self.labels = labels
         self._threads = threads or cpu_threads()
+        self._spinning = spinning  # True only to measure the old behaviour (bench/index_throughput.py)
+        self._indexing_threads = indexing_threads or max(1, self._threads // 2)
+        self._indexing: OnnxExtractor | None = None
         self._providers = ["CPUExecutionProvider"]
         self._session = None
         self._lock = threading.Lock()
@@ -59,8 +63,23 @@ class OnnxExtractor(BatchEmbedMixin):
         # Created on first use so `lookalike info` and friends never pay for it.
         with self._lock:
             if self._session is None:
-                self._session = _session(self.onnx_path, self._threads, self._providers)
+                self._session = _session(self.onnx_path, self._threads, self._spinning, self._providers)
             return self._session
+
+    def for_indexing(self) -> OnnxExtractor:
+        """The same model for bulk indexing, on half the cores' threads (at least one): the
+        indexer's decode threads need the other half, and a pool that shares its cores with them
+        wastes CPU waiting for its slowest thread (on 2 cores: 1-9 % less CPU per image end to
+        end, bench/index_throughput.py). Same graph, same vectors; its own session, made once."""
+        if self._indexing_threads == self._threads:
+            return self
+        with self._lock:
+            if self._indexing is None:
+                self._indexing = OnnxExtractor(self.name, self.onnx_path, self.input_size, self.dim, self.labels,
+                                               self._indexing_threads, spinning=self._spinning,
+                                               indexing_threads=self._indexing_threads)  # its own for_indexing()
+                self._indexing._providers = list(self._providers)
+            return self._indexing
 
     @property
     def has_feature_maps(self) -> bool:
@@ -73,7 +92,7 @@ class OnnxExtractor(BatchEmbedMixin):
             raise ValueError(f"{self.name} has no feature-map graph")
         with self._lock:
             if self._fmap_session is None:
-                self._fmap_session = _session(self._feature_map_graph(), self._threads)
+                self._fmap_session = _session(self._feature_map_graph(), self._threads, self._spinning)
             sess = self._fmap_session
         assert sess is not None  # built above under the lock
         batch = np.stack([self.preprocess(im) for im in images])
@@ -104,12 +123,16 @@ def gpu_providers() -> list[str]:
     return (["CUDAExecutionProvider"] if cuda else []) + ["CPUExecutionProvider"]
 
 
-def _session(path: Path, threads: int, providers: list[str] | None = None):
+def _session(path: Path, threads: int, spinning: bool = False, providers: list[str] | None = None):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    # Idle pool threads sleep instead of spin-waiting for the next parallel section: spinning
+    # burns the cores the indexer's decode threads (and other processes) need: more CPU per
+    # image, and slower indexing and queries on a busy machine (bench/index_throughput.py).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), sess_options=opts, providers=providers or ["CPUExecutionProvider"])
 

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from ...errors import InvalidQuery, NotFound
 from ...imaging import decode_image, original_size
 from ...store import ImageRecord, SearchFilter, Upsert
-from .colour import ColourStore, colour_signature
+from .colour import colour_signature
 from .columns import plain_value
 from .downloads import CACHE_DIR, DownloadCache, Downloader, FetchPolicy
 from .items import ITEM_PREFIX, RESERVED_FIELDS, check_item_id, item_id, item_path
@@ -70,11 +70,7 @@ def put_item(lib, item: str, fields: dict[str, Any], *, data: bytes | None = Non
         return old, False
     image = decode_image(data, url or f"item {item}", draft_size=lib.extractor.draft_size)
     feats = lib.extractor.embed_batch(lib.extractor.preprocess(image)[None])
-    colours = ColourStore(lib.directory)
-    try:
-        colours.put({sha: colour_signature(image)})
-    finally:
-        colours.close()
+    lib.colours.put({sha: colour_signature(image)})
     w, h = original_size(image)
     rec = ImageRecord(item_path(item), sha, len(data), 0.0, w, h, feats.tags[0] if feats.tags else [],
                       id=old.id if old is not None else None, fields=record_fields)

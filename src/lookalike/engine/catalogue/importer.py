@@ -19,7 +19,7 @@ import numpy as np
 
 from ...errors import ImageLoadError
 from ...imaging import decode_image, original_size, read_file
-from ...models import FeatureExtractor
+from ...models import FeatureExtractor, for_indexing
 from ...store import ImageRecord, SearchFilter, Upsert, VectorStore
 from ..indexer import ProgressFn
 from ..prefetch import prefetched
@@ -86,7 +86,7 @@ class ItemImporter:
         self.store = store
         self.colours = colours
         self._signatures: dict[str, np.ndarray] = {}
-        self.extractor = extractor
+        self.extractor = for_indexing(extractor)  # fewer model threads, leaving cores to decoding
         self.downloader = downloader
         self.batch_size = batch_size
         self.workers = workers

@@ -60,32 +60,28 @@ def similar(lib, query, k: int = 10, *, where: str | SearchFilter | None = None,
     vector = np.asarray(vector, np.float32)[None]
     reranks = weight > 0 or collapse is not None or distinct
     pool = k if not reranks else (COLOUR_POOL * k if weight > 0 else max(4 * k, 50))
-    colours = ColourStore(lib.directory) if weight > 0 else None
-    try:
-        query_colour = _query_colour(lib, q, colours) if colours is not None else None
-        while True:
-            kwargs = {"ef": ef} if ef is not None else {}
-            scored = lib.store.search(vector, pool, where, q.exclude, **kwargs)[0]
-            records = lib.store.get([i for i, _ in scored])
-            ranked = [(records[i], s) for i, s in scored if i in records]
-            if colours is not None and query_colour is not None:
-                signatures = colours.ensure({r.sha256: _loader(lib, r) for r, _ in ranked})
-                ranked = [(r, (1 - weight) * s + weight * float(signatures[r.sha256] @ query_colour)
-                           if r.sha256 in signatures else (1 - weight) * s) for r, s in ranked]
-                ranked.sort(key=lambda pair: -pair[1])
-            if min_score is not None:
-                ranked = [(r, s) for r, s in ranked if s >= min_score]
-            if collapse is not None:
-                ranked = _collapse(ranked, collapse)
-            if distinct:
-                ranked = _distinct(lib, ranked, k)
-            exhausted = len(scored) < pool or pool >= MAX_POOL
-            if len(ranked) >= k or exhausted or not reranks:
-                break
-            pool = min(pool * 4, MAX_POOL)
-    finally:
-        if colours is not None:
-            colours.close()
+    colours = lib.colours if weight > 0 else None
+    query_colour = _query_colour(lib, q, colours) if colours is not None else None
+    while True:
+        kwargs = {"ef": ef} if ef is not None else {}
+        scored = lib.store.search(vector, pool, where, q.exclude, **kwargs)[0]
+        records = lib.store.get([i for i, _ in scored])
+        ranked = [(records[i], s) for i, s in scored if i in records]
+        if colours is not None and query_colour is not None:
+            signatures = colours.ensure({r.sha256: _loader(lib, r) for r, _ in ranked})
+            ranked = [(r, (1 - weight) * s + weight * float(signatures[r.sha256] @ query_colour)
+                       if r.sha256 in signatures else (1 - weight) * s) for r, s in ranked]
+            ranked.sort(key=lambda pair: -pair[1])
+        if min_score is not None:
+            ranked = [(r, s) for r, s in ranked if s >= min_score]
+        if collapse is not None:
+            ranked = _collapse(ranked, collapse)
+        if distinct:
+            ranked = _distinct(lib, ranked, k)
+        exhausted = len(scored) < pool or pool >= MAX_POOL
+        if len(ranked) >= k or exhausted or not reranks:
+            break
+        pool = min(pool * 4, MAX_POOL)
     return [ItemHit(rank, int(r.id or 0), r.path, round(float(s), 6), item_id(r.path), r.fields)
             for rank, (r, s) in enumerate(ranked[:k], start=1)]
 

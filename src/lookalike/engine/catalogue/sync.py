@@ -8,7 +8,6 @@ from pathlib import Path
 
 from ...errors import InvalidQuery
 from ..indexer import ProgressFn
-from .colour import ColourStore
 from .downloads import CACHE_DIR, DownloadCache, Downloader, FetchPolicy
 from .importer import ImportReport, ItemImporter, prune_items
 from .rowcheck import check_rows
@@ -38,14 +37,12 @@ def import_items(lib, source: str | os.PathLike, id_column: str, image_columns: 
     for column, name in checked.renamed.items():
         report.notes.append(f"column {column!r} imported as field {name!r} (names filters can address)")
     cache = DownloadCache(lib.directory / CACHE_DIR)
-    colours = ColourStore(lib.directory)
     try:
         importer = ItemImporter(lib.store, lib.extractor, Downloader(cache, policy), batch_size=batch_size,
-                                workers=workers, progress=progress, colours=colours)
+                                workers=workers, progress=progress, colours=lib.colours)
         importer.run(checked.items, report)
     finally:
         cache.close()
-        colours.close()
     if prune:
         report.removed = prune_items(lib.store, checked.seen_ids)
     report.problems.sort(key=_row_order)
