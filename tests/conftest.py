@@ -17,7 +17,7 @@ from lookalike.demo.samples import build_gallery, sample_photos  # noqa: E402
 # Catalogue fixtures (products, photo_files, image_server) for the catalogue tests of every tier.
 # Fixtures shared across tiers, registered once so a session fixture (the Milvus server) is
 # started once per run, not once per module that uses it.
-pytest_plugins = ["tests.support.catalogue", "tests.support.milvus_server"]
+pytest_plugins = ["tests.support.catalogue", "tests.support.milvus_server", "tests.support.ray_cluster"]
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,10 @@ environment as it is when a value is needed. Bad values are a one-line `InvalidQ
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 from .errors import InvalidQuery
 
@@ -130,6 +132,26 @@ def wordnet_dir() -> Path:
 
 def cpu_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def ray_local_environment(token: str) -> Iterator[None]:
+    """Ray's own variables for `--ray local` while its cluster runs: token authentication with
+    a fresh token (Ray 2.60 requires one), services bound to 127.0.0.1 only (Ray binds a
+    single-node cluster to loopback when multi-node clusters are turned off), no usage stats
+    sent. The previous values come back afterwards."""
+    wanted = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+              "RAY_USAGE_STATS_ENABLED": "0"}
+    before = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _integer(name: str, default: int) -> int:

@@ -28,6 +28,10 @@ def index(
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
     milvus_token: Optional[str] = TokenOpt,
+    ray: Optional[str] = typer.Option(
+        None, "--ray", metavar="ADDRESS|local",
+        help="Read and embed the images on a Ray cluster: its head's host:port (run this on a node of the cluster), "
+             "or `local` for a one-node cluster started and stopped here. Needs the `ray` extra."),
 ) -> None:
     """Index images: new files are added, changed ones updated, moved ones recognised."""
     with user_errors():
@@ -36,11 +40,15 @@ def index(
         missing = [p for p in paths if not os.path.lexists(os.path.expanduser(p))]
         if len(missing) == len(paths):  # nothing to index: fail before a library is created
             raise NotFound(f"{printable(str(missing[0]))}: no such file or directory")
+        if ray is not None:  # a missing `ray` extra: one line before the library or a progress bar appears
+            from ..engine.distributed import check_installed
+
+            check_installed()
         directory = (library or default_library()).expanduser()
         fresh = not directory.exists() and (store or default_store()) in (None, "embedded")
         try:
             with open_library(library, store, model, create=True, token=milvus_token) as lib:
-                report = _index(lib, paths, prune, batch_size, workers, as_json)
+                report = _index(lib, paths, prune, batch_size, workers, as_json, ray)
                 total = len(lib)
         except (LookalikeError, KeyboardInterrupt):
             if fresh:
@@ -65,10 +73,11 @@ def index(
             raise typer.Exit(EXIT_USER_ERROR)
 
 
-def _index(lib, paths: List[Path], prune: bool, batch_size: int, workers: Optional[int], quiet: bool):
+def _index(lib, paths: List[Path], prune: bool, batch_size: int, workers: Optional[int], quiet: bool,
+           ray: Optional[str] = None):
     with progress_bar(err, rate=True, disable=quiet) as bar:
-        task = bar.add_task("indexing", total=None)
-        report = lib.add(paths, prune=prune, batch_size=batch_size, workers=workers, sync_index=False,
+        task = bar.add_task("indexing" if ray is None else "indexing on Ray", total=None)
+        report = lib.add(paths, prune=prune, batch_size=batch_size, workers=workers, sync_index=False, ray=ray,
                          progress=lambda done, total: bar.update(task, completed=done, total=total))
         # Large libraries: build/update the ANN index now rather than on the first search.
         sync: list = []

@@ -8,7 +8,7 @@ import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -75,6 +75,33 @@ class _Prepared:
     error: str | None = None
     format: str | None = None  # from the decoder (or the header when not decoded)
     fields: dict[str, Any] = field(default_factory=dict)  # media, EXIF and date of new content
+    # Set instead of `pixels` when the model already ran elsewhere (engine/distributed.py).
+    vector: np.ndarray | None = None
+    tags: list = field(default_factory=list)
+
+    @property
+    def needs_model(self) -> bool:
+        return self.pixels is not None or self.vector is not None
+
+
+def prepare_file(e: FileEntry, extractor: FeatureExtractor, known: Callable[[str], bool]) -> _Prepared:
+    """Read and hash one file; unless `known(sha256)`, decode and preprocess it for the model.
+    Any failure becomes the file's one-line error, so one file never stops a run. Used by
+    the local indexer's threads and by the Ray workers alike."""
+    try:
+        data = read_file(e.path)
+        sha = hashlib.sha256(data).hexdigest()
+        if known(sha):
+            return _Prepared(e, sha, format=raw_format(e.path) or sniff_format(data))  # RAW headers look like TIFF
+        image = decode_image(data, e.path, draft_size=extractor.draft_size)
+        return _Prepared(e, sha, extractor.preprocess(image), original_size(image), format=image_format(image),
+                         fields=image_fields(data, e.mtime))
+    except ImageLoadError as err:
+        return _Prepared(e, error=err.reason)
+    except LookalikeError as err:  # e.g. MissingExtra for a HEIC without pillow-heif
+        return _Prepared(e, error=str(err))
+    except Exception as err:  # never let one file stop the run
+        return _Prepared(e, error=f"{type(err).__name__}: {err}")
 
 
 class Indexer:
@@ -140,18 +167,23 @@ class Indexer:
         writes: list[Upsert] = []
         removes: list[int] = []
         done = 0
-        window = self.batch_size * 3  # bounded read-ahead keeps memory flat on huge folders
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="lookalike-decode") as pool:
-            for prep in prefetched(pool, self._prepare, todo, window):
-                self._decide(prep, report, pending, writes, removes)
-                if len(pending) >= self.batch_size:
-                    self._embed(pending, writes, report)
-                if len(writes) >= self.batch_size or removes:
-                    self._flush(writes, removes)
-                done += 1
-                self.progress(done_before + done, total)
+        for prep in self._prepared_all(todo):
+            self._decide(prep, report, pending, writes, removes)
+            if len(pending) >= self.batch_size:
+                self._embed(pending, writes, report)
+            if len(writes) >= self.batch_size or removes:
+                self._flush(writes, removes)
+            done += 1
+            self.progress(done_before + done, total)
         self._embed(pending, writes, report)
         self._flush(writes, removes)
+
+    def _prepared_all(self, todo: list[FileEntry]) -> Iterator[_Prepared]:
+        """Each file read, hashed and (new content) decoded, in order; engine/distributed.py
+        does this stage on a Ray cluster instead of these threads."""
+        window = self.batch_size * 3  # bounded read-ahead keeps memory flat on huge folders
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="lookalike-decode") as pool:
+            yield from prefetched(pool, self._prepare, todo, window)
 
     def _refresh_fields(self, refresh: list[tuple[FileEntry, ImageRecord]]) -> None:
         """Give unchanged records made before fields existed their file and photo fields: a
@@ -174,20 +206,7 @@ class Indexer:
 
     # Runs in worker threads: no store access here.
     def _prepare(self, e: FileEntry, decode: bool = False) -> _Prepared:
-        try:
-            data = read_file(e.path)
-            sha = hashlib.sha256(data).hexdigest()
-            if sha in self._hashes and not decode:
-                return _Prepared(e, sha, format=raw_format(e.path) or sniff_format(data))  # RAW headers look like TIFF
-            image = decode_image(data, e.path, draft_size=self.extractor.draft_size)
-            return _Prepared(e, sha, self.extractor.preprocess(image), original_size(image), format=image_format(image),
-                             fields=image_fields(data, e.mtime))
-        except ImageLoadError as err:
-            return _Prepared(e, error=err.reason)
-        except LookalikeError as err:  # e.g. MissingExtra for a HEIC without pillow-heif
-            return _Prepared(e, error=str(err))
-        except Exception as err:  # never let one file stop the run
-            return _Prepared(e, error=f"{type(err).__name__}: {err}")
+        return prepare_file(e, self.extractor, (lambda sha: False) if decode else self._hashes.__contains__)
 
     def _decide(self, prep: _Prepared, report: AddReport, pending: list, writes: list[Upsert],
                 removes: list[int]) -> None:
@@ -196,7 +215,7 @@ class Indexer:
             report.failed.append((e.path, prep.error))
             return
         old = self._paths.get(e.path)
-        if prep.pixels is not None:
+        if prep.needs_model:
             pending.append((prep, old))
             return
         same = list(self._hashes.get(prep.sha256, []))
@@ -263,10 +282,10 @@ class Indexer:
     def _embed(self, pending: list, writes: list[Upsert], report: AddReport) -> None:
         if not pending:
             return
-        feats = self.extractor.embed_batch(np.stack([p.pixels for p, _ in pending]))
+        vectors, all_tags = self._features([p for p, _ in pending])
         for i, (prep, old) in enumerate(pending):
             e = prep.entry
-            tags = feats.tags[i] if i < len(feats.tags) else []
+            tags = all_tags[i] if i < len(all_tags) else []
             rec = ImageRecord(e.path, prep.sha256, e.size, e.mtime, prep.size[0], prep.size[1], tags,
                               id=old.id if old is not None else None,
                               fields=record_fields(e.path, self._info(prep, *prep.size),
@@ -276,9 +295,14 @@ class Indexer:
                 report.updated += 1
             else:
                 report.added += 1
-            writes.append(Upsert(rec, feats.vectors[i]))
+            writes.append(Upsert(rec, vectors[i]))
         report.embedded += len(pending)
         pending.clear()
+
+    def _features(self, preps: list[_Prepared]) -> tuple[np.ndarray, list]:
+        """(vectors, tags) of prepared images: the model runs here on their pixels."""
+        feats = self.extractor.embed_batch(np.stack([p.pixels for p in preps if p.pixels is not None]))
+        return feats.vectors, feats.tags
 
     def _flush(self, writes: list[Upsert], removes: list[int]) -> None:
         if not writes and not removes:

@@ -156,15 +156,22 @@ class Library:
     # -- writing --------------------------------------------------------------------------
     def add(self, paths: Sequence[str | os.PathLike] | str | os.PathLike, *, prune: bool = False,
             batch_size: int = 32, workers: int | None = None,
-            progress: ProgressFn | None = None, sync_index: bool = True, detect_moves: bool = True) -> AddReport:
+            progress: ProgressFn | None = None, sync_index: bool = True, detect_moves: bool = True,
+            ray: str | None = None) -> AddReport:
         """Index image files and folders (recursively, incrementally). With `prune`, forget
         indexed images under these paths whose files no longer exist. With `sync_index` the
-        store's search index (if it has one) is brought up to date before returning."""
+        store's search index (if it has one) is brought up to date before returning. With
+        `ray` (a cluster address, or "local" for a one-node cluster started for this call) the
+        images are read and embedded on a Ray cluster (engine/distributed.py)."""
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         refusal = self.store.write_refusal()  # read-only or full disk: say so before any model work
         if refusal is not None:
             raise refusal
+        if ray is not None:
+            from .distributed import check_installed
+
+            check_installed()
         t0 = time.perf_counter()
         report = AddReport()
         skipped: Counter[str] = Counter()
@@ -173,7 +180,14 @@ class Library:
         self._fit_if_needed(entries)
         if entries:
             self._remember_roots(paths)
-        Indexer(self.store, self.extractor, batch_size, workers, progress, detect_moves).run(entries, report)
+        if ray is None:
+            Indexer(self.store, self.extractor, batch_size, workers, progress, detect_moves).run(entries, report)
+        else:
+            from .distributed import RayIndexer, ray_cluster
+
+            with ray_cluster(ray) as cluster:
+                RayIndexer(cluster, self.store, self.extractor, self.model, self.directory / STATE_DIR, batch_size,
+                           progress, detect_moves).run(entries, report)
         if prune:
             report.removed = self._prune([absolute(p) for p in paths])
         report.seconds = time.perf_counter() - t0

@@ -37,10 +37,22 @@ class OnnxExtractor(BatchEmbedMixin):
         self._spinning = spinning  # True only to measure the old behaviour (bench/index_throughput.py)
         self._indexing_threads = indexing_threads or max(1, self._threads // 2)
         self._indexing: OnnxExtractor | None = None
+        self._providers = ["CPUExecutionProvider"]
         self._session = None
         self._lock = threading.Lock()
         self._feature_map_graph = feature_map_graph  # builds (once) the graph that also outputs the feature map
         self._fmap_session = None
+
+    def configure(self, threads: int | None = None, accelerator: bool = False) -> None:
+        """Before first use: intra-op threads, and the CUDA execution provider first when this
+        onnxruntime build has one (`onnxruntime-gpu`) and `accelerator` is asked for."""
+        if threads:
+            self._threads = threads
+        self._providers = gpu_providers() if accelerator else ["CPUExecutionProvider"]
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self._providers)
 
     @property
     def draft_size(self) -> int | None:
@@ -51,7 +63,7 @@ class OnnxExtractor(BatchEmbedMixin):
         # Created on first use so `lookalike info` and friends never pay for it.
         with self._lock:
             if self._session is None:
-                self._session = _session(self.onnx_path, self._threads, self._spinning)
+                self._session = _session(self.onnx_path, self._threads, self._spinning, self._providers)
             return self._session
 
     def for_indexing(self) -> OnnxExtractor:
@@ -66,6 +78,7 @@ class OnnxExtractor(BatchEmbedMixin):
                 self._indexing = OnnxExtractor(self.name, self.onnx_path, self.input_size, self.dim, self.labels,
                                                self._indexing_threads, spinning=self._spinning,
                                                indexing_threads=self._indexing_threads)  # its own for_indexing()
+                self._indexing._providers = list(self._providers)
             return self._indexing
 
     @property
@@ -102,7 +115,15 @@ class OnnxExtractor(BatchEmbedMixin):
         return self.embed_batch(batch).tags
 
 
-def _session(path: Path, threads: int, spinning: bool = False):
+def gpu_providers() -> list[str]:
+    """CUDA first where onnxruntime can use it, the CPU always as the fallback."""
+    import onnxruntime as ort
+
+    cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    return (["CUDAExecutionProvider"] if cuda else []) + ["CPUExecutionProvider"]
+
+
+def _session(path: Path, threads: int, spinning: bool = False, providers: list[str] | None = None):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -113,7 +134,7 @@ def _session(path: Path, threads: int, spinning: bool = False):
     # image, and slower indexing and queries on a busy machine (bench/index_throughput.py).
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), sess_options=opts, providers=providers or ["CPUExecutionProvider"])
 
 
 def top_tags(probs: np.ndarray, labels: list[str], k: int = TOP_TAGS) -> list[Tags]:
