@@ -39,8 +39,10 @@ def agreement_maps(extractor, query: Image.Image, result: Image.Image) -> tuple[
         raise Conflict(f"explain needs a CNN model's feature maps; model {extractor.name!r} has none "
                           "(bundled EfficientNet models have them)")
     emb, fmaps = extractor.feature_maps([query, result])
-    a = np.maximum(fmaps[0] @ emb[1], 0.0)  # each query location against the result's embedding
-    b = np.maximum(fmaps[1] @ emb[0], 0.0)
+    # A multi-layer embedding starts with the pooled last feature map; the maps use that part.
+    head = emb[:, :fmaps.shape[-1]]
+    a = np.maximum(fmaps[0] @ head[1], 0.0)  # each query location against the result's embedding
+    b = np.maximum(fmaps[1] @ head[0], 0.0)
     top = max(float(a.max()), float(b.max()), 1e-12)
     return float(emb[0] @ emb[1]), a / top, b / top
 

@@ -6,8 +6,10 @@ to embed one query. It also returns the (score, relevant) pairs of every query's
 which calibration (eval/calibration.py) fits confidence on.
 
 A method is a model name (`lookalike models`) optionally followed by feature options measured
-here before any becomes a default: `+flip` (average with the mirrored image's vector) and
-`+pcaN` (centring + PCA to N dims, learned on the domain's own gallery, "from the library")."""
+here before any becomes a default: `+flip` (average with the mirrored image's vector),
+`+pcaN` (centring + PCA to N dims, learned on the domain's own gallery, "from the library"),
+and for the EfficientNet-Lite models `+gemP`, `+stageK[wW]`, `+sN`, `+rmac`, `+pad`, `+crop`
+(pooling, multi-layer, multi-scale, regional, resize: models/feature_options.py)."""
 
 from __future__ import annotations
 
@@ -22,13 +24,16 @@ from PIL import Image, ImageOps
 from ..engine.params import fit_sample
 from ..errors import InvalidQuery
 from ..models import FeatureExtractor, TrainableExtractor, get_extractor, l2_normalize, model_info
+from ..models.feature_options import OPTION as FEATURE_OPTION
+from ..models.feature_options import options_extractor
 from .domains import Domain, load_domains
 from .metrics import evaluate_rankings, rank_gallery
 
 PAIR_DEPTH = 10  # top results per query kept as calibration pairs
 LATENCY_QUERIES = 5
 BATCH = 64
-_OPTION = re.compile(r"^(flip|pca\d+)$")
+_OPTION = re.compile(rf"^(flip|pca\d+|{FEATURE_OPTION})$")
+_FEATURE_OPTION = re.compile(rf"^({FEATURE_OPTION})$")  # change the network's features, not its vectors
 
 ProgressFn = Callable[[str], None]
 
@@ -71,7 +76,10 @@ def parse_method(spec: str) -> tuple[str, list[str]]:
     model_info(name)
     for o in options:
         if not _OPTION.match(o):
-            raise InvalidQuery(f"unknown feature option {o!r} in {spec!r} (known: flip, pcaN)")
+            raise InvalidQuery(f"unknown feature option {o!r} in {spec!r} "
+                               f"(known: flip, pcaN, gemP, stageK, stageKwW, sN, rmac, pad, crop)")
+        if _FEATURE_OPTION.match(o) and not name.startswith("effnet-"):
+            raise InvalidQuery(f"feature option {o!r} in {spec!r} needs an effnet-* model")
     return name, options
 
 
@@ -134,7 +142,8 @@ def run_suite(methods: list[str], domains: list[str] | None = None, seed: int = 
         result.cells[spec], result.pairs[spec], result.vectors[spec] = {}, {}, {}
         for d in result.domains:
             note(f"{spec}: {d.name}")
-            ext = _extractor(name, d)
+            features = [o for o in options if _FEATURE_OPTION.match(o)]
+            ext = options_extractor(name, features) if features else _extractor(name, d)
             cell, pairs, vectors = run_domain(ext, options, d)
             result.cells[spec][d.name], result.pairs[spec][d.name], result.vectors[spec][d.name] = cell, pairs, vectors
     result.seconds = time.perf_counter() - t_start

