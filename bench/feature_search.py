@@ -34,6 +34,7 @@ from lookalike.models.preprocess import aspect_resize
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = (3, 4, 5, 6, 7)
 LATENCY_RUNS = 15
+QE_K, QE_ALPHA = 3, 3.0  # "+ alpha-QE" rows: is a feature's gain still there after query expansion?
 Maps = dict[str, np.ndarray]  # "fmap", "stage5", ... -> [n, c, h, w] float16
 
 
@@ -79,13 +80,24 @@ def maps_for(d: Domain, size: int, mode: str, cache: Path) -> Maps:
     return maps
 
 
-def score(d: Domain, vecs: np.ndarray) -> float:
+def alpha_qe(queries: np.ndarray, gallery: np.ndarray, exclude: np.ndarray, k: int = QE_K, alpha: float = QE_ALPHA
+             ) -> np.ndarray:
+    """Alpha query expansion (Radenovic et al.): the query plus its top k neighbours weighted by
+    similarity^alpha, to see whether a feature's gain survives the re-ranking it will meet."""
+    top = rank_gallery(queries, gallery, k, exclude)
+    sims = np.maximum(np.take_along_axis(queries @ gallery.T, top, axis=1), 0) ** alpha
+    return l2(queries + (sims[:, :, None] * gallery[top]).sum(axis=1))
+
+
+def score(d: Domain, vecs: np.ndarray, qe: bool = False) -> float:
     n_gallery = len(d.gallery)
     gallery = vecs[:n_gallery]
     queries = np.empty((len(d.query_labels), vecs.shape[1]), np.float32)
     inside = d.query_index >= 0
     queries[inside] = gallery[d.query_index[inside]]
     queries[~inside] = vecs[n_gallery:]
+    if qe:
+        queries = alpha_qe(queries, gallery, d.query_index)
     ranked = rank_gallery(queries, gallery, PAIR_DEPTH, d.query_index)
     m = evaluate_rankings(ranked, d.query_labels, d.gallery_labels, (1,), (PAIR_DEPTH,), d.query_index)
     return m.map_at[PAIR_DEPTH]
@@ -134,6 +146,12 @@ def candidates() -> dict[str, Candidate]:
     for sizes in ((192,), (160,), (192, 224), (160, 224), (192, 224, 288)):
         c["scales " + "+".join(map(str, sizes))] = ([(s, "squash") for s in sizes], lambda ms: l2(sum(
             l2(gem(f32(m["fmap"]), 3.0)) for m in ms)))
+    for ks, w in (((5, 6), 1.5), ((5, 6), 2.0), ((4, 5, 6), 1.5), ((4, 6), 1.0), ((4, 6), 1.5)):
+        c["multi-layer stages" + "+".join(map(str, ks)) + f" avg w{w:g}"] = (sq, lambda m, ks=ks, w=w: l2(np.hstack(
+            [l2(gem(f32(m[0]["fmap"]), 3.0))] + [w * l2(avg(f32(m[0][f"stage{k}"]))) for k in ks])))
+    for sizes in ((192, 224),):
+        c["stage6 w1.5, scales " + "+".join(map(str, sizes))] = ([(s, "squash") for s in sizes], lambda ms: l2(sum(
+            l2(np.hstack([l2(gem(f32(m["fmap"]), 3.0)), 1.5 * l2(avg(f32(m["stage6"])))])) for m in ms)))
     for a in (0.5, 0.7):  # power-law normalisation: damps the few dominant channels
         c[f"gem3 ^{a:g}"] = (sq, lambda m, a=a: l2(gem(f32(m[0]["fmap"]), 3.0) ** a))
         c[f"gem3 ^{a:g} + stage5 avg ^{a:g} w1"] = (sq, lambda m, a=a: l2(np.hstack([
@@ -143,6 +161,8 @@ def candidates() -> dict[str, Candidate]:
     for w in (0.5, 1.0):  # the ImageNet classifier's logits: what the network thinks it sees
         c[f"gem3 + logits w{w:g}"] = (sq, lambda m, w=w: l2(np.hstack([
             l2(gem(f32(m[0]["fmap"]), 3.0)), w * l2(avg(f32(m[0]["fmap"])) @ fc_w.T + fc_b)])))
+    c["default + alpha-QE"] = c["default: gem3 224 squash"]
+    c["multi-layer stages5+6 avg w1.5 + alpha-QE"] = c["multi-layer stages5+6 avg w1.5"]
     c["rmac (max, L=3)"] = (sq, lambda m: l2(rmac(f32(m[0]["fmap"]), np.inf)))
     c["rmac (gem3, L=3)"] = (sq, lambda m: l2(rmac(f32(m[0]["fmap"]), 3.0)))
     c["gem3 + rmac(gem3)"] = (sq, lambda m: l2(l2(gem(f32(m[0]["fmap"]), 3.0)) + l2(rmac(f32(m[0]["fmap"]), 3.0))))
@@ -192,7 +212,7 @@ def main() -> None:
             t0 = time.process_time()
             vecs = pool(maps)
             pool_ms = 1000 * (time.process_time() - t0) / len(vecs)
-            row[d.name] = score(d, vecs)
+            row[d.name] = score(d, vecs, qe=name.endswith("+ alpha-QE"))
         row["mean"] = float(np.mean([row[d.name] for d in domains]))
         row["query_cpu_ms"] = sum(net_ms[s] for s, _ in need) + pool_ms
         row["dim"] = int(vecs.shape[1])

