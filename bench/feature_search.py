@@ -161,6 +161,10 @@ def candidates() -> dict[str, Candidate]:
     for w in (0.5, 1.0):  # the ImageNet classifier's logits: what the network thinks it sees
         c[f"gem3 + logits w{w:g}"] = (sq, lambda m, w=w: l2(np.hstack([
             l2(gem(f32(m[0]["fmap"]), 3.0)), w * l2(avg(f32(m[0]["fmap"])) @ fc_w.T + fc_b)])))
+    means = stage_means()
+    for w in (1.5, 2.0):  # centred on the stage's training mean, read off the batch norms (no data)
+        c[f"multi-layer stages5+6 centred w{w:g}"] = (sq, lambda m, w=w: l2(np.hstack(
+            [l2(gem(f32(m[0]["fmap"]), 3.0))] + [w * l2(avg(f32(m[0][f"stage{k}"])) - means[k]) for k in (5, 6)])))
     c["default + alpha-QE"] = c["default: gem3 224 squash"]
     c["multi-layer stages5+6 avg w1.5 + alpha-QE"] = c["multi-layer stages5+6 avg w1.5"]
     c["rmac (max, L=3)"] = (sq, lambda m: l2(rmac(f32(m[0]["fmap"]), np.inf)))
@@ -176,6 +180,21 @@ def classifier() -> tuple[np.ndarray, np.ndarray]:
 
     w = read_state_dict(weights_path(EFFNET_SPECS["effnet-lite0"]))
     return w["_fc.weight"].astype(np.float32), w["_fc.bias"].astype(np.float32)
+
+
+def stage_means() -> dict[int, np.ndarray]:
+    """Each stage output's mean over ImageNet training images, from the checkpoint alone: a
+    block's projection ends in batch norm, whose output averages its bias (beta), and the
+    residual adds sum them, so the mean is the sum of the betas of the stage's blocks."""
+    from lookalike.models.checkpoint import read_state_dict
+    from lookalike.models.onnx_graph import lite_blocks
+
+    w = read_state_dict(weights_path(EFFNET_SPECS["effnet-lite0"]))
+    means: dict[int, np.ndarray] = {}
+    for i, b in enumerate(lite_blocks("efficientnet-lite0")):
+        beta = w[f"_blocks.{i}._bn2.bias"].astype(np.float32)
+        means[b.stage] = means[b.stage] + beta if b.stage in means and b.inp == b.out and b.stride == 1 else beta
+    return means
 
 
 def latency_ms(size: int, cache: Path, image: Image.Image) -> float:
