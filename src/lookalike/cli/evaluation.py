@@ -38,7 +38,8 @@ def eval_(
                   "(every domain of the development suite: products, photos under edits, icons, digits; one table)."),
     methods: str = typer.Option(DEFAULT_METHODS, "--methods",
                                 help="Comma-separated model names (see `lookalike models`); for 'suite' a name may add "
-                                     "+flip or +pcaN [default for suite: " + SUITE_METHODS + "]."),
+                                     "+flip, +pcaN, and for effnet-* +gemP, +stageK[wW], +sN, +rmac, +pad, +crop "
+                                     "(docs/evaluation.md) [default for suite: " + SUITE_METHODS + "]."),
     domains: Optional[str] = typer.Option(None, "--domains", help="suite only: comma-separated subset of products,photos,icons,digits."),
     limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Use a seeded sample of N gallery images (quick runs)."),
     queries: int = typer.Option(1000, "--queries", min=1, help="Queries: a seeded sample of the gallery."),
