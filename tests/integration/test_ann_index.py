@@ -44,7 +44,8 @@ def _records(vecs: np.ndarray, start: int = 0, root: str = "/fm") -> list[Upsert
 def _open(directory, threshold: int = THRESHOLD) -> EmbeddedStore:
     store = EmbeddedStore(directory, ann_threshold=threshold, ann_params=PARAMS)
     if "dim" not in store.get_meta():
-        store.set_meta({"model": "effnet-lite0", "dim": "1280", "model_version": model_info("effnet-lite0").version})
+        store.set_meta({"model": "effnet-lite0", "dim": str(model_info("effnet-lite0").dim),
+                        "model_version": model_info("effnet-lite0").version})
     return store
 
 

@@ -41,8 +41,11 @@ def test_onnx_matches_pytorch(name, photos):
         x = (torch.from_numpy(batch).permute(0, 3, 1, 2).float() - 127.0) / 128.0
         fmap = net.extract_features(x)
         pooled = fmap.clamp(min=1e-6).pow(GEM_P).mean((2, 3)).pow(1 / GEM_P) if spec.pooling == "gem" else fmap.mean((2, 3))
+        if spec.extra_stages:  # multi-layer: the torch export module catches the stage outputs
+            pooled = build_export_module(net, with_probs=False, pooling=spec.pooling, extra_stages=spec.extra_stages,
+                                         arch=spec.arch)(torch.from_numpy(batch))
         ref = torch.nn.functional.normalize(pooled, dim=1).numpy()
-    assert onnx_vecs.shape == (3, 1280)
+    assert onnx_vecs.shape == (3, spec.dim)
     assert np.abs(onnx_vecs - ref).max() < 1e-4
 
 

@@ -36,11 +36,12 @@ def test_built_graph_matches_the_torch_export(name, photos, tmp_path):
 
     spec = SPECS[name]
     built = build_onnx(spec, tmp_path / "built.onnx")
-    exported = export_onnx(build_export_module(load_torch_model(spec), pooling=spec.pooling),
+    exported = export_onnx(build_export_module(load_torch_model(spec), pooling=spec.pooling,
+                                               extra_stages=spec.extra_stages, arch=spec.arch),
                            tmp_path / "torch.onnx", spec.input_size)
     batch = _batch(photos, spec.input_size)
     (emb, probs), (ref_emb, ref_probs) = _run(built, batch), _run(exported, batch)
-    assert emb.shape == (len(PHOTOS), 1280) and probs.shape == (len(PHOTOS), 1000)
+    assert emb.shape == (len(PHOTOS), spec.dim) and probs.shape == (len(PHOTOS), 1000)
     assert np.abs(emb - ref_emb).max() < 1e-4
     assert np.abs(probs - ref_probs).max() < 1e-4
     assert (probs.argmax(1) == ref_probs.argmax(1)).all()

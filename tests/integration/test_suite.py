@@ -39,7 +39,7 @@ def test_deep_features_beat_chance_and_pairs_follow_the_ranking(small):
         assert 0 <= cell.recall1 <= 1 and cell.query_ms > 0
         assert scores.shape == relevant.shape == (len(d.query_labels), PAIR_DEPTH)
         assert (np.diff(scores, axis=1) <= 1e-6).all()  # best first
-        assert queries.shape[1] == gallery.shape[1] == 1280
+        assert queries.shape[1] == gallery.shape[1] == ext.dim
 
 
 def test_options_flip_and_pca(small):

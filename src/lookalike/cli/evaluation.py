@@ -39,7 +39,8 @@ def eval_(
                   "brain slices; one table)."),
     methods: str = typer.Option(DEFAULT_METHODS, "--methods",
                                 help="Comma-separated model names (see `lookalike models`); for 'suite' a name may add "
-                                     "+flip, +pcaN, +qe, +dba or +verify[N] [default for suite: " + SUITE_METHODS + "]."),
+                                     "+flip, +pcaN, +qe, +dba, +verify[N], and for effnet-* +gemP, +stageK[wW], +sN, +rmac, +pad, +crop "
+                                     "(docs/evaluation.md) [default for suite: " + SUITE_METHODS + "]."),
     domains: Optional[str] = typer.Option(None, "--domains",
                                           help="suite only: comma-separated subset of products,photos,photos-hard,icons,digits,brain "
                                                "(brain needs the medical-eval extra and mricron-data; skipped when missing "

@@ -44,8 +44,10 @@ def agreement_maps(extractor, query: Image.Image, result: Image.Image) -> tuple[
 
 def agreement(q_emb: np.ndarray, q_map: np.ndarray, r_emb: np.ndarray, r_map: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """(cosine, query map, result map) from each image's embedding and feature map."""
-    a = np.maximum(q_map @ r_emb, 0.0)  # each query location against the result's embedding
-    b = np.maximum(r_map @ q_emb, 0.0)
+    # A multi-layer embedding starts with the pooled last feature map; the maps use that part.
+    head = q_map.shape[-1]
+    a = np.maximum(q_map @ r_emb[:head], 0.0)  # each query location against the result's embedding
+    b = np.maximum(r_map @ q_emb[:head], 0.0)
     top = max(float(a.max()), float(b.max()), 1e-12)
     return float(q_emb @ r_emb), a / top, b / top
 

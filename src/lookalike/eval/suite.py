@@ -12,7 +12,8 @@ and re-ranking: `+qe` (alpha-QE, engine/rerank.py, as `search` does it: the expa
 the top results, shown by their cosine to the query), `+dba` (database-side augmentation of
 the gallery, measured only) and `+verify` / `+verifyN` (geometric verification of the top 20 / N
 results, engine/verify.py; its query time includes decoding each candidate from JPEG bytes, as a
-library reads them from disk)."""
+library reads them from disk); for the EfficientNet-Lite models also `+gemP`, `+stageK[wW]`, `+sN`,
+`+rmac`, `+pad`, `+crop` (pooling, multi-layer, multi-scale, regional, resize: models/feature_options.py)."""
 
 from __future__ import annotations
 
@@ -32,13 +33,16 @@ from ..engine.verify import DRAFT_SIDE as VERIFY_DRAFT
 from ..errors import InvalidQuery
 from ..imaging import load_image
 from ..models import FeatureExtractor, TrainableExtractor, get_extractor, l2_normalize, model_info
+from ..models.feature_options import OPTION as FEATURE_OPTION
+from ..models.feature_options import options_extractor
 from .domains import Domain, load_domains
 from .metrics import average_precision, rank_gallery
 
 PAIR_DEPTH = 10  # top results per query kept as calibration pairs
 LATENCY_QUERIES = 5
 BATCH = 64
-_OPTION = re.compile(r"^(flip|pca\d+|qe|dba|verify\d*)$")
+_OPTION = re.compile(rf"^(flip|pca\d+|qe|dba|verify\d*|{FEATURE_OPTION})$")
+_FEATURE_OPTION = re.compile(rf"^({FEATURE_OPTION})$")  # change the network's features, not its vectors
 
 ProgressFn = Callable[[str], None]
 
@@ -81,7 +85,10 @@ def parse_method(spec: str) -> tuple[str, list[str]]:
     model_info(name)
     for o in options:
         if not _OPTION.match(o):
-            raise InvalidQuery(f"unknown feature option {o!r} in {spec!r} (known: flip, pcaN, qe, dba, verify, verifyN)")
+            raise InvalidQuery(f"unknown feature option {o!r} in {spec!r} "
+                               f"(known: flip, pcaN, qe, dba, verify, verifyN, gemP, stageK, stageKwW, sN, rmac, pad, crop)")
+        if _FEATURE_OPTION.match(o) and not name.startswith("effnet-"):
+            raise InvalidQuery(f"feature option {o!r} in {spec!r} needs an effnet-* model")
     return name, options
 
 
@@ -199,7 +206,8 @@ def run_suite(methods: list[str], domains: list[str] | None = None, seed: int = 
         result.cells[spec], result.pairs[spec], result.vectors[spec] = {}, {}, {}
         for d in result.domains:
             note(f"{spec}: {d.name}")
-            ext = _extractor(name, d)
+            features = [o for o in options if _FEATURE_OPTION.match(o)]
+            ext = options_extractor(name, features) if features else _extractor(name, d)
             cell, pairs, vectors = run_domain(ext, options, d)
             result.cells[spec][d.name], result.pairs[spec][d.name], result.vectors[spec][d.name] = cell, pairs, vectors
     result.seconds = time.perf_counter() - t_start

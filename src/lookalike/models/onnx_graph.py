@@ -56,6 +56,7 @@ class Block:
     expand: int
     inp: int
     out: int
+    stage: int = 0  # 1..7: the row of LITE_STAGES the block belongs to
 
 
 def lite_blocks(arch: str) -> list[Block]:
@@ -68,8 +69,8 @@ def lite_blocks(arch: str) -> list[Block]:
             inp = 32 if i == 0 else inp  # the fixed stem's width
         else:
             repeats = int(math.ceil(depth * repeats))
-        blocks.append(Block(k, s, e, inp, out))
-        blocks.extend(Block(k, 1, e, out, out) for _ in range(repeats - 1))
+        blocks.append(Block(k, s, e, inp, out, i + 1))
+        blocks.extend(Block(k, 1, e, out, out, i + 1) for _ in range(repeats - 1))
     return blocks
 
 
@@ -118,18 +119,35 @@ class _GraphBuilder:
     def relu6(self, x: str) -> str:
         return self.node("Clip", [x, "zero", "six"])
 
+    def l2_normalize(self, x: str) -> str:
+        norm = self.node("ReduceL2", [x], axes=[1], keepdims=1)
+        return self.node("Div", [x, self.node("Max", [norm, "norm_eps"])])  # as F.normalize
 
-def build_effnet_lite(arch: str, weights_path: str | Path, pooling: str = "avg", with_probs: bool = True,
-                      with_feature_map: bool = False):
+
+def build_effnet_lite(arch: str, weights: str | Path | dict[str, np.ndarray], pooling: str = "avg", with_probs: bool = True,
+                      with_feature_map: bool = False, input_size: int | None = None, gem_p: float = GEM_P,
+                      stage_maps: tuple[int, ...] = (), extra_stages: tuple[tuple[int, float], ...] = ()):
     """The ONNX ModelProto for one EfficientNet-Lite checkpoint. `with_feature_map` adds the
-    last feature map as output `feature_map` [n, 1280, h, w] (for `explain`); the other
-    outputs are the same either way."""
+    last feature map as output `feature_map` [n, 1280, h, w] (for `explain`); `stage_maps`
+    adds the output of each named stage (1..7 of LITE_STAGES) as `stage{k}` [n, c, h, w]
+    (for bench/feature_search.py). `extra_stages` ((stage, weight), ...) makes the embedding
+    multi-layer: [L2(pooled head), weight * L2(average of the stage's output), ...], L2-normalised
+    again, so it has 1280 + the stages' channels dimensions. `input_size` (default: the native one) fixes the input side, as
+    TensorFlow's SAME padding depends on it. The other outputs are the same either way.
+    `weights`: the checkpoint's path, or its state dict already read."""
     from onnx import TensorProto, checker, helper
 
     if pooling not in ("avg", "gem"):
         raise ValueError(f"unknown pooling {pooling!r}")
-    _, _, size = LITE_PARAMS[arch]
-    g = _GraphBuilder(read_state_dict(weights_path))
+    _, _, native = LITE_PARAMS[arch]
+    size = native = input_size or native
+    blocks = lite_blocks(arch)
+    last_of_stage = {b.stage: i for i, b in enumerate(blocks)}
+    if any(k not in last_of_stage for k in (*stage_maps, *(k for k, _ in extra_stages))):
+        raise ValueError(f"stages must be in 1..{len(LITE_STAGES)}, got {stage_maps} {extra_stages}")
+    taps: list = []
+    stage_out: dict[int, tuple[str, int]] = {}  # stage -> (its output, channels)
+    g = _GraphBuilder(weights if isinstance(weights, dict) else read_state_dict(weights))
     g.const("zero", np.array(0.0, np.float32))
     g.const("six", np.array(6.0, np.float32))
 
@@ -140,7 +158,7 @@ def build_effnet_lite(arch: str, weights_path: str | Path, pooling: str = "avg",
 
     x, size = g.conv_bn(x, "_conv_stem", "_bn0", 2, size)
     x = g.relu6(x)
-    for i, b in enumerate(lite_blocks(arch)):
+    for i, b in enumerate(blocks):
         p = f"_blocks.{i}"
         y = x
         if b.expand != 1:
@@ -152,21 +170,34 @@ def build_effnet_lite(arch: str, weights_path: str | Path, pooling: str = "avg",
         y, _ = g.conv_bn(y, f"{p}._project_conv", f"{p}._bn2", 1, out_size)
         x = g.node("Add", [y, x]) if b.stride == 1 and b.inp == b.out else y
         size = out_size
+        if last_of_stage[b.stage] == i:
+            stage_out[b.stage] = (x, b.out)
+        if b.stage in stage_maps and last_of_stage[b.stage] == i:
+            g.nodes.append(helper.make_node("Identity", [x], [f"stage{b.stage}"], name=f"stage{b.stage}"))
+            taps.append(helper.make_tensor_value_info(f"stage{b.stage}", TensorProto.FLOAT, ["n", b.out, size, size]))
     fmap, _ = g.conv_bn(x, "_conv_head", "_bn1", 1, size)
     fmap = g.relu6(fmap)
 
     pooled = g.node("ReduceMean", [fmap], axes=[2, 3], keepdims=0)
     if pooling == "gem":
         gem = g.node("Max", [fmap, g.const("gem_eps", np.array(1e-6, np.float32))])
-        gem = g.node("Pow", [gem, g.const("gem_p", np.array(GEM_P, np.float32))])
+        gem = g.node("Pow", [gem, g.const("gem_p", np.array(gem_p, np.float32))])
         gem = g.node("ReduceMean", [gem], axes=[2, 3], keepdims=0)
-        emb = g.node("Pow", [gem, g.const("gem_inv_p", np.array(1.0 / GEM_P, np.float32))])
+        emb = g.node("Pow", [gem, g.const("gem_inv_p", np.array(1.0 / gem_p, np.float32))])
     else:
         emb = pooled
-    norm = g.node("ReduceL2", [emb], axes=[1], keepdims=1)
-    norm = g.node("Max", [norm, g.const("norm_eps", np.array(1e-12, np.float32))])  # as F.normalize
-    g.nodes.append(helper.make_node("Div", [emb, norm], ["embedding"], name="embedding"))
-    outputs = [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["n", 1280])]
+    g.const("norm_eps", np.array(1e-12, np.float32))
+    dim = 1280
+    if extra_stages:  # each part normalised first, so the weights alone set their shares
+        parts = [g.l2_normalize(emb)]
+        for k, weight in extra_stages:
+            out, channels = stage_out[k]
+            part = g.l2_normalize(g.node("ReduceMean", [out], axes=[2, 3], keepdims=0))
+            parts.append(g.node("Mul", [part, g.const(f"stage{k}_weight", np.array(weight, np.float32))]))
+            dim += channels
+        emb = g.node("Concat", parts, axis=1)
+    g.nodes.append(helper.make_node("Identity", [g.l2_normalize(emb)], ["embedding"], name="embedding"))
+    outputs = [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["n", dim])]
     if with_probs:
         logits = g.node("Gemm", [pooled, g.const("_fc.weight", g.w["_fc.weight"]), g.const("_fc.bias", g.w["_fc.bias"])],
                         transB=1)
@@ -175,8 +206,8 @@ def build_effnet_lite(arch: str, weights_path: str | Path, pooling: str = "avg",
     if with_feature_map:
         g.nodes.append(helper.make_node("Identity", [fmap], ["feature_map"], name="feature_map"))
         outputs.append(helper.make_tensor_value_info("feature_map", TensorProto.FLOAT, ["n", 1280, size, size]))
+    outputs.extend(taps)
 
-    _, _, native = LITE_PARAMS[arch]
     graph = helper.make_graph(
         g.nodes, f"lookalike-{arch}",
         [helper.make_tensor_value_info("images", TensorProto.UINT8, ["n", native, native, 3])],
