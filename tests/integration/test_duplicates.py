@@ -115,3 +115,29 @@ def test_cli_errors_and_help(dup_lib, args, code, needle):
     proc = run(*[str(dup_lib / "lib") if a == "LIB" else a for a in args])
     assert proc.returncode == code, proc.stderr.decode()
     assert needle in (proc.stdout + proc.stderr) and b"Traceback" not in proc.stderr
+
+
+def test_duplicates_compare_the_models_own_pooled_features(dup_lib):
+    """The default model appends earlier stages to its vectors (they make items of one kind
+    alike, which category search wants); duplicates compare only the leading pooled features,
+    so their scores are those features' cosines and alike products group no more than with
+    whole vectors."""
+    import numpy as np
+
+    from lookalike.engine.duplicates import find_duplicates
+    from lookalike.models import model_info
+
+    with Library.open(dup_lib / "lib") as lib:
+        head = model_info(lib.model).head_dim
+        assert head is not None and head < lib.dim
+        report = lib.duplicates()
+        for g in report.groups:
+            v = lib.store.vectors([m.id for m in g.members])[:, :head]
+            v /= np.linalg.norm(v, axis=1, keepdims=True)
+            assert [m.score for m in g.members] == pytest.approx(np.minimum(v @ v[0], 1.0).tolist(), abs=1e-5)
+        whole = find_duplicates(lib.store, tiers=["similar"])
+
+    def grouped_products(r) -> int:
+        return sum(_source(m.path).startswith("fm") for g in r.groups for m in g.members)
+
+    assert grouped_products(report) <= grouped_products(whole)

@@ -104,12 +104,15 @@ class DuplicateReport:
 def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None = None,
                     tiers: Sequence[str] = TIERS, where: SearchFilter | None = None,
                     progress: DuplicateProgressFn | None = None, batch_size: int = 256,
-                    keep: KeepPolicy | None = None) -> DuplicateReport:
+                    keep: KeepPolicy | None = None, head_dim: int | None = None) -> DuplicateReport:
+    """`head_dim`: compare images by their vectors' first `head_dim` dimensions (the model's
+    own pooled features, ModelInfo.head_dim), renormalised; None: the whole vector."""
     t0 = time.perf_counter()
     keep = keep or KeepPolicy()
     th = thresholds or DuplicateThresholds()
     th.validate()
     tiers = check_tiers(tiers)
+    vectors = _vector_reader(store, head_dim)
     if any(t != "exact" for t in tiers):
         load_cv2()  # before any work: without OpenCV only the exact tier can be found
     progress = progress or (lambda phase, done, total: None)
@@ -126,7 +129,7 @@ def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None =
             pairs[(same[0], a)] = ("exact", 1.0)
 
     if any(t != "exact" for t in tiers) and len(ids) > 1:
-        candidates = _neighbour_pairs(store, ids, th, where, progress, batch_size)
+        candidates = _neighbour_pairs(store, vectors if head_dim is not None else None, ids, th, where, progress, batch_size)
         # Frames of one video look alike by nature: they are not duplicates of each other.
         candidates = {p: s for p, s in candidates.items() if not _same_file(records[p[0]].path, records[p[1]].path)}
         features = _KeypointCache(records, report)
@@ -140,25 +143,48 @@ def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None =
                     pairs[p] = ("near", s)
                 progress("verifying", n, len(near_todo))
         report.verified = len(near_todo)
-        _confirm_near_groups(store, records, pairs, features, th)
+        _confirm_near_groups(vectors, records, pairs, features, th)
         for p, s in candidates.items():
             if p not in pairs and s >= th.similar_cosine:
                 pairs[p] = ("similar", s)
 
-    report.groups = _groups(store, records, pairs, tiers, th.similar_cosine, keep)
+    report.groups = _groups(vectors, records, pairs, tiers, th.similar_cosine, keep)
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def _neighbour_pairs(store: VectorStore, ids: list[int], th: DuplicateThresholds, where: SearchFilter | None,
-                     progress: DuplicateProgressFn, batch_size: int) -> dict[tuple[int, int], float]:
-    """(a < b) -> cosine for every image's nearest neighbours above the looser threshold."""
+VectorReader = Callable[[Sequence[int]], np.ndarray]
+
+
+def _vector_reader(store: VectorStore, head_dim: int | None) -> VectorReader:
+    """ids -> the vectors duplicates compare: the stored ones, or their first `head_dim`
+    dimensions renormalised."""
+    if head_dim is None:
+        return lambda ids: store.vectors(list(ids))
+
+    def head(ids: Sequence[int]) -> np.ndarray:
+        v = store.vectors(list(ids))[:, :head_dim]
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    return head
+
+
+def _neighbour_pairs(store: VectorStore, rescore: VectorReader | None, ids: list[int], th: DuplicateThresholds,
+                     where: SearchFilter | None, progress: DuplicateProgressFn, batch_size: int
+                     ) -> dict[tuple[int, int], float]:
+    """(a < b) -> cosine for every image's nearest neighbours above the looser threshold
+    (neighbours found with the stored vectors, scored with `rescore` when given)."""
     floor = min(th.similar_cosine, th.near_cosine)
     out: dict[tuple[int, int], float] = {}
     progress("comparing", 0, len(ids))
     for start in range(0, len(ids), batch_size):
         batch = ids[start:start + batch_size]
         results = store.search(store.vectors(batch), th.neighbours + 1, where)
+        found = sorted({b for scored in results for b, _ in scored})
+        if rescore is not None and found:
+            compared = rescore(found)
+            row = {b: n for n, b in enumerate(found)}
+            mine = rescore(batch)
+            results = [[(b, float(compared[row[b]] @ mine[n])) for b, _ in scored] for n, scored in enumerate(results)]
         for a, scored in zip(batch, results):
             for b, s in scored:
                 if b != a and s >= floor:
@@ -215,7 +241,7 @@ def _same_file(a: str, b: str) -> bool:
     return fragment_a is not None and file_a == split_entry(b)[0]
 
 
-def _confirm_near_groups(store: VectorStore, records: dict[int, ImageRecord], pairs: dict[tuple[int, int], tuple[str, float]],
+def _confirm_near_groups(vectors: VectorReader, records: dict[int, ImageRecord], pairs: dict[tuple[int, int], tuple[str, float]],
                          features: _KeypointCache, th: DuplicateThresholds) -> None:
     """Near-duplicate links chain (a 15% crop matches a 10% crop, which matches the original),
     so every member of a near group must itself be the same picture as the group's first
@@ -225,7 +251,7 @@ def _confirm_near_groups(store: VectorStore, records: dict[int, ImageRecord], pa
     member_of: dict[int, int] = {}
     for g, comp in enumerate(groups):
         keeper = min((records[i] for i in comp), key=_anchor_order).stored_id
-        vecs = dict(zip(comp, store.vectors(comp)))
+        vecs = dict(zip(comp, vectors(comp)))
         for i in comp:
             if i == keeper or records[i].sha256 == records[keeper].sha256 or features.same_picture(keeper, i, th):
                 member_of[i] = g
@@ -260,7 +286,7 @@ def _components(ids: list[int], edges: list[tuple[int, int]]) -> list[list[int]]
     return [sorted(c) for c in comps.values() if len(c) > 1]
 
 
-def _groups(store: VectorStore, records: dict[int, ImageRecord], pairs: dict[tuple[int, int], tuple[str, float]],
+def _groups(vectors: VectorReader, records: dict[int, ImageRecord], pairs: dict[tuple[int, int], tuple[str, float]],
             tiers: Sequence[str], similar_cosine: float, keep: KeepPolicy) -> list[DuplicateGroup]:
     """The disjoint groups at the weakest tier asked for, each listing its keeper and the
     members whose match to the keeper is a tier asked for."""
@@ -269,7 +295,7 @@ def _groups(store: VectorStore, records: dict[int, ImageRecord], pairs: dict[tup
     near = _components(involved, [p for p, (t, _) in pairs.items() if t in ("exact", "near")])
     weakest = max(tiers, key=_STRENGTH.__getitem__)
     partition = exact if weakest == "exact" else near if weakest == "near" else \
-        _average_linkage(store, involved, near, pairs, similar_cosine)
+        _average_linkage(vectors, involved, near, pairs, similar_cosine)
     near_of = {i: frozenset(c) for c in near for i in c}
     found: list[tuple[str, list[ImageRecord], list[str]]] = []
     for comp in partition:
@@ -289,7 +315,7 @@ def _groups(store: VectorStore, records: dict[int, ImageRecord], pairs: dict[tup
             found.append((min(matches, key=_STRENGTH.__getitem__), kept, matches))
     groups: list[DuplicateGroup] = []
     for tier, recs, matches in sorted(found, key=lambda f: (_STRENGTH[f[0]], -len(f[1]), f[1][0].stored_id)):
-        vecs = store.vectors([r.stored_id for r in recs])
+        vecs = vectors([r.stored_id for r in recs])
         scores = vecs @ vecs[0]
         members = [DuplicateMember(r.stored_id, r.path, round(float(min(1.0, s)), 6), r.width, r.height, r.size,
                                    keep=n == 0, match=None if n == 0 else matches[n - 1])
@@ -298,14 +324,14 @@ def _groups(store: VectorStore, records: dict[int, ImageRecord], pairs: dict[tup
     return groups
 
 
-def _average_linkage(store: VectorStore, involved: list[int], seeds: list[list[int]],
+def _average_linkage(vectors: VectorReader, involved: list[int], seeds: list[list[int]],
                      pairs: dict[tuple[int, int], tuple[str, float]], threshold: float) -> list[list[int]]:
     """Merge `seeds` (and singletons) along pairs, best first, while the mean cosine between
     the two groups is at least `threshold`."""
     if not involved:
         return []
     row = {id_: n for n, id_ in enumerate(involved)}
-    vecs = store.vectors(involved)
+    vecs = vectors(involved)
     members: dict[int, list[int]] = {i: [i] for i in involved}  # group label -> ids
     sums: dict[int, np.ndarray] = {i: vecs[row[i]] for i in involved}  # mean cross cosine = sum_a . sum_b / (na nb)
     label = {i: i for i in involved}

@@ -621,7 +621,8 @@ class Library:
         `where` selects, each naming the image to keep by the `keep` policy
         (engine/duplicates.py, engine/keep_policy.py)."""
         policy = keep if isinstance(keep, KeepPolicy) else KeepPolicy.parse(keep)
-        return find_duplicates(self.store, thresholds, tiers, self.where(where), progress, keep=policy)
+        return find_duplicates(self.store, thresholds, tiers, self.where(where), progress, keep=policy,
+                               head_dim=model_info(self.model).head_dim)
 
     def cleanup(self, choices: Sequence[Choice], mode: str, move_to: str | os.PathLike | None = None, *,
                 dry_run: bool = True, log: str | os.PathLike | None = None) -> CleanupReport:

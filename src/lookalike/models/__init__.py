@@ -20,6 +20,11 @@ class ModelInfo:
     # Changes whenever the same name would produce different vectors (e.g. a new export
     # graph); libraries record it so old vectors are never mixed with new queries.
     version: str = "1"
+    # The leading dimensions that pool the last feature map alone (a multi-layer vector adds
+    # earlier stages after them); None: all. Duplicates compare images by these: the added
+    # stages make items of one kind alike on purpose, which helps category search, not
+    # "is this the same picture".
+    head_dim: int | None = None
 
 
 # name -> (info, factory(state_dir) -> extractor). Later issues register more here.
@@ -48,13 +53,14 @@ def _finetuned_factory(manifest: dict) -> Callable[[Path | None], FeatureExtract
 
 
 def _register_bundled() -> None:
-    from .effnet import EFFNET_SPECS, describe_pooling
+    from .effnet import EFFNET_SPECS, FEATURE_DIM, describe_pooling
 
     for spec in EFFNET_SPECS.values():
         register(
             ModelInfo(spec.name, spec.dim, "bundled",
                       f"EfficientNet-{spec.arch.split('-')[-1].capitalize()} ImageNet, {spec.input_size}px, "
-                      f"{describe_pooling(spec)}, ONNX Runtime", version=f"export-v{spec.export_version}"),
+                      f"{describe_pooling(spec)}, ONNX Runtime", version=f"export-v{spec.export_version}",
+                      head_dim=FEATURE_DIM if spec.extra_stages else None),
             _effnet_factory(spec.name),
         )
 
@@ -90,13 +96,13 @@ def _register_handcrafted() -> None:
 
 
 def _register_variants() -> None:
-    from .effnet import EFFNET_VARIANTS, describe_pooling
+    from .effnet import EFFNET_VARIANTS, FEATURE_DIM, describe_pooling
 
     for spec in EFFNET_VARIANTS.values():  # measured against the defaults, not a default
         register(ModelInfo(spec.name, spec.dim, "bundled",
                            f"EfficientNet-{spec.arch.split('-')[-1].capitalize()} ImageNet, {spec.input_size}px, "
                            f"{describe_pooling(spec)} (for comparison, see README \"Evaluation\")",
-                           version=f"export-v{spec.export_version}"),
+                           version=f"export-v{spec.export_version}", head_dim=FEATURE_DIM if spec.extra_stages else None),
                  _effnet_factory(spec.name))
 
 
