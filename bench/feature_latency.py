@@ -1,6 +1,6 @@
 """CPU time to embed one image with each model, interleaved so load hits them alike.
 
-    python bench/feature_latency.py                                   # effnet-lite0-gem vs effnet-lite0
+    python bench/feature_latency.py                                   # effnet-lite0 vs effnet-lite0-ml
     python bench/feature_latency.py --models effnet-lite0-avg,effnet-lite0 --runs 100
 
 Median `time.process_time` of one `embed_batch` call (forward pass + ImageNet tags) on a
@@ -19,7 +19,7 @@ from lookalike.models import get_extractor
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="effnet-lite0-gem,effnet-lite0", help="comma-separated; the first is the baseline")
+    ap.add_argument("--models", default="effnet-lite0,effnet-lite0-ml", help="comma-separated; the first is the baseline")
     ap.add_argument("--runs", type=int, default=40)
     args = ap.parse_args()
     image = sample_photos()["chelsea"]

@@ -20,7 +20,7 @@ from lookalike.eval.suite import run_suite, suite_table
 from lookalike.models.calibrate import CURVES_DIR, curve_path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT = "effnet-lite0-avg,effnet-lite0-gem,effnet-lite0,effnet-lite2"
+DEFAULT = "effnet-lite0-avg,effnet-lite0,effnet-lite0-ml,effnet-lite2"
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--methods", default=DEFAULT, help=f"comma-separated [default: {DEFAULT}]")
     ap.add_argument("--domains", default=None, help="comma-separated subset of products,photos,icons,digits,brain")
     ap.add_argument("--baseline", default="effnet-lite0-avg", help="method the table compares against")
-    ap.add_argument("--calibrate", default="effnet-lite0-avg,effnet-lite0-gem,effnet-lite0,effnet-lite2",
+    ap.add_argument("--calibrate", default="effnet-lite0-avg,effnet-lite0,effnet-lite0-ml,effnet-lite2",
                     help="methods to fit confidence curves for (plain model names only)")
     ap.add_argument("--write-curves", action="store_true")
     ap.add_argument("--compare-without", metavar="DOMAIN", default=None,

@@ -74,8 +74,8 @@ def test_url_query(cli_lib):
 
 def test_info_json(cli_lib):
     data = json.loads(run("info", "--library", cli_lib / "lib", "--json").stdout)
-    assert data["images"] == 5 and data["model"] == "effnet-lite0" and data["dim"] == 1584
-    assert data["size_bytes"] > 5 * 1584 * 4
+    assert data["images"] == 5 and data["model"] == "effnet-lite0" and data["dim"] == 1280
+    assert data["size_bytes"] > 5 * 1280 * 4
 
 
 def test_library_from_environment(cli_lib):

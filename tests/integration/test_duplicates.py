@@ -117,8 +117,8 @@ def test_cli_errors_and_help(dup_lib, args, code, needle):
     assert needle in (proc.stdout + proc.stderr) and b"Traceback" not in proc.stderr
 
 
-def test_duplicates_compare_the_models_own_pooled_features(dup_lib):
-    """The default model appends earlier stages to its vectors (they make items of one kind
+def test_duplicates_compare_the_models_own_pooled_features(dup_lib, tmp_path):
+    """effnet-lite0-ml appends earlier stages to its vectors (they make items of one kind
     alike, which category search wants); duplicates compare only the leading pooled features,
     so their scores are those features' cosines and alike products group no more than with
     whole vectors."""
@@ -127,15 +127,18 @@ def test_duplicates_compare_the_models_own_pooled_features(dup_lib):
     from lookalike.engine.duplicates import find_duplicates
     from lookalike.models import model_info
 
-    with Library.open(dup_lib / "lib") as lib:
+    with Library.open(tmp_path / "ml", model="effnet-lite0-ml") as lib:
+        assert lib.add([dup_lib / "pics"]).failed == []
         head = model_info(lib.model).head_dim
         assert head is not None and head < lib.dim
         report = lib.duplicates()
+        assert report.groups
         for g in report.groups:
             v = lib.store.vectors([m.id for m in g.members])[:, :head]
             v /= np.linalg.norm(v, axis=1, keepdims=True)
             assert [m.score for m in g.members] == pytest.approx(np.minimum(v @ v[0], 1.0).tolist(), abs=1e-5)
         whole = find_duplicates(lib.store, tiers=["similar"])
+    assert model_info("effnet-lite0").head_dim is None  # the default's vectors are all its own
 
     def grouped_products(r) -> int:
         return sum(_source(m.path).startswith("fm") for g in r.groups for m in g.members)

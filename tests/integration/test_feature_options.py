@@ -27,16 +27,18 @@ def slightly_resized(im: Image.Image) -> Image.Image:
 
 
 def test_options_without_changes_reproduce_the_search_graph(images):
-    """NumPy pooling of the taps graph == the graph's in-graph pooling (the model's own features)."""
-    default = get_extractor("effnet-lite0")
-    expected = default.embed(images)
-    same = options_extractor("effnet-lite0", [])
-    np.testing.assert_allclose(same.embed(images), expected, atol=2e-5)
-    assert same.dim == default.dim == 1280 + 112 + 192
-    # The default is the plain graph's GeM plus stages 5 and 6, each weighted 1.5 (the suite's
-    # baseline spelling of the previous default is effnet-lite0-avg+gem3).
+    """NumPy pooling of the taps graph == the graphs' in-graph pooling (the models' own features)."""
+    for name in ("effnet-lite0", "effnet-lite0-ml"):
+        model = get_extractor(name)
+        same = options_extractor(name, [])
+        np.testing.assert_allclose(same.embed(images), model.embed(images), atol=2e-5)
+        assert same.dim == model.dim
+    assert get_extractor("effnet-lite0").dim == 1280 and get_extractor("effnet-lite0-ml").dim == 1280 + 112 + 192
+    # effnet-lite0 is the plain graph with GeM; effnet-lite0-ml adds stages 5 and 6, each weighted 1.5.
+    np.testing.assert_allclose(options_extractor("effnet-lite0-avg", ["gem3"]).embed(images),
+                               get_extractor("effnet-lite0").embed(images), atol=2e-5)
     rebuilt = options_extractor("effnet-lite0-avg", ["gem3", "stage5w1.5", "stage6w1.5"])
-    np.testing.assert_allclose(rebuilt.embed(images), expected, atol=2e-5)
+    np.testing.assert_allclose(rebuilt.embed(images), get_extractor("effnet-lite0-ml").embed(images), atol=2e-5)
 
 
 @pytest.mark.parametrize("options", [["stage5"], ["stage6w1.5"], ["s288"], ["rmac"], ["pad"], ["crop"], ["gem4", "stage4"]])
