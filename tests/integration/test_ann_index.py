@@ -25,8 +25,9 @@ pytestmark = pytest.mark.skipif(not fashion_mnist_available(), reason="needs Deb
 
 N_INDEXED = 240
 N_QUERIES = 24
-# Small graph settings so the index is cheap to build; merges and rebuilds happen early.
-PARAMS = AnnParams(pca_dim=64, m=16, ef_construction=40, ef=32, merge_min=25)
+# Small graph settings so the index is cheap to build; merges and rebuilds happen early. Every
+# candidate is re-ranked (rerank=0), so a high ef is exhaustive and must equal exact search.
+PARAMS = AnnParams(pca_dim=64, m=16, ef_construction=40, ef=32, merge_min=25, rerank=0)
 THRESHOLD = 50
 
 
@@ -178,7 +179,8 @@ def test_library_and_cli_ef(tmp_path, vectors):
         assert [h.id for h in exact] == [i for i, _ in _open(lib_dir, 10**9).search(vectors[N_INDEXED:N_INDEXED + 1], 5)[0]]
         by_id = lib.search(7, k=5, ef=N_INDEXED)
         assert 7 not in [h.id for h in by_id]
-    env = {**os.environ, "LOOKALIKE_ANN_THRESHOLD": str(THRESHOLD), "LOOKALIKE_ANN_PCA_DIM": "64"}
+    env = {**os.environ, "LOOKALIKE_ANN_THRESHOLD": str(THRESHOLD), "LOOKALIKE_ANN_PCA_DIM": "64",
+           "LOOKALIKE_ANN_RERANK": "0"}
     out = subprocess.run([sys.executable, "-m", "lookalike", "search", "id:7", "--library", str(lib_dir), "-k", "5",
                           "--ef", str(N_INDEXED), "--json"], capture_output=True, text=True, env=env, check=True).stdout
     assert [r["id"] for r in json.loads(out)["results"]] == [h.id for h in by_id]

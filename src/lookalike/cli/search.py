@@ -43,7 +43,7 @@ def search(
     until: Optional[str] = typer.Option(
         None, "--until", help="Only images taken (else modified) on or before this date (a date alone includes that whole day)."),
     ef: Optional[int] = typer.Option(
-        None, "--ef", min=1, help="ANN candidates per query on large libraries: higher is more exact, slower [default: 96]."),
+        None, "--ef", min=1, help="ANN candidates per query on large libraries: higher is more exact, slower [default: 160]."),
     negative: Optional[List[str]] = typer.Option(
         None, "--not", help="An image (path, URL, id:N) the results should NOT look like; repeatable."),
     weight: Optional[List[float]] = typer.Option(

@@ -54,17 +54,18 @@ BuildProgress = Callable[[int, int], None]
 @dataclass
 class AnnParams:
     """Construction and search settings. `ef` is the default recall/latency knob: the HNSW
-    candidate list size, all of which are re-ranked exactly."""
+    candidate list size, of which the best `rerank` are re-ranked exactly. Defaults measured
+    at 1M images in docs/performance.md ("Search at scale")."""
 
-    pca_dim: int = 256
+    pca_dim: int = 384
     m: int = 32
     ef_construction: int = 80
-    ef: int = 96
+    ef: int = 160
     merge_min: int = 1_000  # pending changes before they are merged into the files
     # Bits per graph-vector component: 8 (SQ8), 6, 4, or 16 (fp16).
     quant_bits: int = 8
     # Candidates re-ranked exactly (the best of the `ef` the graph walk keeps); 0: all `ef`.
-    rerank: int = 0
+    rerank: int = 48
 
     @classmethod
     def from_env(cls) -> AnnParams:
