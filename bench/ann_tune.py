@@ -29,6 +29,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -141,6 +142,7 @@ def other_rows(which: str, data: np.ndarray, queries: np.ndarray, truth: np.ndar
                m: int = 32, efc: int = 200) -> list[dict]:
     """Another library's HNSW over the raw float32 vectors (inner product = cosine here)."""
     n, dim = data.shape
+    index: Any  # one of three libraries' index types
     t0, c0 = time.perf_counter(), time.process_time()
     if which == "faiss":
         import faiss

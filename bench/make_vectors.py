@@ -67,7 +67,7 @@ def check(real: np.ndarray, queries: np.ndarray, noise: float, ratio: int = 4) -
     rng = np.random.default_rng(0)
     order = rng.permutation(len(real))
     target, pool = real[order[:half]], real[order[half:]]
-    rows = []
+    rows: list[dict] = []
     for size in (half // 8, half // 4, half // 2, half):
         pool_n = max(size // ratio, 100)  # mixes outnumber their real sources, as in a big benchmark set
         synth = make(pool[:pool_n], size, seed=size, noise=noise)

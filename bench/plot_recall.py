@@ -24,6 +24,7 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)  # type: ignore[attr-defined]  # a ListedColormap
     for path in args.results:
         result = json.loads(Path(path).read_text())
         if "rows" in result:  # bench/ann_tune.py
