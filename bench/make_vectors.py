@@ -60,15 +60,16 @@ def similarity_profile(data: np.ndarray, queries: np.ndarray) -> dict[str, list[
             "top10": np.percentile(sims[:, K - 1], q).round(4).tolist()}
 
 
-def check(real: np.ndarray, queries: np.ndarray, noise: float) -> list[dict]:
-    """Real features vs mixes of a disjoint real pool, at sizes up to half the real set."""
+def check(real: np.ndarray, queries: np.ndarray, noise: float, ratio: int = 4) -> list[dict]:
+    """Real features vs mixes of a disjoint real pool (`ratio` mixes per real source), at sizes
+    up to half the real set."""
     half = len(real) // 2
     rng = np.random.default_rng(0)
     order = rng.permutation(len(real))
     target, pool = real[order[:half]], real[order[half:]]
-    rows = []
+    rows: list[dict] = []
     for size in (half // 8, half // 4, half // 2, half):
-        pool_n = max(size // 4, 100)  # mixes outnumber their real sources 4:1, as a big library would
+        pool_n = max(size // ratio, 100)  # mixes outnumber their real sources, as in a big benchmark set
         synth = make(pool[:pool_n], size, seed=size, noise=noise)
         rows.append({"size": size, "real": similarity_profile(target[:size], queries),
                      "mixed": similarity_profile(synth, queries), "mixed_from_real": pool_n,
@@ -86,6 +87,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=0, help="vectors to write (0: none)")
     ap.add_argument("--noise", type=float, default=NOISE)
     ap.add_argument("--check", action="store_true", help="compare similarity distributions with real features")
+    ap.add_argument("--ratio", type=int, default=4, help="--check: mixes per real source (1M from 19,000 real: 53)")
     ap.add_argument("--out", default="/tmp/lookalike-bench/vectors")
     args = ap.parse_args()
     t0 = time.perf_counter()
@@ -96,8 +98,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     if args.check:
         print("cosine similarity of held-out queries to their 1st and 10th neighbour, quantiles 10/50/90 %")
-        rows = check(real, queries, args.noise)
-        (out / "profile.json").write_text(json.dumps({"noise": args.noise, "rows": rows}, indent=1))
+        rows = check(real, queries, args.noise, args.ratio)
+        (out / f"profile-{len(real)}-{args.ratio}.json").write_text(
+            json.dumps({"noise": args.noise, "real": len(real), "ratio": args.ratio, "rows": rows}, indent=1))
     if args.n:
         t0 = time.perf_counter()
         data = make(real, args.n, seed=1, noise=args.noise)

@@ -178,6 +178,7 @@ def run(args) -> dict:
         t_exact += time.perf_counter() - t0
         print(f"\ringest {min(n, s + step)}/{n}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
+    assert first_id is not None  # n > 0
     truth = best_i + first_id  # store ids are consecutive from the first
     result["ingest_s"] = t_ingest
 

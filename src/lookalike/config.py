@@ -31,10 +31,12 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LOOKALIKE_MAX_UPLOAD_MB": (f"{DEFAULT_MAX_UPLOAD_MB:g}", "`lookalike serve`: largest request body, in megabytes."),
     "LOOKALIKE_FASHION_MNIST": (DEFAULT_FASHION_MNIST, "Folder with the Fashion-MNIST *-ubyte.gz files (`lookalike eval fashion-mnist`)."),
     "LOOKALIKE_ANN_THRESHOLD": (f"{DEFAULT_ANN_THRESHOLD:_}", "Embedded store: image count from which searches use the ANN index."),
-    "LOOKALIKE_ANN_PCA_DIM": ("256", "Embedded store ANN index: dimensions vectors are projected to."),
+    "LOOKALIKE_ANN_PCA_DIM": ("384", "Embedded store ANN index: dimensions vectors are projected to."),
     "LOOKALIKE_ANN_M": ("32", "Embedded store ANN index: HNSW links per node."),
     "LOOKALIKE_ANN_EF_CONSTRUCTION": ("80", "Embedded store ANN index: HNSW construction effort."),
-    "LOOKALIKE_ANN_EF": ("96", "Embedded store ANN index: candidates per query (--ef overrides it per search)."),
+    "LOOKALIKE_ANN_EF": ("160", "Embedded store ANN index: candidates per query (--ef overrides it per search)."),
+    "LOOKALIKE_ANN_QUANT_BITS": ("8", "Embedded store ANN index: bits per graph-vector component (8, 6, 4, or 16 for fp16)."),
+    "LOOKALIKE_ANN_RERANK": ("48", "Embedded store ANN index: candidates re-ranked exactly per query (0: all `ef`)."),
     "LOOKALIKE_ANN_MERGE_MIN": ("1000", "Embedded store ANN index: pending changes before they are merged into its files."),
     "LOOKALIKE_DECODE_BUDGET_MB": ("1500", "Memory all concurrent image decodes of one process may hold, in megabytes."),
     "LOOKALIKE_WORDNET_DIR": (DEFAULT_WORDNET_DIR, "WordNet database files for word search (Debian package wordnet-base)."),
@@ -111,7 +113,7 @@ def ann_threshold() -> int:
 
 def ann_overrides() -> dict[str, int]:
     """ANN index settings set in the environment: {"m": 16, ...} from $LOOKALIKE_ANN_M etc."""
-    keys = ("pca_dim", "m", "ef_construction", "ef", "merge_min")
+    keys = ("pca_dim", "m", "ef_construction", "ef", "merge_min", "quant_bits", "rerank")
     return {key: _integer(f"LOOKALIKE_ANN_{key.upper()}", 0) for key in keys if env(f"LOOKALIKE_ANN_{key.upper()}")}
 
 

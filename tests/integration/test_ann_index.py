@@ -9,22 +9,25 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
+import faiss
 import numpy as np
 import pytest
 
 from lookalike import Library
 from lookalike.eval.datasets import fashion_mnist_available, load_fashion_mnist
 from lookalike.models import get_extractor, model_info
-from lookalike.store import EmbeddedStore, ImageRecord, SearchFilter, Upsert
+from lookalike.store import EmbeddedStore, ImageRecord, SearchFilter, Upsert, ann_index
 from lookalike.store.ann_index import INDEX_DIR, AnnParams
 
 pytestmark = pytest.mark.skipif(not fashion_mnist_available(), reason="needs Debian's dataset-fashion-mnist")
 
 N_INDEXED = 240
 N_QUERIES = 24
-# Small graph settings so the index is cheap to build; merges and rebuilds happen early.
-PARAMS = AnnParams(pca_dim=64, m=16, ef_construction=40, ef=32, merge_min=25)
+# Small graph settings so the index is cheap to build; merges and rebuilds happen early. Every
+# candidate is re-ranked (rerank=0), so a high ef is exhaustive and must equal exact search.
+PARAMS = AnnParams(pca_dim=64, m=16, ef_construction=40, ef=32, merge_min=25, rerank=0)
 THRESHOLD = 50
 
 
@@ -177,10 +180,56 @@ def test_library_and_cli_ef(tmp_path, vectors):
         assert [h.id for h in exact] == [i for i, _ in _open(lib_dir, 10**9).search(vectors[N_INDEXED:N_INDEXED + 1], 5)[0]]
         by_id = lib.search(7, k=5, ef=N_INDEXED)
         assert 7 not in [h.id for h in by_id]
-    env = {**os.environ, "LOOKALIKE_ANN_THRESHOLD": str(THRESHOLD), "LOOKALIKE_ANN_PCA_DIM": "64"}
+    env = {**os.environ, "LOOKALIKE_ANN_THRESHOLD": str(THRESHOLD), "LOOKALIKE_ANN_PCA_DIM": "64",
+           "LOOKALIKE_ANN_RERANK": "0"}
     out = subprocess.run([sys.executable, "-m", "lookalike", "search", "id:7", "--library", str(lib_dir), "-k", "5",
                           "--ef", str(N_INDEXED), "--json"], capture_output=True, text=True, env=env, check=True).stdout
     assert [r["id"] for r in json.loads(out)["results"]] == [h.id for h in by_id]
     bad = subprocess.run([sys.executable, "-m", "lookalike", "search", "id:7", "--library", str(lib_dir), "--ef", "0"],
                          capture_output=True, text=True, env=env)
     assert bad.returncode == 2
+
+
+def test_default_parameters_build_the_index_and_keep_recall(tmp_path):
+    """A fresh index is built with AnnParams' defaults (as docs/performance.md measured them)
+    and keeps recall@10 >= 0.95 at the default ef on real features mixed with real neighbours."""
+    from tests.support.vectors import exact_top_k, fashion_mnist_features, mixed, recall_at_k
+
+    real = fashion_mnist_features(2_000)
+    queries = fashion_mnist_features(100, split="t10k")
+    partners = exact_top_k(real, real, 11)[:, 1:]  # mixes stay among each feature's neighbours
+    data = np.concatenate([real, mixed(real, 6_000, seed=3, partners=partners)])
+    defaults = AnnParams()
+    store = EmbeddedStore(tmp_path, ann_threshold=1_000)  # the defaults, as a user gets them
+    store.set_meta({"model": "effnet-lite0", "dim": "1280", "model_version": model_info("effnet-lite0").version})
+    ids = store.write(_records(data))
+    assert store.sync_index() is True
+    manifest = json.loads((tmp_path / INDEX_DIR / "manifest.json").read_text())
+    assert (manifest["pca_dim"], manifest["m"], manifest["ef_construction"], manifest["quant_bits"]) == \
+        (defaults.pca_dim, defaults.m, defaults.ef_construction, defaults.quant_bits)
+    graph = store._ann.graph  # type: ignore[union-attr]
+    qtype = faiss.downcast_index(graph.storage).sq.qtype
+    assert (graph.d, graph.hnsw.efConstruction, qtype) == \
+        (defaults.pca_dim, defaults.ef_construction, getattr(faiss.ScalarQuantizer, ann_index.QUANTISERS[defaults.quant_bits]))
+    truth = np.asarray(ids)[exact_top_k(data, queries, 10)]
+    found = [[i for i, _ in r] for r in store.search(queries, 10)]
+    assert recall_at_k(found, truth) >= 0.95
+    store.close()
+
+
+def test_rerank_pool_smaller_than_ef(tmp_path, vectors):
+    """A re-rank pool below ef still returns exact scores, from fewer full-vector reads."""
+    store = EmbeddedStore(tmp_path, ann_threshold=THRESHOLD, ann_params=replace(PARAMS, rerank=12))
+    store.set_meta({"model": "effnet-lite0", "dim": "1280", "model_version": model_info("effnet-lite0").version})
+    store.write(_records(vectors[:N_INDEXED]))
+    queries = vectors[N_INDEXED:]
+    got = store.search(queries, 10, ef=64)
+    assert store._ann is not None and store._ann.rerank == 12
+    for q, hits in zip(queries, got):
+        assert len(hits) == 10
+        np.testing.assert_allclose([s for _, s in hits], store.vectors([i for i, _ in hits]) @ q, atol=1e-5)
+    exact_store = _open(tmp_path, threshold=10**9)
+    exact = exact_store.search(queries, 10)
+    assert np.mean([len({i for i, _ in a} & {i for i, _ in b}) / 10 for a, b in zip(got, exact)]) >= 0.9
+    exact_store.close()
+    store.close()

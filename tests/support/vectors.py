@@ -8,6 +8,7 @@ set has the neighbourhood structure of real features instead of near-identical c
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,9 @@ def fashion_mnist_features(n: int, split: str = "train", model: str = "effnet-li
         if unsaved >= 16 or done >= n:  # checkpoint: an interrupted run resumes here
             parts = [np.concatenate(parts)]
             have = parts[0]
-            np.save(cache, have)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(tmp, have)
+            os.replace(tmp, cache)  # readers in other processes never see a half-written file
     if progress:
         print()
     return np.concatenate(parts)[:n]

@@ -10,6 +10,7 @@ import pytest
 
 from lookalike import config
 from lookalike.errors import InvalidQuery
+from lookalike.store.ann_index import AnnParams
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_READ = re.compile(r"os\.environ|getenv\(|envvar=")
@@ -40,3 +41,8 @@ def test_values_and_bad_values(monkeypatch):
     assert config.default_library() == Path(config.DEFAULT_LIBRARY)
     monkeypatch.setenv("LOOKALIKE_ANN_M", "16")
     assert config.ann_overrides() == {"m": 16}
+    monkeypatch.setenv("LOOKALIKE_ANN_QUANT_BITS", "5")
+    with pytest.raises(InvalidQuery, match="LOOKALIKE_ANN_QUANT_BITS"):
+        AnnParams.from_env()
+    monkeypatch.setenv("LOOKALIKE_ANN_QUANT_BITS", "4")
+    assert AnnParams.from_env().quant_bits == 4

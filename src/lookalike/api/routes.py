@@ -49,7 +49,7 @@ K = Query(None, ge=1, le=1000, description="Number of results (default 10).")
 MIN_SCORE = Query(None, ge=-1, le=1, description="Drop results below this cosine similarity.")
 MIN_CONFIDENCE = Query(None, ge=0, le=1, description="Drop results below this confidence (the calibrated probability "
                                                      "that a result shows the same thing as the query).")
-EF = Query(None, ge=1, le=4096, description="ANN candidates per query on large libraries: higher is more exact, slower (default 96).")
+EF = Query(None, ge=1, le=4096, description="ANN candidates per query on large libraries: higher is more exact, slower (default 160).")
 CROP = Query(None, description=schemas.CROP_HELP + " As a query parameter: x0,y0,x1,y1.")
 RERANK = Query(None, max_length=20, description=schemas.RERANK_HELP)
 TEXT_HELP = ("Words, e.g. `dog`, `bird`, `vehicle` or `espresso` (commas: any of): an ImageNet class or any "

@@ -43,7 +43,7 @@ def search(
     until: Optional[str] = typer.Option(
         None, "--until", help="Only images taken (else modified) on or before this date (a date alone includes that whole day)."),
     ef: Optional[int] = typer.Option(
-        None, "--ef", min=1, help="ANN candidates per query on large libraries: higher is more exact, slower [default: 96]."),
+        None, "--ef", min=1, help="ANN candidates per query on large libraries: higher is more exact, slower [default: 160]."),
     rerank: Optional[str] = typer.Option(
         None, "--rerank", metavar="[qe|none]", help="qe: re-order by query expansion (the top results are mixed into the "
                                                     "query and the library is searched again; scores stay the cosine to the "

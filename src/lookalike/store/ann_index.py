@@ -42,6 +42,10 @@ INDEX_DIR = "index"
 FORMAT = 1
 PCA_SAMPLE = 20_000  # vectors the projection is learned from
 READ_CHUNK = 20_000  # vectors read from SQLite at a time while building
+# Queries per search below which products are computed by numpy's own loops, not BLAS:
+# OpenBLAS hands a 1 x 1280 x 384 product to its thread pool, and waking that pool on a busy
+# machine cost 15-100 ms per query (measured), against 0.07 ms single-threaded.
+SMALL_BATCH = 64
 
 # (done, total) -> None while building.
 BuildProgress = Callable[[int, int], None]
@@ -50,21 +54,30 @@ BuildProgress = Callable[[int, int], None]
 @dataclass
 class AnnParams:
     """Construction and search settings. `ef` is the default recall/latency knob: the HNSW
-    candidate list size, all of which are re-ranked exactly."""
+    candidate list size, of which the best `rerank` are re-ranked exactly. Defaults measured
+    at 1M images in docs/performance.md ("Search at scale")."""
 
-    pca_dim: int = 256
+    pca_dim: int = 384
     m: int = 32
     ef_construction: int = 80
-    ef: int = 96
+    ef: int = 160
     merge_min: int = 1_000  # pending changes before they are merged into the files
+    # Bits per graph-vector component: 8 (SQ8), 6, 4, or 16 (fp16).
+    quant_bits: int = 8
+    # Candidates re-ranked exactly (the best of the `ef` the graph walk keeps); 0: all `ef`.
+    rerank: int = 48
 
     @classmethod
     def from_env(cls) -> AnnParams:
         from ..config import ann_overrides
+        from ..errors import InvalidQuery
 
         p = cls()
         for key, value in ann_overrides().items():
             setattr(p, key, value)
+        if p.quant_bits not in QUANTISERS:
+            raise InvalidQuery(f"$LOOKALIKE_ANN_QUANT_BITS must be one of {', '.join(map(str, sorted(QUANTISERS)))}, "
+                               f"got {p.quant_bits}")
         return p
 
 
@@ -80,6 +93,7 @@ class _Manifest:
     gen: str
     n_labels: int
     covered_seq: int
+    quant_bits: int = 8  # absent from indexes written before it was a setting: they are SQ8
 
     @classmethod
     def read(cls, directory: Path) -> _Manifest | None:
@@ -113,6 +127,7 @@ class AnnIndex:
         self.delta = np.zeros((0, manifest.dim), np.float32)
         self._bitmap: np.ndarray | None = None  # live labels for faiss, rebuilt after changes
         self.merge_min = AnnParams.merge_min
+        self.rerank = AnnParams.rerank
 
     # -- loading ----------------------------------------------------------------------------
     @classmethod
@@ -208,7 +223,11 @@ class AnnIndex:
         blocked = blocked_ids if blocked_ids is not None and len(blocked_ids) else None
         # Excluded ids (a few: "more like this") are dropped after the graph walk, which asks
         # for that many more; an allow-list (a filter) restricts the walk itself.
-        want = max(ef, k) + (len(blocked) if blocked is not None else 0)
+        extra = len(blocked) if blocked is not None else 0
+        want = max(ef, k) + extra
+        # The graph walk keeps `want` candidates; the best `pool` of them (by the compact
+        # vectors' scores) are re-ranked exactly, which costs a random read of a full vector each.
+        pool = min(want, max(self.rerank, k) + extra) if self.rerank else want
         mask = None
         if allowed_ids is not None:
             mask = ~self.dead & np.isin(self.ids, allowed_ids)
@@ -233,7 +252,7 @@ class AnnIndex:
                 sel = faiss.IDSelectorBitmap(len(self.ids), faiss.swig_ptr(bitmap))
                 params.sel = sel
             with _threads(1 if len(queries) < 64 else None):
-                _, found = self.graph.search(_project(queries, self.pca), want, params=params)
+                _, found = self.graph.search(_project(queries, self.pca), pool, params=params)
             cands = [row[row >= 0] for row in found]
         out = []
         if blocked is not None:
@@ -245,7 +264,7 @@ class AnnIndex:
                 labels = labels[~np.isin(self.ids[labels], blocked)]
             ids = np.concatenate([self.ids[labels], d_ids])
             vecs = self.vectors[labels]
-            scores = np.concatenate([vecs @ q, d_vecs @ q]) if len(d_ids) else vecs @ q
+            scores = np.concatenate([_dot(vecs, q), _dot(d_vecs, q)]) if len(d_ids) else _dot(vecs, q)
             out.append(top_k(ids, scores, k))
         return out
 
@@ -264,8 +283,6 @@ def build(library_dir: Path, db_path: Path, dim: int, log_id: str, params: AnnPa
           progress: BuildProgress | None = None) -> AnnIndex:
     """Build a fresh index from the database (a consistent read snapshot on its own
     connection), write it as a new build, and return it loaded."""
-    import faiss
-
     progress = progress or (lambda done, total: None)
     directory = library_dir / INDEX_DIR
     directory.mkdir(parents=True, exist_ok=True)
@@ -291,30 +308,55 @@ def build(library_dir: Path, db_path: Path, dim: int, log_id: str, params: AnnPa
         db.close()
     ids = ids[:n]
     vectors = _map(vec_path, n, dim)
-    pca_dim = min(params.pca_dim, dim)
-    rng = np.random.default_rng(0)
-    sample = np.asarray(vectors[np.sort(rng.choice(n, min(n, PCA_SAMPLE), replace=False))]) if n else np.zeros((0, dim), np.float32)
-    pca = _learn_projection(sample, pca_dim)
+    pca, graph = build_graph(vectors, params, lambda done: progress(n // 4 + (done * 3) // 4, total))
     np.save(directory / f"pca-{build_id}.npy", pca)
-    # faiss's stubs type the quantizer argument as a ScalarQuantizer; SWIG takes the QT_8bit enum int
-    graph = faiss.IndexHNSWSQ(pca_dim, faiss.ScalarQuantizer.QT_8bit, params.m, faiss.METRIC_INNER_PRODUCT)  # type: ignore[arg-type]
-    graph.hnsw.efConstruction = params.ef_construction
-    with _threads(1 if n < 50_000 else None):
-        if len(sample):
-            graph.train(_project(sample, pca))
-        step = 50_000
-        for s in range(0, n, step):
-            graph.add(_project(np.asarray(vectors[s:s + step]), pca))
-            progress(n // 4 + (min(n, s + step) * 3) // 4, total)
+    pca_dim = pca.shape[1]
     manifest = _Manifest(FORMAT, dim, pca_dim, params.m, params.ef_construction, log_id, build_id,
-                         uuid.uuid4().hex[:12], n, seq)
+                         uuid.uuid4().hex[:12], n, seq, params.quant_bits)
     dead = np.zeros(n, bool)
     with _locked(directory):
         _write_generation(directory, manifest, graph, ids, dead)
     progress(total, total)
     index = AnnIndex(directory, manifest, graph, pca, vectors, ids, dead)
     index.merge_min = params.merge_min
+    index.rerank = params.rerank
     return index
+
+
+def build_graph(vectors: np.ndarray, params: AnnParams,
+                progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, object]:
+    """The projection and the HNSW graph over `vectors` [n, dim] (float32, may be memory-mapped):
+    (dim x pca_dim projection, faiss index). Label i is row i."""
+    n, dim = vectors.shape
+    pca_dim = min(params.pca_dim, dim)
+    rng = np.random.default_rng(0)
+    sample = np.asarray(vectors[np.sort(rng.choice(n, min(n, PCA_SAMPLE), replace=False))]) if n else np.zeros((0, dim), np.float32)
+    pca = _learn_projection(sample, pca_dim)
+    graph = _new_graph(pca_dim, params)
+    with _threads(1 if n < 50_000 else None):
+        if len(sample):
+            graph.train(_project(sample, pca))
+        step = 50_000
+        for s in range(0, n, step):
+            graph.add(_project(np.asarray(vectors[s:s + step]), pca))
+            if progress:
+                progress(min(n, s + step))
+    return pca, graph
+
+
+QUANTISERS = {8: "QT_8bit", 6: "QT_6bit", 4: "QT_4bit", 16: "QT_fp16"}
+
+
+def _new_graph(pca_dim: int, params: AnnParams):
+    import faiss
+
+    if params.quant_bits not in QUANTISERS:
+        raise ValueError(f"ANN quant_bits must be one of {sorted(QUANTISERS)}, got {params.quant_bits}")
+    qtype = getattr(faiss.ScalarQuantizer, QUANTISERS[params.quant_bits])
+    # faiss's stubs type the quantizer argument as a ScalarQuantizer; SWIG takes the enum int
+    graph = faiss.IndexHNSWSQ(pca_dim, qtype, params.m, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = params.ef_construction
+    return graph
 
 
 def remove_index(library_dir: Path) -> None:
@@ -371,7 +413,15 @@ def _map(path: Path, n: int, dim: int) -> np.ndarray:
 
 
 def _project(x: np.ndarray, pca: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.atleast_2d(x).astype(np.float32, copy=False) @ pca)
+    x = np.atleast_2d(x).astype(np.float32, copy=False)
+    if len(x) < SMALL_BATCH:
+        return np.ascontiguousarray(np.einsum("qd,dp->qp", x, pca))
+    return np.ascontiguousarray(x @ pca)
+
+
+def _dot(vectors: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """vectors @ q for the few re-ranked rows (see SMALL_BATCH)."""
+    return np.einsum("nd,d->n", vectors, q)
 
 
 def _iter_all(db: sqlite3.Connection, dim: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:

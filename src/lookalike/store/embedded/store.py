@@ -392,6 +392,7 @@ class EmbeddedStore:
         if ann is None or ann.manifest.covered_seq > seq or seq - ann.synced_seq > max(50_000, ann.manifest.n_labels):
             ann = self._build(dim, progress)  # missing, foreign, or too far behind to catch up
         ann.merge_min = self.ann_params.merge_min
+        ann.rerank = self.ann_params.rerank
         ann.catch_up(self._db, seq)
         if ann.needs_rebuild():
             ann = self._build(dim, progress)
