@@ -198,6 +198,11 @@ def domains_table(results: dict, domains: list[str]) -> str:
                 base.append(p)
         mean = f"{np.mean(vals):.3f} ({100 * (np.mean(vals) - np.mean(base)):+.1f})" if len(vals) == len(domains) else "-"
         lines.append(f"| {run} | " + " | ".join(cells) + f" | {mean} |")
+    lines += ["", "| run | " + " | ".join(f"{d} CPU-s/epoch" for d in domains) + " |", "|---|" + "---:|" * len(domains)]
+    for run in runs[1:]:  # training time, 1 thread (the first run is the pretrained network)
+        cells = [f"{results[d]['runs'][run]['cpu_seconds_per_epoch']:.1f}" if run in results[d]["runs"] else "-"
+                 for d in domains]
+        lines.append(f"| {run} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
