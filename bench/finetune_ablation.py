@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -39,7 +40,7 @@ def main() -> None:
     data = load_fashion_mnist("train")
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     for run in args.runs:
-        settings = {}
+        settings: dict[str, Any] = {}
         for pair in run.split(","):  # e.g. "loss:triplet" or "resolution:48,freeze:4"
             key, value = pair.split(":")
             default = getattr(FinetuneConfig(name="x"), key)

@@ -57,7 +57,8 @@ def main() -> None:
     ap.add_argument("--pretrained-at", type=int, default=None, metavar="PX")
     ap.add_argument("--label", default=None, help="key for this protocol in the JSON")
     ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--domains", nargs="+", default=None, help="suite domains: products, icons, digits")
+    ap.add_argument("--domains", nargs="+", default=None,
+                    help="suite domains: products, icons, digits; icons-256: the same icons at 256 px")
     ap.add_argument("--runs", nargs="+", default=["resolution:64", "default"],
                     help="with --domains: fine-tuning runs, e.g. resolution:64 resolution:224,epochs:5 default")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/finetune-cache"), help="with --domains: trained models")
@@ -136,7 +137,9 @@ def domain_halves(args) -> None:
 
     import torch
 
-    from lookalike.eval.domains import DOMAINS
+    from lookalike.eval.domains import DOMAINS, ICON_THEME, icons
+
+    domains = {**DOMAINS, "icons-256": lambda seed: icons(seed=seed, root=ICON_THEME.parent / "256x256")}  # large images
     from lookalike.training.finetune import FinetuneConfig, finetune
 
     torch.set_num_threads(args.threads)
@@ -144,7 +147,7 @@ def domain_halves(args) -> None:
     results = json.loads(out.read_text()) if out.exists() else {}
     user_cache = os.environ.get("LOOKALIKE_CACHE")
     for name in args.domains:
-        train, unseen = halves(DOMAINS[name](seed=args.seed))
+        train, unseen = halves(domains[name](seed=args.seed))
         rows = results.setdefault(name, {"image_px": int(train.pixels.shape[1]), "train": len(train),
                                          "unseen": len(unseen), "classes": len(np.unique(train.labels)), "runs": {}})["runs"]
         if "pretrained" not in rows:

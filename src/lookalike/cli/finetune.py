@@ -22,8 +22,8 @@ def finetune(
     batch_size: int = typer.Option(64, "--batch-size", min=4, help="Images per training step."),
     resolution: Optional[int] = typer.Option(
         None, "--resolution", help="Model input size in pixels (part of the model) [default: the base model's input "
-        "size (224 for effnet-lite0) whatever the images' size: small images upscaled to it search better than at "
-        "their own size; 64 trains ~11x faster per epoch]."),
+        "size (224 for effnet-lite0) for images at least that large; smaller images: their median longer side "
+        "rounded up to a multiple of 32, at least 64]."),
     freeze: int = typer.Option(4, "--freeze", min=0, help="Freeze the stem and the first N of 7 stages."),
     loss: str = typer.Option("supcon", "--loss", help="supcon, cosface, arcface or triplet."),
     lr: float = typer.Option(3e-4, "--lr", min=0.0, help="Peak learning rate (AdamW, warm-up then cosine)."),

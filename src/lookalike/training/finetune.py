@@ -25,7 +25,7 @@ from .evaluate import leave_one_out
 from .export import export_finetuned
 from .losses import LOSSES, make_loss
 from .network import EmbeddingNet, embed_inputs
-from .resolution import MAX_RESOLUTION, MIN_RESOLUTION, default_resolution, input_resolution
+from .resolution import MAX_RESOLUTION, MIN_RESOLUTION, choose_resolution, default_resolution
 
 CHECKPOINT_SECONDS = 120.0  # also checkpoint inside long epochs, at most this much work lost
 SAMPLES_PER_RUN = 60_000  # auto epochs: about this many training samples in total
@@ -36,7 +36,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 class FinetuneConfig:
     name: str
     base: str = "effnet-lite0"
-    resolution: int | None = None  # None: the base model's input size (training/resolution.py)
+    resolution: int | None = None  # None: from the base model and the images (training/resolution.py)
     epochs: int | None = None  # None: enough epochs for ~SAMPLES_PER_RUN samples (1..20)
     batch_size: int = 64
     lr: float = 3e-4
@@ -53,7 +53,7 @@ class FinetuneConfig:
             raise InvalidQuery(f"bad model name {self.name!r}: use letters, digits, '.', '_' or '-' (max 64)")
         if self.loss not in LOSSES:
             raise InvalidQuery(f"unknown loss {self.loss!r} (choose from {', '.join(LOSSES)})")
-        default_resolution(self.base)  # an unknown --base fails here, before any data is loaded
+        default_resolution(self.base, 0)  # an unknown --base fails here, before any data is loaded
         if self.resolution is not None and not MIN_RESOLUTION <= self.resolution <= MAX_RESOLUTION:
             raise InvalidQuery(f"--resolution must be between 32 and 640, got {self.resolution}")
         if self.batch_size < 4:
@@ -174,9 +174,8 @@ def finetune(config: FinetuneConfig, data: LabelledImages, data_desc: str,
     data = select_data(data, config)
     train_idx, val_idx = split_train_val(data.labels, config.seed, config.val_fraction)
     epochs = config.epochs or max(1, min(20, math.ceil(SAMPLES_PER_RUN / len(train_idx))))
-    resolution = input_resolution(config.resolution, config.base)
-    how = "" if config.resolution is not None else f" (default: {config.base}'s input size; --resolution to change)"
-    emit(TrainEvent("prepare", message=f"resizing {len(data)} images to {resolution}px{how}"))
+    resolution, why = choose_resolution(config.resolution, config.base, data, config.seed)
+    emit(TrainEvent("prepare", message=f"resizing {len(data)} images to {resolution}px ({why})"))
     inputs = prepare_inputs(data, resolution)
     train_x, train_y = inputs[train_idx], data.labels[train_idx]
     val_x, val_y = inputs[val_idx], data.labels[val_idx]
