@@ -25,7 +25,7 @@ from .evaluate import leave_one_out
 from .export import export_finetuned
 from .losses import LOSSES, make_loss
 from .network import EmbeddingNet, embed_inputs
-from .resolution import MAX_RESOLUTION, MIN_RESOLUTION, choose_resolution, default_resolution
+from .resolution import MAX_RESOLUTION, MIN_RESOLUTION, base_size, choose_resolution
 
 CHECKPOINT_SECONDS = 120.0  # also checkpoint inside long epochs, at most this much work lost
 SAMPLES_PER_RUN = 60_000  # auto epochs: about this many training samples in total
@@ -53,7 +53,7 @@ class FinetuneConfig:
             raise InvalidQuery(f"bad model name {self.name!r}: use letters, digits, '.', '_' or '-' (max 64)")
         if self.loss not in LOSSES:
             raise InvalidQuery(f"unknown loss {self.loss!r} (choose from {', '.join(LOSSES)})")
-        default_resolution(self.base, 0)  # an unknown --base fails here, before any data is loaded
+        base_size(self.base)  # an unknown --base fails here, before any data is loaded
         if self.resolution is not None and not MIN_RESOLUTION <= self.resolution <= MAX_RESOLUTION:
             raise InvalidQuery(f"--resolution must be between 32 and 640, got {self.resolution}")
         if self.batch_size < 4:

@@ -20,12 +20,17 @@ STRIDE = 32  # the network halves its input 5 times
 SIZE_SAMPLE = 200  # image files whose size is read to choose the resolution
 
 
+def base_size(base: str) -> int:
+    """The input size the base model was trained at; an unknown base is a one-line error."""
+    if base not in EFFNET_SPECS:
+        raise InvalidQuery(f"unknown base model {base!r} (choose from {', '.join(EFFNET_SPECS)})")
+    return EFFNET_SPECS[base].input_size
+
+
 def default_resolution(base: str, image_size: int) -> int:
     """The base model's input size (224 px for effnet-lite0) for images at least that large,
     else the images' size rounded up to a multiple of 32, at least 64."""
-    if base not in EFFNET_SPECS:
-        raise InvalidQuery(f"unknown base model {base!r} (choose from {', '.join(EFFNET_SPECS)})")
-    native = EFFNET_SPECS[base].input_size
+    native = base_size(base)
     if image_size >= native:
         return native
     return min(native, max(SMALL_FLOOR, STRIDE * math.ceil(image_size / STRIDE)))
