@@ -4,7 +4,8 @@ mAP@100 (held-out part of the subset) against the pretrained network at that res
 
     python bench/finetune_ablation.py --limit 2000 --runs loss:supcon loss:triplet freeze:4 resolution:96
 
-Each run varies one setting from the defaults; results go to bench/results/finetune_ablation.json
+Each run varies one setting from the defaults (the input size defaults to the base model's,
+224 px: name `resolution:64` to compare with the runs measured before that default); results go to bench/results/finetune_ablation.json
 (merged with earlier runs)."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -38,11 +40,11 @@ def main() -> None:
     data = load_fashion_mnist("train")
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     for run in args.runs:
-        settings = {}
+        settings: dict[str, Any] = {}
         for pair in run.split(","):  # e.g. "loss:triplet" or "resolution:48,freeze:4"
             key, value = pair.split(":")
             default = getattr(FinetuneConfig(name="x"), key)
-            settings[key] = type(default)(value) if default is not None else value
+            settings[key] = type(default)(value) if default is not None else int(value)  # resolution, epochs
         config = FinetuneConfig(name="ablation", epochs=1, limit=args.limit, seed=args.seed, **settings)
         with tempfile.TemporaryDirectory() as cache:
             os.environ["LOOKALIKE_CACHE"] = cache

@@ -157,6 +157,19 @@ def test_cli_models_and_index_with_finetuned_model(trained, cache, tmp_path, tra
     assert proc.returncode == 1 and b"already exists" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_cli_default_resolution_follows_the_images_and_is_printed(cache):
+    """Fashion-MNIST's 28-pixel images train at 64 px by default (their own size rounded up,
+    at least 64: docs/fine-tuning.md); the user sees the choice before training starts."""
+    env = {**os.environ, "LOOKALIKE_CACHE": str(cache)}
+    proc = subprocess.run([sys.executable, "-m", "lookalike", "finetune", "fashion-mnist", "--name", "fm-default-res",
+                           "--limit", "40", "--epochs", "1", "--batch-size", "20", "--freeze", "7", "--threads", "1",
+                           "--json"], capture_output=True, env=env)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert "resizing 40 images to 64px (default for 28-pixel images; " in proc.stderr.decode()
+    assert json.loads(proc.stdout)["resolution"] == 64
+    assert model_info("fm-default-res").dim == 1280
+
+
 def test_interrupted_run_resumes_to_the_same_result(cache, train_data, monkeypatch):
     from lookalike.training import finetune as ft
     from lookalike.training.finetune import FinetuneConfig, finetune

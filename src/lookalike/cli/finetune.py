@@ -20,7 +20,10 @@ def finetune(
     base: str = typer.Option("effnet-lite0", "--base", help="Bundled model to start from."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs [default: ~60k samples in all, 1-20 epochs]."),
     batch_size: int = typer.Option(64, "--batch-size", min=4, help="Images per training step."),
-    resolution: int = typer.Option(64, "--resolution", help="Model input size in pixels (part of the model)."),
+    resolution: Optional[int] = typer.Option(
+        None, "--resolution", help="Model input size in pixels (part of the model) [default: the base model's input "
+        "size (224 for effnet-lite0) for images at least that large; smaller images: their median longer side "
+        "rounded up to a multiple of 32, at least 64]."),
     freeze: int = typer.Option(4, "--freeze", min=0, help="Freeze the stem and the first N of 7 stages."),
     loss: str = typer.Option("supcon", "--loss", help="supcon, cosface, arcface or triplet."),
     lr: float = typer.Option(3e-4, "--lr", min=0.0, help="Peak learning rate (AdamW, warm-up then cosine)."),
@@ -56,6 +59,7 @@ def finetune(
             def on_event(e) -> None:
                 if e.kind == "prepare":
                     bar.update(task, description=e.message)
+                    err.print(e.message, highlight=False, markup=False)
                 elif e.kind == "start":
                     val_maps.append(f"{e.val_map:.3f}")
                     bar.update(task, description="training", total=e.steps, status=f"val mAP@100 {val_maps[0]} (pretrained)")

@@ -25,6 +25,7 @@ from .evaluate import leave_one_out
 from .export import export_finetuned
 from .losses import LOSSES, make_loss
 from .network import EmbeddingNet, embed_inputs
+from .resolution import MAX_RESOLUTION, MIN_RESOLUTION, base_size, choose_resolution
 
 CHECKPOINT_SECONDS = 120.0  # also checkpoint inside long epochs, at most this much work lost
 SAMPLES_PER_RUN = 60_000  # auto epochs: about this many training samples in total
@@ -35,7 +36,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 class FinetuneConfig:
     name: str
     base: str = "effnet-lite0"
-    resolution: int = 64
+    resolution: int | None = None  # None: from the base model and the images (training/resolution.py)
     epochs: int | None = None  # None: enough epochs for ~SAMPLES_PER_RUN samples (1..20)
     batch_size: int = 64
     lr: float = 3e-4
@@ -52,7 +53,8 @@ class FinetuneConfig:
             raise InvalidQuery(f"bad model name {self.name!r}: use letters, digits, '.', '_' or '-' (max 64)")
         if self.loss not in LOSSES:
             raise InvalidQuery(f"unknown loss {self.loss!r} (choose from {', '.join(LOSSES)})")
-        if not 32 <= self.resolution <= 640:
+        base_size(self.base)  # an unknown --base fails here, before any data is loaded
+        if self.resolution is not None and not MIN_RESOLUTION <= self.resolution <= MAX_RESOLUTION:
             raise InvalidQuery(f"--resolution must be between 32 and 640, got {self.resolution}")
         if self.batch_size < 4:
             raise InvalidQuery("--batch-size must be at least 4 (metric learning needs pairs)")
@@ -172,8 +174,9 @@ def finetune(config: FinetuneConfig, data: LabelledImages, data_desc: str,
     data = select_data(data, config)
     train_idx, val_idx = split_train_val(data.labels, config.seed, config.val_fraction)
     epochs = config.epochs or max(1, min(20, math.ceil(SAMPLES_PER_RUN / len(train_idx))))
-    emit(TrainEvent("prepare", message=f"resizing {len(data)} images to {config.resolution}px"))
-    inputs = prepare_inputs(data, config.resolution)
+    resolution, why = choose_resolution(config.resolution, config.base, data, config.seed)
+    emit(TrainEvent("prepare", message=f"resizing {len(data)} images to {resolution}px ({why})"))
+    inputs = prepare_inputs(data, resolution)
     train_x, train_y = inputs[train_idx], data.labels[train_idx]
     val_x, val_y = inputs[val_idx], data.labels[val_idx]
     n_classes = len(data.class_names)
@@ -260,7 +263,7 @@ def finetune(config: FinetuneConfig, data: LabelledImages, data_desc: str,
     emit(TrainEvent("export", message=f"exporting epoch {best['epoch']} to ONNX"))
     manifest = {
         "name": config.name, "base": config.base, "data": data_desc, "classes": data.class_names,
-        "resolution": config.resolution, "dim": model.dim, "loss": config.loss, "freeze": config.freeze,
+        "resolution": resolution, "dim": model.dim, "loss": config.loss, "freeze": config.freeze,
         "projection": config.proj_dim, "epochs": epochs, "batch_size": config.batch_size, "lr": config.lr,
         "seed": config.seed, "limit": config.limit, "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
         "best_epoch": best["epoch"],
