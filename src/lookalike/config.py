@@ -11,7 +11,8 @@ from typing import Iterator
 
 from .errors import InvalidQuery
 
-DEFAULT_MODEL = "effnet-lite0"
+# New libraries; an existing library keeps the model it was built with (docs/evaluation.md).
+DEFAULT_MODEL = "effnet-lite0-lite1"
 DEFAULT_LIBRARY = "lookalike-library"
 DEFAULT_MAX_PIXELS = 150_000_000
 DEFAULT_MAX_UPLOAD_MB = 20.0

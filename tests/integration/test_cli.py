@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from lookalike.config import DEFAULT_MODEL
 from lookalike.demo.samples import save_jpeg
+from lookalike.models import model_info
 from tests.support.cli import run
 
 
@@ -35,7 +37,7 @@ def test_search_json_shape(cli_lib):
     assert proc.returncode == 0, proc.stderr.decode()
     data = json.loads(proc.stdout)
     assert list(data) == ["query", "model", "took_ms", "verdict", "good_match", "results"]
-    assert data["query"] == str(query) and data["model"] == "effnet-lite0"
+    assert data["query"] == str(query) and data["model"] == DEFAULT_MODEL
     assert isinstance(data["took_ms"], float)
     assert [list(r) for r in data["results"]] == [["rank", "id", "path", "score", "fields", "confidence"]] * 3
     assert data["results"][0]["path"].endswith("coffee.jpg")
@@ -74,8 +76,9 @@ def test_url_query(cli_lib):
 
 def test_info_json(cli_lib):
     data = json.loads(run("info", "--library", cli_lib / "lib", "--json").stdout)
-    assert data["images"] == 5 and data["model"] == "effnet-lite0" and data["dim"] == 1280
-    assert data["size_bytes"] > 5 * 1280 * 4
+    dim = model_info(DEFAULT_MODEL).dim
+    assert data["images"] == 5 and data["model"] == DEFAULT_MODEL and data["dim"] == dim
+    assert data["size_bytes"] > 5 * dim * 4
 
 
 def test_library_from_environment(cli_lib):

