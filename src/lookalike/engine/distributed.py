@@ -34,6 +34,7 @@ from ..config import cpu_threads, ray_local_environment
 from ..errors import InvalidQuery, LookalikeError, MissingExtra, NotFound, Unsupported
 from ..extras import require
 from ..models import FeatureExtractor, get_extractor
+from ..models.ensemble import EnsembleExtractor
 from ..models.onnx_extractor import OnnxExtractor
 from ..store import VectorStore
 from .indexer import Indexer, ProgressFn, _Prepared, prepare_file
@@ -129,7 +130,7 @@ class EmbedFiles:
 
     def __init__(self, model: str, state_dir: str | None, known: np.ndarray, threads: int, accelerator: bool) -> None:
         self.extractor = get_extractor(model, Path(state_dir) if state_dir else None)
-        if isinstance(self.extractor, OnnxExtractor):
+        if isinstance(self.extractor, (OnnxExtractor, EnsembleExtractor)):  # ONNX Runtime models
             self.extractor.configure(threads=threads, accelerator=accelerator)
         self.known = known  # sorted first 64 bits of every SHA-256 the library holds
 
