@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from lookalike import Library, LookalikeError, ModelMismatchError
+from lookalike.config import DEFAULT_MODEL
 from lookalike.demo.samples import save_jpeg, variants
 from lookalike.engine.migrate import migrate
 from lookalike.models import model_info
@@ -186,7 +187,7 @@ def test_reopen_after_the_writing_process_exits(backend, originals_dir):
         assert len(lib) == len(list(originals_dir.glob("*.jpg")))
         cat = lib.store.find_path(str(originals_dir / "chelsea.jpg"))
         assert lib.search(str(originals_dir / "chelsea.jpg"), k=1)[0].id != cat.id
-        assert lib.info()["model"] == "effnet-lite0" and lib.info()["images"] == len(lib)
+        assert lib.info()["model"] == DEFAULT_MODEL and lib.info()["images"] == len(lib)
         # A library keeps its model: opening it with another one is refused.
         with pytest.raises(ModelMismatchError):
             Library.open(directory, model="effnet-lite2", store=spec)
@@ -276,7 +277,7 @@ def test_cli_on_milvus(target, photos, tmp_path, request):
     results = json.loads(proc.stdout)["results"]
     assert results[0]["path"] == str(tmp_path / "pics" / "coffee.jpg") and len(results) == 2
     info = json.loads(cli("info", "--library", tmp_path / "lib", "--json").stdout)
-    assert info["images"] == 4 and info["store"] == "MilvusStore" and info["model"] == "effnet-lite0"
+    assert info["images"] == 4 and info["store"] == "MilvusStore" and info["model"] == DEFAULT_MODEL
 
 
 # -- fields and `where` -------------------------------------------------------------------------

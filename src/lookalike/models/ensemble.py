@@ -28,17 +28,24 @@ class EnsembleExtractor:
         self.first, self.second = first, second
         self.dim = first.dim + second.dim
         self._split = first.input_size * first.input_size * 3  # where `preprocess` output changes model
+        self._indexing: EnsembleExtractor | None = None
 
     @property
     def draft_size(self) -> int | None:
-        return max(self.first.input_size, self.second.input_size)
+        # Lite0's: its part (tags, explain, duplicates) then matches an effnet-lite0 library's
+        # exactly; Lite1 resizes the same decoded picture from at least 224 px to 240.
+        return self.first.draft_size
 
     @property
     def labels(self) -> list[str] | None:
         return self.first.labels
 
     def for_indexing(self) -> EnsembleExtractor:
-        return EnsembleExtractor(self.name, self.first.for_indexing(), self.second.for_indexing())
+        """Both networks' indexing sessions (OnnxExtractor.for_indexing), made once."""
+        if self._indexing is None:
+            self._indexing = EnsembleExtractor(self.name, self.first.for_indexing(), self.second.for_indexing())
+            self._indexing._indexing = self._indexing
+        return self._indexing
 
     def configure(self, threads: int | None = None, accelerator: bool = False) -> None:
         self.first.configure(threads, accelerator)

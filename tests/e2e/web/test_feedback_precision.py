@@ -55,5 +55,7 @@ def test_one_round_of_three_clicks_raises_precision_at_10(fashion):
         run = feedback_round(search, queries, label, rounds=2)
     print(f"\nprecision@10 on {GALLERY} Fashion-MNIST images, {run.queries} queries: "
           f"{' -> '.join(f'{p:.3f}' for p in run.precision)} over 2 rounds of 3 clicks (x{run.ratio:.2f} after one)")
-    assert run.after > run.before + 0.03, run.precision
-    assert run.precision[2] >= run.after, run.precision  # a second round does not undo the first
+    # With query expansion on, plain search starts higher (0.68 here), so one round adds less
+    # than it used to; two rounds must still add clearly more.
+    assert run.after > run.before + 0.02, run.precision
+    assert run.precision[2] >= run.after and run.precision[2] > run.before + 0.04, run.precision  # a second round does not undo the first

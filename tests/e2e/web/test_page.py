@@ -12,6 +12,7 @@ from PIL import ImageOps
 from lookalike import Library
 from lookalike.api import create_app
 from lookalike.api.service import REGION_SCALE
+from lookalike.config import DEFAULT_MODEL
 from lookalike.demo.samples import save_jpeg
 from lookalike.imaging import crop_relative, load_image
 from tests.support.server import BackgroundServer
@@ -117,7 +118,7 @@ def test_empty_library_is_explained(watched: Page, tmp_path):
     with BackgroundServer(create_app(tmp_path / "empty")) as url:
         watched.goto(url)
         expect(watched.locator("#message")).to_contain_text("This library has no images yet")
-        expect(watched.locator("#stats")).to_have_text("0 images · effnet-lite0")
+        expect(watched.locator("#stats")).to_have_text(f"0 images · {DEFAULT_MODEL}")
         watched.locator("#placeholder a").click()
         expect(watched.locator("#page-info")).to_have_text("No images yet")
         expect(watched.locator("#next")).to_be_disabled()

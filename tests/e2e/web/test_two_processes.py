@@ -50,7 +50,7 @@ def test_server_answers_correctly_while_another_process_indexes(tmp_path, photos
             while True:
                 running = indexer.poll() is None
                 q = n % len(queries)
-                r = client.post("/api/search", params={"k": K}, files={"file": ("q.jpg", queries[q], "image/jpeg")})
+                r = client.post("/api/search", params={"k": K, "rerank": "none"}, files={"file": ("q.jpg", queries[q], "image/jpeg")})
                 statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
                 if r.status_code == 503:
                     assert "busy" in r.json()["detail"]
@@ -83,7 +83,7 @@ def test_server_answers_correctly_while_another_process_indexes(tmp_path, photos
                     assert old == ranking_before[q][: len(old)]
                 # afterwards: the new images are found, exactly as the engine finds them
                 for q, query in enumerate(queries):
-                    r = client.post("/api/search", params={"k": K}, files={"file": ("q.jpg", query, "image/jpeg")})
+                    r = client.post("/api/search", params={"k": K, "rerank": "none"}, files={"file": ("q.jpg", query, "image/jpeg")})
                     assert [(h["id"], h["score"]) for h in r.json()["results"]] == \
                            [(h.id, h.score) for h in lib.search(query, k=K)]
                     if q >= 3:
