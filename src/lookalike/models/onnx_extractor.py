@@ -35,7 +35,9 @@ class OnnxExtractor(BatchEmbedMixin):
         self.labels = labels
         self._threads = threads or cpu_threads()
         self._spinning = spinning  # True only to measure the old behaviour (bench/index_throughput.py)
-        self._indexing_threads = indexing_threads or max(1, self._threads // 2)
+        # Bulk indexing on fewer threads saved CPU under heavy load but cost 25 % of the
+        # throughput on an idle machine (bench/index_throughput.py): all threads by default.
+        self._indexing_threads = indexing_threads or self._threads
         self._indexing: OnnxExtractor | None = None
         self._providers = ["CPUExecutionProvider"]
         self._session = None
@@ -67,10 +69,10 @@ class OnnxExtractor(BatchEmbedMixin):
             return self._session
 
     def for_indexing(self) -> OnnxExtractor:
-        """The same model for bulk indexing, on half the cores' threads (at least one): the
-        indexer's decode threads need the other half, and a pool that shares its cores with them
-        wastes CPU waiting for its slowest thread (on 2 cores: 1-9 % less CPU per image end to
-        end, bench/index_throughput.py). Same graph, same vectors; its own session, made once."""
+        """The same model for bulk indexing on `indexing_threads` (default: all, so this same
+        extractor); fewer leave cores to the decode threads, which saves CPU on a busy machine
+        but slows indexing on an idle one (bench/index_throughput.py --indexing-threads). Same
+        graph, same vectors; its own session, made once."""
         if self._indexing_threads == self._threads:
             return self
         with self._lock:
