@@ -4,11 +4,13 @@ a memory budget."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 import threading
 import time
 import zlib
+from typing import Iterator
 
 import pytest
 from PIL import Image
@@ -66,26 +68,14 @@ def test_postscript_never_reaches_ghostscript():
 
 def test_the_decode_budget_bounds_concurrent_reservations():
     budget = DecodeBudget(100, wait_s=0.3)
-    held = threading.Event()
-    release = threading.Event()
-
-    def hold() -> None:
-        with budget.reserve(70):
-            held.set()
-            release.wait(5)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    held.wait(5)
-    with budget.reserve(30):  # fits beside the 70
-        assert budget.used == 100
-    t0 = time.monotonic()
-    with pytest.raises(Busy):
-        with budget.reserve(40):
-            pass
-    assert 0.25 < time.monotonic() - t0 < 1.0
-    release.set()
-    t.join()
+    with held_elsewhere(budget, 70):
+        with budget.reserve(30):  # fits beside the 70
+            assert budget.used == 100
+        t0 = time.monotonic()
+        with pytest.raises(Busy):
+            with budget.reserve(40):
+                pass
+        assert 0.25 < time.monotonic() - t0 < 1.0
     with budget.reserve(10_000):  # larger than the whole budget: decodes alone
         assert budget.used == 100
     assert budget.used == 0
@@ -103,10 +93,22 @@ def test_the_budget_variable_is_read_when_first_needed_not_at_import(monkeypatch
     budget = decode_budget()
     assert budget.total == 1_000_000
     monkeypatch.setattr(budget, "wait_s", 0.2)
+    with held_elsewhere(budget, 500_000):
+        with pytest.raises(Busy):
+            decode_image(photo, "astronaut.jpg")
+    assert decode_image(photo, "astronaut.jpg").size == (512, 512)  # alone, it fits the whole budget
+    monkeypatch.setenv("LOOKALIKE_DECODE_BUDGET_MB", "lots")
+    with pytest.raises(InvalidQuery, match=r"\$LOOKALIKE_DECODE_BUDGET_MB must be a number of megabytes, got 'lots'"):
+        decode_image(photo, "astronaut.jpg")
+
+
+@contextlib.contextmanager
+def held_elsewhere(budget: DecodeBudget, size: int) -> Iterator[None]:
+    """`size` of `budget` reserved by another thread for as long as the block runs."""
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with budget.reserve(500_000):
+        with budget.reserve(size):
             held.set()
             release.wait(5)
 
@@ -114,12 +116,7 @@ def test_the_budget_variable_is_read_when_first_needed_not_at_import(monkeypatch
     t.start()
     held.wait(5)
     try:
-        with pytest.raises(Busy):
-            decode_image(photo, "astronaut.jpg")
+        yield
     finally:
         release.set()
         t.join()
-    assert decode_image(photo, "astronaut.jpg").size == (512, 512)  # alone, it fits the whole budget
-    monkeypatch.setenv("LOOKALIKE_DECODE_BUDGET_MB", "lots")
-    with pytest.raises(InvalidQuery, match=r"\$LOOKALIKE_DECODE_BUDGET_MB must be a number of megabytes, got 'lots'"):
-        decode_image(photo, "astronaut.jpg")

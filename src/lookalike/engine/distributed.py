@@ -33,9 +33,7 @@ import numpy as np
 from ..config import cpu_threads, ray_local_environment
 from ..errors import InvalidQuery, LookalikeError, MissingExtra, NotFound, Unsupported
 from ..extras import require
-from ..models import FeatureExtractor, get_extractor
-from ..models.ensemble import EnsembleExtractor
-from ..models.onnx_extractor import OnnxExtractor
+from ..models import FeatureExtractor, configure_runtime, get_extractor
 from ..store import VectorStore
 from .indexer import Indexer, ProgressFn, _Prepared, prepare_file
 from .scan import FileEntry
@@ -130,8 +128,7 @@ class EmbedFiles:
 
     def __init__(self, model: str, state_dir: str | None, known: np.ndarray, threads: int, accelerator: bool) -> None:
         self.extractor = get_extractor(model, Path(state_dir) if state_dir else None)
-        if isinstance(self.extractor, (OnnxExtractor, EnsembleExtractor)):  # ONNX Runtime models
-            self.extractor.configure(threads=threads, accelerator=accelerator)
+        configure_runtime(self.extractor, threads, accelerator)
         self.known = known  # sorted first 64 bits of every SHA-256 the library holds
 
     def _is_known(self, sha: str) -> bool:

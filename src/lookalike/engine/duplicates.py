@@ -41,6 +41,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import LookalikeError
+from ..models import l2_normalize
 from ..store import ImageRecord, SearchFilter, VectorStore
 from .entries import load_entry, split_entry
 from .keep_policy import KeepPolicy
@@ -112,7 +113,10 @@ def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None =
     th = thresholds or DuplicateThresholds()
     th.validate()
     tiers = check_tiers(tiers)
-    vectors = _vector_reader(store, head_dim)
+    view = _head_view(head_dim)
+
+    def vectors(ids: Sequence[int]) -> np.ndarray:
+        return view(store.vectors(list(ids)))
     if any(t != "exact" for t in tiers):
         load_cv2()  # before any work: without OpenCV only the exact tier can be found
     progress = progress or (lambda phase, done, total: None)
@@ -129,7 +133,7 @@ def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None =
             pairs[(same[0], a)] = ("exact", 1.0)
 
     if any(t != "exact" for t in tiers) and len(ids) > 1:
-        candidates = _neighbour_pairs(store, vectors if head_dim is not None else None, ids, th, where, progress, batch_size)
+        candidates = _neighbour_pairs(store, view if head_dim is not None else None, ids, th, where, progress, batch_size)
         # Frames of one video look alike by nature: they are not duplicates of each other.
         candidates = {p: s for p, s in candidates.items() if not _same_file(records[p[0]].path, records[p[1]].path)}
         features = _KeypointCache(records, report)
@@ -153,22 +157,19 @@ def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None =
     return report
 
 
-VectorReader = Callable[[Sequence[int]], np.ndarray]
+VectorReader = Callable[[Sequence[int]], np.ndarray]  # ids -> the vectors duplicates compare
+VectorView = Callable[[np.ndarray], np.ndarray]
 
 
-def _vector_reader(store: VectorStore, head_dim: int | None) -> VectorReader:
-    """ids -> the vectors duplicates compare: the stored ones, or their first `head_dim`
+def _head_view(head_dim: int | None) -> VectorView:
+    """Stored vectors -> the ones duplicates compare: as stored, or their first `head_dim`
     dimensions renormalised."""
     if head_dim is None:
-        return lambda ids: store.vectors(list(ids))
-
-    def head(ids: Sequence[int]) -> np.ndarray:
-        v = store.vectors(list(ids))[:, :head_dim]
-        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-    return head
+        return lambda v: v
+    return lambda v: l2_normalize(v[:, :head_dim])
 
 
-def _neighbour_pairs(store: VectorStore, rescore: VectorReader | None, ids: list[int], th: DuplicateThresholds,
+def _neighbour_pairs(store: VectorStore, rescore: VectorView | None, ids: list[int], th: DuplicateThresholds,
                      where: SearchFilter | None, progress: DuplicateProgressFn, batch_size: int
                      ) -> dict[tuple[int, int], float]:
     """(a < b) -> cosine for every image's nearest neighbours above the looser threshold
@@ -178,12 +179,13 @@ def _neighbour_pairs(store: VectorStore, rescore: VectorReader | None, ids: list
     progress("comparing", 0, len(ids))
     for start in range(0, len(ids), batch_size):
         batch = ids[start:start + batch_size]
-        results = store.search(store.vectors(batch), th.neighbours + 1, where)
+        stored = store.vectors(batch)
+        results = store.search(stored, th.neighbours + 1, where)
         found = sorted({b for scored in results for b, _ in scored})
         if rescore is not None and found:
-            compared = rescore(found)
+            compared = rescore(store.vectors(found))
             row = {b: n for n, b in enumerate(found)}
-            mine = rescore(batch)
+            mine = rescore(stored)
             results = [[(b, float(compared[row[b]] @ mine[n])) for b, _ in scored] for n, scored in enumerate(results)]
         for a, scored in zip(batch, results):
             for b, s in scored:

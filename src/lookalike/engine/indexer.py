@@ -111,7 +111,7 @@ class Indexer:
         # A new file with the content of an indexed one whose file is gone is taken as a move of
         # it; uploads turn that off, so an upload never takes over a gallery image's record.
         self.detect_moves = detect_moves
-        self.extractor = for_indexing(extractor)  # fewer model threads, leaving cores to decoding
+        self.extractor = for_indexing(extractor)  # the model's indexing session
         self.batch_size = batch_size
         self.workers = workers or max(2, os.cpu_count() or 2)
         self.progress = progress or (lambda done, total: None)

@@ -364,20 +364,22 @@ class Library:
         one with its `inliers`."""
         depth = check_depth(depth)
         head, tail = list(hits[:depth]), list(hits[depth:])
-        counts = verify_images(query, [h.path for h in head], self._verify_image)
+        window = self.setting(WINDOW_META)  # read once, not once per candidate
+
+        def candidate(path: str) -> Image.Image | None:
+            # None when it cannot be read now (moved meanwhile, a catalogue item without a
+            # local file): it then keeps its cosine place.
+            if path.startswith("item:"):
+                return None
+            try:
+                return load_entry(path, VERIFY_DRAFT, window)
+            except (LookalikeError, OSError):
+                return None
+
+        counts = verify_images(query, [h.path for h in head], candidate)
         order = verified_order([h.score for h in head], counts)
         ranked = [replace(head[i], inliers=counts[i]) for i in order] + tail
         return [replace(h, rank=rank) for rank, h in enumerate(ranked[:k], start=1)]
-
-    def _verify_image(self, path: str) -> Image.Image | None:
-        """A candidate's picture for verification; None when it cannot be read now (moved
-        meanwhile, a catalogue item without a local file): it then keeps its cosine place."""
-        if path.startswith("item:"):
-            return None
-        try:
-            return load_entry(path, VERIFY_DRAFT, self.store.get_meta().get(WINDOW_META))
-        except (LookalikeError, OSError):
-            return None
 
     def _query_vectors(self, queries: list[ImageSource | int]) -> tuple[np.ndarray, list[int]]:
         """Vectors of query images (indexed ones read from the store) and the ids to exclude."""

@@ -8,7 +8,7 @@ from typing import Callable
 
 from ..errors import InvalidQuery
 from ..extras import require
-from .base import FeatureExtractor, Features, Tags, TrainableExtractor, for_indexing, l2_normalize
+from .base import FeatureExtractor, Features, Tags, TrainableExtractor, configure_runtime, for_indexing, l2_normalize
 
 
 @dataclass(frozen=True)
@@ -162,5 +162,5 @@ def get_extractor(name: str, state_dir: Path | None = None) -> FeatureExtractor:
 
 __all__ = [
     "FeatureExtractor", "Features", "ModelInfo", "Tags", "TrainableExtractor",
-    "for_indexing", "get_extractor", "l2_normalize", "list_models", "model_info", "register",
+    "configure_runtime", "for_indexing", "get_extractor", "l2_normalize", "list_models", "model_info", "register",
 ]

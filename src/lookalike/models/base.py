@@ -59,10 +59,18 @@ class TrainableExtractor(Protocol):
 
 
 def for_indexing(extractor: FeatureExtractor) -> FeatureExtractor:
-    """The extractor to run bulk indexing with: an ONNX model's session on fewer threads,
-    leaving cores to the decode threads (OnnxExtractor.for_indexing); others unchanged."""
+    """The extractor to run bulk indexing with: an ONNX model's indexing session
+    (OnnxExtractor.for_indexing, its thread count a setting); others unchanged."""
     bulk = getattr(extractor, "for_indexing", None)
     return bulk() if bulk is not None else extractor
+
+
+def configure_runtime(extractor: FeatureExtractor, threads: int | None = None, accelerator: bool = False) -> None:
+    """Before first use: an ONNX Runtime model's threads and execution provider
+    (OnnxExtractor.configure); models without a runtime to set are left as they are."""
+    configure = getattr(extractor, "configure", None)
+    if configure is not None:
+        configure(threads=threads, accelerator=accelerator)
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

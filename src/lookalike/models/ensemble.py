@@ -9,18 +9,16 @@ part of the vector."""
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 from PIL import Image
 
-from .base import Features, Tags, l2_normalize
+from .base import BatchEmbedMixin, Features, Tags, l2_normalize
 from .onnx_extractor import OnnxExtractor
 
 _SCALE = np.float32(1 / np.sqrt(2))
 
 
-class EnsembleExtractor:
+class EnsembleExtractor(BatchEmbedMixin):
     """`first` and `second` run on every image; `first` also gives tags and feature maps."""
 
     def __init__(self, name: str, first: OnnxExtractor, second: OnnxExtractor) -> None:
@@ -65,11 +63,6 @@ class EnsembleExtractor:
         first = self.first.embed_batch(one)
         second = self.second.embed_batch(two)
         return Features(vectors=self._join(first.vectors, second.vectors), tags=first.tags)
-
-    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
-        if not images:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return self.embed_batch(np.stack([self.preprocess(im) for im in images])).vectors
 
     def classify(self, images: list[Image.Image]) -> list[Tags]:
         return self.first.classify(images)
