@@ -36,6 +36,9 @@ def _sql(expr: Expr, col: str, params: list) -> str:
             return f"({anyof})"
         return f"(json_type({col}, ?) IS NOT NULL AND NOT ({anyof}))"
     if isinstance(expr, Like):
+        if not expr.prefix:  # every text matches; SQLite's substr(blob, 1, 0) is '' (text), never X''
+            params.append(json_path(expr.field))
+            return f"IFNULL(json_type({col}, ?) = 'text', 0)"
         params += [json_path(expr.field), json_path(expr.field), len(expr.prefix.encode()), expr.prefix.encode()]
         # Compared as bytes: LIKE would treat _ and % in the prefix as wildcards and ignore case.
         return (f"IFNULL(json_type({col}, ?) = 'text' AND substr(CAST(json_extract({col}, ?) AS BLOB), 1, ?) = ?, 0)")
