@@ -84,10 +84,14 @@ def test_server_answers_correctly_while_another_process_indexes(tmp_path, photos
                 # afterwards: the new images are found, exactly as the engine finds them
                 for q, query in enumerate(queries):
                     r = client.post("/api/search", params={"k": K, "rerank": "none"}, files={"file": ("q.jpg", query, "image/jpeg")})
-                    assert [(h["id"], h["score"]) for h in r.json()["results"]] == \
-                           [(h.id, h.score) for h in lib.search(query, k=K)]
+                    served = r.json()["results"]
+                    local = lib.search(query, k=K, rerank="none")
+                    # the same images in the same order; the two processes may embed the query
+                    # on different thread counts, so scores agree to float32 rounding, not bits
+                    assert [h["id"] for h in served] == [h.id for h in local]
+                    assert all(abs(h["score"] - m.score) < 1e-4 for h, m in zip(served, local))
                     if q >= 3:
-                        assert r.json()["results"][0]["path"] == str(groups[names[q - 3]][1])
+                        assert served[0]["path"] == str(groups[names[q - 3]][1])
             assert client.get("/healthz").json() == {"status": "ok", "images": len(files)}
     finally:
         server.terminate()
