@@ -43,12 +43,14 @@ K = 10
 ALIASES = {"pca": "pca_dim", "efc": "ef_construction", "bits": "quant_bits"}
 
 
-def dataset(n: int, base_n: int, queries_n: int, work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def dataset(n: int, base_n: int, queries_n: int, work: Path, model: str = "effnet-lite0"
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(memory-mapped float32 [n, dim] vectors, queries, exact top-10 ids), cached on disk."""
-    tag = f"mixed-{base_n}-{n}"
-    vec_path, truth_path, q_path = work / f"data-{tag}.f32", work / f"truth-{tag}-{queries_n}.npy", work / f"queries-{queries_n}.npy"
-    base = bench_search.features("train", base_n, work)
-    queries = bench_search.features("test", queries_n, work)
+    tag = f"mixed-{base_n}-{n}" + ("" if model == "effnet-lite0" else f"-{model}")  # old caches keep their names
+    vec_path, truth_path = work / f"data-{tag}.f32", work / f"truth-{tag}-{queries_n}.npy"
+    q_path = work / (f"queries-{queries_n}.npy" if model == "effnet-lite0" else f"queries-{queries_n}-{model}.npy")
+    base = bench_search.features("train", base_n, work, model)
+    queries = bench_search.features("test", queries_n, work, model)
     dim = base.shape[1]
     if not vec_path.exists():
         bench_search.DATA = "mixed"
@@ -208,6 +210,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--base", type=int, default=9_000, help="real Fashion-MNIST train features the data is mixed from")
     ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--model", default="effnet-lite0", help="whose features the data is made of (effnet-lite0-lite1: the default model's)")
     ap.add_argument("--configs", nargs="*", default=["pca=256"], help="Lookalike index configs (see above)")
     ap.add_argument("--ef", type=int, nargs="+", default=[48, 64, 96, 160])
     ap.add_argument("--rerank", type=int, nargs="+", default=[0], help="re-rank pool sizes (0: all ef)")
@@ -218,10 +221,10 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    data, queries, truth = dataset(args.n, args.base, args.queries, work)
+    data, queries, truth = dataset(args.n, args.base, args.queries, work, args.model)
     # Exact single queries read every vector: 50 from RAM, 5 from a memory-mapped file over 1 GB.
     exact = exact_row(data, queries, truth, min(len(queries), 50 if data.nbytes <= 1e9 else 5))
-    result = {"n": args.n, "dim": data.shape[1], "base_images": args.base, "queries": len(queries),
+    result = {"n": args.n, "model": args.model, "dim": data.shape[1], "base_images": args.base, "queries": len(queries),
               "cpus": os.cpu_count(), "load_before": os.getloadavg()[0], "exact": exact, "rows": []}
     out = Path(args.out or work / f"ann-tune-{args.n}.json")
     for text in args.configs:

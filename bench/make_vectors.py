@@ -88,19 +88,20 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=NOISE)
     ap.add_argument("--check", action="store_true", help="compare similarity distributions with real features")
     ap.add_argument("--ratio", type=int, default=4, help="--check: mixes per real source (1M from 19,000 real: 53)")
+    ap.add_argument("--model", default="effnet-lite0", help="whose features (effnet-lite0-lite1: the default model's)")
     ap.add_argument("--out", default="/tmp/lookalike-bench/vectors")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    real = fashion_mnist_features(args.real, progress=True)
-    queries = fashion_mnist_features(args.queries, split="t10k", progress=True)
+    real = fashion_mnist_features(args.real, model=args.model, progress=True)
+    queries = fashion_mnist_features(args.queries, split="t10k", model=args.model, progress=True)
     print(f"{len(real):,} real features, {len(queries):,} held-out queries ({time.perf_counter() - t0:.0f} s)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.check:
         print("cosine similarity of held-out queries to their 1st and 10th neighbour, quantiles 10/50/90 %")
         rows = check(real, queries, args.noise, args.ratio)
-        (out / f"profile-{len(real)}-{args.ratio}.json").write_text(
-            json.dumps({"noise": args.noise, "real": len(real), "ratio": args.ratio, "rows": rows}, indent=1))
+        (out / f"profile-{args.model}-{len(real)}-{args.ratio}.json").write_text(json.dumps(
+            {"model": args.model, "noise": args.noise, "real": len(real), "ratio": args.ratio, "rows": rows}, indent=1))
     if args.n:
         t0 = time.perf_counter()
         data = make(real, args.n, seed=1, noise=args.noise)

@@ -41,12 +41,12 @@ K = 10
 
 
 # -- data -------------------------------------------------------------------------------------
-def features(split: str, n: int, cache: Path) -> np.ndarray:
-    """Real model features of the first `n` Fashion-MNIST images of `split` (cached under
+def features(split: str, n: int, cache: Path, model: str = "effnet-lite0") -> np.ndarray:
+    """Real `model` features of the first `n` Fashion-MNIST images of `split` (cached under
     $LOOKALIKE_CACHE/features by tests/support/vectors.py)."""
     from tests.support.vectors import fashion_mnist_features
 
-    return fashion_mnist_features(n, split="t10k" if split == "test" else split, progress=True)
+    return fashion_mnist_features(n, split="t10k" if split == "test" else split, model=model, progress=True)
 
 
 _NOISE: dict[int, np.ndarray] = {}

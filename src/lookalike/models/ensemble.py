@@ -62,7 +62,7 @@ class EnsembleExtractor(BatchEmbedMixin):
         one, two = self._inputs(np.ascontiguousarray(inputs, dtype=np.uint8))
         first = self.first.embed_batch(one)
         second = self.second.embed_batch(two)
-        return Features(vectors=self._join(first.vectors, second.vectors), tags=first.tags)
+        return Features(vectors=self.join(first.vectors, second.vectors), tags=first.tags)
 
     def classify(self, images: list[Image.Image]) -> list[Tags]:
         return self.first.classify(images)
@@ -75,8 +75,9 @@ class EnsembleExtractor(BatchEmbedMixin):
         """(the pair's embeddings, Lite0's last feature maps): explain scores by the search's
         own cosine and draws Lite0's part of it (engine/explain.py uses the leading dims)."""
         first, fmaps = self.first.feature_maps(images)
-        return self._join(first, self.second.embed(images)), fmaps
+        return self.join(first, self.second.embed(images)), fmaps
 
     @staticmethod
-    def _join(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def join(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The pair's vectors from each network's own (GeM) vectors."""
         return np.hstack([l2_normalize(a), l2_normalize(b)]).astype(np.float32) * _SCALE
