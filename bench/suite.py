@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from lookalike.eval.calibration import calibrate, curve_shift, reliability_diagram, without_domain
-from lookalike.eval.suite import run_suite, suite_table
+from lookalike.eval.suite import change_intervals, intervals_table, run_suite, suite_table
 from lookalike.models.calibrate import CURVES_DIR, curve_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +42,9 @@ def main() -> None:
                        progress=lambda msg: print(f"[{time.perf_counter() - t0:5.0f} s] {msg}", flush=True))
     print(suite_table(result, args.baseline if args.baseline in methods else None))
     report = result.to_dict()
+    if args.baseline in methods and len(methods) > 1:
+        print(intervals_table(result, args.baseline))
+        report["change_vs_baseline"] = {"baseline": args.baseline, **change_intervals(result, args.baseline)}
     checks = {}
     for m in [m for m in args.calibrate.split(",") if m in methods]:
         curve, check = calibrate(result, m)

@@ -9,7 +9,7 @@ import pytest
 from lookalike.errors import InvalidQuery, NotFound
 from lookalike.eval import domains
 from lookalike.eval.calibration import fit_curve
-from lookalike.eval.suite import PAIR_DEPTH, parse_method, run_domain
+from lookalike.eval.suite import PAIR_DEPTH, SuiteResult, change_intervals, intervals_table, parse_method, run_domain
 from lookalike.models import get_extractor
 
 
@@ -118,3 +118,22 @@ def test_brain_is_skipped_with_a_note_when_its_data_is_missing_unless_asked_for(
     assert notes == [f"skipping the brain domain: {tmp_path / 'ch2.nii.gz'} is missing: apt-get install mricron-data"]
     with pytest.raises(NotFound, match="apt-get install mricron-data"):
         domains.load_domains(["brain"])
+
+
+def test_changes_against_a_baseline_come_with_paired_intervals(small):
+    ext = get_extractor("effnet-lite0")
+    result = SuiteResult(small, ["plain", "same", "qe"])
+    for method, options in (("plain", []), ("same", []), ("qe", ["qe"])):
+        result.cells[method] = {d.name: run_domain(ext, options, d)[0] for d in small}
+    for d in small:  # per-query APs average to the cell's mAP@10
+        cell = result.cells["qe"][d.name]
+        assert len(cell.aps) == len(d.query_labels) and cell.aps.mean() == pytest.approx(cell.map10)
+    changes = change_intervals(result, "plain")
+    assert set(changes) == {"same", "qe"} and list(changes["qe"]) == [d.name for d in small] + ["mean"]
+    assert all(v == [0.0, 0.0, 0.0] for v in changes["same"].values())  # the same rankings: no change at all
+    for d in small:
+        change, low, high = changes["qe"][d.name]
+        assert change == pytest.approx(100 * (result.cells["qe"][d.name].map10 - result.cells["plain"][d.name].map10), abs=0.06)
+        assert low <= change <= high
+    table = intervals_table(result, "plain")
+    assert "| qe |" in table and "mean |" in table and "plain |" not in table

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lookalike.eval.datasets import FASHION_CLASSES, fashion_mnist_available, load_fashion_mnist, load_folder_dataset
-from lookalike.eval.metrics import average_precision, evaluate_embeddings, evaluate_rankings, rank_gallery
+from lookalike.eval.metrics import average_precision, evaluate_embeddings, evaluate_rankings, paired_change_interval, rank_gallery
 
 
 def test_average_precision_by_hand():
@@ -70,3 +70,23 @@ def test_excluded_query_never_counts_even_in_tiny_galleries():
     ranked = rank_gallery(g, g, 100, exclude=np.arange(3))
     assert ranked.shape == (3, 2) and all(i not in row for i, row in enumerate(ranked))
     assert 0.0 <= r.map_at[100] <= 1.0
+
+
+def test_paired_change_interval_reads_noise_as_noise_and_a_shift_as_real():
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0, 1, 150)
+    # the same scores: no change, a zero-width interval
+    assert paired_change_interval([(a, a)]) == (0.0, 0.0, 0.0)
+    # every query 0.05 better: exactly +0.05, whatever the resampling
+    change, low, high = paired_change_interval([(a, a + 0.05)])
+    assert change == pytest.approx(0.05) and low == pytest.approx(0.05) and high == pytest.approx(0.05)
+    # zero-mean noise per query: the interval spans zero; a real shift under the same noise does not
+    noise = rng.normal(0, 0.1, 150)
+    noise -= noise.mean()
+    change, low, high = paired_change_interval([(a, a + noise)])
+    assert abs(change) < 1e-12 and low < 0 < high
+    change, low, high = paired_change_interval([(a, a + noise + 0.05)])
+    assert 0 < low < change < high
+    # several domains: the mean of the per-domain changes (not pooled over queries)
+    change, low, high = paired_change_interval([(a, a + 0.1), (a[:10], a[:10])])
+    assert change == pytest.approx(0.05) and low == pytest.approx(0.05)

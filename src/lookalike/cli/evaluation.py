@@ -18,15 +18,20 @@ SUITE_METHODS = "effnet-lite0-avg,effnet-lite0,effnet-lite2"
 def _suite(methods: str, domains: Optional[str], out_dir: Path, seed: int) -> None:
     import json
 
-    from ..eval.suite import run_suite, suite_table
+    from ..eval.suite import change_intervals, intervals_table, run_suite, suite_table
 
     with user_errors():
         names = [m.strip() for m in methods.split(",") if m.strip()]
         result = run_suite(names, [d.strip() for d in domains.split(",")] if domains else None, seed,
                            lambda msg: err.print(msg, highlight=False, markup=False))
-        out.print(suite_table(result, names[0] if len(names) > 1 else None), highlight=False, markup=False)
+        baseline = names[0] if len(names) > 1 else None
+        out.print(suite_table(result, baseline), highlight=False, markup=False)
+        report = result.to_dict()
+        if baseline:
+            out.print(intervals_table(result, baseline), highlight=False, markup=False)
+            report["change_vs_baseline"] = {"baseline": baseline, **change_intervals(result, baseline)}
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "suite.json").write_text(json.dumps(result.to_dict(), indent=1), encoding="utf-8")
+        (out_dir / "suite.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
         err.print(f"wrote {out_dir / 'suite.json'} ({result.seconds:.0f} s)", highlight=False, markup=False, soft_wrap=True)
 
 

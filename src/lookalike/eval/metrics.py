@@ -143,3 +143,23 @@ def near_duplicate_recall(ranked: np.ndarray, targets: np.ndarray, ks: tuple[int
     """Fraction of queries whose own original (`targets[i]`, a gallery index) is in the top k."""
     found = ranked == np.asarray(targets)[:, None]
     return {k: float(found[:, :k].any(axis=1).mean()) for k in ks if k <= ranked.shape[1]}
+
+
+def paired_change_interval(per_query: list[tuple[np.ndarray, np.ndarray]], rounds: int = 2000, seed: int = 0,
+                           level: float = 0.95) -> tuple[float, float, float]:
+    """The change in mean score from `a` to `b`, with a paired bootstrap interval.
+
+    `per_query`: one (a, b) pair of per-query scores per domain, the same queries in both (the
+    suite's domains). Each round resamples every domain's queries with replacement and
+    takes the mean over domains of the per-domain mean change, so one domain gives that
+    domain's interval and several give the suite mean's. Returns (change, low, high)."""
+    rng = np.random.default_rng(seed)
+    diffs = [np.asarray(b, np.float64) - np.asarray(a, np.float64) for a, b in per_query]
+    change = float(np.mean([d.mean() for d in diffs]))
+    rounds_means = np.zeros(rounds)
+    for d in diffs:
+        rounds_means += d[rng.integers(0, len(d), size=(rounds, len(d)))].mean(axis=1)
+    rounds_means /= len(diffs)
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(rounds_means, [tail, 100 - tail])
+    return change, float(low), float(high)

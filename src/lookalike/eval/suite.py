@@ -36,7 +36,7 @@ from ..models import FeatureExtractor, TrainableExtractor, get_extractor, l2_nor
 from ..models.feature_options import OPTION as FEATURE_OPTION
 from ..models.feature_options import options_extractor
 from .domains import Domain, load_domains
-from .metrics import average_precision, rank_gallery
+from .metrics import average_precision, paired_change_interval, rank_gallery
 
 PAIR_DEPTH = 10  # top results per query kept as calibration pairs
 LATENCY_QUERIES = 5
@@ -52,6 +52,8 @@ class Cell:
     map10: float
     recall1: float
     query_ms: float
+    # each query's AP@10 (map10 is their mean): paired intervals against another method
+    aps: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
 
 @dataclass
@@ -147,8 +149,8 @@ def run_domain(ext: FeatureExtractor, options: list[str], domain: Domain
     ranked = ranked[:, :PAIR_DEPTH]
     scores = np.take_along_axis(queries @ gallery.T, ranked, axis=1)
     relevant = domain.relevant(ranked)  # same class, or (brain) within the height tolerance
-    map10 = float(np.mean([average_precision(r, n, PAIR_DEPTH) for r, n in zip(relevant, domain.n_relevant())]))
-    cell = Cell(map10, float(relevant[:, 0].mean()), float(np.median(timings)) if timings else 0.0)
+    aps = np.array([average_precision(r, n, PAIR_DEPTH) for r, n in zip(relevant, domain.n_relevant())])
+    cell = Cell(float(aps.mean()), float(relevant[:, 0].mean()), float(np.median(timings)) if timings else 0.0, aps)
     return cell, (scores.astype(np.float32), relevant), (queries, gallery)
 
 
@@ -240,4 +242,30 @@ def suite_table(result: SuiteResult, baseline: str | None = None) -> str:
         compared = baseline is not None and baseline != m and baseline in result.cells
         mean_delta = f" ({100 * (result.mean(m) - result.mean(baseline)):+.1f})" if compared else ""  # type: ignore[arg-type]
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {result.mean(m):.3f}{mean_delta} |")
+    return "\n".join(lines)
+
+
+def change_intervals(result: SuiteResult, baseline: str) -> dict[str, dict[str, list[float]]]:
+    """method -> domain (and "mean") -> [change, low, high] in mAP@10 points against `baseline`:
+    95 % paired bootstrap intervals over the queries (the same queries for every method), so
+    a small loss whose interval spans zero reads as noise and one that does not, as real."""
+    out: dict[str, dict[str, list[float]]] = {}
+    names = [d.name for d in result.domains]
+    for m in result.methods:
+        if m == baseline:
+            continue
+        pairs = {n: (result.cells[baseline][n].aps, result.cells[m][n].aps) for n in names}
+        out[m] = {n: [round(100 * v, 1) for v in paired_change_interval([pairs[n]])] for n in names}
+        out[m]["mean"] = [round(100 * v, 1) for v in paired_change_interval(list(pairs.values()))]
+    return out
+
+
+def intervals_table(result: SuiteResult, baseline: str) -> str:
+    """Markdown: each method's change against `baseline` per domain and on the mean, in points,
+    with its 95 % interval."""
+    names = [d.name for d in result.domains]
+    lines = [f"change in mAP@10 points against {baseline}, 95 % paired bootstrap interval over the queries",
+             "| method | " + " | ".join(names) + " | mean |", "|---|" + "---:|" * (len(names) + 1)]
+    for m, row in change_intervals(result, baseline).items():
+        lines.append(f"| {m} | " + " | ".join(f"{c:+.1f} [{lo:+.1f}, {hi:+.1f}]" for c, lo, hi in row.values()) + " |")
     return "\n".join(lines)
