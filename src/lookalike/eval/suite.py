@@ -129,6 +129,13 @@ def run_domain(ext: FeatureExtractor, options: list[str], domain: Domain
         t0 = time.perf_counter()
         embed(ext, [domain.query_image(i)], flip)
         timings.append((time.perf_counter() - t0) * 1000)
+    return score_vectors(domain, queries, gallery, options, timings)
+
+
+def score_vectors(domain: Domain, queries: np.ndarray, gallery: np.ndarray, options: list[str], timings: list[float]
+                  ) -> tuple[Cell, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """A domain's cell from its query and gallery vectors, after the options that act on
+    vectors (pcaN, dba, qe, verify[N]); `timings`: each latency query's embedding ms."""
     for o in options:
         if o.startswith("pca"):
             project = pca_projection(gallery, int(o[3:]))
@@ -138,6 +145,7 @@ def run_domain(ext: FeatureExtractor, options: list[str], domain: Domain
     settings = QueryExpansion()
     if "dba" in options:  # the gallery's stored vectors; its images as queries read them back
         gallery = augment_database(gallery, settings.k, settings.alpha)
+        inside = domain.query_index >= 0
         queries[inside] = gallery[domain.query_index[inside]]
     if "qe" in options:
         ranked = expanded_ranking(queries, gallery, max(PAIR_DEPTH, depth), exclude, settings)
