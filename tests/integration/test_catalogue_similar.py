@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from lookalike import Library
 from lookalike.engine.catalogue.edit import get_item
@@ -78,10 +79,16 @@ def test_distinct_drops_copies_and_still_returns_k(tmp_path, coloured_shop):
         nearest = lib.similar_items(query.sku, 1)[0]
         twin = next(p for p in products if f"item:{p.sku}" == nearest.path)
         extra = tmp_path / "copies.csv"
+        # two byte copies of the nearest item, and one saved again as a JPEG at twice the size
+        # (other bytes; a near-duplicate by vectors only)
+        resaved = tmp_path / "resaved.jpg"
+        with Image.open(twin.file) as im:
+            im.convert("RGB").resize((im.width * 2, im.height * 2), Image.Resampling.BICUBIC).save(resaved, quality=85)
         with open(extra, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["sku", "image", "category", "colour"])
-            writer.writerows([[f"COPY-{i}", str(twin.file), twin.category, twin.colour] for i in range(3)])
+            writer.writerows([[f"COPY-{i}", str(twin.file), twin.category, twin.colour] for i in range(2)])
+            writer.writerow(["COPY-resaved", str(resaved), twin.category, twin.colour])
         assert lib.import_items(extra, "sku", ["image"]).added == 3
         plain = [h.path for h in lib.similar_items(query.sku, 6)]
         assert sum(p.startswith("item:COPY-") or p == nearest.path for p in plain) == 4  # the twin and its 3 copies

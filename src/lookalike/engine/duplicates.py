@@ -113,7 +113,7 @@ def find_duplicates(store: VectorStore, thresholds: DuplicateThresholds | None =
     th = thresholds or DuplicateThresholds()
     th.validate()
     tiers = check_tiers(tiers)
-    view = _head_view(head_dim)
+    view = head_view(head_dim)
 
     def vectors(ids: Sequence[int]) -> np.ndarray:
         return view(store.vectors(list(ids)))
@@ -161,9 +161,9 @@ VectorReader = Callable[[Sequence[int]], np.ndarray]  # ids -> the vectors dupli
 VectorView = Callable[[np.ndarray], np.ndarray]
 
 
-def _head_view(head_dim: int | None) -> VectorView:
-    """Stored vectors -> the ones duplicates compare: as stored, or their first `head_dim`
-    dimensions renormalised."""
+def head_view(head_dim: int | None) -> VectorView:
+    """Stored vectors -> the ones duplicates (and the catalogue's `distinct`) compare: as
+    stored, or their first `head_dim` dimensions renormalised."""
     if head_dim is None:
         return lambda v: v
     return lambda v: l2_normalize(v[:, :head_dim])

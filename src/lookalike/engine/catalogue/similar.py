@@ -5,7 +5,8 @@ ranked items with their fields, with the shop's rules applied:
 - `colour`: re-ranks the top candidates by (1 - w) * deep + w * colour similarity (colour.py);
 - `collapse`: at most one result per value of a field (e.g. group_id: one per product family);
 - `distinct`: drops a result that is a near-duplicate of a higher one (same bytes, or vectors
-  with cosine >= DISTINCT_COSINE).
+  with cosine >= DISTINCT_COSINE, compared as duplicates compare them: by the model's own
+  features, the Lite0 part of the default pair's vectors, so the threshold means the same).
 Candidates are fetched in growing pools, so `k` results come back whenever enough exist."""
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from PIL import Image
 
 from ...errors import LookalikeError
 from ...imaging import load_image
+from ...models import model_info
 from ...store import ImageRecord, SearchFilter
+from ..duplicates import head_view
 from ..query import resolve
 from ..scan import printable
 from .colour import SIZE as COLOUR_SIZE
@@ -103,7 +106,7 @@ def _collapse(ranked: list[tuple[ImageRecord, float]], name: str) -> list[tuple[
 def _distinct(lib, ranked: list[tuple[ImageRecord, float]], k: int) -> list[tuple[ImageRecord, float]]:
     if not ranked:
         return ranked
-    vectors = lib.store.vectors([r.id for r, _ in ranked])
+    vectors = head_view(model_info(lib.model).head_dim)(lib.store.vectors([r.id for r, _ in ranked]))
     kept: list[int] = []
     shas: set[str] = set()
     for i, (r, _) in enumerate(ranked):
