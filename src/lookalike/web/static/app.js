@@ -19,6 +19,7 @@ const el = {
   summary: $("summary"), results: $("results"), placeholder: $("placeholder"),
   browse: $("browse"), prev: $("prev"), next: $("next"), pageInfo: $("page-info"),
   card: $("card"), explainToggle: $("explain-toggle"), verifyToggle: $("verify-toggle"), verifyLabel: $("verify-label"),
+  rerankToggle: $("rerank-toggle"), rerankLabel: $("rerank-label"),
   addImages: $("add-images"), addInput: $("add-input"),
   dupsActions: $("dups-actions"), dupsSelection: $("dups-selection"), dupsMove: $("dups-move"), dupsTrash: $("dups-trash"),
   viewer: $("viewer"), viewerImg: $("viewer-img"), viewerVideo: $("viewer-video"), viewerName: $("viewer-name"), viewerPath: $("viewer-path"),
@@ -28,7 +29,9 @@ const el = {
   keyDialog: $("key-dialog"), keyInput: $("key-input"),
 };
 const KEY_STORE = "lookalike-api-key";
-const VERIFY_STORE = "lookalike-verify";  // "Same photo first", remembered across visits (localStorage)
+// Page settings remembered across visits (localStorage): "Same photo first" and "Re-rank".
+const VERIFY_STORE = "lookalike-verify";
+const RERANK_STORE = "lookalike-rerank";
 const MIN_INLIERS = 15;  // keypoint matches that make a result the same photo (engine/verify.py MIN_INLIERS)
 
 const state = {
@@ -233,7 +236,7 @@ function resetQuery(keepHash = false) {
   el.results.replaceChildren();
   el.summary.textContent = "";
   el.placeholder.hidden = false;
-  updateVerifyToggle(null);
+  updateImageSwitches(null);
   if (!keepHash && (location.hash.startsWith("#similar/") || location.hash.startsWith("#tag/"))) history.pushState(null, "", location.pathname);
 }
 
@@ -298,6 +301,7 @@ async function search() {
   if (window.feedback) options = feedback.amend(q, options);  // thumbs up/down (feedback.js)
   const verify = verifyPlan(q);
   if (verify.send) url += "&verify=true";
+  if (q.kind !== "tag" && !el.rerankToggle.checked) url += "&rerank=none";
   el.summary.textContent = "Searching…";
   el.results.setAttribute("aria-busy", "true");
   const t0 = performance.now();
@@ -344,6 +348,7 @@ function renderResults(data, totalMs, verify = { send: false, note: "" }) {
   el.summary.dataset.verdict = data.verdict || "";
   if (verify.send) el.summary.append(` · ${nVerified ? plural(nVerified, "result") : "none"} verified as the same photo`);
   else if (verify.note) el.summary.append(` · ${verify.note}`);
+  if (!tag && !el.rerankToggle.checked) el.summary.append(" · not re-ranked");
   if (data.verdict === "no good match" && n > 0 && nVerified === 0) {
     const none = document.createElement("strong");
     none.className = "no-match";
@@ -383,27 +388,44 @@ el.explainToggle.addEventListener("change", applyExplain);
 // series (scans.js); word searches have no query image to match points against.
 const VERIFY_TITLE = el.verifyLabel.title;
 function verifyPlan(q) {
-  updateVerifyToggle(q);
+  updateImageSwitches(q);
   if (!el.verifyToggle.checked || q.kind === "tag") return { send: false, note: "" };
   if (window.feedback?.active()) return { send: false, note: "same photo first is off while refining with + / −" };
   if (window.scans?.grouped()) return { send: false, note: "same photo first is off with one result per series" };
   return { send: true, note: "" };
 }
-function updateVerifyToggle(q) {
+
+// "Re-rank": rerank=qe (the server's default: query expansion) or, off, rerank=none.
+const RERANK_TITLE = el.rerankLabel.title;
+
+// Both switches need a query image: greyed for a tag search, with a title saying why.
+function updateImageSwitches(q) {
   const tag = q?.kind === "tag";
-  el.verifyToggle.disabled = tag;
-  el.verifyLabel.classList.toggle("disabled", tag);
-  el.verifyLabel.title = tag ? "Same photo first needs a query image: it does not apply to a tag search" : VERIFY_TITLE;
+  for (const [input, label, title, why] of [
+    [el.verifyToggle, el.verifyLabel, VERIFY_TITLE, "Same photo first needs a query image: it does not apply to a tag search"],
+    [el.rerankToggle, el.rerankLabel, RERANK_TITLE, "Re-ranking needs a query image: a tag search is ranked by the classifier's confidence"],
+  ]) {
+    input.disabled = tag;
+    label.classList.toggle("disabled", tag);
+    label.title = tag ? why : title;
+  }
 }
+
+// Settings in localStorage; a browser that blocks storage just starts from the defaults.
 function remembered(key) {
-  try { return localStorage.getItem(key); } catch { return null; }  // storage blocked: a plain default
+  try { return localStorage.getItem(key); } catch { return null; }
 }
 function remember(key, value) {
   try { if (value) localStorage.setItem(key, value); else localStorage.removeItem(key); } catch { /* not kept */ }
 }
 el.verifyToggle.checked = remembered(VERIFY_STORE) === "on";
+el.rerankToggle.checked = remembered(RERANK_STORE) !== "none";
 el.verifyToggle.addEventListener("change", () => {
   remember(VERIFY_STORE, el.verifyToggle.checked ? "on" : "");
+  if (state.query && state.query.kind !== "tag") search();
+});
+el.rerankToggle.addEventListener("change", () => {
+  remember(RERANK_STORE, el.rerankToggle.checked ? "" : "none");
   if (state.query && state.query.kind !== "tag") search();
 });
 
