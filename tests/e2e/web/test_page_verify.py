@@ -1,7 +1,8 @@
 """The page's "Same photo first" switch in headless Chromium, over a library of the bundled
 photos: a turned close-up of one photo, which the features alone rank below another photo,
 finds its original first once the switch sends verify=true, with "N matching points" on its
-card; the switch is remembered, stands aside (saying so) for + / − refinements, and is
+card, for the whole upload, a region of it and a library image; the switch is remembered,
+stands aside (saying so) for + / − refinements and one result per scan series, and is
 disabled for a tag search."""
 
 from __future__ import annotations
@@ -95,6 +96,23 @@ def test_same_photo_first_finds_the_original_of_a_turned_crop(watched: Page, pho
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web-verify.png"))
 
+    # A region dragged on the query is verified too (the crop goes with verify=true).
+    img = page.locator("#query-img")
+    expect(img).to_have_js_property("complete", True)
+    box = img.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.1)
+    page.mouse.down()
+    with page.expect_response(_search) as region_search:
+        page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] * 0.9, steps=6)
+        page.mouse.up()
+    assert "verify=true" in region_search.value.request.url and region_search.value.status == 200
+    assert region_search.value.json()["crop"] is not None  # the server searched the region
+    expect(page.locator("#summary")).to_contain_text("for the selected region")
+    expect(page.locator("#summary")).to_contain_text("verified as the same photo")
+    expect(_first(page).locator(".card")).to_have_attribute("data-id", str(photos_site.camera))
+    expect(_first(page).locator(".inliers")).to_contain_text("matching points")
+
     # Remembered: after a reload, "more like this" on an indexed photo verifies too (JSON id body).
     page.reload()
     expect(toggle).to_be_checked()
@@ -142,3 +160,38 @@ def test_same_photo_first_is_disabled_for_a_tag_search(watched: Page, photos_sit
     page.goto(f"{photos_site.url}/#similar/{photos_site.camera}")
     expect(page.locator("#verify-toggle")).to_be_enabled()
     expect(page.locator("#summary")).to_contain_text("verified as the same photo")
+
+
+@pytest.fixture(scope="module")
+def scans_site(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """The page over two MR series of the real Colin27 brain (DICOM files written from it)."""
+    from tests.support.medical import ch2_dicom_series, need_mricron
+
+    need_mricron()
+    root = tmp_path_factory.mktemp("page-verify-scans")
+    ch2_dicom_series(root / "data" / "series", range(50, 140, 15))
+    ch2_dicom_series(root / "data" / "series2", range(60, 140, 20))
+    with Library.open(root / "lib") as lib:
+        assert lib.add([root / "data"]).failed == []
+    with BackgroundServer(create_app(root / "lib")) as url:
+        yield url, root / "data" / "series" / "IM0095"
+
+
+def test_same_photo_first_stands_aside_for_one_result_per_series(watched: Page, scans_site):
+    """verify does not combine with group=series: the page leaves it out and says so."""
+    page = watched
+    url, slice_file = scans_site
+    page.goto(url)
+    expect(page.locator("#scan-controls")).to_be_visible()
+    page.locator("#verify-toggle").check()
+    with page.expect_response(_search) as flat:
+        page.locator("#file-input").set_input_files(slice_file)
+    assert "verify=true" in flat.value.request.url and flat.value.status == 200
+    expect(page.locator("#summary")).to_contain_text("verified as the same photo")
+    with page.expect_response(_search) as grouped:
+        page.locator("#scan-group").check()
+    assert "group=series" in grouped.value.request.url and "verify" not in grouped.value.request.url
+    assert grouped.value.status == 200
+    expect(page.locator("#summary")).to_contain_text("same photo first is off with one result per series")
+    expect(page.locator("#summary strong").first).to_have_text(re.compile(r"^\d+ series$"))
+    expect(page.locator("#message")).to_be_hidden()
