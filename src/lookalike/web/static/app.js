@@ -32,7 +32,7 @@ const KEY_STORE = "lookalike-api-key";
 // Page settings remembered across visits (localStorage): "Same photo first" and "Re-rank".
 const VERIFY_STORE = "lookalike-verify";
 const RERANK_STORE = "lookalike-rerank";
-const MIN_INLIERS = 15;  // keypoint matches that make a result the same photo (engine/verify.py MIN_INLIERS)
+const MIN_INLIERS = 15;  // keypoint matches that make a result the same photo (engine/verify.py; a unit test compares)
 
 const state = {
   stats: null,
