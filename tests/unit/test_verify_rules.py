@@ -3,6 +3,7 @@ accepts, and the one-line error without OpenCV."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from typing import Any, cast
@@ -12,6 +13,7 @@ import pytest
 from lookalike.engine.library import Hit
 from lookalike.engine.verify import DEPTH, MIN_INLIERS, check_depth, check_verify, parse_flag, verified_order
 from lookalike.errors import InvalidQuery
+from lookalike.web import STATIC_DIR
 
 
 def test_verified_candidates_come_first_by_inliers_the_rest_keep_cosine_order():
@@ -66,3 +68,9 @@ def test_suite_options():
     assert parse_method("effnet-lite0+flip+verify50") == ("effnet-lite0", ["flip", "verify50"])
     with pytest.raises(InvalidQuery, match="known: flip, pcaN, qe, dba, verify, verifyN"):
         parse_method("effnet-lite0+verified")
+
+
+def test_the_web_page_marks_verified_results_by_the_engine_threshold():
+    """app.js decides which cards show "N matching points" with its own copy of MIN_INLIERS."""
+    found = re.search(r"^const MIN_INLIERS = (\d+);", (STATIC_DIR / "app.js").read_text(), re.M)
+    assert found is not None and int(found.group(1)) == MIN_INLIERS

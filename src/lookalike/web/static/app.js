@@ -18,7 +18,8 @@ const el = {
   clearCrop: $("clear-crop"), newQuery: $("new-query"),
   summary: $("summary"), results: $("results"), placeholder: $("placeholder"),
   browse: $("browse"), prev: $("prev"), next: $("next"), pageInfo: $("page-info"),
-  card: $("card"), explainToggle: $("explain-toggle"),
+  card: $("card"), explainToggle: $("explain-toggle"), verifyToggle: $("verify-toggle"), verifyLabel: $("verify-label"),
+  rerankToggle: $("rerank-toggle"), rerankLabel: $("rerank-label"),
   addImages: $("add-images"), addInput: $("add-input"),
   dupsActions: $("dups-actions"), dupsSelection: $("dups-selection"), dupsMove: $("dups-move"), dupsTrash: $("dups-trash"),
   viewer: $("viewer"), viewerImg: $("viewer-img"), viewerVideo: $("viewer-video"), viewerName: $("viewer-name"), viewerPath: $("viewer-path"),
@@ -28,6 +29,10 @@ const el = {
   keyDialog: $("key-dialog"), keyInput: $("key-input"),
 };
 const KEY_STORE = "lookalike-api-key";
+// Page settings remembered across visits (localStorage): "Same photo first" and "Re-rank".
+const VERIFY_STORE = "lookalike-verify";
+const RERANK_STORE = "lookalike-rerank";
+const MIN_INLIERS = 15;  // keypoint matches that make a result the same photo (engine/verify.py; a unit test compares)
 
 const state = {
   stats: null,
@@ -191,9 +196,17 @@ function makeCard(item, score, confidence, goodMatch) {
     showView("search");
     setQueryById(item.id, item.name, item.image_url, true);
   });
+  if (isVerified(item)) {  // "Same photo first": how many points of the query it matched
+    const line = document.createElement("span");
+    line.className = "inliers";
+    line.textContent = `${item.inliers.toLocaleString()} matching points`;
+    line.title = "Keypoints of the query found here in the same arrangement: this shows the same photo";
+    li.querySelector(".meta").after(line);
+  }
   if (window.scans) scans.decorate(li, item);
   return li;
 }
+const isVerified = (hit) => typeof hit.inliers === "number" && hit.inliers >= MIN_INLIERS;
 
 // ---- the query ----------------------------------------------------------------------------------
 function showQuery(src, label) {
@@ -223,6 +236,7 @@ function resetQuery(keepHash = false) {
   el.results.replaceChildren();
   el.summary.textContent = "";
   el.placeholder.hidden = false;
+  updateImageSwitches(null);
   if (!keepHash && (location.hash.startsWith("#similar/") || location.hash.startsWith("#tag/"))) history.pushState(null, "", location.pathname);
 }
 
@@ -285,6 +299,9 @@ async function search() {
   }
   if (q.kind !== "tag" && window.scans) url += scans.params(q);  // window, series view (scans.js)
   if (window.feedback) options = feedback.amend(q, options);  // thumbs up/down (feedback.js)
+  const verify = verifyPlan(q);
+  if (verify.send) url += "&verify=true";
+  if (q.kind !== "tag" && !el.rerankToggle.checked) url += "&rerank=none";
   el.summary.textContent = "Searching…";
   el.results.setAttribute("aria-busy", "true");
   const t0 = performance.now();
@@ -293,7 +310,7 @@ async function search() {
     if (seq !== state.searchSeq) return;
     const total = Math.round(performance.now() - t0);
     clearMessage();
-    renderResults(data, total);
+    renderResults(data, total, verify);
   } catch (e) {
     if (seq !== state.searchSeq) return;
     el.summary.textContent = "";
@@ -305,13 +322,15 @@ async function search() {
   }
 }
 
-function renderResults(data, totalMs) {
+function renderResults(data, totalMs, verify = { send: false, note: "" }) {
   el.placeholder.hidden = true;
   const good = data.good_match;
   const cards = data.results.map((hit) => makeCard(hit, hit.score, hit.confidence, good));
+  const nVerified = data.results.filter(isVerified).length;
   if (data.verdict && good !== null && good !== undefined) {
     // A line between the good matches and the rest; at the top when nothing is a good match.
-    const nGood = data.results.filter((hit) => hit.confidence !== null && hit.confidence >= good).length;
+    // Verified results come first and show the same photo, so they count as good matches.
+    const nGood = data.results.filter((hit) => isVerified(hit) || (hit.confidence !== null && hit.confidence >= good)).length;
     if (nGood < cards.length) cards.splice(nGood, 0, separator(nGood === 0 ? "No good match — the closest images:" : "Not good matches:"));
   }
   el.results.replaceChildren(...cards);
@@ -327,7 +346,10 @@ function renderResults(data, totalMs) {
                     ` · search ${data.took_ms.toFixed(0)} ms, ${totalMs} ms with transfer`);
   el.summary.dataset.tookMs = data.took_ms;
   el.summary.dataset.verdict = data.verdict || "";
-  if (data.verdict === "no good match" && n > 0) {
+  if (verify.send) el.summary.append(` · ${nVerified ? plural(nVerified, "result") : "none"} verified as the same photo`);
+  else if (verify.note) el.summary.append(` · ${verify.note}`);
+  if (!tag && !el.rerankToggle.checked) el.summary.append(" · not re-ranked");
+  if (data.verdict === "no good match" && n > 0 && nVerified === 0) {
     const none = document.createElement("strong");
     none.className = "no-match";
     none.textContent = "no good match";
@@ -359,6 +381,53 @@ function applyExplain() {
 }
 
 el.explainToggle.addEventListener("change", applyExplain);
+
+// "Same photo first": verify=true on image searches (geometric verification of the top 20
+// candidates, engine/verify.py). It takes one query image, so it is left out, and the summary
+// says so, while + / − refinements make several (feedback.js) or scans show one card per
+// series (scans.js); word searches have no query image to match points against.
+const VERIFY_TITLE = el.verifyLabel.title;
+function verifyPlan(q) {
+  updateImageSwitches(q);
+  if (!el.verifyToggle.checked || q.kind === "tag") return { send: false, note: "" };
+  if (window.feedback?.active()) return { send: false, note: "same photo first is off while refining with + / −" };
+  if (window.scans?.grouped()) return { send: false, note: "same photo first is off with one result per series" };
+  return { send: true, note: "" };
+}
+
+// "Re-rank": rerank=qe (the server's default: query expansion) or, off, rerank=none.
+const RERANK_TITLE = el.rerankLabel.title;
+
+// Both switches need a query image: greyed for a tag search, with a title saying why.
+function updateImageSwitches(q) {
+  const tag = q?.kind === "tag";
+  for (const [input, label, title, why] of [
+    [el.verifyToggle, el.verifyLabel, VERIFY_TITLE, "Same photo first needs a query image: it does not apply to a tag search"],
+    [el.rerankToggle, el.rerankLabel, RERANK_TITLE, "Re-ranking needs a query image: a tag search is ranked by the classifier's confidence"],
+  ]) {
+    input.disabled = tag;
+    label.classList.toggle("disabled", tag);
+    label.title = tag ? why : title;
+  }
+}
+
+// Settings in localStorage; a browser that blocks storage just starts from the defaults.
+function remembered(key) {
+  try { return localStorage.getItem(key); } catch { return null; }
+}
+function remember(key, value) {
+  try { if (value) localStorage.setItem(key, value); else localStorage.removeItem(key); } catch { /* not kept */ }
+}
+el.verifyToggle.checked = remembered(VERIFY_STORE) === "on";
+el.rerankToggle.checked = remembered(RERANK_STORE) !== "none";
+el.verifyToggle.addEventListener("change", () => {
+  remember(VERIFY_STORE, el.verifyToggle.checked ? "on" : "");
+  if (state.query && state.query.kind !== "tag") search();
+});
+el.rerankToggle.addEventListener("change", () => {
+  remember(RERANK_STORE, el.rerankToggle.checked ? "" : "none");
+  if (state.query && state.query.kind !== "tag") search();
+});
 
 function separator(text) {
   const li = document.createElement("li");

@@ -3,8 +3,9 @@
 // for an indexed query image, form fields `ids` / `not_ids` next to an uploaded one), shown
 // as removable chips, and kept in the address for indexed queries: #similar/12+34-56 is
 // "like 12 and 34, not like 56", so back, forward and reload give the same search.
-// app.js calls feedback.amend() when it builds a search, feedback.decorate() when it shows
-// results, and feedback.load() when the address changes; everything else lives here.
+// app.js calls feedback.amend() when it builds a search (then feedback.active(): does it refine
+// this query?), feedback.decorate() when it shows results, and feedback.load() when the address
+// changes; everything else lives here.
 "use strict";
 
 const feedback = (() => {
@@ -141,6 +142,6 @@ const feedback = (() => {
     }
   }
 
-  return { amend, decorate, load, hashFor, state: fb };
+  return { amend, decorate, load, hashFor, active, state: fb };
 })();
 window.feedback = feedback;

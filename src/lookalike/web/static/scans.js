@@ -1,7 +1,7 @@
 // Scan controls of the search page (DICOM, NIfTI; docs/medical.md): a window preset for a
 // DICOM query and for the thumbnails of scan results, and a series view (one card per series,
 // showing its best slice). Loaded after app.js, whose search() and state it uses; app.js calls
-// scans.params(), scans.decorate() and scans.summarise() where its search and cards are built.
+// scans.params(), scans.grouped(), scans.decorate() and scans.summarise() where its search and cards are built.
 "use strict";
 
 window.scans = (() => {
@@ -105,6 +105,10 @@ window.scans = (() => {
       if (q.kind === "id" && el.queryImg.src.includes(`/api/images/${q.id}/thumb`)) el.queryImg.src = queryThumb(q, w);
       if (box.hidden) return "";
       return (w ? `&window=${encodeURIComponent(w)}` : "") + (group.checked ? "&group=series" : "");
+    },
+    // Whether params() asks for one result per series (which verify=true does not combine with).
+    grouped() {
+      return !box.hidden && group.checked;
     },
     // A card of the series view: how many of the series' slices matched.
     decorate(li, hit) {
