@@ -246,7 +246,7 @@ def suite_table(result: SuiteResult, baseline: str | None = None) -> str:
             delta = ""
             if baseline and baseline != m and baseline in result.cells:
                 delta = f" ({100 * (c.map10 - result.cells[baseline][n].map10):+.1f})"
-            cells.append(f"{c.map10:.3f}{delta} | {c.query_ms:.0f}")
+            cells.append(f"{c.map10:.3f}{delta} | {c.query_ms:.0f}" if c.query_ms else f"{c.map10:.3f}{delta} | -")  # -: not timed
         compared = baseline is not None and baseline != m and baseline in result.cells
         mean_delta = f" ({100 * (result.mean(m) - result.mean(baseline)):+.1f})" if compared else ""  # type: ignore[arg-type]
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {result.mean(m):.3f}{mean_delta} |")
