@@ -39,3 +39,18 @@ def settle(page: Page, grid: str) -> None:
 
 def card_ids(page: Page, grid: str = "#results") -> list[int]:
     return [int(i) for i in page.locator(f"{grid} .card").evaluate_all("cards => cards.map(c => c.dataset.id)")]
+
+
+def drag_on_query(page: Page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Drag a box on the loaded query image, corners given as fractions of its width and height
+    (the page then searches that region)."""
+    from playwright.sync_api import expect
+
+    img = page.locator("#query-img")
+    expect(img).to_have_js_property("complete", True)
+    box = img.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] * start[0], box["y"] + box["height"] * start[1])
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * end[0], box["y"] + box["height"] * end[1], steps=6)
+    page.mouse.up()

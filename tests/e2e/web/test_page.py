@@ -16,7 +16,7 @@ from lookalike.config import DEFAULT_MODEL
 from lookalike.demo.samples import save_jpeg
 from lookalike.imaging import crop_relative, load_image
 from tests.support.server import BackgroundServer
-from tests.support.web import ARTIFACTS, card_ids, settle
+from tests.support.web import ARTIFACTS, card_ids, drag_on_query, settle
 from tests.support.web import PAGE_K as K
 
 pytest.importorskip("playwright")
@@ -54,14 +54,7 @@ def test_search_click_crop_browse(watched: Page, site, lib, gallery, photos, tmp
     assert family == {"chelsea"}
 
     # 3. Drag a box on the query image: the results are those of that region.
-    img = page.locator("#query-img")
-    expect(img).to_have_js_property("complete", True)
-    box = img.bounding_box()
-    assert box is not None
-    page.mouse.move(box["x"] + box["width"] * 0.30, box["y"] + box["height"] * 0.20)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.70, steps=6)
-    page.mouse.up()
+    drag_on_query(page, (0.30, 0.20), (0.75, 0.70))
     expect(page.locator("#summary")).to_contain_text("for the selected region")
     crop = tuple(float(v) for v in page.locator("#crop-box").get_attribute("data-crop").split(","))
     assert crop[0] < crop[2] and crop[1] < crop[3]

@@ -22,7 +22,7 @@ from lookalike.demo.samples import save_jpeg
 from lookalike.engine.verify import MIN_INLIERS
 from lookalike.eval.hard_edits import crop_area
 from tests.support.server import BackgroundServer
-from tests.support.web import ARTIFACTS, card_ids
+from tests.support.web import ARTIFACTS, card_ids, drag_on_query
 
 pytest.importorskip("cv2")  # verification needs OpenCV (the duplicates extra)
 pytest.importorskip("playwright")
@@ -97,15 +97,8 @@ def test_same_photo_first_finds_the_original_of_a_turned_crop(watched: Page, pho
     page.screenshot(path=str(ARTIFACTS / "web-verify.png"))
 
     # A region dragged on the query is verified too (the crop goes with verify=true).
-    img = page.locator("#query-img")
-    expect(img).to_have_js_property("complete", True)
-    box = img.bounding_box()
-    assert box is not None
-    page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.1)
-    page.mouse.down()
     with page.expect_response(_search) as region_search:
-        page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] * 0.9, steps=6)
-        page.mouse.up()
+        drag_on_query(page, (0.1, 0.1), (0.9, 0.9))
     assert "verify=true" in region_search.value.request.url and region_search.value.status == 200
     assert region_search.value.json()["crop"] is not None  # the server searched the region
     expect(page.locator("#summary")).to_contain_text("for the selected region")
