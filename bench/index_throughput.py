@@ -9,8 +9,9 @@ resized to 2-12 MP JPEGs under --workdir (generated once).
 
 Before/after: "before" is the old ONNX Runtime session: one for everything, on all CPUs,
 idle pool threads spin-waiting. "Now": pool threads sleep when idle, and indexing runs the
-model on half the CPUs (`OnnxExtractor.for_indexing`); in between, sleeping threads with
-the model on all CPUs while indexing. Each round measures raw ONNX with every session, then
+model on `--indexing-threads` (default: the setting's, all CPUs; `OnnxExtractor.for_indexing`);
+with fewer, the model on all CPUs is measured too. `--model effnet-lite0-lite1` measures the
+default pair (both networks get such sessions). Each round measures raw ONNX with every session, then
 end to end with each; the median over rounds is reported, so load drift on a shared machine
 hits every figure alike. Raw ONNX, the baseline of every ratio, is the fastest raw rate.
 Also prints process CPU per image, which other processes on a busy machine disturb far less
@@ -38,7 +39,10 @@ from lookalike.config import cpu_threads
 from lookalike.demo.samples import sample_photos
 from lookalike.imaging import decode_image, read_file
 from lookalike.models import get_extractor
+from lookalike.models.ensemble import EnsembleExtractor
 from lookalike.models.onnx_extractor import OnnxExtractor
+
+Extractor = OnnxExtractor | EnsembleExtractor  # an ONNX model, or the default pair of two
 
 
 def make_photos(folder: Path, n: int, seed: int = 0) -> list[Path]:
@@ -68,14 +72,28 @@ def make_photos(folder: Path, n: int, seed: int = 0) -> list[Path]:
 
 
 def onnx_extractor(model: str, threads: int | None = None, spinning: bool = False,
-                   indexing_threads: int | None = None) -> OnnxExtractor:
+                   indexing_threads: int | None = None) -> Extractor:
     """The registry's ONNX extractor for `model` with its own sessions: `threads` intra-op
     threads (default: the CPUs), idle threads spin-waiting (`spinning`, the old session) or
-    not, `indexing_threads` while indexing (default: the model's choice)."""
+    not, `indexing_threads` while indexing (default: the model's choice). The default pair
+    gets such sessions for both of its networks."""
+    def own(base: OnnxExtractor) -> OnnxExtractor:
+        return OnnxExtractor(base.name, base.onnx_path, base.input_size, base.dim, labels=base.labels,
+                             threads=threads, spinning=spinning, indexing_threads=indexing_threads)
+
     base = get_extractor(model)
+    if isinstance(base, EnsembleExtractor):
+        return EnsembleExtractor(base.name, own(base.first), own(base.second))
     assert isinstance(base, OnnxExtractor), f"{model} is not an ONNX model"
-    return OnnxExtractor(base.name, base.onnx_path, base.input_size, base.dim, labels=base.labels,
-                         threads=threads, spinning=spinning, indexing_threads=indexing_threads)
+    return own(base)
+
+
+def parts(ext: Extractor) -> list[OnnxExtractor]:
+    return [ext.first, ext.second] if isinstance(ext, EnsembleExtractor) else [ext]
+
+
+def same_sessions(a: Extractor, b: Extractor) -> bool:
+    return all(x is y for x, y in zip(parts(a), parts(b)))
 
 
 def cpu_s() -> float:
@@ -83,7 +101,7 @@ def cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def raw_rate(ext: OnnxExtractor, tensors: np.ndarray, batch_size: int) -> tuple[float, float]:
+def raw_rate(ext: Extractor, tensors: np.ndarray, batch_size: int) -> tuple[float, float]:
     """(img/s, CPU ms per image) of the model alone."""
     ext.embed_batch(tensors[:batch_size])  # warm-up: session creation, first-run allocations
     c, t0 = cpu_s(), time.perf_counter()
@@ -92,7 +110,7 @@ def raw_rate(ext: OnnxExtractor, tensors: np.ndarray, batch_size: int) -> tuple[
     return len(tensors) / (time.perf_counter() - t0), (cpu_s() - c) / len(tensors) * 1000
 
 
-def predecode(ext: OnnxExtractor, paths: list[Path]) -> tuple[np.ndarray, float]:
+def predecode(ext: Extractor, paths: list[Path]) -> tuple[np.ndarray, float]:
     """Model inputs for `paths` exactly as the indexer prepares them (read, hash, decode at
     reduced scale, resize), on one thread; also the CPU ms per image that costs."""
     c = cpu_s()
@@ -104,7 +122,7 @@ def predecode(ext: OnnxExtractor, paths: list[Path]) -> tuple[np.ndarray, float]
     return np.stack(out), (cpu_s() - c) / len(paths) * 1000
 
 
-def end_to_end(ext: OnnxExtractor, folder: Path, lib_dir: Path, n: int, batch_size: int,
+def end_to_end(ext: Extractor, folder: Path, lib_dir: Path, n: int, batch_size: int,
                workers: int | None) -> tuple[float, float]:
     """(img/s, process CPU ms per image) of `Library.add` on `folder` into a fresh library."""
     shutil.rmtree(lib_dir, ignore_errors=True)
@@ -123,7 +141,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=None, help="decode threads [default: the indexer's]")
     ap.add_argument("--indexing-threads", type=int, default=None,
-                    help="ONNX Runtime threads while indexing, now [default: the model's, half the CPUs]")
+                    help="ONNX Runtime threads while indexing, now [default: the setting's, all CPUs]")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; medians are reported")
     ap.add_argument("--workdir", default="/tmp/lookalike-bench/index")
     ap.add_argument("--out", default=None)
@@ -142,10 +160,10 @@ def main() -> None:
     new = onnx_extractor(args.model, indexing_threads=args.indexing_threads)
     indexing = new.for_indexing()
     raw_sessions = {"before": old, "queries": new, "indexing": indexing}
-    if indexing is new:
+    if same_sessions(indexing, new):
         del raw_sessions["indexing"]
     e2e_sessions = {"before": old, "after": new}
-    if indexing is not new:  # sleeping threads alone: indexing on every CPU's thread, as queries run
+    if not same_sessions(indexing, new):  # sleeping threads alone: indexing on every CPU's thread, as queries run
         e2e_sessions["all_threads"] = onnx_extractor(args.model, indexing_threads=cpus)
     tensors, prepare_ms = predecode(new, paths)
     runs: dict[str, list[tuple[float, float]]] = {}
@@ -164,7 +182,7 @@ def main() -> None:
                 "after": med[f"raw_{'indexing' if 'indexing' in raw_sessions else 'queries'}"][1]}
     non_model = {k: med[f"end_to_end_{k}"][1] - model_ms[k] for k in e2e_sessions}
     result = {"n": len(paths), "model": args.model, "batch_size": args.batch_size, "workers": args.workers,
-              "model_threads": {"before": cpus, "queries": cpus, "indexing": indexing._threads},
+              "model_threads": {"before": cpus, "queries": cpus, "indexing": parts(indexing)[0]._threads},
               "rounds": args.rounds, "cpus": cpus, "load_average": os.getloadavg(),
               "megapixels_mean": float(np.mean(megapixels)),
               "megapixels_range": [float(min(megapixels)), float(max(megapixels))],
@@ -182,7 +200,7 @@ def main() -> None:
     print(f"{'measure':<62} {'img/s':>7} {'/ raw':>6} {'CPU ms/img':>11}")
     rows = [(f"raw ONNX, {cpus} threads spin-waiting (before)", "raw_before"),
             (f"raw ONNX, {cpus} threads sleeping (queries now)", "raw_queries"),
-            (f"raw ONNX, {indexing._threads} thread(s) sleeping (indexing now)", "raw_indexing"),
+            (f"raw ONNX, {parts(indexing)[0]._threads} thread(s) sleeping (indexing now)", "raw_indexing"),
             ("end to end Library.add, before", "end_to_end_before"),
             (f"end to end Library.add, model on {cpus} threads sleeping", "end_to_end_all_threads"),
             ("end to end Library.add, now", "end_to_end_after")]
