@@ -142,3 +142,18 @@ def test_quick_eval_run_writes_the_report(tmp_path):
         data = (out / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < 300_000
         assert Image.open(out / png).size[0] > 100
+
+
+def test_suite_cli_prints_changes_with_intervals(tmp_path):
+    pytest.importorskip("sklearn")  # the digits domain
+    out = tmp_path / "suite"
+    r = _cli("eval", "suite", "--domains", "digits", "--methods", "effnet-lite0,effnet-lite0+qe", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    report = json.loads((out / "suite.json").read_text())
+    change, low, high = report["change_vs_baseline"]["effnet-lite0+qe"]["digits"]
+    plain, qe = (report["methods"][m]["digits"]["map10"] for m in ("effnet-lite0", "effnet-lite0+qe"))
+    assert change == pytest.approx(100 * (qe - plain), abs=0.06)
+    assert low <= change <= high and report["change_vs_baseline"]["baseline"] == "effnet-lite0"
+    # one line per table row, however wide: the interval table's heading is not wrapped
+    assert "95 % paired bootstrap interval over the queries" in r.stdout
+    assert f"| effnet-lite0+qe | {change:+.1f} [{low:+.1f}, {high:+.1f}]" in r.stdout

@@ -25,10 +25,10 @@ def _suite(methods: str, domains: Optional[str], out_dir: Path, seed: int) -> No
         result = run_suite(names, [d.strip() for d in domains.split(",")] if domains else None, seed,
                            lambda msg: err.print(msg, highlight=False, markup=False))
         baseline = names[0] if len(names) > 1 else None
-        out.print(suite_table(result, baseline), highlight=False, markup=False)
+        out.print(suite_table(result, baseline), highlight=False, markup=False, soft_wrap=True)
         report = result.to_dict()
         if baseline:
-            out.print(intervals_table(result, baseline), highlight=False, markup=False)
+            out.print(intervals_table(result, baseline), highlight=False, markup=False, soft_wrap=True)
             report["change_vs_baseline"] = {"baseline": baseline, **change_intervals(result, baseline)}
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "suite.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
