@@ -54,11 +54,13 @@ def test_without_opencv_verify_is_a_missing_extra():
     code = ("import sys\nsys.modules['cv2'] = None\n"
             "from lookalike.engine.verify import check_verify\n"
             "from lookalike.errors import MissingExtra\n"
-            "try:\n    check_verify(True, None, 'q.jpg', [])\nexcept MissingExtra as e:\n    print('MISSING', e)\n")
+            "try:\n    check_verify(True, None, 'q.jpg', [])\nexcept MissingExtra as e:\n    print('MISSING', e)\n"
+            "from lookalike.engine.verify import unavailable\nprint('UNAVAILABLE', unavailable())\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("MISSING geometric verification (search --verify)")
-    assert "lookalike[duplicates]" in out.stdout and out.stdout.count("\n") == 1
+    missing, reason = out.stdout.splitlines()
+    assert missing.startswith("MISSING geometric verification (search --verify)") and "lookalike[duplicates]" in missing
+    assert reason == "UNAVAILABLE " + missing[len("MISSING "):]  # what /api/stats tells the page
 
 
 def test_suite_options():

@@ -29,6 +29,7 @@ from ..engine.params import DATE_HELP, check_k, check_score, check_tiers, make_f
 from ..engine.rerank import check_rerank
 from ..engine.scan import printable
 from ..engine.verify import MAX_DEPTH, check_depth, parse_flag
+from ..engine.verify import unavailable as verify_unavailable
 from ..errors import InvalidQuery
 from ..store import ImageRecord, SearchFilter
 from . import schemas
@@ -389,7 +390,8 @@ def get_thumb(request: Request, image_id: int = ImageId, window: str | None = WI
 def stats(request: Request) -> schemas.Stats:
     settings = request.app.state.settings
     return schemas.Stats(**_svc(request).lib.info(), max_upload_bytes=settings.max_upload_bytes,
-                         writes_need_key=bool(settings.api_key), url_queries=settings.url_queries)
+                         writes_need_key=bool(settings.api_key), url_queries=settings.url_queries,
+                         verify_unavailable=verify_unavailable())
 
 
 @router.get("/healthz", response_model=schemas.Health, summary="Liveness")

@@ -239,6 +239,8 @@ class Stats(BaseModel):
     max_upload_bytes: int
     writes_need_key: bool
     url_queries: bool
+    verify_unavailable: Optional[str] = Field(
+        None, description="Why `verify=true` cannot run on this server (OpenCV is not installed), or null when it can.")
 
 
 class Deleted(BaseModel):

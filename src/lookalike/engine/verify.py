@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from ..errors import InvalidQuery
+from ..errors import InvalidQuery, MissingExtra
 from ..extras import require
 from .keypoints import SIDE, Keypoints, keypoints, load_cv2, match
 
@@ -51,6 +51,16 @@ def parse_flag(value: object, name: str) -> bool | None:
     if text in ("false", "0", "no", "off"):
         return False
     raise InvalidQuery(f"{name} must be true or false, got {str(value)[:40]!r}")
+
+
+def unavailable() -> str | None:
+    """Why verification cannot run here (OpenCV missing: the MissingExtra message), or None.
+    Lets a shell offer it only where it works."""
+    try:
+        require("cv2", feature="geometric verification (search --verify)", extra="duplicates")
+    except MissingExtra as e:
+        return str(e)
+    return None
 
 
 def check_verify(verify: bool, depth: int | None, query: object, negative: Sequence[object]) -> int:

@@ -3,15 +3,17 @@ photos: a turned close-up of one photo, which the features alone rank below anot
 finds its original first once the switch sends verify=true, with "N matching points" on its
 card, for the whole upload, a region of it and a library image; the switch is remembered,
 stands aside (saying so) for + / − refinements and one result per scan series, and is
-disabled for a tag search."""
+disabled for a tag search and on a server without OpenCV."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -21,7 +23,7 @@ from lookalike.api import create_app
 from lookalike.demo.samples import save_jpeg
 from lookalike.engine.verify import MIN_INLIERS
 from lookalike.eval.hard_edits import crop_area
-from tests.support.server import BackgroundServer
+from tests.support.server import BackgroundServer, free_port, start_serve_process
 from tests.support.web import ARTIFACTS, card_ids, drag_on_query
 
 pytest.importorskip("cv2")  # verification needs OpenCV (the duplicates extra)
@@ -188,3 +190,36 @@ def test_same_photo_first_stands_aside_for_one_result_per_series(watched: Page, 
     expect(page.locator("#summary")).to_contain_text("same photo first is off with one result per series")
     expect(page.locator("#summary strong").first).to_have_text(re.compile(r"^\d+ series$"))
     expect(page.locator("#message")).to_be_hidden()
+
+
+def test_same_photo_first_is_greyed_on_a_server_without_opencv(watched: Page, originals_library, photos_site: Site,
+                                                               tmp_path):
+    """A real `lookalike serve` whose Python cannot import OpenCV: /api/stats says why, the
+    page greys the switch with that reason, and a remembered "on" never makes a search fail."""
+    no_opencv = tmp_path / "no-opencv"
+    no_opencv.mkdir()
+    (no_opencv / "sitecustomize.py").write_text("import sys\nsys.modules['cv2'] = None  # this server has no OpenCV\n")
+    port = free_port()
+    server = start_serve_process(originals_library, port, env={
+        "PYTHONPATH": os.pathsep.join(p for p in (str(no_opencv), os.environ.get("PYTHONPATH", "")) if p)})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert "pip install 'lookalike[duplicates]'" in httpx.get(f"{url}/api/stats").json()["verify_unavailable"]
+        assert httpx.get(f"{photos_site.url}/api/stats").json()["verify_unavailable"] is None  # this process has it
+        page = watched
+        page.goto(url)
+        page.evaluate("localStorage.setItem('lookalike-verify', 'on')")  # turned on in an earlier visit
+        page.reload()
+        toggle = page.locator("#verify-toggle")
+        expect(toggle).to_be_checked()
+        expect(toggle).to_be_disabled()
+        expect(page.locator("#verify-label")).to_have_attribute("title", re.compile("Not available on this server.*duplicates"))
+        with page.expect_response(_search) as answer:
+            page.locator("#file-input").set_input_files(photos_site.query)
+        assert "verify" not in answer.value.request.url and answer.value.status == 200
+        expect(page.locator("#summary")).to_contain_text("same photo first is unavailable on this server")
+        expect(page.locator("#message")).to_be_hidden()
+        assert card_ids(page)[0] == photos_site.plain[0]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

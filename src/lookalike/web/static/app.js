@@ -140,6 +140,7 @@ async function loadStats() {
     const s = state.stats;
     el.stats.textContent = `${s.images.toLocaleString()} image${s.images === 1 ? "" : "s"} · ${s.model}`;
     if (s.images === 0) showEmptyLibrary();
+    updateImageSwitches(state.query);  // what this server can do (verify_unavailable)
   } catch (e) {
     showMessage(e.message, "error");
   }
@@ -301,7 +302,8 @@ async function search() {
   if (window.feedback) options = feedback.amend(q, options);  // thumbs up/down (feedback.js)
   const verify = verifyPlan(q);
   if (verify.send) url += "&verify=true";
-  if (q.kind !== "tag" && !el.rerankToggle.checked) url += "&rerank=none";
+  verify.plain = q.kind !== "tag" && !el.rerankToggle.checked;  // as sent: the summary says so
+  if (verify.plain) url += "&rerank=none";
   el.summary.textContent = "Searching…";
   el.results.setAttribute("aria-busy", "true");
   const t0 = performance.now();
@@ -348,7 +350,7 @@ function renderResults(data, totalMs, verify = { send: false, note: "" }) {
   el.summary.dataset.verdict = data.verdict || "";
   if (verify.send) el.summary.append(` · ${nVerified ? plural(nVerified, "result") : "none"} verified as the same photo`);
   else if (verify.note) el.summary.append(` · ${verify.note}`);
-  if (!tag && !el.rerankToggle.checked) el.summary.append(" · not re-ranked");
+  if (verify.plain) el.summary.append(" · not re-ranked");
   if (data.verdict === "no good match" && n > 0 && nVerified === 0) {
     const none = document.createElement("strong");
     none.className = "no-match";
@@ -390,6 +392,7 @@ const VERIFY_TITLE = el.verifyLabel.title;
 function verifyPlan(q) {
   updateImageSwitches(q);
   if (!el.verifyToggle.checked || q.kind === "tag") return { send: false, note: "" };
+  if (state.stats?.verify_unavailable) return { send: false, note: "same photo first is unavailable on this server" };
   if (window.feedback?.active()) return { send: false, note: "same photo first is off while refining with + / −" };
   if (window.scans?.grouped()) return { send: false, note: "same photo first is off with one result per series" };
   return { send: true, note: "" };
@@ -399,15 +402,19 @@ function verifyPlan(q) {
 const RERANK_TITLE = el.rerankLabel.title;
 
 // Both switches need a query image: greyed for a tag search, with a title saying why.
+// Same photo first is greyed too where the server cannot verify (no OpenCV: /api/stats says why).
 function updateImageSwitches(q) {
   const tag = q?.kind === "tag";
+  const missing = state.stats?.verify_unavailable;
   for (const [input, label, title, why] of [
-    [el.verifyToggle, el.verifyLabel, VERIFY_TITLE, "Same photo first needs a query image: it does not apply to a tag search"],
-    [el.rerankToggle, el.rerankLabel, RERANK_TITLE, "Re-ranking needs a query image: a tag search is ranked by the classifier's confidence"],
+    [el.verifyToggle, el.verifyLabel, VERIFY_TITLE,
+     missing ? `Not available on this server: ${missing}` : tag ? "Same photo first needs a query image: it does not apply to a tag search" : ""],
+    [el.rerankToggle, el.rerankLabel, RERANK_TITLE,
+     tag ? "Re-ranking needs a query image: a tag search is ranked by the classifier's confidence" : ""],
   ]) {
-    input.disabled = tag;
-    label.classList.toggle("disabled", tag);
-    label.title = tag ? why : title;
+    input.disabled = Boolean(why);
+    label.classList.toggle("disabled", Boolean(why));
+    label.title = why || title;
   }
 }
 
