@@ -44,7 +44,7 @@ def main() -> None:
     report = result.to_dict()
     if args.baseline in methods and len(methods) > 1:
         print(intervals_table(result, args.baseline))
-        report["change_vs_baseline"] = {"baseline": args.baseline, **change_intervals(result, args.baseline)}
+        report["change_vs_baseline"] = {"baseline": args.baseline, "methods": change_intervals(result, args.baseline)}
     checks = {}
     for m in [m for m in args.calibrate.split(",") if m in methods]:
         curve, check = calibrate(result, m)

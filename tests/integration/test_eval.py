@@ -150,7 +150,7 @@ def test_suite_cli_prints_changes_with_intervals(tmp_path):
     r = _cli("eval", "suite", "--domains", "digits", "--methods", "effnet-lite0,effnet-lite0+qe", "--out", str(out))
     assert r.returncode == 0, r.stderr
     report = json.loads((out / "suite.json").read_text())
-    change, low, high = report["change_vs_baseline"]["effnet-lite0+qe"]["digits"]
+    change, low, high = report["change_vs_baseline"]["methods"]["effnet-lite0+qe"]["digits"]
     plain, qe = (report["methods"][m]["digits"]["map10"] for m in ("effnet-lite0", "effnet-lite0+qe"))
     assert change == pytest.approx(100 * (qe - plain), abs=0.06)
     assert low <= change <= high and report["change_vs_baseline"]["baseline"] == "effnet-lite0"

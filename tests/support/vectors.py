@@ -30,14 +30,15 @@ def fashion_mnist_features(n: int, split: str = "train", model: str = "effnet-li
                            batch: int = 64, progress: bool = False) -> np.ndarray:
     """L2-normalised model features of the first n images of a split, float32 [n, dim];
     computed once and cached (resumes from a partial cache)."""
-    from lookalike.models import get_extractor
+    from lookalike.models import ENSEMBLE, get_extractor
     from lookalike.models.ensemble import EnsembleExtractor
 
-    ext = get_extractor(model)
-    if isinstance(ext, EnsembleExtractor):  # each network's features, cached on their own, joined
+    if model == ENSEMBLE:  # each network's features, cached on their own, joined
+        pair = get_extractor(model)
+        assert isinstance(pair, EnsembleExtractor)
         return EnsembleExtractor.join(
-            fashion_mnist_features(n, split, ext.first.name, batch, progress),
-            fashion_mnist_features(n, split, ext.second.name, batch, progress))
+            fashion_mnist_features(n, split, pair.first.name, batch, progress),
+            fashion_mnist_features(n, split, pair.second.name, batch, progress))
     folder = cache_dir() / "features"
     folder.mkdir(parents=True, exist_ok=True)
     cache = folder / f"fmnist-{split}-{model}.npy"
@@ -45,6 +46,7 @@ def fashion_mnist_features(n: int, split: str = "train", model: str = "effnet-li
     if have is not None and len(have) >= n:
         return have[:n]
     images = fashion_mnist(split)[:n]
+    ext = get_extractor(model)
     size = ext.input_size
     parts = [have] if have is not None else []
     done = len(have) if have is not None else 0

@@ -90,3 +90,6 @@ def test_paired_change_interval_reads_noise_as_noise_and_a_shift_as_real():
     # several domains: the mean of the per-domain changes (not pooled over queries)
     change, low, high = paired_change_interval([(a, a + 0.1), (a[:10], a[:10])])
     assert change == pytest.approx(0.05) and low == pytest.approx(0.05)
+    for bad in ([], [(a, a[:-1])], [(a[:0], a[:0])]):  # no domains, unpaired queries, no queries
+        with pytest.raises(ValueError, match="same queries"):
+            paired_change_interval(bad)

@@ -76,3 +76,11 @@ def test_the_web_page_marks_verified_results_by_the_engine_threshold():
     """app.js decides which cards show "N matching points" with its own copy of MIN_INLIERS."""
     found = re.search(r"^const MIN_INLIERS = (\d+);", (STATIC_DIR / "app.js").read_text(), re.M)
     assert found is not None and int(found.group(1)) == MIN_INLIERS
+
+
+def test_the_web_page_says_how_many_results_it_verifies():
+    """The switch's tooltip names the engine's verification depth."""
+    from lookalike.engine.verify import DEPTH
+
+    found = re.search(r'id="verify-label" title="Checks the top (\d+) results', (STATIC_DIR / "index.html").read_text())
+    assert found and int(found.group(1)) == DEPTH

@@ -29,7 +29,7 @@ def _suite(methods: str, domains: Optional[str], out_dir: Path, seed: int) -> No
         report = result.to_dict()
         if baseline:
             out.print(intervals_table(result, baseline), highlight=False, markup=False, soft_wrap=True)
-            report["change_vs_baseline"] = {"baseline": baseline, **change_intervals(result, baseline)}
+            report["change_vs_baseline"] = {"baseline": baseline, "methods": change_intervals(result, baseline)}
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "suite.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
         err.print(f"wrote {out_dir / 'suite.json'} ({result.seconds:.0f} s)", highlight=False, markup=False, soft_wrap=True)

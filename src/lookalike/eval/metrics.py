@@ -153,6 +153,8 @@ def paired_change_interval(per_query: list[tuple[np.ndarray, np.ndarray]], round
     suite's domains). Each round resamples every domain's queries with replacement and
     takes the mean over domains of the per-domain mean change, so one domain gives that
     domain's interval and several give the suite mean's. Returns (change, low, high)."""
+    if not per_query or any(len(a) != len(b) or not len(a) for a, b in per_query):
+        raise ValueError("each domain needs the same queries, at least one, in both methods")
     rng = np.random.default_rng(seed)
     diffs = [np.asarray(b, np.float64) - np.asarray(a, np.float64) for a, b in per_query]
     change = float(np.mean([d.mean() for d in diffs]))

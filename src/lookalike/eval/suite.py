@@ -75,7 +75,8 @@ class SuiteResult:
             "domains": [{"name": d.name, "task": d.task, "source": d.source, "gallery": len(d.gallery),
                          "queries": len(d.query_labels)} for d in self.domains],
             "methods": {m: {"mean_map10": round(self.mean(m), 4),
-                            **{d: {"map10": round(c.map10, 4), "recall1": round(c.recall1, 4), "query_ms": round(c.query_ms, 2)}
+                            **{d: {"map10": round(c.map10, 4), "recall1": round(c.recall1, 4),
+                                   "query_ms": round(c.query_ms, 2) if c.query_ms else None}  # None: not timed
                                for d, c in self.cells[m].items()}} for m in self.methods},
             "seconds": round(self.seconds, 1),
         }
@@ -146,6 +147,7 @@ def score_vectors(domain: Domain, queries: np.ndarray, gallery: np.ndarray, opti
     if "dba" in options:  # the gallery's stored vectors; its images as queries read them back
         gallery = augment_database(gallery, settings.k, settings.alpha)
         inside = domain.query_index >= 0
+        queries = queries.copy()  # the caller's vectors stay as they were
         queries[inside] = gallery[domain.query_index[inside]]
     if "qe" in options:
         ranked = expanded_ranking(queries, gallery, max(PAIR_DEPTH, depth), exclude, settings)
@@ -256,9 +258,10 @@ def suite_table(result: SuiteResult, baseline: str | None = None) -> str:
 def change_intervals(result: SuiteResult, baseline: str) -> dict[str, dict[str, list[float]]]:
     """method -> domain (and "mean") -> [change, low, high] in mAP@10 points against `baseline`:
     95 % paired bootstrap intervals over the queries (the same queries for every method), so
-    a small loss whose interval spans zero reads as noise and one that does not, as real."""
+    a small loss whose interval spans zero reads as noise and one that does not, as real.
+    Domains without queries are left out."""
     out: dict[str, dict[str, list[float]]] = {}
-    names = [d.name for d in result.domains]
+    names = [d.name for d in result.domains if len(d.query_labels)]
     for m in result.methods:
         if m == baseline:
             continue
@@ -271,7 +274,7 @@ def change_intervals(result: SuiteResult, baseline: str) -> dict[str, dict[str, 
 def intervals_table(result: SuiteResult, baseline: str) -> str:
     """Markdown: each method's change against `baseline` per domain and on the mean, in points,
     with its 95 % interval."""
-    names = [d.name for d in result.domains]
+    names = [d.name for d in result.domains if len(d.query_labels)]
     lines = [f"change in mAP@10 points against {baseline}, 95 % paired bootstrap interval over the queries",
              "| method | " + " | ".join(names) + " | mean |", "|---|" + "---:|" * (len(names) + 1)]
     for m, row in change_intervals(result, baseline).items():

@@ -106,19 +106,28 @@ def _collapse(ranked: list[tuple[ImageRecord, float]], name: str) -> list[tuple[
 def _distinct(lib, ranked: list[tuple[ImageRecord, float]], k: int) -> list[tuple[ImageRecord, float]]:
     if not ranked:
         return ranked
-    vectors = head_view(model_info(lib.model).head_dim)(lib.store.vectors([r.id for r, _ in ranked]))
+    vectors = lib.store.vectors([r.id for r, _ in ranked])
+    keep = distinct_order([r.sha256 for r, _ in ranked], vectors, k, model_info(lib.model).head_dim)
+    return [ranked[i] for i in keep]
+
+
+def distinct_order(shas: list[str], vectors: np.ndarray, k: int, head_dim: int | None) -> list[int]:
+    """Indices of the first k results, best first, that are neither a byte copy (same sha256)
+    nor a near-duplicate (cosine >= DISTINCT_COSINE over the first `head_dim` dimensions,
+    renormalised, as duplicates compare them) of a result kept before them."""
+    vectors = head_view(head_dim)(vectors)
     kept: list[int] = []
-    shas: set[str] = set()
-    for i, (r, _) in enumerate(ranked):
-        if r.sha256 in shas:
+    seen: set[str] = set()
+    for i, sha in enumerate(shas):
+        if sha in seen:
             continue
         if kept and float(np.max(vectors[kept] @ vectors[i])) >= DISTINCT_COSINE:
             continue
         kept.append(i)
-        shas.add(r.sha256)
+        seen.add(sha)
         if len(kept) >= k:
             break
-    return [ranked[i] for i in kept]
+    return kept
 
 
 def _query_colour(lib, q, colours: ColourStore) -> np.ndarray | None:
