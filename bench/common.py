@@ -1,16 +1,19 @@
-"""Shared by the HTTP benchmarks (`python bench/<name>.py` puts this folder on sys.path)."""
+"""Shared by the benchmarks (`python bench/<name>.py` puts this folder on sys.path)."""
 
 from __future__ import annotations
 
 import io
+import statistics
 import sys
+import time
 from pathlib import Path
+from typing import Callable
 
 # The benches start `lookalike serve` the way the tests do (tests/support/server.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.server import free_port, start_serve_process  # noqa: E402
 
-__all__ = ["free_port", "indexed_sample_gallery", "start_serve_process", "unseen_queries"]
+__all__ = ["free_port", "indexed_sample_gallery", "median_ms", "start_serve_process", "unseen_queries"]
 
 from lookalike import Library
 from lookalike.demo.samples import build_gallery, unseen_edits
@@ -34,3 +37,14 @@ def unseen_queries() -> list[bytes]:
     return out
 
 
+
+
+def median_ms(runs: int, step: Callable[[int], object]) -> tuple[float, float]:
+    """Median (wall ms, CPU ms of this process) of step(0), ..., step(runs - 1)."""
+    wall, cpu = [], []
+    for i in range(runs):
+        t0, c0 = time.perf_counter(), time.process_time()
+        step(i)
+        wall.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+    return statistics.median(wall), statistics.median(cpu)

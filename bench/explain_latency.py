@@ -19,12 +19,9 @@ a shared machine inflates least."""
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Callable
 
 import httpx
 
@@ -36,16 +33,7 @@ from lookalike.engine.explain import render_png
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.server import BackgroundServer  # noqa: E402
 
-
-def timed(runs: int, step: Callable[[int], object]) -> tuple[float, float]:
-    """Median (wall ms, CPU ms) of step(0..runs-1)."""
-    wall, cpu = [], []
-    for i in range(runs):
-        t0, c0 = time.perf_counter(), time.process_time()
-        step(i)
-        wall.append((time.perf_counter() - t0) * 1000)
-        cpu.append((time.process_time() - c0) * 1000)
-    return statistics.median(wall), statistics.median(cpu)
+from common import median_ms as timed  # noqa: E402
 
 
 def main() -> None:

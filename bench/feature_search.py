@@ -23,11 +23,13 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from lookalike.engine.rerank import expand_queries
 from lookalike.eval.domains import Domain, load_domains
 from lookalike.eval.metrics import evaluate_rankings, rank_gallery
 from lookalike.eval.suite import PAIR_DEPTH
+from lookalike.models import l2_normalize as l2
 from lookalike.models.effnet import EFFNET_SPECS, weights_path
-from lookalike.models.onnx_graph import build_effnet_lite
+from lookalike.models.feature_options import taps_session
 from lookalike.models.pooling import avg_pool, gem_pool, rmac_pool
 from lookalike.models.preprocess import aspect_resize
 
@@ -38,19 +40,9 @@ QE_K, QE_ALPHA = 3, 3.0  # "+ alpha-QE" rows: is a feature's gain still there af
 Maps = dict[str, np.ndarray]  # "fmap", "stage5", ... -> [n, c, h, w] float16
 
 
-def graph(size: int, cache: Path):
-    import onnx
-    import onnxruntime as ort
-
-    path = cache / f"lite0-{size}-taps{''.join(map(str, STAGES))}.onnx"
-    if not path.exists():
-        spec = EFFNET_SPECS["effnet-lite0"]
-        model = build_effnet_lite(spec.arch, weights_path(spec), with_probs=False, with_feature_map=True,
-                                  input_size=size, stage_maps=STAGES)
-        onnx.save(model, str(path))
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 2
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+def graph(size: int):
+    """Lite0 at a `size` px input, outputting its last feature map and STAGES' outputs."""
+    return taps_session(EFFNET_SPECS["effnet-lite0"], size, STAGES)
 
 
 def domain_images(d: Domain) -> list[Image.Image]:
@@ -64,7 +56,7 @@ def maps_for(d: Domain, size: int, mode: str, cache: Path) -> Maps:
         with np.load(path) as z:
             if all(f"stage{k}" in z for k in STAGES):
                 return dict(z)
-    sess = graph(size, cache)
+    sess = graph(size)
     names = ["feature_map"] + [f"stage{k}" for k in STAGES]
     parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
     images = domain_images(d)
@@ -85,8 +77,7 @@ def alpha_qe(queries: np.ndarray, gallery: np.ndarray, exclude: np.ndarray, k: i
     """Alpha query expansion (Radenovic et al.): the query plus its top k neighbours weighted by
     similarity^alpha, to see whether a feature's gain survives the re-ranking it will meet."""
     top = rank_gallery(queries, gallery, k, exclude)
-    sims = np.maximum(np.take_along_axis(queries @ gallery.T, top, axis=1), 0) ** alpha
-    return l2(queries + (sims[:, :, None] * gallery[top]).sum(axis=1))
+    return expand_queries(queries, gallery[top], np.take_along_axis(queries @ gallery.T, top, axis=1), alpha)
 
 
 def score(d: Domain, vecs: np.ndarray, qe: bool = False) -> float:
@@ -105,10 +96,6 @@ def score(d: Domain, vecs: np.ndarray, qe: bool = False) -> float:
 
 # A candidate: the (size, resize mode) passes it needs and a function of their maps -> vectors.
 Candidate = tuple[list[tuple[int, str]], Callable[[list[Maps]], np.ndarray]]
-
-
-def l2(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def f32(m: np.ndarray) -> np.ndarray:
@@ -197,8 +184,8 @@ def stage_means() -> dict[int, np.ndarray]:
     return means
 
 
-def latency_ms(size: int, cache: Path, image: Image.Image) -> float:
-    sess = graph(size, cache)
+def latency_ms(size: int, image: Image.Image) -> float:
+    sess = graph(size)
     x = aspect_resize(image, size, "squash")[None]
     sess.run(None, {"images": x})
     runs = []
@@ -221,7 +208,7 @@ def main() -> None:
     if args.only:
         cands = {k: v for k, v in cands.items() if k.startswith("default") or any(s in k for s in args.only.split(","))}
     probe = domains[0].gallery[0]
-    net_ms = {s: latency_ms(s, args.cache, probe) for s in sorted({s for need, _ in cands.values() for s, _ in need})}
+    net_ms = {s: latency_ms(s, probe) for s in sorted({s for need, _ in cands.values() for s, _ in need})}
     print("one-image forward pass, CPU ms:", {s: round(v, 1) for s, v in net_ms.items()}, flush=True)
     rows = {}
     for name, (need, pool) in cands.items():

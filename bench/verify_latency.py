@@ -16,11 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
+from common import median_ms
 from lookalike import Library
 from lookalike.demo.samples import sample_photos, save_jpeg
 from lookalike.eval.domains import MATE_BACKGROUNDS, PALAPELI_PHOTOS, PLASMA_PHOTOS, PLASMA_WALLPAPERS, photos_hard, wallpaper_file
@@ -40,13 +39,8 @@ def originals(folder: Path) -> list[Path]:
 
 
 def timed(lib: Library, queries: list[Path], **kwargs) -> tuple[float, float]:
-    wall, cpu = [], []
-    for q in queries:
-        t0, c0 = time.perf_counter(), time.process_time()
-        lib.search(q, k=10, **kwargs)
-        wall.append((time.perf_counter() - t0) * 1000)
-        cpu.append((time.process_time() - c0) * 1000)
-    return statistics.median(wall), statistics.median(cpu)
+    """Median (wall ms, CPU ms) of one search per query."""
+    return median_ms(len(queries), lambda i: lib.search(queries[i], k=10, **kwargs))
 
 
 def main() -> None:

@@ -11,7 +11,8 @@ from typing import Any, cast
 import pytest
 
 from lookalike.engine.library import Hit
-from lookalike.engine.verify import DEPTH, MIN_INLIERS, check_depth, check_verify, parse_flag, verified_order
+from lookalike.engine.params import parse_flag
+from lookalike.engine.verify import DEPTH, MIN_INLIERS, check_depth, check_verify, verified_order
 from lookalike.errors import InvalidQuery
 from lookalike.web import STATIC_DIR
 

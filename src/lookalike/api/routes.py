@@ -25,10 +25,10 @@ from ..engine.cleanup import Choice
 from ..engine.confidence import check_min_confidence, keep_confident
 from ..engine.duplicates import TIERS, DuplicateReport, DuplicateThresholds
 from ..engine.entries import is_scan_record
-from ..engine.params import DATE_HELP, check_k, check_score, check_tiers, make_filter, parse_crop
+from ..engine.params import DATE_HELP, check_k, check_score, check_tiers, make_filter, parse_crop, parse_flag
 from ..engine.rerank import check_rerank
 from ..engine.scan import printable
-from ..engine.verify import MAX_DEPTH, check_depth, parse_flag
+from ..engine.verify import MAX_DEPTH, check_depth
 from ..engine.verify import unavailable as verify_unavailable
 from ..errors import InvalidQuery
 from ..store import ImageRecord, SearchFilter

@@ -147,7 +147,8 @@ class EmbedFiles:
             for j, i in enumerate(todo):
                 vectors[i] = feats.vectors[j]
                 preps[i].tags = feats.tags[j] if j < len(feats.tags) else []
-        embedded = np.array([p.pixels is not None for p in preps])
+        embedded = np.zeros(len(preps), bool)
+        embedded[todo] = True
         for p in preps:
             p.pixels = None  # the driver needs the vector, not the model input
         return {"vector": vectors, "embedded": embedded,

@@ -163,6 +163,20 @@ def fit_sample(count: int, size: int = FIT_SAMPLE, seed: int = 0) -> list[int]:
     return sorted(int(i) for i in np.random.default_rng(seed).permutation(count)[:size])
 
 
+def parse_flag(value: object, name: str) -> bool | None:
+    """A yes/no option from JSON, a form field or a query parameter; None when not given."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise InvalidQuery(f"{name} must be true or false, got {str(value)[:40]!r}")
+
+
 def _integer(value: object, name: str) -> int:
     try:
         number = int(value)  # type: ignore[call-overload]  # any object: what int() refuses is refused below

@@ -39,25 +39,15 @@ def check_depth(depth: int | None, name: str = "verify_depth") -> int:
     return int(depth)
 
 
-def parse_flag(value: object, name: str) -> bool | None:
-    """A yes/no option from JSON, a form field or a query parameter; None when not given."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise InvalidQuery(f"{name} must be true or false, got {str(value)[:40]!r}")
+def _require_opencv() -> None:
+    require("cv2", feature="geometric verification (search --verify)", extra="duplicates")
 
 
 def unavailable() -> str | None:
     """Why verification cannot run here (OpenCV missing: the MissingExtra message), or None.
     Lets a shell offer it only where it works."""
     try:
-        require("cv2", feature="geometric verification (search --verify)", extra="duplicates")
+        _require_opencv()
     except MissingExtra as e:
         return str(e)
     return None
@@ -74,7 +64,7 @@ def check_verify(verify: bool, depth: int | None, query: object, negative: Seque
         return 0
     if isinstance(query, (list, tuple)) and len(query) != 1 or negative:
         raise InvalidQuery("verify takes one query image (not several, nor negatives)")
-    require("cv2", feature="geometric verification (search --verify)", extra="duplicates")
+    _require_opencv()
     return check_depth(depth)
 
 

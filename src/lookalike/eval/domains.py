@@ -171,8 +171,7 @@ def photos_hard(seed: int = 0, distractors: int = 200, root: Path = MATE_BACKGRO
     from (close-ups of flowers, grass, water and lakes beside close-ups of flowers, grass,
     water and lakes), the drawn wallpapers and the LFW faces. Built once into the cache
     (about a minute); loading it again takes seconds."""
-    for folder, package in ((root / "nature", "mate-backgrounds"), (puzzles, "palapeli-data"),
-                            (plasma / "Path", "plasma-workspace-wallpapers")):
+    for folder, package in _hard_sources(root, puzzles, plasma):
         if not folder.is_dir():
             raise NotFound(f"{folder} not found: install Debian's {package} (apt-get install {package})")
     cached = cache_dir() / "suite" / f"photos-hard-v1-seed{seed}-d{distractors}.npz"
@@ -183,7 +182,7 @@ def photos_hard(seed: int = 0, distractors: int = 200, root: Path = MATE_BACKGRO
     else:
         gallery, labels, q_images, q_labels = _build_photos_hard(seed, distractors, root, puzzles, plasma)
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".tmp.npz")
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")  # two runs building it at once never share one
         arrays = {"labels": labels, "query_labels": q_labels, **_pack("gallery", gallery), **_pack("queries", q_images)}
         np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as its allow_pickle flag
         os.replace(tmp, cached)
@@ -194,7 +193,12 @@ def photos_hard(seed: int = 0, distractors: int = 200, root: Path = MATE_BACKGRO
 
 
 def photos_hard_available() -> bool:
-    return all(p.is_dir() for p in (MATE_BACKGROUNDS / "nature", PALAPELI_PHOTOS, PLASMA_WALLPAPERS / "Path"))
+    return all(folder.is_dir() for folder, _ in _hard_sources(MATE_BACKGROUNDS, PALAPELI_PHOTOS, PLASMA_WALLPAPERS))
+
+
+def _hard_sources(root: Path, puzzles: Path, plasma: Path) -> list[tuple[Path, str]]:
+    """(a folder photos-hard reads, the Debian package that installs it)."""
+    return [(root / "nature", "mate-backgrounds"), (puzzles, "palapeli-data"), (plasma / "Path", "plasma-workspace-wallpapers")]
 
 
 def _build_photos_hard(seed: int, distractors: int, root: Path, puzzles: Path, plasma: Path

@@ -25,7 +25,8 @@ from PIL import Image
 
 from ..config import cache_dir, cpu_threads
 from .base import BatchEmbedMixin, Features, l2_normalize
-from .effnet import FEATURE_DIM, EffnetSpec, stage_channels, weights_path, write_atomically
+from .effnet import EffnetSpec, weights_path, write_atomically
+from .onnx_extractor import onnx_session
 from .onnx_graph import GEM_P, build_effnet_lite
 from .pooling import avg_pool, gem_pool, rmac_pool
 from .preprocess import aspect_resize
@@ -70,7 +71,7 @@ class OptionsExtractor(BatchEmbedMixin):
         self.spec = spec
         self.options = options
         self.input_size = spec.input_size
-        self.dim = FEATURE_DIM + sum(stage_channels(spec.arch, k) for k, _ in options.stages)
+        self.dim = replace(spec, extra_stages=options.stages).dim
         self._sessions: dict[int, object] = {}
         self._lock = threading.Lock()
 
@@ -115,23 +116,21 @@ class OptionsExtractor(BatchEmbedMixin):
     def _session(self, size: int):
         with self._lock:
             if size not in self._sessions:
-                self._sessions[size] = _taps_session(self.spec, size, tuple(sorted({k for k, _ in self.options.stages})))
+                self._sessions[size] = taps_session(self.spec, size, tuple(sorted({k for k, _ in self.options.stages})))
             return self._sessions[size]
 
 
-def _taps_session(spec: EffnetSpec, size: int, stages: tuple[int, ...]):
+def taps_session(spec: EffnetSpec, size: int, stages: tuple[int, ...]):
+    """A session of `spec`'s network at a `size` px input that outputs its last feature map
+    and the named stages' outputs (built once, cached beside the exported models)."""
     import onnx
-    import onnxruntime as ort
 
     path: Path = cache_dir() / "onnx" / f"{spec.name}-v{spec.export_version}-taps{''.join(map(str, stages))}-{size}.onnx"
     if not path.exists():
         model = build_effnet_lite(spec.arch, weights_path(spec), with_probs=False, with_feature_map=True,
                                   input_size=size, stage_maps=stages)
         write_atomically(path, lambda tmp: onnx.save(model, tmp))
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = cpu_threads()
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    return onnx_session(path, cpu_threads())
 
 
 def options_extractor(name: str, options: Sequence[str]) -> OptionsExtractor:

@@ -65,7 +65,7 @@ class OnnxExtractor(BatchEmbedMixin):
         # Created on first use so `lookalike info` and friends never pay for it.
         with self._lock:
             if self._session is None:
-                self._session = _session(self.onnx_path, self._threads, self._spinning, self._providers)
+                self._session = onnx_session(self.onnx_path, self._threads, self._spinning, self._providers)
             return self._session
 
     def for_indexing(self) -> OnnxExtractor:
@@ -94,7 +94,7 @@ class OnnxExtractor(BatchEmbedMixin):
             raise ValueError(f"{self.name} has no feature-map graph")
         with self._lock:
             if self._fmap_session is None:
-                self._fmap_session = _session(self._feature_map_graph(), self._threads, self._spinning)
+                self._fmap_session = onnx_session(self._feature_map_graph(), self._threads, self._spinning)
             sess = self._fmap_session
         assert sess is not None  # built above under the lock
         batch = np.stack([self.preprocess(im) for im in images])
@@ -125,7 +125,8 @@ def gpu_providers() -> list[str]:
     return (["CUDAExecutionProvider"] if cuda else []) + ["CPUExecutionProvider"]
 
 
-def _session(path: Path, threads: int, spinning: bool = False, providers: list[str] | None = None):
+def onnx_session(path: Path, threads: int, spinning: bool = False, providers: list[str] | None = None):
+    """An ONNX Runtime session as every model runs one (threads, sleeping pool, all graph optimisations)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()

@@ -172,9 +172,9 @@ def build_effnet_lite(arch: str, weights: str | Path | dict[str, np.ndarray], po
         size = out_size
         if last_of_stage[b.stage] == i:
             stage_out[b.stage] = (x, b.out)
-        if b.stage in stage_maps and last_of_stage[b.stage] == i:
-            g.nodes.append(helper.make_node("Identity", [x], [f"stage{b.stage}"], name=f"stage{b.stage}"))
-            taps.append(helper.make_tensor_value_info(f"stage{b.stage}", TensorProto.FLOAT, ["n", b.out, size, size]))
+            if b.stage in stage_maps:
+                g.nodes.append(helper.make_node("Identity", [x], [f"stage{b.stage}"], name=f"stage{b.stage}"))
+                taps.append(helper.make_tensor_value_info(f"stage{b.stage}", TensorProto.FLOAT, ["n", b.out, size, size]))
     fmap, _ = g.conv_bn(x, "_conv_head", "_bn1", 1, size)
     fmap = g.relu6(fmap)
 
